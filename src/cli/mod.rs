@@ -1,0 +1,44 @@
+//! Command-line interface: parse, resolve into a config, run one library operation per
+//! subcommand, render, and map the outcome to an exit code.
+
+mod args;
+mod config;
+mod inspect;
+mod render;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::{Args, Command, Output};
+
+use crate::error::exit;
+
+/// Entry point of the `certs` binary.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // --help and --version are successes; everything else is a usage error.
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match args.command {
+        Command::Inspect(a) => config::inspect(a).and_then(|c| inspect::run(&c)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("certs: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Typed errors for the whole crate and their mapping to exit codes.
+//!
+//! Soft problems met while scanning (a bad file among good ones) are not errors: they are
+//! [`crate::pki::Finding`]s. An `Error` stops the command.
+
+use std::path::PathBuf;
+
+/// Exit codes, documented in README.md.
+pub mod exit {
+    /// Success: nothing to report.
+    pub const OK: u8 = 0;
+    /// A check ran and found a problem (expired, expiring, mismatched, untrusted endpoint).
+    pub const PROBLEM: u8 = 1;
+    /// Usage, input or I/O error.
+    pub const USAGE: u8 = 2;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("nothing to inspect: none of the standard locations exists ({})", .tried.join(", "))]
+    NoStandardLocation { tried: Vec<String> },
+
+    #[error("`{}`: expected {expected}, found {found}", path.display())]
+    Input {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+
+    #[error(transparent)]
+    Probe(#[from] crate::sys::tls::ProbeError),
+
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl Error {
+    /// The process exit code this error maps to.
+    pub fn exit_code(&self) -> u8 {
+        exit::USAGE
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

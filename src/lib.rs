@@ -1,0 +1,16 @@
+//! `certs`: inspect, reissue and roll out the PKI of Kubernetes control planes.
+//!
+//! The flow:
+//! ```text
+//! PATH(s) ──► pki::scan ──► Inventory (certs, keys, kubeconfigs, issuer links, findings)
+//!                 │
+//!                 └──► cli renders it as a table or as JSON (schema in README.md)
+//! ```
+//! Parsing and linking are pure: bytes and a `now` in, values out. Only [`sys`] touches the
+//! file system, the network and the clock.
+
+pub mod cli;
+pub mod duration;
+pub mod error;
+pub mod pki;
+pub mod sys;

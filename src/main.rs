@@ -1,0 +1,5 @@
+//! The `certs` binary: parse the command line, run it, map the outcome to an exit code.
+
+fn main() -> std::process::ExitCode {
+    certs::cli::main()
+}

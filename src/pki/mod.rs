@@ -1,0 +1,12 @@
+//! The node's PKI as data: certificates, keys, kubeconfigs and the links between them.
+
+pub mod cert;
+pub mod decode;
+pub mod inventory;
+pub mod key;
+pub mod kubeconfig;
+pub mod role;
+
+pub use inventory::{CertEntry, Finding, Inventory, KeyEntry, Severity, Status};
+pub use role::Role;
+pub mod scan;

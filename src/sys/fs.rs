@@ -1,0 +1,219 @@
+//! Reading the file system: walking scan roots and reading files with a size bound.
+//!
+//! A walk never aborts on one bad entry: symlink loops, broken links, unreadable files, special
+//! files and oversized files come back as [`Walked::Problem`]. Only a root that cannot be read
+//! at all is an error.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A PKI file is a few KiB; a kubeconfig with embedded data rarely passes 20 KiB. Anything over
+/// this is not read, so a stray disk image in /etc/kubernetes cannot stall a scan.
+pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
+
+#[derive(Debug)]
+pub enum Walked {
+    File {
+        path: PathBuf,
+        bytes: Vec<u8>,
+    },
+    Problem {
+        path: PathBuf,
+        code: &'static str,
+        message: String,
+    },
+}
+
+/// Walks each root (a file or a directory, recursively, following symlinks) in file-name order.
+pub fn walk(roots: &[PathBuf]) -> Result<Vec<Walked>> {
+    let mut out = Vec::new();
+    for root in roots {
+        let meta = std::fs::metadata(root).map_err(|source| Error::Read {
+            path: root.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            out.push(read_entry(root));
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            match entry {
+                Ok(e) if e.file_type().is_dir() => {}
+                Ok(e) => out.push(read_entry(e.path())),
+                Err(e) if e.depth() == 0 => {
+                    return Err(Error::Read {
+                        path: root.clone(),
+                        source: e
+                            .into_io_error()
+                            .unwrap_or_else(|| std::io::Error::other("cannot walk the directory")),
+                    })
+                }
+                Err(e) => out.push(walk_problem(e)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn walk_problem(e: walkdir::Error) -> Walked {
+    let path = e.path().map(Path::to_path_buf).unwrap_or_default();
+    if let Some(ancestor) = e.loop_ancestor() {
+        return Walked::Problem {
+            code: "symlink-loop",
+            message: format!(
+                "symlink loop back to `{}`; not followed",
+                ancestor.display()
+            ),
+            path,
+        };
+    }
+    let broken_link = path.is_symlink() && std::fs::metadata(&path).is_err();
+    Walked::Problem {
+        code: "unreadable",
+        message: if broken_link {
+            "broken symlink: its target does not exist".to_string()
+        } else {
+            format!("cannot read: {e}")
+        },
+        path,
+    }
+}
+
+/// Reads one file, or says why not. Only regular files are opened: a FIFO would block forever.
+pub fn read_entry(path: &Path) -> Walked {
+    let problem = |code, message: String| Walked::Problem {
+        path: path.to_path_buf(),
+        code,
+        message,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if path.is_symlink() => {
+            return problem("unreadable", format!("broken symlink ({e})"));
+        }
+        Err(e) => return problem("unreadable", format!("cannot read: {e}")),
+    };
+    if !meta.is_file() {
+        return problem(
+            "not-a-file",
+            "not a regular file (device, FIFO or socket); skipped".into(),
+        );
+    }
+    if meta.len() > MAX_FILE_SIZE {
+        return problem(
+            "too-large",
+            format!(
+                "{} bytes, more than the {} a PKI file can plausibly be; skipped",
+                meta.len(),
+                MAX_FILE_SIZE
+            ),
+        );
+    }
+    match read_bounded(path) {
+        Ok(bytes) => Walked::File {
+            path: path.to_path_buf(),
+            bytes,
+        },
+        Err(e) => problem("unreadable", format!("cannot read: {e}")),
+    }
+}
+
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(std::io::Error::other(
+            "file grew past the size limit while read",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads one file the user named (a CA bundle, a spec): any failure is an error naming it.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    match read_entry(path) {
+        Walked::File { bytes, .. } => Ok(bytes),
+        Walked::Problem { message, .. } => Err(Error::Input {
+            path: path.to_path_buf(),
+            expected: "a readable regular file".into(),
+            found: message,
+        }),
+    }
+}
+
+/// `path` as seen from a node whose file system is mounted at `root` (`/` for the live node).
+pub fn under_root(root: &Path, path: &Path) -> PathBuf {
+    match path.strip_prefix("/") {
+        Ok(rel) if root != Path::new("/") => root.join(rel),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_fifos_and_big_files_are_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::os::unix::fs::symlink(d, d.join("sub/loop")).unwrap();
+        std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling.pem")).unwrap();
+        std::fs::write(d.join("big.pem"), vec![b'a'; MAX_FILE_SIZE as usize + 1]).unwrap();
+        std::fs::write(d.join("ok.pem"), b"x").unwrap();
+        let fifo = d.join("fifo.pem");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let walked = walk(&[d.to_path_buf()]).unwrap();
+        let codes: Vec<_> = walked
+            .iter()
+            .map(|w| match w {
+                Walked::File { path, .. } => (path.file_name().unwrap().to_owned(), "file"),
+                Walked::Problem { path, code, .. } => (path.file_name().unwrap().to_owned(), *code),
+            })
+            .collect();
+        let expect = |name: &str, code: &str| {
+            assert!(
+                codes.iter().any(|(n, c)| n == name && *c == code),
+                "{name}: {code} not in {codes:?}"
+            )
+        };
+        expect("big.pem", "too-large");
+        expect("dangling.pem", "unreadable");
+        expect("fifo.pem", "not-a-file");
+        expect("loop", "symlink-loop");
+        expect("ok.pem", "file");
+    }
+
+    #[test]
+    fn missing_root_is_an_error() {
+        let err = walk(&[PathBuf::from("/definitely/not/here")]).unwrap_err();
+        assert!(err.to_string().contains("/definitely/not/here"));
+    }
+
+    #[test]
+    fn rerooting() {
+        assert_eq!(
+            under_root(Path::new("/"), Path::new("/etc/x")),
+            Path::new("/etc/x")
+        );
+        assert_eq!(
+            under_root(Path::new("/mnt"), Path::new("/etc/x")),
+            Path::new("/mnt/etc/x")
+        );
+        assert_eq!(
+            under_root(Path::new("/mnt"), Path::new("rel")),
+            Path::new("rel")
+        );
+    }
+}

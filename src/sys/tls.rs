@@ -1,0 +1,1422 @@
+//! TLS probes of live endpoints through rustls.
+//!
+//! This module owns every network connection the tool makes:
+//! - [`probe`]: connect to `https://host:port`, capture the certificate chain exactly as served
+//!   (leaf first) and say whether it verifies against the given CA(s) and covers the server name;
+//! - [`https_get`] / [`https_request`]: a minimal HTTP/1.1 exchange over the same, verified
+//!   connection, for health gates (etcd `/health` with a client certificate, apiserver `/readyz`,
+//!   the etcd v3 gateway).
+//!
+//! Rules it keeps:
+//! - the chain is captured before the verdict, so a rejected or aborted handshake still tells
+//!   what the server presented;
+//! - one [`ProbeOptions::timeout`] budget bounds a whole call (name resolution, connect,
+//!   handshake, request and response): nothing here can hang;
+//! - no global crypto provider is installed, every configuration names aws-lc-rs explicitly;
+//! - private keys are never printed (the `Debug` of [`ProbeOptions`] leaves them out).
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::str::FromStr;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, Resumption, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    AlertDescription, CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct,
+    ProtocolVersion, RootCertStore, SignatureScheme,
+};
+
+/// Largest HTTP response body [`https_request`] accepts.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest HTTP response head (status line and headers).
+const MAX_HEAD: usize = 64 * 1024;
+/// How long to wait, after a TLS 1.3 handshake in which the server asked for a client
+/// certificate, for the server's verdict on it (an alert, or its session tickets).
+const CLIENT_AUTH_VERDICT_WAIT: Duration = Duration::from_secs(1);
+/// How many bytes of a non-TLS answer to quote in errors.
+const QUOTE_BYTES: usize = 64;
+
+// ---------------------------------------------------------------------------------------------
+// Target
+// ---------------------------------------------------------------------------------------------
+
+/// Where to connect: parsed from `https://host[:port][/]`; the port defaults to 443.
+///
+/// `host` is stored without brackets (`::1`, not `[::1]`); [`fmt::Display`] adds them back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Target {
+    /// `host:port` as it goes into a URL or an HTTP `Host` header (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "https://{}", self.authority())
+    }
+}
+
+impl FromStr for Target {
+    type Err = ProbeError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        parse_target(input).map_err(|reason| ProbeError::InvalidTarget {
+            input: input.to_string(),
+            reason,
+        })
+    }
+}
+
+fn parse_target(input: &str) -> Result<Target, String> {
+    let s = input.trim();
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Err("no scheme: expected https://host[:port]".to_string());
+    };
+    if !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!(
+            "scheme {scheme:?} is not supported: only https://host[:port] endpoints can be probed"
+        ));
+    }
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if !tail.is_empty() && tail != "/" {
+        return Err(format!(
+            "unexpected path, query or fragment {tail:?}: expected only https://host[:port]"
+        ));
+    }
+    if authority.contains('@') {
+        return Err(
+            "user information (user@) is not supported: expected https://host[:port]".into(),
+        );
+    }
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((inside, after)) = bracketed.split_once(']') else {
+            return Err("IPv6 address is missing its closing ']'".to_string());
+        };
+        if inside.parse::<Ipv6Addr>().is_err() {
+            return Err(format!("{inside:?} in brackets is not an IPv6 address"));
+        }
+        let port = match after {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return Err(format!("unexpected {after:?} after the IPv6 address")),
+            },
+        };
+        (inside, port)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => {
+                if p.contains(':') {
+                    return Err(
+                        "IPv6 addresses must be written in brackets, e.g. https://[::1]:6443"
+                            .into(),
+                    );
+                }
+                (h, Some(p))
+            }
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the host is empty: expected https://host[:port]".to_string());
+    }
+    if !host.contains(':')
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(format!(
+            "{host:?} is not a valid host name or IP address (allowed: letters, digits, '-', '.', '_')"
+        ));
+    }
+    let port = match port {
+        None => 443,
+        Some(p) => parse_port(p)?,
+    };
+    Ok(Target {
+        host: host.to_string(),
+        port,
+    })
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    if p.is_empty() {
+        return Err("the port after ':' is empty".to_string());
+    }
+    if !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("port {p:?} is not a number"));
+    }
+    match p.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("port {p} is out of range (1-65535)")),
+        Ok(n) => Ok(n),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options, results, errors
+// ---------------------------------------------------------------------------------------------
+
+/// How to probe.
+pub struct ProbeOptions {
+    /// CA certificate(s) to verify against. `None` (or an empty list) means no trust anchors
+    /// were given: the probe then refuses to run unless `insecure` is set.
+    pub roots: Option<Vec<CertificateDer<'static>>>,
+    /// Only when the user explicitly asked: capture the chain without verifying it.
+    pub insecure: bool,
+    /// Budget for one whole call: name resolution, connect, handshake, request and response.
+    pub timeout: Duration,
+    /// Client certificate chain (leaf first) and its key, for endpoints that demand one (etcd).
+    pub client_identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    /// Name or IP to verify the certificate against and to send as SNI; default: target host.
+    pub server_name: Option<String>,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            roots: None,
+            insecure: false,
+            timeout: Duration::from_secs(5),
+            client_identity: None,
+            server_name: None,
+        }
+    }
+}
+
+impl Clone for ProbeOptions {
+    fn clone(&self) -> Self {
+        ProbeOptions {
+            roots: self.roots.clone(),
+            insecure: self.insecure,
+            timeout: self.timeout,
+            client_identity: self
+                .client_identity
+                .as_ref()
+                .map(|(chain, key)| (chain.clone(), key.clone_key())),
+            server_name: self.server_name.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ProbeOptions {
+    // Hand-written so that the private key can never end up in a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProbeOptions")
+            .field("roots", &self.roots.as_ref().map(|r| r.len()))
+            .field("insecure", &self.insecure)
+            .field("timeout", &self.timeout)
+            .field(
+                "client_identity",
+                &self
+                    .client_identity
+                    .as_ref()
+                    .map(|(chain, _)| format!("{} certificate(s) and a private key", chain.len())),
+            )
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub target: Target,
+    /// DER certificates as served, leaf first. Never empty: a server that presents no
+    /// certificate yields [`ProbeError::NoCertificate`] instead.
+    pub chain: Vec<Vec<u8>>,
+    pub trust: Trust,
+    /// Set when the handshake failed after the server presented its certificate for another
+    /// reason than our verdict on it, e.g. the server demanded a client certificate.
+    pub handshake_error: Option<String>,
+}
+
+impl Probe {
+    /// The served leaf certificate (DER).
+    pub fn leaf(&self) -> Option<&[u8]> {
+        self.chain.first().map(Vec::as_slice)
+    }
+
+    /// Whether the served leaf is exactly this certificate (DER bytes compared).
+    pub fn serves_leaf(&self, der: &[u8]) -> bool {
+        self.leaf() == Some(der)
+    }
+}
+
+/// The verdict on a served chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Trust {
+    /// Chains to the given roots and covers the server name.
+    Verified,
+    /// Chains to the given roots but does not cover `name`; `detail` says what it covers.
+    NameNotCovered { name: String, detail: String },
+    /// Does not chain to the given roots, or is expired, badly signed …: rustls's words.
+    Untrusted { reason: String },
+    /// Not verified, on explicit request (insecure).
+    NotChecked,
+}
+
+impl Trust {
+    /// Verified against the given roots (not merely unchecked).
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Trust::Verified)
+    }
+}
+
+impl fmt::Display for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trust::Verified => write!(f, "verified"),
+            Trust::NameNotCovered { name, detail } => write!(
+                f,
+                "chains to the given CA but does not cover the name {name}: {detail}"
+            ),
+            Trust::Untrusted { reason } => write!(f, "not trusted: {reason}"),
+            Trust::NotChecked => write!(f, "not checked (insecure)"),
+        }
+    }
+}
+
+/// An HTTP response read over a verified (or explicitly unchecked) connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// At most [`MAX_BODY`] bytes, chunked transfer coding already removed.
+    pub body: Vec<u8>,
+    /// The connection's facts: served chain and verdict.
+    pub probe: Probe,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("invalid endpoint {input:?}: {reason}")]
+    InvalidTarget { input: String, reason: String },
+
+    #[error(
+        "cannot verify {target}: no CA certificate was given to verify the served chain against; \
+         give the CA (bundle) that should have issued it, or explicitly ask not to verify (insecure)"
+    )]
+    MissingRoots { target: Target },
+
+    #[error("cannot probe {target}: {detail}")]
+    InvalidOptions { target: Target, detail: String },
+
+    #[error("cannot resolve the host of {target}: {detail}")]
+    Resolve { target: Target, detail: String },
+
+    #[error("cannot connect to {target} (address {addr}): {source}")]
+    Connect {
+        target: Target,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+
+    #[error("{target} did not answer within {after:?} while {what}")]
+    Timeout {
+        target: Target,
+        what: String,
+        after: Duration,
+    },
+
+    #[error("expected a TLS server presenting a certificate at {target}, found: {detail}")]
+    NoCertificate { target: Target, detail: String },
+
+    #[error(
+        "TLS handshake with {} failed after the server presented its certificate: {}",
+        .probe.target,
+        .probe.handshake_error.as_deref().unwrap_or("unknown error")
+    )]
+    HandshakeFailed { probe: Box<Probe> },
+
+    #[error(
+        "refusing to send HTTP requests to {}: the served certificate {}",
+        .probe.target,
+        .probe.trust
+    )]
+    NotTrusted { probe: Box<Probe> },
+
+    #[error("I/O error with {target} while {what}: {source}")]
+    Io {
+        target: Target,
+        what: String,
+        source: io::Error,
+    },
+
+    #[error("expected an HTTP/1.x response from {target}, found: {detail}")]
+    Http { target: Target, detail: String },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public entry points
+// ---------------------------------------------------------------------------------------------
+
+/// Connects, captures the served chain and judges it. Never sends application data.
+pub fn probe(target: &Target, opts: &ProbeOptions) -> Result<Probe, ProbeError> {
+    let mut session = establish(target, opts)?;
+    if session.completed {
+        // Polite goodbye; the verdict is already known, so failures here do not matter.
+        session.conn.send_close_notify();
+        let _ = session.conn.write_tls(&mut session.sock);
+    }
+    Ok(session.probe)
+}
+
+/// `GET path` over a verified connection (see [`https_request`]).
+pub fn https_get(
+    target: &Target,
+    path: &str,
+    opts: &ProbeOptions,
+) -> Result<HttpResponse, ProbeError> {
+    https_request(target, "GET", path, None, opts)
+}
+
+/// A minimal HTTP/1.1 request (`Connection: close`, `Host`, and with a body
+/// `Content-Type: application/json` + `Content-Length`) over a connection whose chain verified
+/// (or, with `insecure`, was not checked). Reads the status and a body of at most
+/// [`MAX_BODY`] bytes (Content-Length, chunked, or read to close).
+pub fn https_request(
+    target: &Target,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    opts: &ProbeOptions,
+) -> Result<HttpResponse, ProbeError> {
+    check_request(target, method, path)?;
+    let session = establish(target, opts)?;
+    let Session {
+        mut conn,
+        mut sock,
+        probe,
+        client_cert_requested,
+        had_identity,
+        ..
+    } = session;
+    match probe.trust {
+        Trust::Verified | Trust::NotChecked => {}
+        Trust::NameNotCovered { .. } | Trust::Untrusted { .. } => {
+            return Err(ProbeError::NotTrusted {
+                probe: Box::new(probe),
+            })
+        }
+    }
+    if probe.handshake_error.is_some() {
+        return Err(ProbeError::HandshakeFailed {
+            probe: Box::new(probe),
+        });
+    }
+
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: certs/{}\r\nAccept: */*\r\nConnection: close\r\n",
+        target.authority(),
+        env!("CARGO_PKG_VERSION"),
+    )
+    .into_bytes();
+    match body {
+        Some(b) => {
+            request.extend_from_slice(
+                format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    b.len()
+                )
+                .as_bytes(),
+            );
+            request.extend_from_slice(b);
+        }
+        None if method != "GET" && method != "HEAD" => {
+            request.extend_from_slice(b"Content-Length: 0\r\n\r\n")
+        }
+        None => request.extend_from_slice(b"\r\n"),
+    }
+
+    let fail = |e: io::Error, what: &str, probe: Probe| {
+        io_failure(
+            e,
+            target,
+            what,
+            opts.timeout,
+            probe,
+            client_cert_requested,
+            had_identity,
+        )
+    };
+    let mut stream = rustls::Stream::new(&mut conn, &mut sock);
+    let sent = stream.write_all(&request).and_then(|()| stream.flush());
+    if let Err(e) = sent {
+        return Err(fail(e, "sending the HTTP request", probe));
+    }
+    let mut reader = BufReader::new(CloseTolerant(stream));
+    match read_response(&mut reader, method) {
+        Ok((status, body)) => Ok(HttpResponse {
+            status,
+            body,
+            probe,
+        }),
+        Err(HttpFailure::Io(e)) => Err(fail(e, "reading the HTTP response", probe)),
+        Err(HttpFailure::Protocol(detail)) => Err(ProbeError::Http {
+            target: target.clone(),
+            detail,
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection set-up
+// ---------------------------------------------------------------------------------------------
+
+struct Session {
+    conn: ClientConnection,
+    sock: DeadlineStream,
+    probe: Probe,
+    /// The handshake completed (and no post-handshake rejection was seen).
+    completed: bool,
+    client_cert_requested: bool,
+    had_identity: bool,
+}
+
+/// What the verifier and the client-certificate resolver observed during one handshake.
+#[derive(Debug, Default)]
+struct Seen {
+    chain: Vec<Vec<u8>>,
+    trust: Option<Trust>,
+    /// Our verifier rejected the chain (the handshake was aborted because of it).
+    rejected: bool,
+    /// The server sent a CertificateRequest.
+    client_cert_requested: bool,
+}
+
+fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn establish(target: &Target, opts: &ProbeOptions) -> Result<Session, ProbeError> {
+    let deadline = Instant::now() + opts.timeout;
+    let invalid = |detail: String| ProbeError::InvalidOptions {
+        target: target.clone(),
+        detail,
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+
+    let name_text = opts.server_name.as_deref().unwrap_or(&target.host);
+    let server_name = ServerName::try_from(name_text.to_string())
+        .map_err(|e| invalid(format!("{name_text:?} is not a valid server name: {e}")))?;
+
+    let roots = opts.roots.as_deref().filter(|r| !r.is_empty());
+    let inner = match (roots, opts.insecure) {
+        (_, true) => None,
+        (None, false) => {
+            return Err(ProbeError::MissingRoots {
+                target: target.clone(),
+            })
+        }
+        (Some(roots), false) => {
+            let mut store = RootCertStore::empty();
+            for (i, root) in roots.iter().enumerate() {
+                store.add(root.clone()).map_err(|e| {
+                    invalid(format!(
+                        "CA certificate #{} cannot be used as a trust anchor: {e}",
+                        i + 1
+                    ))
+                })?;
+            }
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+                    .build()
+                    .map_err(|e| {
+                        invalid(format!(
+                            "cannot build a verifier from the CA certificates: {e}"
+                        ))
+                    })?;
+            Some(verifier)
+        }
+    };
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let verifier = Arc::new(CapturingVerifier {
+        inner,
+        provider: provider.clone(),
+        name: name_text.to_string(),
+        seen: seen.clone(),
+    });
+    let identity = match &opts.client_identity {
+        None => None,
+        Some((chain, key)) => {
+            if chain.is_empty() {
+                return Err(invalid(
+                    "the client identity has a private key but no certificate".to_string(),
+                ));
+            }
+            let certified = CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
+                .map_err(|e| {
+                    invalid(format!(
+                        "the client certificate and key cannot be used: {e}"
+                    ))
+                })?;
+            Some(Arc::new(certified))
+        }
+    };
+    let had_identity = identity.is_some();
+    let resolver = Arc::new(RecordingClientCert {
+        identity,
+        seen: seen.clone(),
+    });
+
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(format!("cannot configure TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(resolver);
+    // Every call must see the full handshake: a resumed session would skip the verifier.
+    config.resumption = Resumption::disabled();
+
+    let tcp = connect(target, deadline, opts.timeout)?;
+    let _ = tcp.set_nodelay(true);
+    let mut sock = DeadlineStream {
+        tcp,
+        deadline,
+        first_bytes: Vec::new(),
+    };
+    let mut conn = ClientConnection::new(Arc::new(config), server_name)
+        .map_err(|e| invalid(format!("cannot start a TLS session: {e}")))?;
+
+    let outcome = drive_handshake(&mut conn, &mut sock);
+
+    let snapshot = {
+        let mut s = lock(&seen);
+        Seen {
+            chain: std::mem::take(&mut s.chain),
+            trust: s.trust.take(),
+            rejected: s.rejected,
+            client_cert_requested: s.client_cert_requested,
+        }
+    };
+
+    let (handshake_error, completed) = match outcome {
+        Ok(()) => {
+            let verdict = if snapshot.client_cert_requested
+                && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
+            {
+                await_client_auth_verdict(&mut conn, &mut sock, had_identity)
+            } else {
+                None
+            };
+            let completed = verdict.is_none();
+            (verdict, completed)
+        }
+        Err(failure) => {
+            if snapshot.chain.is_empty() {
+                return Err(no_certificate(target, failure, &sock, opts.timeout));
+            }
+            if snapshot.rejected {
+                (None, false)
+            } else {
+                let detail = match failure {
+                    HandshakeFailure::Tls(e) => {
+                        describe_peer_error(&e, snapshot.client_cert_requested, had_identity)
+                    }
+                    HandshakeFailure::Eof => {
+                        "the server closed the connection during the handshake".to_string()
+                    }
+                    HandshakeFailure::Io(e) if is_timeout(&e) => format!(
+                        "no answer within {:?} after the server presented its certificate",
+                        opts.timeout
+                    ),
+                    HandshakeFailure::Io(e) => format!("connection failed: {e}"),
+                };
+                (Some(detail), false)
+            }
+        }
+    };
+
+    let trust = match snapshot.trust {
+        Some(t) => t,
+        // Unreachable in practice: the chain is only captured together with a verdict.
+        None => Trust::Untrusted {
+            reason: "the handshake ended before the chain could be judged".to_string(),
+        },
+    };
+    Ok(Session {
+        conn,
+        sock,
+        probe: Probe {
+            target: target.clone(),
+            chain: snapshot.chain,
+            trust,
+            handshake_error,
+        },
+        completed,
+        client_cert_requested: snapshot.client_cert_requested,
+        had_identity,
+    })
+}
+
+enum HandshakeFailure {
+    Tls(rustls::Error),
+    Io(io::Error),
+    Eof,
+}
+
+fn drive_handshake(
+    conn: &mut ClientConnection,
+    sock: &mut DeadlineStream,
+) -> Result<(), HandshakeFailure> {
+    loop {
+        while conn.wants_write() {
+            conn.write_tls(sock).map_err(HandshakeFailure::Io)?;
+        }
+        if !conn.is_handshaking() {
+            return Ok(());
+        }
+        match conn.read_tls(sock) {
+            Ok(0) => return Err(HandshakeFailure::Eof),
+            Ok(_) => {
+                if let Err(e) = conn.process_new_packets() {
+                    // Last-gasp: tell the server why (an alert is queued), ignore failures.
+                    let _ = conn.write_tls(sock);
+                    return Err(HandshakeFailure::Tls(e));
+                }
+            }
+            Err(e) => return Err(HandshakeFailure::Io(e)),
+        }
+    }
+}
+
+/// In TLS 1.3 the client finishes its side of the handshake before the server has looked at
+/// the client certificate; a rejection arrives as an alert afterwards. Wait briefly for the
+/// server's first post-handshake record: an alert (rejected) or anything else, typically
+/// session tickets (accepted). Returns the rejection, if any.
+fn await_client_auth_verdict(
+    conn: &mut ClientConnection,
+    sock: &mut DeadlineStream,
+    had_identity: bool,
+) -> Option<String> {
+    let saved = sock.deadline;
+    sock.deadline = saved.min(Instant::now() + CLIENT_AUTH_VERDICT_WAIT);
+    let verdict = match conn.read_tls(sock) {
+        Ok(0) => Some(if had_identity {
+            "the server closed the connection right after the handshake (did it reject the client certificate?)".to_string()
+        } else {
+            "the server closed the connection right after the handshake (does it require a client certificate?)".to_string()
+        }),
+        Ok(_) => match conn.process_new_packets() {
+            Ok(state) if state.peer_has_closed() => {
+                Some("the server closed the TLS session right after the handshake".to_string())
+            }
+            Ok(_) => None,
+            Err(e) => {
+                let _ = conn.write_tls(sock);
+                Some(describe_peer_error(&e, true, had_identity))
+            }
+        },
+        // Silence: nothing to object to (the server may not send session tickets).
+        Err(e) if is_timeout(&e) => None,
+        Err(e) => Some(format!(
+            "the connection failed right after the handshake: {e}"
+        )),
+    };
+    sock.deadline = saved;
+    verdict
+}
+
+fn describe_peer_error(e: &rustls::Error, cert_requested: bool, had_identity: bool) -> String {
+    if let rustls::Error::AlertReceived(alert) = e {
+        let client_auth_alert = matches!(
+            alert,
+            AlertDescription::CertificateRequired
+                | AlertDescription::BadCertificate
+                | AlertDescription::UnknownCA
+                | AlertDescription::CertificateUnknown
+                | AlertDescription::CertificateExpired
+                | AlertDescription::CertificateRevoked
+                | AlertDescription::UnsupportedCertificate
+                | AlertDescription::AccessDenied
+                | AlertDescription::HandshakeFailure
+                | AlertDescription::DecryptError
+        );
+        if cert_requested && client_auth_alert {
+            return if had_identity {
+                format!("the server rejected the client certificate (TLS alert {alert:?})")
+            } else {
+                format!(
+                    "the server requires a client certificate and none was given (TLS alert {alert:?})"
+                )
+            };
+        }
+    }
+    e.to_string()
+}
+
+fn no_certificate(
+    target: &Target,
+    failure: HandshakeFailure,
+    sock: &DeadlineStream,
+    timeout: Duration,
+) -> ProbeError {
+    let got = &sock.first_bytes;
+    // A TLS record starts with a content type in 0x14..=0x18 and major version 3.
+    let looks_like_tls = got.len() < 2 || ((0x14..=0x18).contains(&got[0]) && got[1] == 3);
+    let detail = match failure {
+        _ if !looks_like_tls => format!(
+            "a server that does not speak TLS (plain HTTP?); it answered {}",
+            quote(got)
+        ),
+        HandshakeFailure::Io(e) if is_timeout(&e) => {
+            return ProbeError::Timeout {
+                target: target.clone(),
+                what: "waiting for the TLS handshake (the connection was accepted, the ClientHello got no answer)"
+                    .to_string(),
+                after: timeout,
+            }
+        }
+        HandshakeFailure::Eof if got.is_empty() => {
+            "the server closed the connection without answering the TLS ClientHello".to_string()
+        }
+        HandshakeFailure::Eof => {
+            "the server closed the connection before presenting a certificate".to_string()
+        }
+        HandshakeFailure::Tls(rustls::Error::AlertReceived(alert)) => format!(
+            "the server refused the TLS handshake before presenting a certificate (TLS alert {alert:?})"
+        ),
+        HandshakeFailure::Tls(e) => {
+            format!("the TLS handshake failed before a certificate was presented: {e}")
+        }
+        HandshakeFailure::Io(e) => {
+            format!("the connection failed before a certificate was presented: {e}")
+        }
+    };
+    ProbeError::NoCertificate {
+        target: target.clone(),
+        detail,
+    }
+}
+
+fn quote(bytes: &[u8]) -> String {
+    let shown = &bytes[..bytes.len().min(QUOTE_BYTES)];
+    let mut text = format!("{:?}", String::from_utf8_lossy(shown));
+    if bytes.len() > QUOTE_BYTES {
+        text.push('…');
+    }
+    text
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+fn connect(target: &Target, deadline: Instant, timeout: Duration) -> Result<TcpStream, ProbeError> {
+    let addrs = resolve(target, deadline, timeout)?;
+    let mut last: Option<(SocketAddr, io::Error)> = None;
+    for (i, addr) in addrs.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        // Share what is left among the remaining addresses, so one black hole cannot eat it all.
+        let share = (left / (addrs.len() - i) as u32).max(Duration::from_millis(1));
+        match TcpStream::connect_timeout(addr, share) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some((*addr, e)),
+        }
+    }
+    match last {
+        Some((addr, e)) if !is_timeout(&e) => Err(ProbeError::Connect {
+            target: target.clone(),
+            addr,
+            source: e,
+        }),
+        Some((addr, _)) => Err(ProbeError::Timeout {
+            target: target.clone(),
+            what: format!("connecting to {addr}"),
+            after: timeout,
+        }),
+        None => Err(ProbeError::Timeout {
+            target: target.clone(),
+            what: "connecting".to_string(),
+            after: timeout,
+        }),
+    }
+}
+
+fn resolve(
+    target: &Target,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Vec<SocketAddr>, ProbeError> {
+    if let Ok(ip) = target.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, target.port)]);
+    }
+    let failed = |detail: String| ProbeError::Resolve {
+        target: target.clone(),
+        detail,
+    };
+    // The system resolver cannot be given a timeout: ask it from a helper thread and stop
+    // waiting when the budget is spent (the thread then finishes on its own).
+    let (tx, rx) = mpsc::channel();
+    let (host, port) = (target.host.clone(), target.port);
+    let spawned = std::thread::Builder::new()
+        .name("certs-resolve".to_string())
+        .spawn(move || {
+            let found = (host.as_str(), port)
+                .to_socket_addrs()
+                .map(|it| it.collect::<Vec<_>>());
+            let _ = tx.send(found);
+        });
+    let found = match spawned {
+        Ok(_) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(found) => found,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(ProbeError::Timeout {
+                    target: target.clone(),
+                    what: format!("resolving {:?}", target.host),
+                    after: timeout,
+                })
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(failed(
+                    "the resolver thread ended without an answer".to_string(),
+                ))
+            }
+        },
+        Err(_) => (target.host.as_str(), target.port)
+            .to_socket_addrs()
+            .map(|it| it.collect()),
+    };
+    match found {
+        Ok(addrs) if addrs.is_empty() => Err(failed(format!(
+            "{:?} resolved to no addresses",
+            target.host
+        ))),
+        Ok(addrs) => Ok(addrs),
+        Err(e) => Err(failed(format!("{:?}: {e}", target.host))),
+    }
+}
+
+/// A TCP stream whose every read and write gets the time left until one deadline, and which
+/// remembers the first bytes the server sent (to quote non-TLS answers).
+struct DeadlineStream {
+    tcp: TcpStream,
+    deadline: Instant,
+    first_bytes: Vec<u8>,
+}
+
+impl DeadlineStream {
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "time budget spent"))
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+fn timeout_kind(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(io::ErrorKind::TimedOut, "timed out")
+    } else {
+        e
+    }
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.tcp.set_read_timeout(Some(left))?;
+        let n = self.tcp.read(buf).map_err(timeout_kind)?;
+        if self.first_bytes.len() < QUOTE_BYTES + 1 {
+            let take = n.min(QUOTE_BYTES + 1 - self.first_bytes.len());
+            self.first_bytes.extend_from_slice(&buf[..take]);
+        }
+        Ok(n)
+    }
+}
+
+impl Write for DeadlineStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.tcp.set_write_timeout(Some(left))?;
+        self.tcp.write(buf).map_err(timeout_kind)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verifier and client-certificate resolver
+// ---------------------------------------------------------------------------------------------
+
+/// Records the presented chain, then delegates the verdict to webpki (unless insecure).
+#[derive(Debug)]
+struct CapturingVerifier {
+    /// `None` with `insecure`.
+    inner: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    name: String,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl ServerCertVerifier for CapturingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let chain = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| c.as_ref().to_vec())
+            .collect();
+        let Some(inner) = &self.inner else {
+            let mut seen = lock(&self.seen);
+            seen.chain = chain;
+            seen.trust = Some(Trust::NotChecked);
+            return Ok(ServerCertVerified::assertion());
+        };
+        let result =
+            inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let mut seen = lock(&self.seen);
+        seen.chain = chain;
+        match &result {
+            Ok(_) => seen.trust = Some(Trust::Verified),
+            Err(e) => {
+                seen.trust = Some(classify(e, &self.name));
+                seen.rejected = true;
+            }
+        }
+        result
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Offers the configured client identity (if any) and records that the server asked for one.
+struct RecordingClientCert {
+    identity: Option<Arc<CertifiedKey>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl fmt::Debug for RecordingClientCert {
+    // Hand-written: never print key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordingClientCert")
+            .field("has_identity", &self.identity.is_some())
+            .finish()
+    }
+}
+
+impl ResolvesClientCert for RecordingClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        lock(&self.seen).client_cert_requested = true;
+        self.identity.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.identity.is_some()
+    }
+}
+
+/// Turns webpki's objection into a [`Trust`] verdict.
+fn classify(e: &rustls::Error, name: &str) -> Trust {
+    let rustls::Error::InvalidCertificate(ce) = e else {
+        return Trust::Untrusted {
+            reason: e.to_string(),
+        };
+    };
+    match ce {
+        CertificateError::NotValidForNameContext { presented, .. } => {
+            let names: Vec<String> = presented.iter().map(|p| friendly_san(p)).collect();
+            let detail = if names.is_empty() {
+                "the certificate has no subjectAltName entries, so it is valid for no name"
+                    .to_string()
+            } else {
+                format!(
+                    "the certificate is valid for {}, not for {name}",
+                    names.join(", ")
+                )
+            };
+            Trust::NameNotCovered {
+                name: name.to_string(),
+                detail,
+            }
+        }
+        CertificateError::NotValidForName => Trust::NameNotCovered {
+            name: name.to_string(),
+            detail: format!("the certificate's subjectAltNames do not include {name}"),
+        },
+        CertificateError::UnknownIssuer => Trust::Untrusted {
+            reason: format!("it does not chain to the given CA certificate(s) ({e})"),
+        },
+        CertificateError::BadSignature => Trust::Untrusted {
+            reason: format!("a signature in the chain does not verify ({e})"),
+        },
+        CertificateError::ExpiredContext { time, not_after } => Trust::Untrusted {
+            reason: format!(
+                "a certificate in the chain expired at {} (checked at {})",
+                rfc3339(*not_after),
+                rfc3339(*time)
+            ),
+        },
+        CertificateError::NotValidYetContext { time, not_before } => Trust::Untrusted {
+            reason: format!(
+                "a certificate in the chain is not valid before {} (checked at {})",
+                rfc3339(*not_before),
+                rfc3339(*time)
+            ),
+        },
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            Trust::Untrusted {
+                reason: format!(
+                    "the certificate is not usable for TLS server authentication ({e})"
+                ),
+            }
+        }
+        _ => Trust::Untrusted {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// `DnsName("a.b")` → `DNS:a.b`, `IpAddress(10.0.0.1)` → `IP:10.0.0.1` (webpki's Debug forms).
+fn friendly_san(presented: &str) -> String {
+    if let Some(dns) = presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|s| s.strip_suffix("\")"))
+    {
+        return format!("DNS:{dns}");
+    }
+    if let Some(ip) = presented
+        .strip_prefix("IpAddress(")
+        .and_then(|s| s.strip_suffix(')'))
+    {
+        return format!("IP:{ip}");
+    }
+    presented.to_string()
+}
+
+fn rfc3339(t: UnixTime) -> String {
+    let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|dt| {
+            dt.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{secs} (UNIX)"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1
+// ---------------------------------------------------------------------------------------------
+
+fn check_request(target: &Target, method: &str, path: &str) -> Result<(), ProbeError> {
+    let bad = |detail: String| ProbeError::InvalidOptions {
+        target: target.clone(),
+        detail,
+    };
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(bad(format!(
+            "HTTP method {method:?} is not valid (expected e.g. GET or POST)"
+        )));
+    }
+    if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(bad(format!(
+            "HTTP path {path:?} is not valid (expected it to start with '/' and contain no spaces or control characters)"
+        )));
+    }
+    Ok(())
+}
+
+/// Maps an I/O failure during the HTTP exchange; a TLS alert there is the server's late
+/// verdict on the handshake (TLS 1.3 client authentication).
+fn io_failure(
+    e: io::Error,
+    target: &Target,
+    what: &str,
+    timeout: Duration,
+    mut probe: Probe,
+    cert_requested: bool,
+    had_identity: bool,
+) -> ProbeError {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        if matches!(tls, rustls::Error::AlertReceived(_)) {
+            probe.handshake_error = Some(describe_peer_error(tls, cert_requested, had_identity));
+            return ProbeError::HandshakeFailed {
+                probe: Box::new(probe),
+            };
+        }
+    }
+    if is_timeout(&e) {
+        return ProbeError::Timeout {
+            target: target.clone(),
+            what: what.to_string(),
+            after: timeout,
+        };
+    }
+    ProbeError::Io {
+        target: target.clone(),
+        what: what.to_string(),
+        source: e,
+    }
+}
+
+enum HttpFailure {
+    Io(io::Error),
+    Protocol(String),
+}
+
+impl From<io::Error> for HttpFailure {
+    fn from(e: io::Error) -> Self {
+        HttpFailure::Io(e)
+    }
+}
+
+/// Treats a TCP close without TLS close_notify as end of stream; truncation is still noticed
+/// where the length is known (Content-Length, chunked).
+struct CloseTolerant<R>(R);
+
+impl<R: Read> Read for CloseTolerant<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            other => other,
+        }
+    }
+}
+
+/// Reads one line (up to `limit` bytes) without its line ending; `None` at end of stream.
+fn read_line<R: BufRead>(
+    r: &mut R,
+    limit: usize,
+    what: &str,
+) -> Result<Option<String>, HttpFailure> {
+    let mut line = Vec::new();
+    let n = r.take(limit as u64 + 1).read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if !line.ends_with(b"\n") {
+        if line.len() > limit {
+            return Err(HttpFailure::Protocol(format!(
+                "{what} longer than {limit} bytes"
+            )));
+        }
+        return Err(HttpFailure::Protocol(format!(
+            "the response ended in the middle of {what} {}",
+            quote(&line)
+        )));
+    }
+    line.pop();
+    if line.ends_with(b"\r") {
+        line.pop();
+    }
+    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+}
+
+fn read_response<R: BufRead>(r: &mut R, method: &str) -> Result<(u16, Vec<u8>), HttpFailure> {
+    loop {
+        let Some(status_line) = read_line(r, MAX_HEAD, "the status line")? else {
+            return Err(HttpFailure::Protocol(
+                "the server closed the connection without answering".to_string(),
+            ));
+        };
+        let mut parts = status_line.splitn(3, ' ');
+        let version = parts.next().unwrap_or_default();
+        let code = parts.next().unwrap_or_default();
+        let status = match (version.starts_with("HTTP/1."), code.parse::<u16>()) {
+            (true, Ok(s)) if (100..=999).contains(&s) && code.len() == 3 => s,
+            _ => {
+                return Err(HttpFailure::Protocol(format!(
+                    "status line {}",
+                    quote(status_line.as_bytes())
+                )))
+            }
+        };
+
+        let mut head_len = status_line.len();
+        let mut content_length: Option<usize> = None;
+        let mut chunked = false;
+        loop {
+            let Some(line) = read_line(r, MAX_HEAD, "a header line")? else {
+                return Err(HttpFailure::Protocol(
+                    "the response ended inside its headers".to_string(),
+                ));
+            };
+            if line.is_empty() {
+                break;
+            }
+            head_len += line.len();
+            if head_len > MAX_HEAD {
+                return Err(HttpFailure::Protocol(format!(
+                    "response headers longer than {MAX_HEAD} bytes"
+                )));
+            }
+            let Some((name, value)) = line.split_once(':') else {
+                return Err(HttpFailure::Protocol(format!(
+                    "header line {}",
+                    quote(line.as_bytes())
+                )));
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value
+                    .rsplit(',')
+                    .next()
+                    .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+            } else if name.eq_ignore_ascii_case("content-length") {
+                let n = value.parse::<usize>().map_err(|_| {
+                    HttpFailure::Protocol(format!("Content-Length {value:?} is not a number"))
+                })?;
+                if content_length.is_some_and(|prev| prev != n) {
+                    return Err(HttpFailure::Protocol(
+                        "conflicting Content-Length headers".to_string(),
+                    ));
+                }
+                content_length = Some(n);
+            }
+        }
+
+        if (100..200).contains(&status) && status != 101 {
+            continue; // interim response (100 Continue …): the real one follows
+        }
+        if method == "HEAD" || status == 204 || status == 304 || status == 101 {
+            return Ok((status, Vec::new()));
+        }
+        let body = if chunked {
+            read_chunked(r)?
+        } else if let Some(n) = content_length {
+            read_exact_body(r, n)?
+        } else {
+            let mut body = Vec::new();
+            r.take(MAX_BODY as u64 + 1).read_to_end(&mut body)?;
+            if body.len() > MAX_BODY {
+                return Err(too_big());
+            }
+            body
+        };
+        return Ok((status, body));
+    }
+}
+
+fn too_big() -> HttpFailure {
+    HttpFailure::Protocol(format!("a response body larger than {MAX_BODY} bytes"))
+}
+
+fn read_exact_body<R: BufRead>(r: &mut R, n: usize) -> Result<Vec<u8>, HttpFailure> {
+    if n > MAX_BODY {
+        return Err(too_big());
+    }
+    let mut body = Vec::with_capacity(n);
+    r.take(n as u64).read_to_end(&mut body)?;
+    if body.len() < n {
+        return Err(HttpFailure::Protocol(format!(
+            "the response ended after {} of {n} announced body bytes",
+            body.len()
+        )));
+    }
+    Ok(body)
+}
+
+fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, HttpFailure> {
+    let mut body = Vec::new();
+    loop {
+        let Some(line) = read_line(r, 4096, "a chunk size line")? else {
+            return Err(HttpFailure::Protocol(
+                "the chunked response ended without its final chunk".to_string(),
+            ));
+        };
+        let size_text = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .ok()
+            .filter(|_| !size_text.is_empty() && size_text.len() <= 16)
+            .ok_or_else(|| {
+                HttpFailure::Protocol(format!("chunk size {}", quote(line.as_bytes())))
+            })?;
+        if size == 0 {
+            // Trailers, up to the empty line; a close right here is tolerated.
+            while let Some(trailer) = read_line(r, MAX_HEAD, "a trailer line")? {
+                if trailer.is_empty() {
+                    break;
+                }
+            }
+            return Ok(body);
+        }
+        if size > MAX_BODY - body.len() {
+            return Err(too_big());
+        }
+        let chunk = read_exact_body(r, size)?;
+        body.extend_from_slice(&chunk);
+        match read_line(r, 2, "the line ending after a chunk")? {
+            Some(rest) if rest.is_empty() => {}
+            _ => {
+                return Err(HttpFailure::Protocol(
+                    "a chunk is not followed by CRLF".to_string(),
+                ))
+            }
+        }
+    }
+}

@@ -35,6 +35,10 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // `certs inspect | head`: the reader went away, which is not our failure.
+        Err(crate::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(exit::OK)
+        }
         Err(e) => {
             let _ = std::io::stdout().flush();
             eprintln!("certs: error: {e}");

@@ -162,13 +162,25 @@ impl Inventory {
             inv.take(w, &mut seen, &mut pending, &mut pending_paths);
         }
         // Kubeconfigs point at files by absolute path on the node: read those the walk missed.
-        for kc in &pending {
+        for (kc, kc_path) in pending.iter().zip(&pending_paths) {
             for path in referenced_files(kc) {
                 let path = crate::sys::fs::under_root(opts.root, &path);
-                if !seen.contains(&path) {
-                    let walked = read(&path);
-                    let (mut more, mut more_paths) = (Vec::new(), Vec::new());
-                    inv.take(walked, &mut seen, &mut more, &mut more_paths);
+                if seen.contains(&path) {
+                    continue;
+                }
+                match read(&path) {
+                    Walked::Problem { message, .. } => {
+                        seen.insert(path.clone());
+                        let message = format!(
+                            "references `{}`, which cannot be read: {message}",
+                            path.display()
+                        );
+                        inv.finding(kc_path, Severity::Warning, "missing-reference", message);
+                    }
+                    walked => {
+                        let (mut more, mut more_paths) = (Vec::new(), Vec::new());
+                        inv.take(walked, &mut seen, &mut more, &mut more_paths);
+                    }
                 }
             }
         }
@@ -589,8 +601,10 @@ fn file_of<T>(s: &Source<T>) -> Option<&PathBuf> {
 fn conventional_key_paths(loc: &Location) -> Vec<PathBuf> {
     let p = &loc.path;
     let mut out = vec![p.clone()];
-    if loc.embedded.is_some() {
-        return out;
+    // Only the first certificate of a file goes with the key beside it; the rest is its chain
+    // (kubelet's self-signed `kubelet.crt` carries its CA second).
+    if loc.embedded.is_some() || loc.index > 0 {
+        return if loc.index > 0 { Vec::new() } else { out };
     }
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if let Some(stem) = name.rsplit_once('.').map(|(s, _)| s) {

@@ -348,7 +348,7 @@ pub enum ProbeError {
     HandshakeFailed { probe: Box<Probe> },
 
     #[error(
-        "refusing to send HTTP requests to {}: the served certificate {}",
+        "refusing to send HTTP requests to {} because its certificate failed verification: {}",
         .probe.target,
         .probe.trust
     )]
@@ -458,12 +458,18 @@ pub fn https_request(
             had_identity,
         )
     };
-    let mut stream = rustls::Stream::new(&mut conn, &mut sock);
-    let sent = stream.write_all(&request).and_then(|()| stream.flush());
+    let sent = {
+        let mut stream = rustls::Stream::new(&mut conn, &mut sock);
+        stream.write_all(&request).and_then(|()| stream.flush())
+    };
     if let Err(e) = sent {
+        let e = match salvage_alert(&mut conn, &mut sock) {
+            Some(tls) => io::Error::new(io::ErrorKind::InvalidData, tls),
+            None => e,
+        };
         return Err(fail(e, "sending the HTTP request", probe));
     }
-    let mut reader = BufReader::new(CloseTolerant(stream));
+    let mut reader = BufReader::new(CloseTolerant(rustls::Stream::new(&mut conn, &mut sock)));
     match read_response(&mut reader, method) {
         Ok((status, body)) => Ok(HttpResponse {
             status,
@@ -681,7 +687,12 @@ fn drive_handshake(
 ) -> Result<(), HandshakeFailure> {
     loop {
         while conn.wants_write() {
-            conn.write_tls(sock).map_err(HandshakeFailure::Io)?;
+            if let Err(e) = conn.write_tls(sock) {
+                return Err(match salvage_alert(conn, sock) {
+                    Some(tls) => HandshakeFailure::Tls(tls),
+                    None => HandshakeFailure::Io(e),
+                });
+            }
         }
         if !conn.is_handshaking() {
             return Ok(());
@@ -697,6 +708,16 @@ fn drive_handshake(
             }
             Err(e) => return Err(HandshakeFailure::Io(e)),
         }
+    }
+}
+
+/// After a failed write: the server may have rejected us with an alert and closed before our
+/// last flight went out (a TLS 1.2 server refusing an empty client certificate does). The
+/// alert is then still waiting in the receive buffer; read it, it says more than "broken pipe".
+fn salvage_alert(conn: &mut ClientConnection, sock: &mut DeadlineStream) -> Option<rustls::Error> {
+    match conn.read_tls(sock) {
+        Ok(n) if n > 0 => conn.process_new_packets().err(),
+        _ => None,
     }
 }
 
@@ -1417,6 +1438,815 @@ fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, HttpFailure> {
                     "a chunk is not followed by CRLF".to_string(),
                 ))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+    use rustls::server::WebPkiClientVerifier;
+    use rustls::{ServerConfig, ServerConnection};
+    use std::net::TcpListener;
+    use std::thread::{self, JoinHandle};
+
+    const HEALTH: &[u8] = br#"{"health":"true"}"#;
+
+    struct Ca {
+        cert: CertificateDer<'static>,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("CA cert");
+        Ca {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    fn issue(
+        ca: &Ca,
+        sans: &[&str],
+        eku: ExtendedKeyUsagePurpose,
+        expired: bool,
+    ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let names: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, sans.first().copied().unwrap_or("leaf"));
+        params.extended_key_usages = vec![eku];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        }
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &ca.issuer).expect("leaf cert");
+        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        (cert.der().clone(), key_der)
+    }
+
+    fn server_leaf(ca: &Ca) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        issue(
+            ca,
+            &["127.0.0.1", "localhost"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            false,
+        )
+    }
+
+    enum ClientAuth<'a> {
+        None,
+        Required(&'a Ca),
+        Optional(&'a Ca),
+    }
+
+    fn server_config(
+        leaf: &(CertificateDer<'static>, PrivateKeyDer<'static>),
+        client_auth: ClientAuth<'_>,
+        tls12_only: bool,
+    ) -> ServerConfig {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        };
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .expect("versions");
+        let client_verifier = |ca: &Ca, optional: bool| {
+            let mut roots = RootCertStore::empty();
+            roots.add(ca.cert.clone()).expect("client CA");
+            let b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let b = if optional {
+                b.allow_unauthenticated()
+            } else {
+                b
+            };
+            b.build().expect("client verifier")
+        };
+        let builder = match client_auth {
+            ClientAuth::None => builder.with_no_client_auth(),
+            ClientAuth::Required(ca) => {
+                builder.with_client_cert_verifier(client_verifier(ca, false))
+            }
+            ClientAuth::Optional(ca) => {
+                builder.with_client_cert_verifier(client_verifier(ca, true))
+            }
+        };
+        builder
+            .with_single_cert(vec![leaf.0.clone()], leaf.1.clone_key())
+            .expect("server cert")
+    }
+
+    #[derive(Clone, Copy)]
+    enum Reply {
+        /// Handshake, then read until the client goes away.
+        Nothing,
+        /// Read one request, answer `200 OK` with [`HEALTH`].
+        Health { chunked: bool },
+    }
+
+    /// A rustls server on loopback for `connections` connections; yields the requests it read.
+    fn serve(
+        config: ServerConfig,
+        connections: usize,
+        reply: Reply,
+    ) -> (Target, JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("local addr").port();
+        let config = Arc::new(config);
+        let handle = thread::spawn(move || {
+            let mut requests = Vec::new();
+            for _ in 0..connections {
+                let Ok((sock, _)) = listener.accept() else {
+                    break;
+                };
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = sock.set_write_timeout(Some(Duration::from_secs(5)));
+                let Ok(conn) = ServerConnection::new(config.clone()) else {
+                    break;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, sock);
+                match reply {
+                    Reply::Nothing => {
+                        let mut buf = [0u8; 1024];
+                        while matches!(tls.read(&mut buf), Ok(n) if n > 0) {}
+                    }
+                    Reply::Health { chunked } => {
+                        if let Some(request) = read_request(&mut tls) {
+                            requests.push(request);
+                            let _ = answer(&mut tls, chunked);
+                        }
+                    }
+                }
+            }
+            requests
+        });
+        (
+            Target {
+                host: "127.0.0.1".to_string(),
+                port,
+            },
+            handle,
+        )
+    }
+
+    fn read_request(r: &mut impl Read) -> Option<String> {
+        let mut data = Vec::new();
+        let mut byte = [0u8; 1];
+        while !data.ends_with(b"\r\n\r\n") {
+            match r.read(&mut byte) {
+                Ok(1) => data.push(byte[0]),
+                _ => return None,
+            }
+        }
+        let head = String::from_utf8_lossy(&data).into_owned();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        r.read_exact(&mut body).ok()?;
+        Some(head + &String::from_utf8_lossy(&body))
+    }
+
+    fn answer(
+        tls: &mut rustls::StreamOwned<ServerConnection, TcpStream>,
+        chunked: bool,
+    ) -> io::Result<()> {
+        let mut out = Vec::new();
+        if chunked {
+            out.extend_from_slice(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            );
+            for piece in HEALTH.chunks(7) {
+                out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                out.extend_from_slice(piece);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            out.extend_from_slice(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    HEALTH.len()
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(HEALTH);
+        }
+        tls.write_all(&out)?;
+        tls.conn.send_close_notify();
+        tls.flush()
+    }
+
+    fn opts(roots: &[&Ca]) -> ProbeOptions {
+        ProbeOptions {
+            roots: Some(roots.iter().map(|c| c.cert.clone()).collect()),
+            timeout: Duration::from_secs(5),
+            ..ProbeOptions::default()
+        }
+    }
+
+    #[test]
+    fn verified_with_the_right_ca() {
+        let ca = ca("kubernetes");
+        let leaf = server_leaf(&ca);
+        let (target, server) = serve(
+            server_config(&leaf, ClientAuth::None, false),
+            1,
+            Reply::Nothing,
+        );
+        let probe = probe(&target, &opts(&[&ca])).expect("probe");
+        assert_eq!(probe.trust, Trust::Verified);
+        assert_eq!(probe.handshake_error, None);
+        assert_eq!(probe.chain.len(), 1);
+        assert!(probe.serves_leaf(leaf.0.as_ref()));
+        assert_eq!(probe.target, target);
+        server.join().expect("server thread");
+    }
+
+    #[test]
+    fn verified_over_tls12_too() {
+        let ca = ca("kubernetes");
+        let leaf = server_leaf(&ca);
+        let (target, server) = serve(
+            server_config(&leaf, ClientAuth::None, true),
+            1,
+            Reply::Nothing,
+        );
+        let probe = probe(&target, &opts(&[&ca])).expect("probe");
+        assert_eq!(probe.trust, Trust::Verified);
+        assert_eq!(probe.handshake_error, None);
+        server.join().expect("server thread");
+    }
+
+    #[test]
+    fn untrusted_with_another_ca_still_captures_the_chain() {
+        let ca1 = ca("etcd-ca");
+        let other = ca("kubernetes");
+        let leaf = server_leaf(&ca1);
+        let (target, _server) = serve(
+            server_config(&leaf, ClientAuth::None, false),
+            1,
+            Reply::Nothing,
+        );
+        let probe = probe(&target, &opts(&[&other])).expect("probe");
+        match &probe.trust {
+            Trust::Untrusted { reason } => {
+                assert!(reason.contains("UnknownIssuer"), "{reason}")
+            }
+            t => panic!("expected Untrusted, got {t:?}"),
+        }
+        assert_eq!(probe.handshake_error, None);
+        assert_eq!(probe.leaf(), Some(leaf.0.as_ref()));
+    }
+
+    #[test]
+    fn expired_server_certificate_is_untrusted_with_dates() {
+        let ca = ca("kubernetes");
+        let leaf = issue(
+            &ca,
+            &["127.0.0.1"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            true,
+        );
+        let (target, _server) = serve(
+            server_config(&leaf, ClientAuth::None, false),
+            1,
+            Reply::Nothing,
+        );
+        let probe = probe(&target, &opts(&[&ca])).expect("probe");
+        match &probe.trust {
+            Trust::Untrusted { reason } => {
+                assert!(reason.contains("expired at 2020-01-01"), "{reason}")
+            }
+            t => panic!("expected Untrusted, got {t:?}"),
+        }
+        assert!(probe.serves_leaf(leaf.0.as_ref()));
+    }
+
+    #[test]
+    fn name_not_covered_says_what_the_certificate_covers() {
+        let ca = ca("kubernetes");
+        let leaf = server_leaf(&ca);
+        let (target, _server) = serve(
+            server_config(&leaf, ClientAuth::None, false),
+            2,
+            Reply::Nothing,
+        );
+
+        let mut o = opts(&[&ca]);
+        o.server_name = Some("10.21.22.101".to_string());
+        let p = probe(&target, &o).expect("probe by IP");
+        match &p.trust {
+            Trust::NameNotCovered { name, detail } => {
+                assert_eq!(name, "10.21.22.101");
+                assert!(detail.contains("IP:127.0.0.1"), "{detail}");
+                assert!(detail.contains("DNS:localhost"), "{detail}");
+            }
+            t => panic!("expected NameNotCovered, got {t:?}"),
+        }
+        assert!(p.serves_leaf(leaf.0.as_ref()));
+
+        o.server_name = Some("kubernetes.default.svc".to_string());
+        let p = probe(&target, &o).expect("probe by DNS name");
+        match &p.trust {
+            Trust::NameNotCovered { name, detail } => {
+                assert_eq!(name, "kubernetes.default.svc");
+                assert!(detail.contains("127.0.0.1"), "{detail}");
+            }
+            t => panic!("expected NameNotCovered, got {t:?}"),
+        }
+    }
+
+    #[test]
+    fn required_client_certificate_missing_tls13() {
+        let ca = ca("etcd-ca");
+        let leaf = server_leaf(&ca);
+        let (target, _server) = serve(
+            server_config(&leaf, ClientAuth::Required(&ca), false),
+            2,
+            Reply::Health { chunked: false },
+        );
+        let p = probe(&target, &opts(&[&ca])).expect("probe");
+        assert_eq!(p.trust, Trust::Verified);
+        assert!(p.serves_leaf(leaf.0.as_ref()));
+        let err = p.handshake_error.expect("handshake error");
+        assert!(err.contains("client certificate"), "{err}");
+
+        match https_get(&target, "/health", &opts(&[&ca])) {
+            Err(ProbeError::HandshakeFailed { probe }) => {
+                assert!(probe.serves_leaf(leaf.0.as_ref()));
+                assert!(probe.handshake_error.is_some());
+            }
+            other => panic!("expected HandshakeFailed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn required_client_certificate_missing_tls12() {
+        let ca = ca("etcd-ca");
+        let leaf = server_leaf(&ca);
+        let (target, _server) = serve(
+            server_config(&leaf, ClientAuth::Required(&ca), true),
+            1,
+            Reply::Nothing,
+        );
+        let p = probe(&target, &opts(&[&ca])).expect("probe");
+        assert_eq!(p.trust, Trust::Verified);
+        assert_eq!(p.chain.len(), 1);
+        let err = p.handshake_error.expect("handshake error");
+        assert!(err.contains("client certificate"), "{err}");
+    }
+
+    #[test]
+    fn client_certificate_from_another_ca_is_rejected() {
+        let ca1 = ca("etcd-ca");
+        let other = ca("other");
+        let leaf = server_leaf(&ca1);
+        let (client_cert, client_key) = issue(
+            &other,
+            &["kube-apiserver-etcd-client"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            false,
+        );
+        let (target, _server) = serve(
+            server_config(&leaf, ClientAuth::Required(&ca1), false),
+            1,
+            Reply::Nothing,
+        );
+        let mut o = opts(&[&ca1]);
+        o.client_identity = Some((vec![client_cert], client_key));
+        let p = probe(&target, &o).expect("probe");
+        assert_eq!(p.trust, Trust::Verified);
+        let err = p.handshake_error.expect("handshake error");
+        assert!(err.contains("rejected the client certificate"), "{err}");
+    }
+
+    #[test]
+    fn optional_client_certificate_absent_is_fine() {
+        let ca = ca("kubernetes");
+        let leaf = server_leaf(&ca);
+        let (target, server) = serve(
+            server_config(&leaf, ClientAuth::Optional(&ca), false),
+            1,
+            Reply::Health { chunked: false },
+        );
+        let response = https_get(&target, "/readyz", &opts(&[&ca])).expect("GET /readyz");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.probe.handshake_error, None);
+        let requests = server.join().expect("server thread");
+        assert!(
+            requests[0].starts_with("GET /readyz HTTP/1.1\r\n"),
+            "{requests:?}"
+        );
+    }
+
+    #[test]
+    fn https_get_with_client_identity_content_length_and_chunked() {
+        let ca = ca("etcd-ca");
+        let leaf = server_leaf(&ca);
+        let (client_cert, client_key) = issue(
+            &ca,
+            &["kube-apiserver-etcd-client"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            false,
+        );
+        let mut o = opts(&[&ca]);
+        o.client_identity = Some((vec![client_cert], client_key));
+
+        for chunked in [false, true] {
+            let (target, server) = serve(
+                server_config(&leaf, ClientAuth::Required(&ca), false),
+                1,
+                Reply::Health { chunked },
+            );
+            let response = https_get(&target, "/health", &o).expect("GET /health");
+            assert_eq!(response.status, 200);
+            assert_eq!(response.body, HEALTH, "chunked={chunked}");
+            assert_eq!(response.probe.trust, Trust::Verified);
+            assert_eq!(response.probe.handshake_error, None);
+            assert!(response.probe.serves_leaf(leaf.0.as_ref()));
+            let requests = server.join().expect("server thread");
+            assert_eq!(requests.len(), 1);
+            let request = &requests[0];
+            assert!(request.starts_with("GET /health HTTP/1.1\r\n"), "{request}");
+            assert!(
+                request.contains(&format!("\r\nHost: 127.0.0.1:{}\r\n", target.port)),
+                "{request}"
+            );
+            assert!(request.contains("\r\nConnection: close\r\n"), "{request}");
+        }
+    }
+
+    #[test]
+    fn https_post_sends_the_json_body() {
+        let ca = ca("etcd-ca");
+        let leaf = server_leaf(&ca);
+        let (client_cert, client_key) = issue(
+            &ca,
+            &["etcd-healthcheck-client"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            false,
+        );
+        let mut o = opts(&[&ca]);
+        o.client_identity = Some((vec![client_cert], client_key));
+        let (target, server) = serve(
+            server_config(&leaf, ClientAuth::Required(&ca), true),
+            1,
+            Reply::Health { chunked: true },
+        );
+        let response = https_request(&target, "POST", "/v3/cluster/member/list", Some(b"{}"), &o)
+            .expect("POST");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, HEALTH);
+        let requests = server.join().expect("server thread");
+        let request = &requests[0];
+        assert!(
+            request.starts_with("POST /v3/cluster/member/list HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("\r\nContent-Type: application/json\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.ends_with("\r\nContent-Length: 2\r\n\r\n{}"),
+            "{request}"
+        );
+    }
+
+    #[test]
+    fn https_get_refuses_an_untrusted_server_before_sending_anything() {
+        let ca1 = ca("kubernetes");
+        let other = ca("other");
+        let leaf = server_leaf(&ca1);
+        let (target, server) = serve(
+            server_config(&leaf, ClientAuth::None, false),
+            1,
+            Reply::Health { chunked: false },
+        );
+        match https_get(&target, "/readyz", &opts(&[&other])) {
+            Err(e @ ProbeError::NotTrusted { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(&target.to_string()), "{text}");
+                if let ProbeError::NotTrusted { probe } = e {
+                    assert!(probe.serves_leaf(leaf.0.as_ref()));
+                }
+            }
+            other => panic!("expected NotTrusted, got {other:?}"),
+        }
+        assert!(server.join().expect("server thread").is_empty());
+    }
+
+    #[test]
+    fn insecure_captures_without_checking() {
+        let ca = ca("kubernetes");
+        let leaf = server_leaf(&ca);
+        let (target, server) = serve(
+            server_config(&leaf, ClientAuth::None, false),
+            2,
+            Reply::Health { chunked: false },
+        );
+        let o = ProbeOptions {
+            insecure: true,
+            timeout: Duration::from_secs(5),
+            ..ProbeOptions::default()
+        };
+        let p = probe(&target, &o).expect("probe");
+        assert_eq!(p.trust, Trust::NotChecked);
+        assert!(p.serves_leaf(leaf.0.as_ref()));
+        let response = https_get(&target, "/readyz", &o).expect("insecure GET");
+        assert_eq!(response.probe.trust, Trust::NotChecked);
+        assert_eq!(response.body, HEALTH);
+        // The first connection sent no request.
+        assert_eq!(server.join().expect("server thread").len(), 1);
+    }
+
+    #[test]
+    fn no_roots_and_not_insecure_is_refused_up_front() {
+        let target: Target = "https://127.0.0.1:1".parse().expect("target");
+        for roots in [None, Some(Vec::new())] {
+            let o = ProbeOptions {
+                roots,
+                ..ProbeOptions::default()
+            };
+            match probe(&target, &o) {
+                Err(e @ ProbeError::MissingRoots { .. }) => {
+                    assert!(e.to_string().contains("https://127.0.0.1:1"))
+                }
+                other => panic!("expected MissingRoots, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn refused_connection_is_a_connect_error() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let target = Target {
+            host: "127.0.0.1".to_string(),
+            port,
+        };
+        let o = ProbeOptions {
+            insecure: true,
+            ..ProbeOptions::default()
+        };
+        match probe(&target, &o) {
+            Err(e @ ProbeError::Connect { .. }) => {
+                assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}")
+            }
+            other => panic!("expected Connect, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn silent_server_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let _server = thread::spawn(move || {
+            if let Ok((mut sock, _)) = listener.accept() {
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 1024];
+                while matches!(sock.read(&mut buf), Ok(n) if n > 0) {}
+            }
+        });
+        let target = Target {
+            host: "127.0.0.1".to_string(),
+            port,
+        };
+        let o = ProbeOptions {
+            insecure: true,
+            timeout: Duration::from_millis(300),
+            ..ProbeOptions::default()
+        };
+        match probe(&target, &o) {
+            Err(e @ ProbeError::Timeout { .. }) => assert!(e.to_string().contains("300ms"), "{e}"),
+            other => panic!("expected Timeout, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_http_server_is_reported_as_not_tls() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let _server = thread::spawn(move || {
+            if let Ok((mut sock, _)) = listener.accept() {
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf);
+                let _ = sock.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                let _ = sock.shutdown(std::net::Shutdown::Write);
+                while matches!(sock.read(&mut buf), Ok(n) if n > 0) {}
+            }
+        });
+        let target = Target {
+            host: "127.0.0.1".to_string(),
+            port,
+        };
+        let o = ProbeOptions {
+            insecure: true,
+            ..ProbeOptions::default()
+        };
+        match probe(&target, &o) {
+            Err(ProbeError::NoCertificate { target: t, detail }) => {
+                assert_eq!(t, target);
+                assert!(detail.contains("HTTP/1.1 400 Bad Request"), "{detail}");
+            }
+            other => panic!("expected NoCertificate, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn target_parsing() {
+        let ok = [
+            ("https://10.0.0.1:2379", "10.0.0.1", 2379),
+            ("https://[::1]:6443", "::1", 6443),
+            ("https://example:443/", "example", 443),
+            ("https://example", "example", 443),
+            ("HTTPS://cp-1.example.com:6443", "cp-1.example.com", 6443),
+            ("https://[fd00::10]", "fd00::10", 443),
+        ];
+        for (input, host, port) in ok {
+            let t: Target = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!((t.host.as_str(), t.port), (host, port), "{input}");
+        }
+        assert_eq!(
+            "https://[::1]:6443"
+                .parse::<Target>()
+                .expect("v6")
+                .to_string(),
+            "https://[::1]:6443"
+        );
+        assert_eq!(
+            "https://example/"
+                .parse::<Target>()
+                .expect("default port")
+                .to_string(),
+            "https://example:443"
+        );
+        let bad = [
+            ("http://x", "scheme"),
+            ("https://h:99999", "out of range"),
+            ("https://h:0", "out of range"),
+            ("https://h:", "empty"),
+            ("https://h:abc", "not a number"),
+            ("10.0.0.1:6443", "no scheme"),
+            ("https://", "empty"),
+            ("https://h/healthz", "path"),
+            ("https://h?x=1", "query"),
+            ("https://::1:6443", "brackets"),
+            ("https://[::1", "closing"),
+            ("https://[nope]:1", "not an IPv6"),
+            ("https://user@h", "user"),
+            ("https://h h", "not a valid host"),
+        ];
+        for (input, words) in bad {
+            match input.parse::<Target>() {
+                Err(e @ ProbeError::InvalidTarget { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(words), "{input}: {text}");
+                    assert!(text.contains(input), "{input}: {text}");
+                }
+                other => panic!("{input}: expected InvalidTarget, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn debug_of_options_never_shows_the_key() {
+        let ca = ca("etcd-ca");
+        let (cert, key) = issue(&ca, &["client"], ExtendedKeyUsagePurpose::ClientAuth, false);
+        let key_bytes = format!("{:?}", key.secret_der());
+        let o = ProbeOptions {
+            client_identity: Some((vec![cert], key)),
+            ..ProbeOptions::default()
+        };
+        let text = format!("{o:?}");
+        assert!(text.contains("private key"), "{text}");
+        assert!(!text.contains(&key_bytes[1..20]), "{text}");
+        let cloned = o.clone();
+        assert!(cloned.client_identity.is_some());
+    }
+
+    fn parse(raw: &[u8], method: &str) -> Result<(u16, Vec<u8>), String> {
+        let mut r = BufReader::new(raw);
+        read_response(&mut r, method).map_err(|e| match e {
+            HttpFailure::Io(e) => format!("io: {e}"),
+            HttpFailure::Protocol(p) => p,
+        })
+    }
+
+    #[test]
+    fn http_response_parsing() {
+        assert_eq!(
+            parse(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+                "GET"
+            ),
+            Ok((200, b"ok".to_vec()))
+        );
+        assert_eq!(
+            parse(
+                b"HTTP/1.1 503 Service Unavailable\r\n\r\n[-]etcd failed",
+                "GET"
+            ),
+            Ok((503, b"[-]etcd failed".to_vec()))
+        );
+        assert_eq!(
+            parse(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n1\r\nd\r\n0\r\nX-Trailer: 1\r\n\r\n",
+                "GET"
+            ),
+            Ok((200, b"abcd".to_vec()))
+        );
+        assert_eq!(
+            parse(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+                "POST"
+            ),
+            Ok((204, Vec::new()))
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD"),
+            Ok((200, Vec::new()))
+        );
+        let truncated = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "GET");
+        assert!(
+            truncated.clone().unwrap_err().contains("3 of 10"),
+            "{truncated:?}"
+        );
+        let huge = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        assert!(parse(huge.as_bytes(), "GET")
+            .unwrap_err()
+            .contains("larger"));
+        let huge_chunk = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+            MAX_BODY + 1
+        );
+        assert!(parse(huge_chunk.as_bytes(), "GET")
+            .unwrap_err()
+            .contains("larger"));
+        assert!(parse(b"SSH-2.0-OpenSSH\r\n", "GET")
+            .unwrap_err()
+            .contains("status line"));
+        assert!(parse(b"", "GET").unwrap_err().contains("without answering"));
+        assert!(parse(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "GET"
+        )
+        .unwrap_err()
+        .contains("chunk size"));
+        let endless = vec![b'a'; MAX_BODY + 10];
+        let mut raw = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        raw.extend_from_slice(&endless);
+        assert!(parse(&raw, "GET").unwrap_err().contains("larger"));
+    }
+
+    #[test]
+    fn bad_requests_are_refused_before_connecting() {
+        let target: Target = "https://127.0.0.1:1".parse().expect("target");
+        let o = ProbeOptions {
+            insecure: true,
+            ..ProbeOptions::default()
+        };
+        for (method, path) in [
+            ("GET", "health"),
+            ("GET", "/a b"),
+            ("get", "/"),
+            ("GET", "/\r\nX: y"),
+        ] {
+            assert!(matches!(
+                https_request(&target, method, path, None, &o),
+                Err(ProbeError::InvalidOptions { .. })
+            ));
         }
     }
 }

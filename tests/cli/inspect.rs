@@ -1,0 +1,559 @@
+//! `certs inspect` on every fixture layout, against openssl's reading of the same files.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::{cert, certs, ends, fixture, openssl, tree_digest, NOW};
+
+const LAYOUTS: &[&str] = &["kubeadm", "kubespray", "binary", "kubeasz-ecdsa", "broken"];
+
+fn inspect_json(dir: &Path) -> Value {
+    let run = certs(["inspect", dir.to_str().unwrap(), "-o", "json", "--now", NOW]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    run.json()
+}
+
+/// The DER of the certificate a JSON entry describes, taken from the file the way openssl
+/// cannot (the n-th PEM block, or base64 embedded in a kubeconfig).
+fn der_of(entry: &Value) -> Vec<u8> {
+    let path = entry["path"].as_str().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let index = entry["index"].as_u64().unwrap() as usize;
+    if let Some(field) = entry["embedded"].as_str() {
+        // users[NAME].client-certificate-data: the value on the line after that user's name.
+        let text = String::from_utf8(bytes).unwrap();
+        let user = field
+            .trim_start_matches("users[")
+            .split(']')
+            .next()
+            .unwrap();
+        let after_user = &text[text.find(&format!("name: {user}")).unwrap()..];
+        let line = after_user
+            .lines()
+            .find(|l| l.trim_start().starts_with("client-certificate-data:"))
+            .unwrap();
+        let b64 = line.split(':').nth(1).unwrap().trim();
+        use base64::Engine;
+        let pem_text = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        return pem::parse(pem_text).unwrap().into_contents();
+    }
+    match pem::parse_many(&bytes) {
+        Ok(blocks) if !blocks.is_empty() => blocks
+            .into_iter()
+            .filter(|b| b.tag() == "CERTIFICATE")
+            .nth(index)
+            .unwrap()
+            .into_contents(),
+        _ => bytes,
+    }
+}
+
+struct OpensslView {
+    subject: String,
+    not_after: String,
+    sans: BTreeSet<String>,
+    key_bits: u64,
+    serial: String,
+}
+
+fn openssl_view(der: &[u8]) -> OpensslView {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), der).unwrap();
+    let p = tmp.path().to_str().unwrap();
+    let head = openssl([
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        p,
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "sep_comma_plus_space,sname,utf8",
+        "-enddate",
+        "-dateopt",
+        "iso_8601",
+        "-serial",
+        "-ext",
+        "subjectAltName",
+    ]);
+    let text = openssl(["x509", "-inform", "DER", "-in", p, "-noout", "-text"]);
+    let field = |prefix: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {head}"))
+            .trim()
+            .to_string()
+    };
+    let mut sans = BTreeSet::new();
+    let mut lines = head.lines();
+    while let Some(l) = lines.next() {
+        if l.starts_with("X509v3 Subject Alternative Name") {
+            for name in lines.next().unwrap().split(", ") {
+                let name = name.trim();
+                if let Some(ip) = name.strip_prefix("IP Address:") {
+                    sans.insert(ip.parse::<IpAddr>().unwrap().to_string());
+                } else if let Some(dns) = name.strip_prefix("DNS:") {
+                    sans.insert(dns.to_string());
+                } else {
+                    sans.insert(name.to_string());
+                }
+            }
+        }
+    }
+    let key_bits = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Public-Key: (")
+                .map(|r| r.split(' ').next().unwrap().parse().unwrap())
+        })
+        .unwrap_or_else(|| {
+            assert!(text.contains("ED25519 Public-Key"), "no key size in {text}");
+            256
+        });
+    // "2034-12-31 00:00:00Z" → RFC 3339
+    let not_after = field("notAfter=").replacen(' ', "T", 1);
+    OpensslView {
+        subject: field("subject="),
+        not_after,
+        sans,
+        key_bits,
+        serial: field("serial="),
+    }
+}
+
+#[test]
+fn every_certificate_matches_openssl() {
+    let mut checked = 0;
+    for layout in LAYOUTS {
+        let dir = fixture(layout);
+        let report = inspect_json(dir.path());
+        let entries = report["certificates"].as_array().unwrap();
+        assert!(!entries.is_empty(), "{layout}: no certificates found");
+        for entry in entries {
+            let view = openssl_view(&der_of(entry));
+            let what = format!("{layout}: {} {}", entry["path"], entry["embedded"]);
+            assert_eq!(entry["subject"], view.subject.as_str(), "{what}");
+            assert_eq!(entry["not_after"], view.not_after.as_str(), "{what}");
+            assert_eq!(entry["serial"], view.serial.as_str(), "{what}");
+            assert_eq!(entry["key"]["size"], view.key_bits, "{what}");
+            let ours: BTreeSet<String> = ["dns", "ip", "email", "uri", "other"]
+                .iter()
+                .flat_map(|k| {
+                    entry["sans"][k]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap().to_string())
+                })
+                .collect();
+            assert_eq!(ours, view.sans, "{what}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 60, "only {checked} certificates checked");
+}
+
+fn link(report: &Value, cert_suffix: &str) -> (String, String) {
+    let c = cert(report, cert_suffix);
+    let s = |v: &Value| {
+        v.as_str()
+            .map(|s| s.rsplit("fixtures").next().unwrap_or(s).to_string())
+            .unwrap_or("null".into())
+    };
+    (s(&c["signed_by"]), s(&c["key_path"]))
+}
+
+#[test]
+fn kubeadm_three_cas_and_every_key() {
+    let dir = fixture("kubeadm");
+    let root = dir.path().to_str().unwrap();
+    let run = certs(["inspect", root, "--root", root, "-o", "json", "--now", NOW]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let pki = "etc/kubernetes/pki";
+    let table = [
+        ("pki/apiserver.crt", "pki/ca.crt", "pki/apiserver.key"),
+        (
+            "pki/apiserver-kubelet-client.crt",
+            "pki/ca.crt",
+            "pki/apiserver-kubelet-client.key",
+        ),
+        (
+            "pki/apiserver-etcd-client.crt",
+            "pki/etcd/ca.crt",
+            "pki/apiserver-etcd-client.key",
+        ),
+        (
+            "pki/front-proxy-client.crt",
+            "pki/front-proxy-ca.crt",
+            "pki/front-proxy-client.key",
+        ),
+        (
+            "pki/etcd/server.crt",
+            "pki/etcd/ca.crt",
+            "pki/etcd/server.key",
+        ),
+        ("pki/etcd/peer.crt", "pki/etcd/ca.crt", "pki/etcd/peer.key"),
+        (
+            "pki/etcd/healthcheck-client.crt",
+            "pki/etcd/ca.crt",
+            "pki/etcd/healthcheck-client.key",
+        ),
+        ("pki/ca.crt", "pki/ca.crt", "pki/ca.key"),
+        ("pki/etcd/ca.crt", "pki/etcd/ca.crt", "pki/etcd/ca.key"),
+        (
+            "pki/front-proxy-ca.crt",
+            "pki/front-proxy-ca.crt",
+            "pki/front-proxy-ca.key",
+        ),
+        (
+            "kubelet/pki/kubelet-client-current.pem",
+            "pki/ca.crt",
+            "kubelet/pki/kubelet-client-current.pem",
+        ),
+    ];
+    for (c, ca, key) in table {
+        let (signed_by, key_path) = link(&report, c);
+        assert!(
+            signed_by.ends_with(ca),
+            "{c}: signed_by {signed_by}, expected *{ca}"
+        );
+        assert!(
+            key_path.ends_with(key),
+            "{c}: key_path {key_path}, expected *{key}"
+        );
+    }
+    let roles: Vec<(&str, &str)> = vec![
+        ("pki/apiserver.crt", "apiserver"),
+        ("pki/etcd/ca.crt", "etcd-ca"),
+        ("pki/front-proxy-ca.crt", "front-proxy-ca"),
+        ("pki/ca.crt", "ca"),
+        ("pki/etcd/peer.crt", "etcd-peer"),
+        ("pki/etcd/healthcheck-client.crt", "etcd-client"),
+    ];
+    for (c, role) in roles {
+        assert_eq!(cert(&report, c)["role"], role, "{c}");
+    }
+    // Embedded client certificates: signed by the cluster CA, paired with the embedded key.
+    let admin = report["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| ends(&c["path"], "admin.conf") && !ends(&c["path"], "super-admin.conf"))
+        .expect("admin.conf client certificate");
+    assert_eq!(admin["role"], "admin");
+    assert!(
+        ends(&admin["signed_by"], &format!("{pki}/ca.crt")),
+        "{}",
+        admin["signed_by"]
+    );
+    assert!(
+        ends(
+            &admin["key_path"],
+            "admin.conf#users[kubernetes-admin].client-key-data"
+        ),
+        "{}",
+        admin["key_path"]
+    );
+    let kubelet_conf = report["kubeconfigs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| ends(&k["path"], "kubelet.conf"))
+        .expect("kubelet.conf");
+    assert_eq!(
+        kubelet_conf["users"][0]["client_certificate"]["source"],
+        "file"
+    );
+    assert_eq!(kubelet_conf["server"], "https://10.21.22.73:6443");
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "error"),
+        "{}",
+        report["findings"]
+    );
+}
+
+#[test]
+fn kubespray_and_cfssl_layouts_link() {
+    let dir = fixture("kubespray");
+    let report = inspect_json(dir.path());
+    for host in ["node1", "node2", "node3"] {
+        for (kind, role) in [
+            ("member", "etcd-server"),
+            ("admin", "etcd-client"),
+            ("node", "etcd-client"),
+        ] {
+            let c = format!("etc/ssl/etcd/ssl/{kind}-{host}.pem");
+            let (signed_by, key) = link(&report, &c);
+            assert!(
+                signed_by.ends_with("etc/ssl/etcd/ssl/ca.pem"),
+                "{c}: {signed_by}"
+            );
+            assert!(
+                key.ends_with(&format!("{kind}-{host}-key.pem")),
+                "{c}: {key}"
+            );
+            assert_eq!(cert(&report, &c)["role"], role);
+        }
+    }
+    assert_eq!(cert(&report, "etc/ssl/etcd/ssl/ca.pem")["role"], "etcd-ca");
+    let (signed_by, _) = link(&report, "etc/kubernetes/ssl/apiserver.crt");
+    assert!(
+        signed_by.ends_with("etc/kubernetes/ssl/ca.crt"),
+        "{signed_by}"
+    );
+
+    for layout in ["binary", "kubeasz-ecdsa"] {
+        let dir = fixture(layout);
+        let report = inspect_json(dir.path());
+        for name in ["kubernetes", "etcd", "admin"] {
+            let (signed_by, key) = link(&report, &format!("ssl/{name}.pem"));
+            assert!(
+                signed_by.ends_with("ssl/ca.pem"),
+                "{layout} {name}: {signed_by}"
+            );
+            assert!(
+                key.ends_with(&format!("ssl/{name}-key.pem")),
+                "{layout} {name}: {key}"
+            );
+        }
+        assert_eq!(cert(&report, "ssl/kubernetes.pem")["role"], "apiserver");
+        assert_eq!(cert(&report, "ssl/etcd.pem")["role"], "etcd-server");
+        if layout == "binary" {
+            // The field articles keep cfssl's csr.json and ca-config.json beside the pems.
+            let kinds: BTreeSet<&str> = report["cfssl"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["kind"].as_str().unwrap())
+                .collect();
+            assert_eq!(kinds, BTreeSet::from(["csr", "ca-config"]));
+        }
+    }
+    let dir = fixture("kubeasz-ecdsa");
+    let report = inspect_json(dir.path());
+    assert_eq!(
+        cert(&report, "ssl/kubernetes.pem")["key"],
+        serde_json::json!({"algo": "ecdsa", "size": 256})
+    );
+    let sec1 = report["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| ends(&k["path"], "ssl/kubernetes-key.pem"))
+        .unwrap();
+    assert_eq!(sec1["format"], "sec1");
+}
+
+fn codes_for(report: &Value, suffix: &str) -> BTreeSet<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| ends(&f["path"], suffix))
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn bad_inputs_are_findings_and_the_scan_finishes() {
+    let dir = fixture("broken");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    // What git cannot carry: a symlink loop, a dangling link, a FIFO, an unreadable file.
+    std::os::unix::fs::symlink(&pki, pki.join("loop")).unwrap();
+    std::os::unix::fs::symlink(pki.join("gone.crt"), pki.join("dangling.crt")).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(pki.join("pipe.crt"))
+        .status()
+        .unwrap()
+        .success());
+    let unreadable = pki.join("unreadable.crt");
+    std::fs::copy(pki.join("ca.crt"), &unreadable).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let root_user = std::fs::read(&unreadable).is_ok(); // permissions do not bind root
+
+    let before = tree_digest(dir.path());
+    let report = inspect_json(dir.path());
+    assert_eq!(before, tree_digest(dir.path()), "inspect changed the tree");
+
+    let expect = [
+        ("truncated.crt", "unparseable"),
+        ("garbage.pem", "unparseable"),
+        ("badder.crt", "unparseable"),
+        ("random.bin", "unparseable"),
+        ("empty.pem", "unparseable"),
+        ("loop", "symlink-loop"),
+        ("dangling.crt", "unreadable"),
+        ("pipe.crt", "not-a-file"),
+        ("apiserver.crt", "key-mismatch"),
+        ("lonely.key", "key-without-certificate"),
+        ("encrypted.key", "key-encrypted"),
+        ("legacy-encrypted.key", "key-encrypted"),
+        ("expired.crt", "expired"),
+        ("not-yet-valid.crt", "not-yet-valid"),
+        ("orphan.crt", "issuer-missing"),
+    ];
+    for (file, code) in expect {
+        assert!(
+            codes_for(&report, file).contains(code),
+            "{file}: expected {code}, found {:?}",
+            codes_for(&report, file)
+        );
+    }
+    if !root_user {
+        assert!(codes_for(&report, "unreadable.crt").contains("unreadable"));
+    }
+    // The mismatched certificate has no key; the good ones still have theirs.
+    assert!(cert(&report, "pki/apiserver.crt")["key_path"].is_null());
+    assert!(ends(
+        &cert(&report, "pki/pkcs8.crt")["key_path"],
+        "pki/pkcs8.key"
+    ));
+    assert!(ends(
+        &cert(&report, "pki/ed25519.crt")["key_path"],
+        "pki/ed25519.key"
+    ));
+    assert_eq!(cert(&report, "pki/ed25519.crt")["key"]["algo"], "ed25519");
+    assert_eq!(cert(&report, "pki/expired.crt")["status"], "expired");
+    assert_eq!(
+        cert(&report, "pki/not-yet-valid.crt")["status"],
+        "not-yet-valid"
+    );
+    let formats: BTreeSet<&str> = report["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["format"].as_str().unwrap())
+        .collect();
+    for f in ["pkcs1", "pkcs8", "encrypted-pkcs8", "encrypted-pem"] {
+        assert!(formats.contains(f), "key format {f} not seen: {formats:?}");
+    }
+    // Two certificates in one file, and a DER file.
+    let chain: Vec<&Value> = report["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| ends(&c["path"], "chain.pem"))
+        .collect();
+    assert_eq!(chain.len(), 2);
+    assert!(cert(&report, "der/front-proxy-client.der")["signed_by"].is_string());
+    assert_eq!(report["csrs"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn warn_within_sets_the_exit_code() {
+    let dir = fixture("kubeadm");
+    let path = dir.path().to_str().unwrap();
+    let quiet = certs(["inspect", path, "--now", NOW, "--warn-within", "30d"]);
+    assert_eq!(quiet.code, 0, "{}{}", quiet.stdout, quiet.stderr);
+    // Eleven months before the leaves' end: within a year, not within 30 days.
+    let late = certs([
+        "inspect",
+        path,
+        "--now",
+        "2034-02-01T00:00:00Z",
+        "--warn-within",
+        "365d",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(late.code, 1);
+    assert_eq!(
+        cert(&late.json(), "pki/apiserver.crt")["status"],
+        "expiring"
+    );
+    // Without --warn-within problems are shown but do not fail the run.
+    let broken = fixture("broken");
+    let shown = certs(["inspect", broken.path().to_str().unwrap(), "--now", NOW]);
+    assert_eq!(shown.code, 0);
+    assert!(shown.stdout.contains("key-mismatch"));
+    let failed = certs([
+        "inspect",
+        broken.path().to_str().unwrap(),
+        "--now",
+        NOW,
+        "--warn-within",
+        "1d",
+    ]);
+    assert_eq!(failed.code, 1);
+}
+
+#[test]
+fn unreadable_root_and_bad_arguments_exit_2() {
+    let run = certs(["inspect", "/nonexistent/etc/kubernetes"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/nonexistent/etc/kubernetes"),
+        "{}",
+        run.stderr
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let run = certs(["inspect", "--root", empty.path().to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("none of the standard locations exists"),
+        "{}",
+        run.stderr
+    );
+    let run = certs(["inspect", "--warn-within", "soon", "."]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("found `soon`"), "{}", run.stderr);
+    let run = certs(["inspect", "--now", "yesterday", "."]);
+    assert_eq!(run.code, 2);
+    let run = certs(["inspect", "https://127.0.0.1:1"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--ca"), "{}", run.stderr);
+}
+
+#[test]
+fn root_reads_standard_locations_and_follows_kubeconfig_references() {
+    let dir = fixture("kubeadm");
+    let run = certs([
+        "inspect",
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--now",
+        NOW,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Paths are shown relative to the root, as on the node.
+    assert!(
+        run.stdout.contains("/etc/kubernetes/pki/apiserver.crt"),
+        "{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .contains("/var/lib/kubelet/pki/kubelet-client-current.pem"));
+    assert!(!run.stdout.contains(dir.path().to_str().unwrap()));
+    // Given only /etc/kubernetes, kubelet.conf's absolute reference is still read under --root.
+    let etc = dir.path().join("etc/kubernetes");
+    let run = certs([
+        "inspect",
+        etc.to_str().unwrap(),
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--now",
+        NOW,
+        "-o",
+        "json",
+    ]);
+    let report = run.json();
+    assert!(ends(
+        &cert(&report, "kubelet-client-current.pem")["signed_by"],
+        "pki/ca.crt"
+    ));
+}

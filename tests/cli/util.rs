@@ -1,0 +1,122 @@
+//! The harness: run the real `certs` binary on copies of the fixtures, and ask openssl.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A private copy of `fixtures/<name>` in a temp dir: tests may break it as they like.
+pub fn fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_tree(&repo().join("fixtures").join(name), dir.path());
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.expect("walk fixture");
+        let rel = entry.path().strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// The outcome of one run, with its streams as text.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+pub fn certs<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_certs"))
+        .args(args)
+        .output()
+        .expect("run certs");
+    run(out)
+}
+
+fn run(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `openssl ARGS`; panics with its stderr when it fails.
+pub fn openssl<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed (see README)");
+    assert!(
+        out.status.success(),
+        "openssl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Pinned instant for fixture runs, so statuses do not drift with the calendar.
+pub const NOW: &str = "2026-06-01T00:00:00Z";
+
+/// Every regular file under `dir` with its SHA-256: compared before and after to prove that a
+/// command changed nothing.
+pub fn tree_digest(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let bytes = std::fs::read(e.path()).unwrap();
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+            out.push((e.path().to_path_buf(), format!("{:?}", digest.as_ref())));
+        }
+    }
+    out
+}
+
+/// Finds the certificate entry whose path ends with `suffix` (and is not embedded).
+pub fn cert<'a>(report: &'a Value, suffix: &str) -> &'a Value {
+    report["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["path"].as_str().unwrap().ends_with(suffix)
+                && c["embedded"].is_null()
+                && c["index"] == 0
+        })
+        .unwrap_or_else(|| panic!("no certificate at *{suffix}"))
+}
+
+pub fn ends(v: &Value, suffix: &str) -> bool {
+    v.as_str().is_some_and(|s| s.ends_with(suffix))
+}

@@ -118,7 +118,7 @@ fn cert_json<'a>(
         authority_key_id: info.authority_key_id.as_deref(),
         signature_algorithm: &info.signature_algorithm,
         sha256: &info.sha256,
-        self_signed: info.is_self_signed(),
+        self_signed: false,
         signed_by: None,
         key_path: None,
     }
@@ -138,6 +138,9 @@ fn entry_json<'a>(inv: &'a Inventory, c: &'a CertEntry) -> CertJson<'a> {
         .signed_by
         .map(|i| inv.certificates[i].location.to_string());
     j.key_path = c.key.map(|k| inv.keys[k].location.to_string());
+    j.self_signed = c
+        .signed_by
+        .is_some_and(|i| std::ptr::eq(&inv.certificates[i], c));
     j
 }
 
@@ -235,7 +238,9 @@ fn report(inv: &Inventory, endpoints: &[Endpoint]) -> Value {
                 .enumerate()
                 .map(|(i, info)| {
                     let status = Status::at(inv.now, inv.warn_within, info.not_before, info.not_after);
-                    cert_json(e.url.clone(), i, None, "served", status, info, inv.now)
+                    let mut j = cert_json(e.url.clone(), i, None, "served", status, info, inv.now);
+                    j.self_signed = info.is_signed_by(info);
+                    j
                 })
                 .collect();
             json!({"url": e.url, "trust": trust, "detail": detail, "handshake_error": e.handshake_error, "chain": chain})

@@ -158,11 +158,6 @@ impl CertInfo {
         Ok(info)
     }
 
-    pub fn is_self_signed(&self) -> bool {
-        self.subject_raw == self.issuer_raw
-            && (self.authority_key_id.is_none() || self.authority_key_id == self.subject_key_id)
-    }
-
     /// Whether `self` could have issued `child` judging by names and key identifiers alone.
     /// A cheap filter before the signature check, which is what actually decides.
     pub fn may_have_issued(&self, child: &CertInfo) -> bool {
@@ -332,7 +327,6 @@ mod tests {
         assert_eq!(info.sans.ip, vec!["10.96.0.1"]);
         assert_eq!(info.key, KeyAlgo::ecdsa(256));
         assert!(info.serves_tls());
-        assert!(info.is_self_signed());
         assert!(info.is_signed_by(&info));
     }
 

@@ -416,7 +416,7 @@ impl Inventory {
                         .map(|&j| (j, &self.certificates[j].location)),
                 )
             };
-            if best.is_none() && !c.info.is_self_signed() {
+            if best.is_none() {
                 let path = c.location.to_string();
                 findings.push(match candidates.first() {
                     Some(&j) => Finding {

@@ -855,7 +855,8 @@ fn connect(target: &Target, deadline: Instant, timeout: Duration) -> Result<TcpS
             break;
         }
         // Share what is left among the remaining addresses, so one black hole cannot eat it all.
-        let share = (left / (addrs.len() - i) as u32).max(Duration::from_millis(1));
+        let remaining = u32::try_from(addrs.len() - i).unwrap_or(u32::MAX).max(1);
+        let share = (left / remaining).max(Duration::from_millis(1));
         match TcpStream::connect_timeout(addr, share) {
             Ok(s) => return Ok(s),
             Err(e) => last = Some((*addr, e)),
@@ -1683,6 +1684,40 @@ mod tests {
         assert!(probe.serves_leaf(leaf.0.as_ref()));
         assert_eq!(probe.target, target);
         server.join().expect("server thread");
+    }
+
+    #[test]
+    fn host_names_are_resolved() {
+        let ca = ca("kubernetes");
+        let leaf = server_leaf(&ca);
+        let (ip_target, server) = serve(
+            server_config(&leaf, ClientAuth::None, false),
+            1,
+            Reply::Nothing,
+        );
+        // "localhost" may resolve to ::1 first, where nothing listens: the next address is tried.
+        let target: Target = format!("https://localhost:{}", ip_target.port)
+            .parse()
+            .expect("target");
+        let probe = probe(&target, &opts(&[&ca])).expect("probe");
+        assert_eq!(probe.trust, Trust::Verified);
+        server.join().expect("server thread");
+    }
+
+    #[test]
+    fn unresolvable_host_is_an_error() {
+        let target: Target = "https://no-such-host.invalid:6443".parse().expect("target");
+        let o = ProbeOptions {
+            insecure: true,
+            timeout: Duration::from_secs(2),
+            ..ProbeOptions::default()
+        };
+        match probe(&target, &o) {
+            Err(e @ (ProbeError::Resolve { .. } | ProbeError::Timeout { .. })) => {
+                assert!(e.to_string().contains("no-such-host.invalid"), "{e}")
+            }
+            other => panic!("expected Resolve, got {other:?}"),
+        }
     }
 
     #[test]

@@ -329,6 +329,10 @@ fn kubespray_and_cfssl_layouts_link() {
             );
         }
         assert_eq!(cert(&report, "ssl/kubernetes.pem")["role"], "apiserver");
+        // cfssl gives kubernetes.pem the CA's own subject and no AKI: only the signature check
+        // tells it is not self-signed.
+        assert_eq!(cert(&report, "ssl/kubernetes.pem")["self_signed"], false);
+        assert_eq!(cert(&report, "ssl/ca.pem")["self_signed"], true);
         assert_eq!(cert(&report, "ssl/etcd.pem")["role"], "etcd-server");
         if layout == "binary" {
             // The field articles keep cfssl's csr.json and ca-config.json beside the pems.

@@ -514,7 +514,11 @@ fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
 }
 
 fn establish(target: &Target, opts: &ProbeOptions) -> Result<Session, ProbeError> {
-    let deadline = Instant::now() + opts.timeout;
+    let now = Instant::now();
+    // A huge timeout must not overflow the clock: cap it at a day.
+    let deadline = now
+        .checked_add(opts.timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(24 * 3600));
     let invalid = |detail: String| ProbeError::InvalidOptions {
         target: target.clone(),
         detail,

@@ -120,3 +120,66 @@ pub fn cert<'a>(report: &'a Value, suffix: &str) -> &'a Value {
 pub fn ends(v: &Value, suffix: &str) -> bool {
     v.as_str().is_some_and(|s| s.ends_with(suffix))
 }
+
+/// A real rustls TLS server on 127.0.0.1 serving `chain` (PEM file) with `key`, optionally
+/// demanding client certificates signed by `client_ca`. Runs until the test process ends.
+pub fn tls_server(chain: &Path, key: &Path, client_ca: Option<&Path>) -> std::net::SocketAddr {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    let certs = |p: &Path| -> Vec<CertificateDer<'static>> {
+        pem::parse_many(std::fs::read(p).unwrap())
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.tag() == "CERTIFICATE")
+            .map(|b| CertificateDer::from(b.into_contents()))
+            .collect()
+    };
+    let key_pem = pem::parse(std::fs::read(key).unwrap()).unwrap();
+    let key_der = match key_pem.tag() {
+        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(key_pem.into_contents().into()),
+        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(key_pem.into_contents().into()),
+        _ => PrivateKeyDer::Pkcs8(key_pem.into_contents().into()),
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certs(ca) {
+                roots.add(c).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = Arc::new(builder.with_single_cert(certs(chain), key_der).unwrap());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let Ok(mut conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                while conn.is_handshaking() {
+                    if conn.complete_io(&mut stream).is_err() {
+                        return;
+                    }
+                }
+                let _ = conn.complete_io(&mut stream);
+            });
+        }
+    });
+    addr
+}

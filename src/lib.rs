@@ -13,4 +13,5 @@ pub mod cli;
 pub mod duration;
 pub mod error;
 pub mod pki;
+pub mod spec;
 pub mod sys;

@@ -56,6 +56,8 @@ pub struct CertInfo {
     /// Raw DER of the names: issuer links compare these, never the printed form.
     pub subject_raw: Vec<u8>,
     pub issuer_raw: Vec<u8>,
+    /// The subject's RDNs in order, each a list of (attribute short name or OID, value).
+    pub subject_rdns: Vec<Vec<(String, String)>>,
     /// The common name, when there is one.
     pub common_name: Option<String>,
     /// All organization (O) values, in order.
@@ -129,6 +131,20 @@ impl CertInfo {
             subject: subject.to_string(),
             issuer: cert.issuer().to_string(),
             subject_raw: subject.as_raw().to_vec(),
+            subject_rdns: subject
+                .iter()
+                .map(|rdn| {
+                    rdn.iter()
+                        .map(|a| {
+                            let value = a
+                                .as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|_| hex_colon(a.as_slice()));
+                            (attribute_name(&a.attr_type().to_id_string()), value)
+                        })
+                        .collect()
+                })
+                .collect(),
             issuer_raw: cert.issuer().as_raw().to_vec(),
             common_name: subject
                 .iter_common_name()
@@ -264,6 +280,22 @@ pub(crate) fn describe_spki(spki: &SubjectPublicKeyInfo) -> Result<(KeyAlgo, Pub
         _ if oid == super::key::OID_ED25519 => Ok((KeyAlgo::ed25519(), PublicKeyId::ed25519(raw))),
         _ => Ok((KeyAlgo::other(&oid), PublicKeyId::other(raw))),
     }
+}
+
+/// Short names for the attributes cfssl and kubeadm write; others stay dotted OIDs.
+fn attribute_name(oid: &str) -> String {
+    match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.8" => "ST",
+        "2.5.4.7" => "L",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.5" => "SerialNumber",
+        "1.2.840.113549.1.9.1" => "E",
+        other => other,
+    }
+    .to_string()
 }
 
 fn signature_name(cert: &X509Certificate) -> String {

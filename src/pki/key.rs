@@ -18,10 +18,11 @@ const OID_P384: &str = "1.3.132.0.34";
 const OID_P521: &str = "1.3.132.0.35";
 
 /// `{"algo": "rsa|ecdsa|ed25519", "size": N}` — cfssl's `key` block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct KeyAlgo {
     pub algo: String,
     /// RSA modulus bits, or the curve size (256, 384, 521; 256 for Ed25519).
+    #[serde(default)]
     pub size: u32,
 }
 

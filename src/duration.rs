@@ -8,6 +8,14 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("expected a duration such as 30d, 87600h or 1y, found `{text}` ({e})"))
 }
 
+/// RFC 3339 in UTC, or the raw number if it is out of range.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
 /// kubeadm's short residual time (`ShortHumanDuration` in k8s.io/apimachinery): `<invalid>` once
 /// past, then seconds, minutes, hours below 48h, days below two years, years after that.
 pub fn short_human(seconds: i64) -> String {

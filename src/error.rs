@@ -37,6 +37,13 @@ pub enum Error {
         found: String,
     },
 
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error(transparent)]
     Probe(#[from] crate::sys::tls::ProbeError),
 

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod duration;
 pub mod error;
+pub mod issue;
 pub mod pki;
 pub mod spec;
 pub mod sys;

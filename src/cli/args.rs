@@ -21,6 +21,88 @@ pub struct Args {
 pub enum Command {
     /// Read every certificate, key and kubeconfig of a node (or the chain a live endpoint serves)
     Inspect(InspectArgs),
+    /// Print the cfssl CSR spec (csr.json) of a certificate, optionally with a SAN edit
+    Spec(SpecArgs),
+    /// Reissue certificates from the cluster CA with an edited SAN set, into a bundle directory
+    Reissue(ReissueArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SanArgs {
+    /// Add a SAN (IP, email, URI or DNS name, classified like cfssl's hosts); repeatable
+    #[arg(long = "add-san", value_name = "SAN")]
+    pub add: Vec<String>,
+
+    /// Drop a SAN; it must be present; repeatable
+    #[arg(long = "drop-san", value_name = "SAN")]
+    pub drop: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SpecArgs {
+    /// A certificate file or a kubeconfig with an embedded client certificate
+    #[arg(required_unless_present = "template", conflicts_with = "template")]
+    pub cert: Option<PathBuf>,
+
+    /// Start from a built-in template instead (kubernetes, etcd, etcd-peer, etcd-client, admin,
+    /// kube-controller-manager, kube-scheduler, kube-proxy, kubelet, ca, ca-config)
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
+
+    #[command(flatten)]
+    pub sans: SanArgs,
+
+    /// Output format (cfssl's csr.json is JSON)
+    #[arg(short, long, value_enum, default_value_t = SpecOutput::Json)]
+    pub output: SpecOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpecOutput {
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReissueArgs {
+    /// Certificate files or kubeconfigs to reissue, all with the same SAN edit
+    #[arg(required = true)]
+    pub certs: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub sans: SanArgs,
+
+    /// CA certificate [default: the certificate beside the target whose signature verifies it]
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    pub ca: Option<PathBuf>,
+
+    /// CA private key (PKCS#1, PKCS#8 or SEC1, unencrypted)
+    #[arg(long, value_name = "FILE", requires = "ca")]
+    pub ca_key: Option<PathBuf>,
+
+    /// Bundle directory to create [default: ./certs-bundle-<time>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Generate new keys (same algorithm and size unless --key-algo) instead of keeping the
+    /// public key
+    #[arg(long)]
+    pub new_key: bool,
+
+    /// With --new-key: rsa:2048, rsa:4096, ecdsa:256, ecdsa:384, ed25519
+    #[arg(long, value_name = "ALGO:SIZE", requires = "new_key")]
+    pub key_algo: Option<String>,
+
+    /// Validity of the new certificates [default: the original's validity period]
+    #[arg(long, value_name = "DURATION")]
+    pub validity: Option<String>,
+
+    /// Print what would be issued; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Issue as of this instant (RFC 3339) instead of now
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,11 +168,27 @@ mod tests {
             "ca.crt",
         ])
         .unwrap();
-        let Command::Inspect(i) = args.command;
+        let Command::Inspect(i) = args.command else { panic!("not inspect") };
         assert_eq!(i.targets, ["/etc/kubernetes", "https://10.0.0.1:6443"]);
         assert_eq!(i.output, Output::Json);
         assert_eq!(i.warn_within.as_deref(), Some("30d"));
         assert_eq!(i.root, PathBuf::from("/"));
+    }
+
+    #[test]
+    fn parses_reissue() {
+        let args = Args::try_parse_from([
+            "certs", "reissue", "a.pem", "b.pem", "--drop-san", "172.72.0.96", "--drop-san", "172.72.0.97",
+            "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--new-key", "--dry-run",
+        ])
+        .unwrap();
+        let Command::Reissue(r) = args.command else { panic!("not reissue") };
+        assert_eq!(r.certs.len(), 2);
+        assert_eq!(r.sans.drop, ["172.72.0.96", "172.72.0.97"]);
+        assert!(r.new_key && r.dry_run);
+        // --ca without --ca-key is a usage error, and so is a spec with neither CERT nor template.
+        assert!(Args::try_parse_from(["certs", "reissue", "a.pem", "--ca", "ca.pem"]).is_err());
+        assert!(Args::try_parse_from(["certs", "spec"]).is_err());
     }
 
     #[test]

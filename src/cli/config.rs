@@ -73,3 +73,53 @@ fn parse_time(text: &str) -> Result<i64> {
             ))
         })
 }
+
+/// `certs reissue`, resolved.
+#[derive(Debug)]
+pub struct ReissueConfig {
+    pub certs: Vec<PathBuf>,
+    pub edit: crate::spec::SanEdit,
+    pub ca: Option<(PathBuf, PathBuf)>,
+    pub out: PathBuf,
+    pub new_key: bool,
+    pub key_algo: Option<crate::pki::key::KeyAlgo>,
+    pub validity: Option<i64>,
+    pub dry_run: bool,
+    pub now: i64,
+}
+
+pub fn reissue(a: super::args::ReissueArgs) -> Result<ReissueConfig> {
+    let edit = crate::spec::SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
+    let now = match a.now {
+        Some(t) => parse_time(&t)?,
+        None => crate::sys::clock::now(),
+    };
+    let key_algo = a.key_algo.as_deref().map(parse_key_algo).transpose()?;
+    let validity = a.validity.as_deref().map(parse_duration).transpose()?.map(|d| d.as_secs() as i64);
+    let out = a.out.unwrap_or_else(|| {
+        let stamp = crate::duration::rfc3339(now).replace([':', '-'], "");
+        PathBuf::from(format!("certs-bundle-{stamp}"))
+    });
+    Ok(ReissueConfig {
+        certs: a.certs,
+        edit,
+        ca: a.ca.zip(a.ca_key),
+        out,
+        new_key: a.new_key,
+        key_algo,
+        validity,
+        dry_run: a.dry_run,
+        now,
+    })
+}
+
+fn parse_key_algo(text: &str) -> Result<crate::pki::key::KeyAlgo> {
+    use crate::pki::key::KeyAlgo;
+    let bad = || Error::Usage(format!("--key-algo: expected rsa:2048, rsa:4096, ecdsa:256, ecdsa:384 or ed25519, found `{text}`"));
+    match text.split_once(':') {
+        None if text == "ed25519" => Ok(KeyAlgo::ed25519()),
+        Some(("rsa", n)) => n.parse().map(KeyAlgo::rsa).map_err(|_| bad()),
+        Some(("ecdsa", n)) => n.parse().map(KeyAlgo::ecdsa).map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}

@@ -4,7 +4,9 @@
 mod args;
 mod config;
 mod inspect;
+mod reissue;
 mod render;
+mod spec;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -32,6 +34,8 @@ pub fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Inspect(a) => config::inspect(a).and_then(|c| inspect::run(&c)),
+        Command::Spec(a) => spec::run(&a),
+        Command::Reissue(a) => config::reissue(a).and_then(|c| reissue::run(&c)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

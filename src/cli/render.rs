@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::args::Output;
 use super::config::InspectConfig;
-use crate::duration::short_human;
+use crate::duration::{rfc3339, short_human};
 use crate::pki::cert::CertInfo;
 use crate::pki::inventory::{CertEntry, Inventory, Status};
 use crate::pki::kubeconfig::Source;
@@ -37,16 +37,6 @@ pub fn inspect(
         }
         Output::Table | Output::Wide => tables(out, inv, endpoints, c),
     }
-}
-
-pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 /// kubeadm's `Jan 02, 2006 15:04 MST`, always UTC.

@@ -258,7 +258,7 @@ fn eku_names(eku: &x509_parser::extensions::ExtendedKeyUsage) -> Vec<String> {
 }
 
 /// Algorithm, size and matching identity of a SubjectPublicKeyInfo.
-pub(crate) fn describe_spki(spki: &SubjectPublicKeyInfo) -> Result<(KeyAlgo, PublicKeyId), String> {
+pub fn describe_spki(spki: &SubjectPublicKeyInfo) -> Result<(KeyAlgo, PublicKeyId), String> {
     let oid = spki.algorithm.algorithm.to_id_string();
     let raw = spki.subject_public_key.data.as_ref();
     match spki.parsed() {

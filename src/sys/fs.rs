@@ -147,6 +147,65 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
+/// Writes a bundle into `dir`, which must not exist yet (or be an empty directory): every file
+/// with its mode (private keys 0600), `bundle.json` last. On any failure the directory is
+/// removed again, so a failed write leaves nothing behind.
+pub fn write_bundle(dir: &Path, files: &[(PathBuf, u32, Vec<u8>)], manifest: &[u8]) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let created = match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::Input {
+                    path: dir.to_path_buf(),
+                    expected: "a new or empty directory for the bundle".into(),
+                    found: "a directory with files in it (bundles are never overwritten)".into(),
+                });
+            }
+            false
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
+            true
+        }
+        Err(source) => return Err(Error::Write { path: dir.to_path_buf(), source }),
+    };
+    let write_all = || -> Result<()> {
+        let all = files.iter().map(|(p, m, c)| (p.as_path(), *m, c.as_slice()));
+        for (rel, mode, contents) in all.chain([(Path::new("bundle.json"), 0o644, manifest)]) {
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&path)
+                .map_err(|source| Error::Write { path: path.clone(), source })?;
+            std::io::Write::write_all(&mut f, contents)
+                .and_then(|_| f.sync_all())
+                .map_err(|source| Error::Write { path: path.clone(), source })?;
+        }
+        Ok(())
+    };
+    write_all().inspect_err(|_| {
+        if created {
+            let _ = std::fs::remove_dir_all(dir);
+        } else if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+            }
+        }
+    })
+}
+
 /// `path` as seen from a node whose file system is mounted at `root` (`/` for the live node).
 pub fn under_root(root: &Path, path: &Path) -> PathBuf {
     match path.strip_prefix("/") {

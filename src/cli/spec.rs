@@ -1,0 +1,52 @@
+//! `certs spec`: an adapter over [`crate::spec::reconstruct`] and the SAN edit.
+
+use super::args::SpecArgs;
+use crate::error::{exit, Error, Result};
+use crate::spec::{self, san, CsrSpec, SanEdit};
+
+pub fn run(a: &SpecArgs) -> Result<u8> {
+    let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
+    let value: serde_json::Value = match (&a.cert, &a.template) {
+        (_, Some(name)) => {
+            let json = spec::template::get(name).map_err(Error::Usage)?;
+            if name == "ca-config" {
+                if !edit.is_empty() {
+                    return Err(Error::Usage("expected no SAN edit for ca-config, which has no hosts".into()));
+                }
+                serde_json::from_str(json).map_err(|e| Error::Usage(e.to_string()))?
+            } else {
+                let spec: CsrSpec = serde_json::from_str(json).map_err(|e| Error::Usage(e.to_string()))?;
+                let current = spec.sans().map_err(Error::Usage)?;
+                let outcome = san::apply(&current, &edit, false).map_err(Error::Usage)?;
+                report_noops(&outcome);
+                serde_json::to_value(spec.with_sans(&outcome)).map_err(|e| Error::Usage(e.to_string()))?
+            }
+        }
+        (Some(path), None) => {
+            let targets = crate::issue::target::load(path)?;
+            let target = &targets[0];
+            let r = spec::reconstruct(&target.info).map_err(|found| Error::Input {
+                path: path.clone(),
+                expected: "a certificate a cfssl spec can describe".into(),
+                found,
+            })?;
+            for note in &r.notes {
+                eprintln!("certs: note: {note}");
+            }
+            let current = r.spec.sans().map_err(Error::Usage)?;
+            let outcome = san::apply(&current, &edit, target.info.serves_tls()).map_err(Error::Usage)?;
+            report_noops(&outcome);
+            serde_json::to_value(r.spec.with_sans(&outcome)).map_err(|e| Error::Usage(e.to_string()))?
+        }
+        (None, None) => return Err(Error::Usage("expected CERT or --template NAME".into())),
+    };
+    let text = serde_json::to_string_pretty(&value).map_err(|e| Error::Usage(e.to_string()))?;
+    println!("{text}");
+    Ok(exit::OK)
+}
+
+pub fn report_noops(outcome: &san::EditOutcome) {
+    for s in &outcome.already_present {
+        eprintln!("certs: note: {s} is already present; nothing to add");
+    }
+}

@@ -1,0 +1,144 @@
+//! What to reissue: a certificate file (its first certificate; the rest of the file is chain) or
+//! a kubeconfig's embedded client certificate — and the CA that signed it, found in the same
+//! tree by signature when not given.
+
+use std::path::{Path, PathBuf};
+
+use super::{Ca, SigningKey};
+use crate::error::{Error, Result};
+use crate::pki::cert::CertInfo;
+use crate::pki::decode::{decode, Item};
+use crate::pki::inventory::Location;
+use crate::pki::kubeconfig::Source;
+use crate::pki::Role;
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: PathBuf,
+    /// For a kubeconfig: the user whose client certificate this is.
+    pub user: Option<String>,
+    pub info: CertInfo,
+    pub role: Role,
+    /// The file as it is now (rewritten with the new certificate in the bundle).
+    pub bytes: Vec<u8>,
+    /// For a kubeconfig user: the format of the embedded key, kept when a new key is made.
+    pub key_format: Option<crate::pki::key::KeyFormat>,
+}
+
+pub fn load(path: &Path) -> Result<Vec<Target>> {
+    let bytes = crate::sys::fs::read_file(path)?;
+    let decoded = decode(path, &bytes);
+    let input_err = |found: String| Error::Input {
+        path: path.to_path_buf(),
+        expected: "a certificate (PEM or DER) or a kubeconfig with an embedded client certificate".into(),
+        found,
+    };
+    let mut out = Vec::new();
+    for item in decoded.items {
+        match item {
+            Item::Cert { index: 0, info } => {
+                let role = crate::pki::role::detect(path, &info);
+                out.push(Target {
+                    path: path.to_path_buf(),
+                    user: None,
+                    info: *info,
+                    role,
+                    bytes: bytes.clone(),
+                    key_format: None,
+                });
+            }
+            Item::Kubeconfig(kc) => {
+                for user in &kc.users {
+                    if let Some(Source::Embedded(info)) = &user.client_cert {
+                        let role = crate::pki::role::detect(path, info);
+                        out.push(Target {
+                            path: path.to_path_buf(),
+                            user: Some(user.name.clone()),
+                            info: (**info).clone(),
+                            role,
+                            bytes: bytes.clone(),
+                            key_format: match &user.client_key {
+                                Some(Source::Embedded(k)) => Some(k.format),
+                                _ => None,
+                            },
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        let found = decoded.problems.first().cloned().unwrap_or_else(|| "no certificate".into());
+        return Err(input_err(found));
+    }
+    Ok(out)
+}
+
+/// Loads a CA from explicit files.
+pub fn explicit_ca(cert: &Path, key: &Path) -> Result<Ca> {
+    let bytes = crate::sys::fs::read_file(cert)?;
+    let cert_err = |found: String| Error::Input { path: cert.to_path_buf(), expected: "a CA certificate".into(), found };
+    let info = decode(cert, &bytes)
+        .items
+        .into_iter()
+        .find_map(|i| match i {
+            Item::Cert { info, .. } => Some(*info),
+            _ => None,
+        })
+        .ok_or_else(|| cert_err("no certificate".into()))?;
+    let key_loc = Location { path: key.to_path_buf(), index: 0, embedded: None };
+    let signer = load_key(&key_loc)?;
+    Ca::new(info, cert.display().to_string(), signer, &key.display().to_string()).map_err(Error::Usage)
+}
+
+/// Finds the CA that signed `target` among the certificates under the target's directory and
+/// its parent (kubeadm keeps `pki/etcd/ca.crt` below `pki/`, kubeconfigs sit above `pki/`).
+pub fn discover_ca(target: &Target, now: i64) -> Result<Ca> {
+    let dir = target.path.parent().unwrap_or(Path::new("."));
+    let mut tried = Vec::new();
+    for scope in [Some(dir), dir.parent()].into_iter().flatten() {
+        let scope = if scope.as_os_str().is_empty() { Path::new(".") } else { scope };
+        tried.push(scope.display().to_string());
+        let req = crate::pki::scan::ScanRequest { paths: &[scope.to_path_buf()], root: Path::new("/"), now, warn_within: 0 };
+        let inv = crate::pki::scan::scan(&req)?;
+        let Some(found) = inv
+            .certificates
+            .iter()
+            .filter(|c| c.info.is_ca && c.location.embedded.is_none() && target.info.is_signed_by(&c.info))
+            .min_by_key(|c| c.location.path.components().count())
+        else {
+            continue;
+        };
+        let location = found.location.to_string();
+        let key = found.key.map(|k| &inv.keys[k]).ok_or_else(|| {
+            Error::Usage(format!(
+                "found the CA that signed `{}` ({location}) but no private key that matches it beside it; pass --ca and --ca-key",
+                target.path.display()
+            ))
+        })?;
+        let signer = load_key(&key.location)?;
+        return Ca::new(found.info.clone(), location, signer, &key.location.to_string()).map_err(Error::Usage);
+    }
+    Err(Error::Usage(format!(
+        "no CA certificate under {} verifies `{}` (issuer `{}`); pass --ca and --ca-key",
+        tried.join(" or "),
+        target.path.display(),
+        target.info.issuer
+    )))
+}
+
+/// Reads the private key at `loc` (the n-th key block of a file) into a signer.
+fn load_key(loc: &Location) -> Result<SigningKey> {
+    let bytes = crate::sys::fs::read_file(&loc.path)?;
+    let text = std::str::from_utf8(&bytes).ok();
+    let err = |found: String| Error::Input { path: loc.path.clone(), expected: "a PEM private key".into(), found };
+    let blocks = text.map(pem::parse_many).transpose().map_err(|e| err(format!("unreadable PEM ({e})")))?.unwrap_or_default();
+    let block = blocks
+        .iter()
+        .filter(|b| b.tag().ends_with("KEY"))
+        .nth(loc.index)
+        .ok_or_else(|| err("no private key block".into()))?;
+    let encrypted = block.headers().get("Proc-Type").is_some_and(|v| v.contains("ENCRYPTED"));
+    SigningKey::from_pem_block(block.tag(), block.contents(), encrypted).map_err(err)
+}

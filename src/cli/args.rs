@@ -168,7 +168,9 @@ mod tests {
             "ca.crt",
         ])
         .unwrap();
-        let Command::Inspect(i) = args.command else { panic!("not inspect") };
+        let Command::Inspect(i) = args.command else {
+            panic!("not inspect")
+        };
         assert_eq!(i.targets, ["/etc/kubernetes", "https://10.0.0.1:6443"]);
         assert_eq!(i.output, Output::Json);
         assert_eq!(i.warn_within.as_deref(), Some("30d"));
@@ -178,11 +180,25 @@ mod tests {
     #[test]
     fn parses_reissue() {
         let args = Args::try_parse_from([
-            "certs", "reissue", "a.pem", "b.pem", "--drop-san", "172.72.0.96", "--drop-san", "172.72.0.97",
-            "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--new-key", "--dry-run",
+            "certs",
+            "reissue",
+            "a.pem",
+            "b.pem",
+            "--drop-san",
+            "172.72.0.96",
+            "--drop-san",
+            "172.72.0.97",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--new-key",
+            "--dry-run",
         ])
         .unwrap();
-        let Command::Reissue(r) = args.command else { panic!("not reissue") };
+        let Command::Reissue(r) = args.command else {
+            panic!("not reissue")
+        };
         assert_eq!(r.certs.len(), 2);
         assert_eq!(r.sans.drop, ["172.72.0.96", "172.72.0.97"]);
         assert!(r.new_key && r.dry_run);

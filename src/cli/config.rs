@@ -95,7 +95,12 @@ pub fn reissue(a: super::args::ReissueArgs) -> Result<ReissueConfig> {
         None => crate::sys::clock::now(),
     };
     let key_algo = a.key_algo.as_deref().map(parse_key_algo).transpose()?;
-    let validity = a.validity.as_deref().map(parse_duration).transpose()?.map(|d| d.as_secs() as i64);
+    let validity = a
+        .validity
+        .as_deref()
+        .map(parse_duration)
+        .transpose()?
+        .map(|d| d.as_secs() as i64);
     let out = a.out.unwrap_or_else(|| {
         let stamp = crate::duration::rfc3339(now).replace([':', '-'], "");
         PathBuf::from(format!("certs-bundle-{stamp}"))
@@ -115,7 +120,9 @@ pub fn reissue(a: super::args::ReissueArgs) -> Result<ReissueConfig> {
 
 fn parse_key_algo(text: &str) -> Result<crate::pki::key::KeyAlgo> {
     use crate::pki::key::KeyAlgo;
-    let bad = || Error::Usage(format!("--key-algo: expected rsa:2048, rsa:4096, ecdsa:256, ecdsa:384 or ed25519, found `{text}`"));
+    let bad = || {
+        Error::Usage(format!("--key-algo: expected rsa:2048, rsa:4096, ecdsa:256, ecdsa:384 or ed25519, found `{text}`"))
+    };
     match text.split_once(':') {
         None if text == "ed25519" => Ok(KeyAlgo::ed25519()),
         Some(("rsa", n)) => n.parse().map(KeyAlgo::rsa).map_err(|_| bad()),

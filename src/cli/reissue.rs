@@ -24,7 +24,12 @@ pub fn run(c: &ReissueConfig) -> Result<u8> {
             Some(user) => format!("{} (user {user})", d.target.path.display()),
             None => d.target.path.display().to_string(),
         };
-        writeln!(out, "{who}: {} signed by {}", d.target.info.subject, d.ca_location).map_err(w)?;
+        writeln!(
+            out,
+            "{who}: {} signed by {}",
+            d.target.info.subject, d.ca_location
+        )
+        .map_err(w)?;
         for s in &d.outcome.added {
             writeln!(out, "  + {s}").map_err(w)?;
         }
@@ -35,7 +40,11 @@ pub fn run(c: &ReissueConfig) -> Result<u8> {
             writeln!(out, "  = {s} (already present)").map_err(w)?;
         }
         let kept = d.outcome.sans.len() - d.outcome.added.len();
-        let key = if d.issued.new_key.is_some() { "new key" } else { "key kept" };
+        let key = if d.issued.new_key.is_some() {
+            "new key"
+        } else {
+            "key kept"
+        };
         writeln!(
             out,
             "  {kept} SANs kept; serial {} -> {}; {key}; valid until {}",
@@ -49,13 +58,26 @@ pub fn run(c: &ReissueConfig) -> Result<u8> {
         }
     }
     if c.dry_run {
-        writeln!(out, "dry run: would write {} files and bundle.json to {}", r.files.len(), c.out.display()).map_err(w)?;
+        writeln!(
+            out,
+            "dry run: would write {} files and bundle.json to {}",
+            r.files.len(),
+            c.out.display()
+        )
+        .map_err(w)?;
         for f in &r.files {
-            writeln!(out, "  {} (replaces {})", f.bundle_path.display(), f.target.display()).map_err(w)?;
+            writeln!(
+                out,
+                "  {} (replaces {})",
+                f.bundle_path.display(),
+                f.target.display()
+            )
+            .map_err(w)?;
         }
         return Ok(exit::OK);
     }
-    let manifest = serde_json::to_vec_pretty(&r.manifest).map_err(|e| Error::Usage(e.to_string()))?;
+    let manifest =
+        serde_json::to_vec_pretty(&r.manifest).map_err(|e| Error::Usage(e.to_string()))?;
     let files: Vec<_> = r
         .files
         .iter()
@@ -65,7 +87,12 @@ pub fn run(c: &ReissueConfig) -> Result<u8> {
         })
         .collect();
     crate::sys::fs::write_bundle(&c.out, &files, &manifest)?;
-    writeln!(out, "bundle written to {} ({} files, bundle.json); originals untouched", c.out.display(), files.len())
-        .map_err(w)?;
+    writeln!(
+        out,
+        "bundle written to {} ({} files, bundle.json); originals untouched",
+        c.out.display(),
+        files.len()
+    )
+    .map_err(w)?;
     Ok(exit::OK)
 }

@@ -11,15 +11,19 @@ pub fn run(a: &SpecArgs) -> Result<u8> {
             let json = spec::template::get(name).map_err(Error::Usage)?;
             if name == "ca-config" {
                 if !edit.is_empty() {
-                    return Err(Error::Usage("expected no SAN edit for ca-config, which has no hosts".into()));
+                    return Err(Error::Usage(
+                        "expected no SAN edit for ca-config, which has no hosts".into(),
+                    ));
                 }
                 serde_json::from_str(json).map_err(|e| Error::Usage(e.to_string()))?
             } else {
-                let spec: CsrSpec = serde_json::from_str(json).map_err(|e| Error::Usage(e.to_string()))?;
+                let spec: CsrSpec =
+                    serde_json::from_str(json).map_err(|e| Error::Usage(e.to_string()))?;
                 let current = spec.sans().map_err(Error::Usage)?;
                 let outcome = san::apply(&current, &edit, false).map_err(Error::Usage)?;
                 report_noops(&outcome);
-                serde_json::to_value(spec.with_sans(&outcome)).map_err(|e| Error::Usage(e.to_string()))?
+                serde_json::to_value(spec.with_sans(&outcome))
+                    .map_err(|e| Error::Usage(e.to_string()))?
             }
         }
         (Some(path), None) => {
@@ -34,9 +38,11 @@ pub fn run(a: &SpecArgs) -> Result<u8> {
                 eprintln!("certs: note: {note}");
             }
             let current = r.spec.sans().map_err(Error::Usage)?;
-            let outcome = san::apply(&current, &edit, target.info.serves_tls()).map_err(Error::Usage)?;
+            let outcome =
+                san::apply(&current, &edit, target.info.serves_tls()).map_err(Error::Usage)?;
             report_noops(&outcome);
-            serde_json::to_value(r.spec.with_sans(&outcome)).map_err(|e| Error::Usage(e.to_string()))?
+            serde_json::to_value(r.spec.with_sans(&outcome))
+                .map_err(|e| Error::Usage(e.to_string()))?
         }
         (None, None) => return Err(Error::Usage("expected CERT or --template NAME".into())),
     };

@@ -19,6 +19,9 @@ pub struct Changes<'a> {
     pub sans: &'a [San],
     /// DER SubjectPublicKeyInfo of the new certificate (the original's when the key is kept).
     pub spki: &'a [u8],
+    /// Whether the key is the original's: then its SubjectKeyIdentifier is kept as it was
+    /// (kubeadm/rcgen and Go derive it differently; a kept key keeps its identifier).
+    pub key_kept: bool,
     /// Magnitude bytes of the serial.
     pub serial: &'a [u8],
     pub not_before: i64,
@@ -26,13 +29,23 @@ pub struct Changes<'a> {
 }
 
 /// Signs the original certificate again with `changes` applied. Returns the DER.
-pub fn build(original: &CertInfo, changes: &Changes, ca: &CertInfo, signer: &SigningKey) -> Result<Vec<u8>, String> {
+pub fn build(
+    original: &CertInfo,
+    changes: &Changes,
+    ca: &CertInfo,
+    signer: &SigningKey,
+) -> Result<Vec<u8>, String> {
     let (_, orig) = X509Certificate::from_der(&original.der).map_err(|e| e.to_string())?;
     let (_, ca_cert) = X509Certificate::from_der(&ca.der).map_err(|e| e.to_string())?;
-    let ca_ski = ca_cert.extensions().iter().find_map(|e| match e.parsed_extension() {
-        x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
-        _ => None,
-    });
+    let ca_ski = ca_cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(id.0.to_vec())
+            }
+            _ => None,
+        });
     let ski = key_identifier(changes.spki)?;
 
     let mut extensions: Vec<Vec<u8>> = Vec::new();
@@ -45,11 +58,19 @@ pub fn build(original: &CertInfo, changes: &Changes, ca: &CertInfo, signer: &Sig
                 if changes.sans.is_empty() {
                     continue;
                 }
-                extension(ext.oid.as_bytes(), ext.critical, &general_names(changes.sans))
+                extension(
+                    ext.oid.as_bytes(),
+                    ext.critical,
+                    &general_names(changes.sans),
+                )
             }
             OID_SKI => {
                 saw_ski = true;
-                extension(ext.oid.as_bytes(), ext.critical, &der::octet_string(&ski))
+                if changes.key_kept {
+                    extension(ext.oid.as_bytes(), ext.critical, ext.value)
+                } else {
+                    extension(ext.oid.as_bytes(), ext.critical, &der::octet_string(&ski))
+                }
             }
             OID_AKI => {
                 saw_aki = true;
@@ -65,10 +86,18 @@ pub fn build(original: &CertInfo, changes: &Changes, ca: &CertInfo, signer: &Sig
     if !saw_san && !changes.sans.is_empty() {
         // RFC 5280 4.2.1.6: critical when the subject is empty.
         let critical = original.subject_rdns.is_empty();
-        extensions.push(extension(&oid_bytes(OID_SAN), critical, &general_names(changes.sans)));
+        extensions.push(extension(
+            &oid_bytes(OID_SAN),
+            critical,
+            &general_names(changes.sans),
+        ));
     }
     if !saw_ski {
-        extensions.push(extension(&oid_bytes(OID_SKI), false, &der::octet_string(&ski)));
+        extensions.push(extension(
+            &oid_bytes(OID_SKI),
+            false,
+            &der::octet_string(&ski),
+        ));
     }
     if let (false, Some(id)) = (saw_aki, &ca_ski) {
         extensions.push(extension(&oid_bytes(OID_AKI), false, &aki(id)));
@@ -81,7 +110,10 @@ pub fn build(original: &CertInfo, changes: &Changes, ca: &CertInfo, signer: &Sig
         &der::uint(changes.serial),
         sig_alg,
         &ca.subject_raw,
-        &der::seq(&[&der::time(changes.not_before)?, &der::time(changes.not_after)?]),
+        &der::seq(&[
+            &der::time(changes.not_before)?,
+            &der::time(changes.not_after)?,
+        ]),
         &original.subject_raw,
         changes.spki,
         &der::explicit(3, &der::seq(&ext_refs)),
@@ -102,7 +134,11 @@ fn extension(oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
 
 fn oid_bytes(dotted: &str) -> Vec<u8> {
     // Only the three fixed 2.5.29.x extension OIDs are encoded here.
-    let last: u8 = dotted.rsplit('.').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let last: u8 = dotted
+        .rsplit('.')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     vec![0x55, 0x1d, last]
 }
 
@@ -129,8 +165,12 @@ fn aki(id: &[u8]) -> Vec<u8> {
 
 /// RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits (what Go and cfssl write).
 pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, String> {
-    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| format!("bad public key ({e})"))?;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &spki.subject_public_key.data);
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| format!("bad public key ({e})"))?;
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        &spki.subject_public_key.data,
+    );
     Ok(digest.as_ref().to_vec())
 }
 

@@ -24,7 +24,12 @@ pub struct SanDiff {
 impl SanDiff {
     pub fn new(before: &[crate::spec::San], outcome: &EditOutcome) -> SanDiff {
         let s = |v: &[crate::spec::San]| v.iter().map(|x| x.to_string()).collect();
-        SanDiff { before: s(before), after: s(&outcome.sans), added: s(&outcome.added), removed: s(&outcome.removed) }
+        SanDiff {
+            before: s(before),
+            after: s(&outcome.sans),
+            added: s(&outcome.added),
+            removed: s(&outcome.removed),
+        }
     }
 }
 
@@ -73,7 +78,10 @@ pub struct CaRef {
 /// Which components read a certificate of this role, and so must restart to serve it.
 pub fn components(role: Role) -> Vec<&'static str> {
     match role {
-        Role::Apiserver | Role::ApiserverKubeletClient | Role::ApiserverEtcdClient | Role::FrontProxyClient => {
+        Role::Apiserver
+        | Role::ApiserverKubeletClient
+        | Role::ApiserverEtcdClient
+        | Role::FrontProxyClient => {
             vec!["kube-apiserver"]
         }
         Role::EtcdServer | Role::EtcdPeer => vec!["etcd"],
@@ -112,10 +120,15 @@ pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, String> {
     for r in items {
         let target = absolute(&r.target.path)?;
         let new_pem = pem::encode(&pem::Pem::new("CERTIFICATE", r.issued.der.clone()));
-        let key_pem = match (&r.issued.new_key, &r.key_file) {
-            (Some(k), Some((_, fmt, _))) => Some(k.to_pem(*fmt)?),
-            (Some(k), None) => Some(k.to_pem(KeyFormat::Pkcs8)?),
-            _ => None,
+        // A new key keeps the format of the key it replaces (a file's, or a kubeconfig's embedded one).
+        let key_format = r
+            .key_file
+            .as_ref()
+            .map(|(_, f, _)| *f)
+            .or(r.target.key_format);
+        let key_pem = match &r.issued.new_key {
+            Some(k) => Some(k.to_pem(key_format.unwrap_or(KeyFormat::Pkcs8))?),
+            None => None,
         };
         // A kubeconfig carries both; several users of one kubeconfig rewrite the same file.
         let previous = out.iter().position(|f| f.target == target);
@@ -124,21 +137,38 @@ pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, String> {
             None => &r.target.bytes,
         };
         let (kind, contents) = match &r.target.user {
-            Some(user) => ("kubeconfig", rewrite_kubeconfig(current, user, &new_pem, key_pem.as_deref())?),
-            None => ("certificate", replace_first_cert(current, &r.issued.der, &new_pem)),
+            Some(user) => (
+                "kubeconfig",
+                rewrite_kubeconfig(current, user, &new_pem, key_pem.as_deref())?,
+            ),
+            None => (
+                "certificate",
+                replace_first_cert(current, &r.issued.der, &new_pem),
+            ),
         };
         let file = BundleFile {
             bundle_path: target.strip_prefix(&base).unwrap_or(&target).to_path_buf(),
             kind,
             role: r.target.role,
             components: components(r.target.role),
-            mode: if kind == "kubeconfig" { "0600".into() } else { "0644".into() },
+            // Same mode as the file it replaces; a kubeconfig holds a key, so never looser than 0600.
+            mode: format!(
+                "{:04o}",
+                match (kind, r.target.mode) {
+                    ("kubeconfig", m) => m.unwrap_or(0o600) & 0o600,
+                    (_, m) => m.unwrap_or(0o644),
+                }
+            ),
             old_sha256: sha256_hex(&r.target.bytes),
             new_sha256: sha256_hex(&contents),
             old_serial: Some(r.target.info.serial.clone()),
             new_serial: Some(r.issued.info.serial.clone()),
             sans: Some(r.diff.clone()),
-            key: Some(if r.issued.new_key.is_some() { "new".into() } else { "kept".into() }),
+            key: Some(if r.issued.new_key.is_some() {
+                "new".into()
+            } else {
+                "kept".into()
+            }),
             target: target.clone(),
             contents,
         };
@@ -146,10 +176,15 @@ pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, String> {
             Some(i) => out[i] = file,
             None => out.push(file),
         }
-        if let (Some(key_pem), Some((key_path, _, old)), None) = (key_pem, &r.key_file, &r.target.user) {
+        if let (Some(key_pem), Some((key_path, _, old)), None) =
+            (key_pem, &r.key_file, &r.target.user)
+        {
             let key_target = absolute(key_path)?;
             out.push(BundleFile {
-                bundle_path: key_target.strip_prefix(&base).unwrap_or(&key_target).to_path_buf(),
+                bundle_path: key_target
+                    .strip_prefix(&base)
+                    .unwrap_or(&key_target)
+                    .to_path_buf(),
                 kind: "private-key",
                 role: r.target.role,
                 components: components(r.target.role),
@@ -173,7 +208,10 @@ fn replace_first_cert(bytes: &[u8], new_der: &[u8], new_pem: &str) -> Vec<u8> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return new_der.to_vec();
     };
-    let (Some(start), Some(end)) = (text.find("-----BEGIN CERTIFICATE-----"), text.find("-----END CERTIFICATE-----")) else {
+    let (Some(start), Some(end)) = (
+        text.find("-----BEGIN CERTIFICATE-----"),
+        text.find("-----END CERTIFICATE-----"),
+    ) else {
         return new_der.to_vec();
     };
     let mut end = end + "-----END CERTIFICATE-----".len();
@@ -182,12 +220,23 @@ fn replace_first_cert(bytes: &[u8], new_der: &[u8], new_pem: &str) -> Vec<u8> {
     } else if text[end..].starts_with('\n') {
         end += 1;
     }
-    format!("{}{}{}", &text[..start], new_pem.replace("\r\n", "\n"), &text[end..]).into_bytes()
+    format!(
+        "{}{}{}",
+        &text[..start],
+        new_pem.replace("\r\n", "\n"),
+        &text[end..]
+    )
+    .into_bytes()
 }
 
 /// The kubeconfig with `user`'s client-certificate-data (and client-key-data) replaced; every
 /// other byte as it was.
-fn rewrite_kubeconfig(bytes: &[u8], user: &str, cert_pem: &str, key_pem: Option<&str>) -> Result<Vec<u8>, String> {
+fn rewrite_kubeconfig(
+    bytes: &[u8],
+    user: &str,
+    cert_pem: &str,
+    key_pem: Option<&str>,
+) -> Result<Vec<u8>, String> {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.replace("\r\n", "\n"));
     let text = std::str::from_utf8(bytes).map_err(|_| "kubeconfig is not UTF-8")?;
@@ -205,7 +254,10 @@ fn rewrite_kubeconfig(bytes: &[u8], user: &str, cert_pem: &str, key_pem: Option<
         let indent = &line[..line.len() - trimmed.len()];
         let newline = if line.ends_with('\n') { "\n" } else { "" };
         if trimmed.starts_with("client-certificate-data:") && !replaced_cert {
-            *line = format!("{indent}client-certificate-data: {}{newline}", b64(cert_pem));
+            *line = format!(
+                "{indent}client-certificate-data: {}{newline}",
+                b64(cert_pem)
+            );
             replaced_cert = true;
         } else if let (Some(key), true) = (key_pem, trimmed.starts_with("client-key-data:")) {
             *line = format!("{indent}client-key-data: {}{newline}", b64(key));
@@ -216,7 +268,9 @@ fn rewrite_kubeconfig(bytes: &[u8], user: &str, cert_pem: &str, key_pem: Option<
         }
     }
     if !replaced_cert {
-        return Err(format!("user `{user}` has no client-certificate-data line to replace"));
+        return Err(format!(
+            "user `{user}` has no client-certificate-data line to replace"
+        ));
     }
     Ok(lines.concat().into_bytes())
 }

@@ -32,10 +32,15 @@ impl SigningKey {
             return Err(format!("expected a private key, found a `{label}` block"));
         }
         let algo = info.algo.ok_or("key without algorithm")?;
-        let rejected = |e: aws_lc_rs::error::KeyRejected| format!("private key rejected by aws-lc ({e})");
+        let rejected =
+            |e: aws_lc_rs::error::KeyRejected| format!("private key rejected by aws-lc ({e})");
         match (algo.algo.as_str(), info.format) {
-            ("rsa", KeyFormat::Pkcs1) => aws_lc_rs::rsa::KeyPair::from_der(der).map(|k| SigningKey::Rsa(Box::new(k))).map_err(rejected),
-            ("rsa", KeyFormat::Pkcs8) => aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map(|k| SigningKey::Rsa(Box::new(k))).map_err(rejected),
+            ("rsa", KeyFormat::Pkcs1) => aws_lc_rs::rsa::KeyPair::from_der(der)
+                .map(|k| SigningKey::Rsa(Box::new(k)))
+                .map_err(rejected),
+            ("rsa", KeyFormat::Pkcs8) => aws_lc_rs::rsa::KeyPair::from_pkcs8(der)
+                .map(|k| SigningKey::Rsa(Box::new(k)))
+                .map_err(rejected),
             ("ecdsa", format) => {
                 let alg = ecdsa_alg(algo.size)?;
                 let pair = if format == KeyFormat::Pkcs8 {
@@ -43,10 +48,15 @@ impl SigningKey {
                 } else {
                     EcdsaKeyPair::from_private_key_der(alg, der)
                 };
-                pair.map(|k| SigningKey::Ecdsa(Box::new(k), algo.size)).map_err(rejected)
+                pair.map(|k| SigningKey::Ecdsa(Box::new(k), algo.size))
+                    .map_err(rejected)
             }
-            ("ed25519", _) => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map(|k| SigningKey::Ed25519(Box::new(k))).map_err(rejected),
-            (other, _) => Err(format!("expected an RSA, ECDSA or Ed25519 key, found {other}")),
+            ("ed25519", _) => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                .map(|k| SigningKey::Ed25519(Box::new(k)))
+                .map_err(rejected),
+            (other, _) => Err(format!(
+                "expected an RSA, ECDSA or Ed25519 key, found {other}"
+            )),
         }
     }
 
@@ -60,12 +70,22 @@ impl SigningKey {
                     3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
                     4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
                     8192 => aws_lc_rs::rsa::KeySize::Rsa8192,
-                    other => return Err(format!("expected an RSA size of 2048, 3072, 4096 or 8192, found {other}")),
+                    other => {
+                        return Err(format!(
+                            "expected an RSA size of 2048, 3072, 4096 or 8192, found {other}"
+                        ))
+                    }
                 };
-                aws_lc_rs::rsa::KeyPair::generate(size).map(|k| SigningKey::Rsa(Box::new(k))).map_err(failed)
+                aws_lc_rs::rsa::KeyPair::generate(size)
+                    .map(|k| SigningKey::Rsa(Box::new(k)))
+                    .map_err(failed)
             }
-            "ecdsa" => EcdsaKeyPair::generate(ecdsa_alg(algo.size)?).map(|k| SigningKey::Ecdsa(Box::new(k), algo.size)).map_err(failed),
-            "ed25519" => Ed25519KeyPair::generate().map(|k| SigningKey::Ed25519(Box::new(k))).map_err(failed),
+            "ecdsa" => EcdsaKeyPair::generate(ecdsa_alg(algo.size)?)
+                .map(|k| SigningKey::Ecdsa(Box::new(k), algo.size))
+                .map_err(failed),
+            "ed25519" => Ed25519KeyPair::generate()
+                .map(|k| SigningKey::Ed25519(Box::new(k)))
+                .map_err(failed),
             other => Err(format!("expected rsa, ecdsa or ed25519, found `{other}`")),
         }
     }
@@ -93,11 +113,20 @@ impl SigningKey {
     pub fn signature_algorithm(&self) -> &'static [u8] {
         match self {
             // sha256WithRSAEncryption, NULL parameters
-            SigningKey::Rsa(_) => &[0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00],
+            SigningKey::Rsa(_) => &[
+                0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
+                0x00,
+            ],
             // ecdsa-with-SHA256 / SHA384 / SHA512
-            SigningKey::Ecdsa(_, 256) => &[0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
-            SigningKey::Ecdsa(_, 384) => &[0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
-            SigningKey::Ecdsa(_, _) => &[0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
+            SigningKey::Ecdsa(_, 256) => &[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+            ],
+            SigningKey::Ecdsa(_, 384) => &[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+            ],
+            SigningKey::Ecdsa(_, _) => &[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04,
+            ],
             // Ed25519
             SigningKey::Ed25519(_) => &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70],
         }
@@ -108,10 +137,14 @@ impl SigningKey {
         match self {
             SigningKey::Rsa(k) => {
                 let mut sig = vec![0; k.public_modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig).map_err(|_| "RSA signing failed")?;
+                k.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|_| "RSA signing failed")?;
                 Ok(sig)
             }
-            SigningKey::Ecdsa(k, _) => k.sign(&rng, message).map(|s| s.as_ref().to_vec()).map_err(|_| "ECDSA signing failed".into()),
+            SigningKey::Ecdsa(k, _) => k
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| "ECDSA signing failed".into()),
             SigningKey::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
         }
     }
@@ -121,7 +154,10 @@ impl SigningKey {
     pub fn to_pem(&self, format: KeyFormat) -> Result<String, String> {
         let err = |_| "cannot encode the private key".to_string();
         let pkcs8: Vec<u8> = match self {
-            SigningKey::Rsa(k) => AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(k.as_ref()).map_err(err)?.as_ref().to_vec(),
+            SigningKey::Rsa(k) => AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(k.as_ref())
+                .map_err(err)?
+                .as_ref()
+                .to_vec(),
             SigningKey::Ecdsa(k, _) => k.to_pkcs8v1().map_err(err)?.as_ref().to_vec(),
             SigningKey::Ed25519(k) => k.to_pkcs8v1().map_err(err)?.as_ref().to_vec(),
         };
@@ -132,7 +168,9 @@ impl SigningKey {
                 ("RSA PRIVATE KEY", info.private_key.as_bytes().to_vec())
             }
             (KeyFormat::Sec1, SigningKey::Ecdsa(k, _)) => {
-                let sec1 = AsDer::<aws_lc_rs::encoding::EcPrivateKeyRfc5915Der>::as_der(&k.private_key()).map_err(err)?;
+                let sec1 =
+                    AsDer::<aws_lc_rs::encoding::EcPrivateKeyRfc5915Der>::as_der(&k.private_key())
+                        .map_err(err)?;
                 ("EC PRIVATE KEY", sec1.as_ref().to_vec())
             }
             _ => ("PRIVATE KEY", pkcs8),
@@ -146,6 +184,10 @@ fn ecdsa_alg(size: u32) -> Result<&'static signature::EcdsaSigningAlgorithm, Str
         256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
         384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
         521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
-        other => return Err(format!("expected an ECDSA curve size of 256, 384 or 521, found {other}")),
+        other => {
+            return Err(format!(
+                "expected an ECDSA curve size of 256, 384 or 521, found {other}"
+            ))
+        }
     })
 }

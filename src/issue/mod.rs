@@ -27,7 +27,12 @@ pub struct Ca {
 impl Ca {
     /// Pairs a CA certificate with its key; refuses a key that is not the certificate's, and a
     /// certificate that is not a CA.
-    pub fn new(info: CertInfo, location: String, key: SigningKey, key_location: &str) -> Result<Ca, String> {
+    pub fn new(
+        info: CertInfo,
+        location: String,
+        key: SigningKey,
+        key_location: &str,
+    ) -> Result<Ca, String> {
         if !info.is_ca {
             return Err(format!("`{location}`: expected a CA certificate (basicConstraints CA:TRUE), found a leaf ({})", info.subject));
         }
@@ -39,7 +44,11 @@ impl Ca {
                 key.algo()
             ));
         }
-        Ok(Ca { info, location, key })
+        Ok(Ca {
+            info,
+            location,
+            key,
+        })
     }
 }
 
@@ -85,7 +94,9 @@ pub fn sign(ca: &Ca, req: &Request) -> Result<Issued, String> {
     }
     let mut warnings = Vec::new();
     let not_before = req.now - BACKDATE;
-    let wanted = req.validity.unwrap_or(req.original.not_after - req.original.not_before);
+    let wanted = req
+        .validity
+        .unwrap_or(req.original.not_after - req.original.not_before);
     let mut not_after = not_before + wanted;
     if not_after > ca.info.not_after {
         warnings.push(format!(
@@ -104,16 +115,34 @@ pub fn sign(ca: &Ca, req: &Request) -> Result<Issued, String> {
         None => build::spki_of(req.original)?,
     };
     let serial = build::random_serial()?;
-    let changes = build::Changes { sans: req.sans, spki: &spki, serial: &serial, not_before, not_after };
+    let changes = build::Changes {
+        sans: req.sans,
+        spki: &spki,
+        key_kept: new_key.is_none(),
+        serial: &serial,
+        not_before,
+        not_after,
+    };
     let der = build::build(req.original, &changes, &ca.info, &ca.key)?;
     let key_id = spki_id(&spki)?;
-    let expected = verify::Expected { original: req.original, sans: req.sans, spki_key: &key_id, now: req.now };
+    let expected = verify::Expected {
+        original: req.original,
+        sans: req.sans,
+        spki_key: &key_id,
+        now: req.now,
+    };
     let info = verify::check(&der, &ca.info, &expected)?;
-    Ok(Issued { der, info, new_key, warnings })
+    Ok(Issued {
+        der,
+        info,
+        new_key,
+        warnings,
+    })
 }
 
 fn spki_id(spki_der: &[u8]) -> Result<PublicKeyId, String> {
     use x509_parser::prelude::FromDer;
-    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| e.to_string())?;
+    let (_, spki) =
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| e.to_string())?;
     crate::pki::cert::describe_spki(&spki).map(|(_, id)| id)
 }

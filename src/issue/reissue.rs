@@ -63,16 +63,28 @@ pub fn reissue(req: &ReissueRequest) -> Result<Reissue> {
             found,
         };
         let current = san::from_cert(&t.info.sans).map_err(input)?;
-        let outcome = san::apply(&current, req.edit, t.info.serves_tls()).map_err(|e| Error::Usage(format!("{}: {e}", t.path.display())))?;
+        let outcome = san::apply(&current, req.edit, t.info.serves_tls())
+            .map_err(|e| Error::Usage(format!("{}: {e}", t.path.display())))?;
         let policy = match (req.new_key, &req.key_algo) {
             (false, _) => KeyPolicy::Keep,
             (true, Some(algo)) => KeyPolicy::New(algo.clone()),
             (true, None) => KeyPolicy::New(t.info.key.clone()),
         };
-        let key_file = if req.new_key && t.user.is_none() { Some(key_file_of(&t, req.now)?) } else { None };
-        let request = Request { original: &t.info, sans: &outcome.sans, policy, validity: req.validity, now: req.now };
-        let issued = sign(ca, &request).map_err(|e| Error::Usage(format!("{}: {e}", t.path.display())))?;
-        key_files.push(key_file.or_else(|| t.key_format.map(|f| (PathBuf::new(), f, Vec::new()))));
+        let key_file = if req.new_key && t.user.is_none() {
+            Some(key_file_of(&t, req.now)?)
+        } else {
+            None
+        };
+        let request = Request {
+            original: &t.info,
+            sans: &outcome.sans,
+            policy,
+            validity: req.validity,
+            now: req.now,
+        };
+        let issued =
+            sign(ca, &request).map_err(|e| Error::Usage(format!("{}: {e}", t.path.display())))?;
+        key_files.push(key_file);
         done.push(Done {
             diff: SanDiff::new(&current, &outcome),
             ca_location: ca.location.clone(),
@@ -84,7 +96,12 @@ pub fn reissue(req: &ReissueRequest) -> Result<Reissue> {
     let items: Vec<Reissued> = done
         .iter()
         .zip(&key_files)
-        .map(|(d, k)| Reissued { target: &d.target, issued: &d.issued, diff: d.diff.clone(), key_file: k.clone() })
+        .map(|(d, k)| Reissued {
+            target: &d.target,
+            issued: &d.issued,
+            diff: d.diff.clone(),
+            key_file: k.clone(),
+        })
         .collect();
     let files = bundle::files(&items).map_err(Error::Usage)?;
     let first_ca = explicit.as_ref().or_else(|| found.values().next());
@@ -98,19 +115,27 @@ pub fn reissue(req: &ReissueRequest) -> Result<Reissue> {
         files,
     };
     let files = manifest.files.clone();
-    Ok(Reissue { done, files, manifest })
+    Ok(Reissue {
+        done,
+        files,
+        manifest,
+    })
 }
 
 /// Where a target's private key lives (to be replaced under `--new-key`), its format and bytes.
 /// Without one on disk, the conventional name beside the certificate, PKCS#8.
 fn key_file_of(t: &Target, now: i64) -> Result<(PathBuf, KeyFormat, Vec<u8>)> {
     let dir = t.path.parent().unwrap_or(Path::new("."));
-    let req = crate::pki::scan::ScanRequest { paths: &[dir.to_path_buf()], root: Path::new("/"), now, warn_within: 0 };
+    let req = crate::pki::scan::ScanRequest {
+        paths: &[dir.to_path_buf()],
+        root: Path::new("/"),
+        now,
+        warn_within: 0,
+    };
     let inv = crate::pki::scan::scan(&req)?;
-    let entry = inv
-        .certificates
-        .iter()
-        .find(|c| c.location.path == t.path && c.location.index == 0 && c.location.embedded.is_none());
+    let entry = inv.certificates.iter().find(|c| {
+        c.location.path == t.path && c.location.index == 0 && c.location.embedded.is_none()
+    });
     if let Some(key) = entry.and_then(|c| c.key).map(|k| &inv.keys[k]) {
         if key.location.path == t.path {
             return Err(Error::Usage(format!(
@@ -121,11 +146,19 @@ fn key_file_of(t: &Target, now: i64) -> Result<(PathBuf, KeyFormat, Vec<u8>)> {
         let bytes = crate::sys::fs::read_file(&key.location.path)?;
         return Ok((key.location.path.clone(), key.info.format, bytes));
     }
-    let name = t.path.file_name().and_then(|n| n.to_str()).unwrap_or("cert");
+    let name = t
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("cert");
     let key_name = match name.rsplit_once('.') {
         Some((stem, "pem")) => format!("{stem}-key.pem"),
         Some((stem, _)) => format!("{stem}.key"),
         None => format!("{name}.key"),
     };
-    Ok((t.path.with_file_name(key_name), KeyFormat::Pkcs8, Vec::new()))
+    Ok((
+        t.path.with_file_name(key_name),
+        KeyFormat::Pkcs8,
+        Vec::new(),
+    ))
 }

@@ -23,14 +23,18 @@ pub struct Target {
     pub bytes: Vec<u8>,
     /// For a kubeconfig user: the format of the embedded key, kept when a new key is made.
     pub key_format: Option<crate::pki::key::KeyFormat>,
+    /// The file's permission bits, given to its replacement.
+    pub mode: Option<u32>,
 }
 
 pub fn load(path: &Path) -> Result<Vec<Target>> {
     let bytes = crate::sys::fs::read_file(path)?;
+    let mode = crate::sys::fs::mode(path);
     let decoded = decode(path, &bytes);
     let input_err = |found: String| Error::Input {
         path: path.to_path_buf(),
-        expected: "a certificate (PEM or DER) or a kubeconfig with an embedded client certificate".into(),
+        expected: "a certificate (PEM or DER) or a kubeconfig with an embedded client certificate"
+            .into(),
         found,
     };
     let mut out = Vec::new();
@@ -45,6 +49,7 @@ pub fn load(path: &Path) -> Result<Vec<Target>> {
                     role,
                     bytes: bytes.clone(),
                     key_format: None,
+                    mode,
                 });
             }
             Item::Kubeconfig(kc) => {
@@ -61,6 +66,7 @@ pub fn load(path: &Path) -> Result<Vec<Target>> {
                                 Some(Source::Embedded(k)) => Some(k.format),
                                 _ => None,
                             },
+                            mode,
                         });
                     }
                 }
@@ -69,7 +75,11 @@ pub fn load(path: &Path) -> Result<Vec<Target>> {
         }
     }
     if out.is_empty() {
-        let found = decoded.problems.first().cloned().unwrap_or_else(|| "no certificate".into());
+        let found = decoded
+            .problems
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "no certificate".into());
         return Err(input_err(found));
     }
     Ok(out)
@@ -78,7 +88,11 @@ pub fn load(path: &Path) -> Result<Vec<Target>> {
 /// Loads a CA from explicit files.
 pub fn explicit_ca(cert: &Path, key: &Path) -> Result<Ca> {
     let bytes = crate::sys::fs::read_file(cert)?;
-    let cert_err = |found: String| Error::Input { path: cert.to_path_buf(), expected: "a CA certificate".into(), found };
+    let cert_err = |found: String| Error::Input {
+        path: cert.to_path_buf(),
+        expected: "a CA certificate".into(),
+        found,
+    };
     let info = decode(cert, &bytes)
         .items
         .into_iter()
@@ -87,9 +101,19 @@ pub fn explicit_ca(cert: &Path, key: &Path) -> Result<Ca> {
             _ => None,
         })
         .ok_or_else(|| cert_err("no certificate".into()))?;
-    let key_loc = Location { path: key.to_path_buf(), index: 0, embedded: None };
+    let key_loc = Location {
+        path: key.to_path_buf(),
+        index: 0,
+        embedded: None,
+    };
     let signer = load_key(&key_loc)?;
-    Ca::new(info, cert.display().to_string(), signer, &key.display().to_string()).map_err(Error::Usage)
+    Ca::new(
+        info,
+        cert.display().to_string(),
+        signer,
+        &key.display().to_string(),
+    )
+    .map_err(Error::Usage)
 }
 
 /// Finds the CA that signed `target` among the certificates under the target's directory and
@@ -98,14 +122,25 @@ pub fn discover_ca(target: &Target, now: i64) -> Result<Ca> {
     let dir = target.path.parent().unwrap_or(Path::new("."));
     let mut tried = Vec::new();
     for scope in [Some(dir), dir.parent()].into_iter().flatten() {
-        let scope = if scope.as_os_str().is_empty() { Path::new(".") } else { scope };
+        let scope = if scope.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            scope
+        };
         tried.push(scope.display().to_string());
-        let req = crate::pki::scan::ScanRequest { paths: &[scope.to_path_buf()], root: Path::new("/"), now, warn_within: 0 };
+        let req = crate::pki::scan::ScanRequest {
+            paths: &[scope.to_path_buf()],
+            root: Path::new("/"),
+            now,
+            warn_within: 0,
+        };
         let inv = crate::pki::scan::scan(&req)?;
         let Some(found) = inv
             .certificates
             .iter()
-            .filter(|c| c.info.is_ca && c.location.embedded.is_none() && target.info.is_signed_by(&c.info))
+            .filter(|c| {
+                c.info.is_ca && c.location.embedded.is_none() && target.info.is_signed_by(&c.info)
+            })
             .min_by_key(|c| c.location.path.components().count())
         else {
             continue;
@@ -118,7 +153,13 @@ pub fn discover_ca(target: &Target, now: i64) -> Result<Ca> {
             ))
         })?;
         let signer = load_key(&key.location)?;
-        return Ca::new(found.info.clone(), location, signer, &key.location.to_string()).map_err(Error::Usage);
+        return Ca::new(
+            found.info.clone(),
+            location,
+            signer,
+            &key.location.to_string(),
+        )
+        .map_err(Error::Usage);
     }
     Err(Error::Usage(format!(
         "no CA certificate under {} verifies `{}` (issuer `{}`); pass --ca and --ca-key",
@@ -132,13 +173,24 @@ pub fn discover_ca(target: &Target, now: i64) -> Result<Ca> {
 fn load_key(loc: &Location) -> Result<SigningKey> {
     let bytes = crate::sys::fs::read_file(&loc.path)?;
     let text = std::str::from_utf8(&bytes).ok();
-    let err = |found: String| Error::Input { path: loc.path.clone(), expected: "a PEM private key".into(), found };
-    let blocks = text.map(pem::parse_many).transpose().map_err(|e| err(format!("unreadable PEM ({e})")))?.unwrap_or_default();
+    let err = |found: String| Error::Input {
+        path: loc.path.clone(),
+        expected: "a PEM private key".into(),
+        found,
+    };
+    let blocks = text
+        .map(pem::parse_many)
+        .transpose()
+        .map_err(|e| err(format!("unreadable PEM ({e})")))?
+        .unwrap_or_default();
     let block = blocks
         .iter()
         .filter(|b| b.tag().ends_with("KEY"))
         .nth(loc.index)
         .ok_or_else(|| err("no private key block".into()))?;
-    let encrypted = block.headers().get("Proc-Type").is_some_and(|v| v.contains("ENCRYPTED"));
+    let encrypted = block
+        .headers()
+        .get("Proc-Type")
+        .is_some_and(|v| v.contains("ENCRYPTED"));
     SigningKey::from_pem_block(block.tag(), block.contents(), encrypted).map_err(err)
 }

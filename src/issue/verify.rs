@@ -18,7 +18,8 @@ pub struct Expected<'a> {
 }
 
 pub fn check(new_der: &[u8], ca: &CertInfo, want: &Expected) -> Result<CertInfo, String> {
-    let new = CertInfo::from_der(new_der).map_err(|e| format!("the new certificate does not parse ({e})"))?;
+    let new = CertInfo::from_der(new_der)
+        .map_err(|e| format!("the new certificate does not parse ({e})"))?;
     let fail = |what: &str| Err(format!("refusing to write: the new certificate {what}"));
     if !new.is_signed_by(ca) {
         return fail("does not verify against the CA");
@@ -36,7 +37,10 @@ pub fn check(new_der: &[u8], ca: &CertInfo, want: &Expected) -> Result<CertInfo,
     if &new.public_key != want.spki_key {
         return fail("is not for the intended key");
     }
-    if new.key_usage != want.original.key_usage || new.ext_key_usage != want.original.ext_key_usage || new.is_ca != want.original.is_ca {
+    if new.key_usage != want.original.key_usage
+        || new.ext_key_usage != want.original.ext_key_usage
+        || new.is_ca != want.original.is_ca
+    {
         return fail("changed its key usage, extended key usage or CA flag");
     }
     if new.serves_tls() {
@@ -52,14 +56,18 @@ fn verify_names(leaf: &[u8], ca: &CertInfo, sans: &[San], now: i64) -> Result<()
         .add(CertificateDer::from(ca.der.clone()))
         .map_err(|e| format!("the CA certificate is not usable as a trust anchor ({e})"))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| e.to_string())?;
     let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.max(0) as u64));
     let leaf = CertificateDer::from(leaf.to_vec());
     for san in sans {
-        let Some(name) = san.dial_name() else { continue };
-        let server = ServerName::try_from(name.clone()).map_err(|e| format!("`{name}` is not a server name ({e})"))?;
+        let Some(name) = san.dial_name() else {
+            continue;
+        };
+        let server = ServerName::try_from(name.clone())
+            .map_err(|e| format!("`{name}` is not a server name ({e})"))?;
         verifier
             .verify_server_cert(&leaf, &[], &server, &[], at)
             .map_err(|e| format!("refusing to write: a TLS client connecting to {name} would reject the new certificate ({e})"))?;

@@ -267,7 +267,7 @@ pub fn apply(current: &[San], edit: &SanEdit, serving: bool) -> Result<EditOutco
         San::Ip(_) => 2,
         San::Uri(_) => 3,
     });
-    if serving && sans.is_empty() {
+    if serving && sans.is_empty() && !current.is_empty() {
         return Err("expected a serving certificate to keep at least one SAN, found none left after the edit".into());
     }
     Ok(EditOutcome {
@@ -362,6 +362,11 @@ mod tests {
         let edit = SanEdit::parse(&[], &["10.96.0.1".into()]).unwrap();
         assert!(apply(&current, &edit, true).is_err());
         assert!(apply(&current, &edit, false).unwrap().sans.is_empty());
+        // A serving certificate that never had a SAN (cfssl's admin.pem) stays as it is.
+        assert!(apply(&[], &SanEdit::default(), true)
+            .unwrap()
+            .sans
+            .is_empty());
         assert!(SanEdit::parse(&["a".into()], &["A".into()]).is_err());
     }
 }

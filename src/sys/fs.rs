@@ -167,13 +167,23 @@ pub fn write_bundle(dir: &Path, files: &[(PathBuf, u32, Vec<u8>)], manifest: &[u
             std::fs::DirBuilder::new()
                 .mode(0o700)
                 .create(dir)
-                .map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
+                .map_err(|source| Error::Write {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
             true
         }
-        Err(source) => return Err(Error::Write { path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(Error::Write {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
     };
     let write_all = || -> Result<()> {
-        let all = files.iter().map(|(p, m, c)| (p.as_path(), *m, c.as_slice()));
+        let all = files
+            .iter()
+            .map(|(p, m, c)| (p.as_path(), *m, c.as_slice()));
         for (rel, mode, contents) in all.chain([(Path::new("bundle.json"), 0o644, manifest)]) {
             let path = dir.join(rel);
             if let Some(parent) = path.parent() {
@@ -181,17 +191,26 @@ pub fn write_bundle(dir: &Path, files: &[(PathBuf, u32, Vec<u8>)], manifest: &[u
                     .recursive(true)
                     .mode(0o700)
                     .create(parent)
-                    .map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
+                    .map_err(|source| Error::Write {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
             }
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(mode)
                 .open(&path)
-                .map_err(|source| Error::Write { path: path.clone(), source })?;
+                .map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
             std::io::Write::write_all(&mut f, contents)
                 .and_then(|_| f.sync_all())
-                .map_err(|source| Error::Write { path: path.clone(), source })?;
+                .map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         Ok(())
     };
@@ -200,10 +219,19 @@ pub fn write_bundle(dir: &Path, files: &[(PathBuf, u32, Vec<u8>)], manifest: &[u
             let _ = std::fs::remove_dir_all(dir);
         } else if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
-                let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+                let _ =
+                    std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
             }
         }
     })
+}
+
+/// The permission bits of a file, to give its replacement the same.
+pub fn mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
 }
 
 /// `path` as seen from a node whose file system is mounted at `root` (`/` for the live node).

@@ -2,4 +2,5 @@
 //! against openssl and real TLS servers on loopback.
 
 mod inspect;
+mod reissue;
 mod util;

@@ -1,0 +1,598 @@
+//! `certs spec` against real cfssl, and `certs reissue` against openssl: the two field
+//! scenarios, byte-identical subjects, new keys, kubeconfigs and every bad input.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{certs, fixture, openssl, tree_digest};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// An owned string of a path, for argument lists built from temporaries.
+fn o(p: PathBuf) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// SANs as openssl prints them, normalised into a set of `DNS:x` / `IP:y`.
+fn openssl_sans(cert: &Path) -> BTreeSet<String> {
+    let out = openssl(["x509", "-in", s(cert), "-noout", "-ext", "subjectAltName"]);
+    out.lines()
+        .nth(1)
+        .map(|l| {
+            l.split(", ")
+                .map(|n| {
+                    let n = n.trim();
+                    match n.strip_prefix("IP Address:") {
+                        Some(ip) => format!("IP:{}", ip.parse::<std::net::IpAddr>().unwrap()),
+                        None => n.to_string(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn subject_der(path: &Path) -> Vec<u8> {
+    use x509_parser::prelude::FromDer;
+    let bytes = std::fs::read(path).unwrap();
+    let der = pem::parse_many(&bytes)
+        .ok()
+        .and_then(|b| b.into_iter().find(|b| b.tag() == "CERTIFICATE"))
+        .map(|b| b.into_contents())
+        .unwrap_or(bytes);
+    let (_, c) = x509_parser::certificate::X509Certificate::from_der(&der).unwrap();
+    c.subject().as_raw().to_vec()
+}
+
+fn pubkey(path: &Path) -> String {
+    openssl(["x509", "-in", s(path), "-noout", "-pubkey"])
+}
+
+fn verify(ca: &Path, cert: &Path) {
+    let out = openssl(["verify", "-CAfile", s(ca), s(cert)]);
+    assert!(out.trim().ends_with(": OK"), "{out}");
+}
+
+fn inspect_one(path: &Path) -> Value {
+    let run = certs(["inspect", s(path), "-o", "json"]);
+    run.json()["certificates"][0].clone()
+}
+
+#[test]
+fn spec_round_trips_through_real_cfssl() {
+    let mut checked = 0;
+    for layout in ["binary", "kubeasz-ecdsa"] {
+        let dir = fixture(layout);
+        let ssl = dir.path().join("etc/kubernetes/ssl");
+        // kubeasz keeps ca-config.json on the deploy host only: use the binary tree's profile.
+        let config = crate::util::repo().join("fixtures/binary/etc/kubernetes/ssl/ca-config.json");
+        let mut leaves: Vec<PathBuf> = std::fs::read_dir(&ssl)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                n.ends_with(".pem") && !n.ends_with("-key.pem") && n != "ca.pem"
+            })
+            .collect();
+        leaves.sort();
+        for leaf in leaves {
+            let run = certs(["spec", s(&leaf)]);
+            assert_eq!(run.code, 0, "{}: {}", leaf.display(), run.stderr);
+            let spec: Value = run.json();
+            assert!(
+                spec["key"]["algo"].is_string() && spec["key"]["size"].is_number(),
+                "{spec}"
+            );
+            let work = tempfile::tempdir().unwrap();
+            let csr_json = work.path().join("x-csr.json");
+            std::fs::write(&csr_json, &run.stdout).unwrap();
+            let gencert = Command::new("cfssl")
+                .args([
+                    "gencert",
+                    &format!("-ca={}", s(&ssl.join("ca.pem"))),
+                    &format!("-ca-key={}", s(&ssl.join("ca-key.pem"))),
+                ])
+                .arg(format!("-config={}", s(&config)))
+                .args(["-profile=kubernetes", s(&csr_json)])
+                .output()
+                .expect("cfssl is installed (tests/debian.sh installs golang-cfssl)");
+            assert!(
+                gencert.status.success(),
+                "cfssl gencert: {}",
+                String::from_utf8_lossy(&gencert.stderr)
+            );
+            let bare = Command::new("cfssljson")
+                .args(["-bare", s(&work.path().join("x"))])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    child.stdin.take().unwrap().write_all(&gencert.stdout)?;
+                    child.wait()
+                })
+                .unwrap();
+            assert!(bare.success());
+            let regenerated = work.path().join("x.pem");
+            let (a, b) = (inspect_one(&leaf), inspect_one(&regenerated));
+            let what = leaf.display();
+            assert_eq!(
+                subject_der(&leaf),
+                subject_der(&regenerated),
+                "{what}: subject"
+            );
+            for field in ["subject", "sans", "key", "key_usage", "ext_key_usage"] {
+                assert_eq!(a[field], b[field], "{what}: {field}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "only {checked} round trips");
+}
+
+#[test]
+fn spec_edits_templates_and_errors() {
+    let dir = fixture("binary");
+    let k = dir.path().join("etc/kubernetes/ssl/kubernetes.pem");
+    let run = certs([
+        "spec",
+        s(&k),
+        "--drop-san",
+        "172.72.0.96",
+        "--add-san",
+        "10.21.22.101",
+        "--add-san",
+        "kubernetes",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let spec = run.json();
+    let hosts: BTreeSet<String> = spec["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        hosts.contains("10.21.22.101")
+            && !hosts.contains("172.72.0.96")
+            && hosts.contains("kubernetes")
+    );
+    assert!(run.stderr.contains("already present"), "{}", run.stderr);
+    // Subject from the Subject, never the Issuer.
+    assert_eq!(spec["CN"], "kubernetes");
+    assert_eq!(
+        spec["names"],
+        serde_json::json!([{"C": "CN", "ST": "ShangHai", "L": "ShangHai", "O": "k8s", "OU": "System"}])
+    );
+    let ca = certs(["spec", s(&dir.path().join("etc/kubernetes/ssl/ca.pem"))]).json();
+    assert!(ca["ca"]["expiry"].as_str().unwrap().ends_with('h'), "{ca}");
+    let multi = certs([
+        "spec",
+        s(&dir.path().join("etc/kubernetes/ssl/multi-o.pem")),
+    ])
+    .json();
+    let orgs: Vec<&str> = multi["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["O"].as_str().unwrap())
+        .collect();
+    assert_eq!(orgs, ["k8s-admins", "system:masters"]);
+
+    let t = certs([
+        "spec",
+        "--template",
+        "apiserver",
+        "--add-san",
+        "10.21.22.101",
+    ]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    assert!(t.json()["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h == "10.21.22.101"));
+    assert_eq!(
+        certs(["spec", "--template", "ca-config"]).json()["signing"]["profiles"]["kubernetes"]
+            ["expiry"],
+        "87600h"
+    );
+
+    for (args, words) in [
+        (
+            vec!["spec", s(&k), "--drop-san", "10.9.9.9"],
+            "IP:172.72.0.95",
+        ),
+        (
+            vec!["spec", s(&k), "--add-san", "bad name!"],
+            "found `bad name!`",
+        ),
+        (vec!["spec", "--template", "nope"], "kube-proxy"),
+    ] {
+        let run = certs(&args);
+        assert_eq!(run.code, 2, "{args:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains(words), "{}", run.stderr);
+    }
+}
+
+/// Seed scenario: a binary/cfssl cluster retires two masters.
+#[test]
+fn binary_cluster_drops_two_retired_masters() {
+    let dir = fixture("binary");
+    let ssl = dir.path().join("etc/kubernetes/ssl");
+    let out = dir.path().join("bundle");
+    let before = tree_digest(&ssl);
+    let run = certs([
+        "reissue",
+        s(&ssl.join("kubernetes.pem")),
+        s(&ssl.join("etcd.pem")),
+        "--drop-san",
+        "172.72.0.96",
+        "--drop-san",
+        "172.72.0.97",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("- IP:172.72.0.96") && run.stdout.contains("- IP:172.72.0.97"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(before, tree_digest(&ssl), "originals must not be touched");
+    let ca = ssl.join("ca.pem");
+    for (name, want) in [
+        (
+            "kubernetes.pem",
+            set(&[
+                "DNS:kubernetes",
+                "DNS:kubernetes.default",
+                "DNS:kubernetes.default.svc",
+                "DNS:kubernetes.default.svc.cluster",
+                "DNS:kubernetes.default.svc.cluster.local",
+                "IP:127.0.0.1",
+                "IP:172.72.0.95",
+                "IP:10.254.0.1",
+            ]),
+        ),
+        ("etcd.pem", set(&["IP:127.0.0.1", "IP:172.72.0.95"])),
+    ] {
+        let new = out.join(name);
+        verify(&ca, &new);
+        assert_eq!(openssl_sans(&new), want, "{name}");
+        assert_eq!(pubkey(&new), pubkey(&ssl.join(name)), "{name}: key kept");
+        assert_eq!(
+            subject_der(&new),
+            subject_der(&ssl.join(name)),
+            "{name}: subject"
+        );
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("bundle.json")).unwrap()).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    let k = files
+        .iter()
+        .find(|f| f["bundle_path"] == "kubernetes.pem")
+        .unwrap();
+    assert_eq!(
+        k["sans"]["removed"],
+        serde_json::json!(["IP:172.72.0.96", "IP:172.72.0.97"])
+    );
+    assert_eq!(k["components"], serde_json::json!(["kube-apiserver"]));
+    assert!(k["target"]
+        .as_str()
+        .unwrap()
+        .ends_with("ssl/kubernetes.pem"));
+    assert_ne!(k["old_serial"], k["new_serial"]);
+}
+
+/// Seed scenario: a kubeadm node grows an HAProxy VIP.
+#[test]
+fn kubeadm_apiserver_gains_a_vip_keeping_sans_and_key() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let out = dir.path().join("bundle");
+    let old = pki.join("apiserver.crt");
+    let run = certs([
+        "reissue",
+        s(&old),
+        "--add-san",
+        "10.21.22.101",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let new = out.join("apiserver.crt");
+    verify(&pki.join("ca.crt"), &new);
+    let mut want = openssl_sans(&old);
+    want.insert("IP:10.21.22.101".into());
+    assert_eq!(openssl_sans(&new), want);
+    assert_eq!(pubkey(&new), pubkey(&old));
+    assert!(
+        !out.join("apiserver.key").exists(),
+        "no key without --new-key"
+    );
+    let (a, b) = (inspect_one(&old), inspect_one(&new));
+    for field in [
+        "subject",
+        "key_usage",
+        "ext_key_usage",
+        "is_ca",
+        "subject_key_id",
+        "authority_key_id",
+    ] {
+        assert_eq!(a[field], b[field], "{field}");
+    }
+    // A reissue of the etcd certificates finds the etcd CA, not the cluster CA.
+    let run = certs([
+        "reissue",
+        s(&pki.join("etcd/server.crt")),
+        s(&pki.join("etcd/peer.crt")),
+        "--add-san",
+        "10.21.22.74",
+        "--out",
+        s(&dir.path().join("b2")),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    verify(&pki.join("etcd/ca.crt"), &dir.path().join("b2/server.crt"));
+    assert!(run.stdout.contains("etcd/ca.crt"), "{}", run.stdout);
+}
+
+#[test]
+fn multi_valued_subject_is_byte_identical() {
+    let dir = fixture("binary");
+    let ssl = dir.path().join("etc/kubernetes/ssl");
+    let out = dir.path().join("b");
+    let run = certs([
+        "reissue",
+        s(&ssl.join("multi-o.pem")),
+        s(&ssl.join("admin.pem")),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for name in ["multi-o.pem", "admin.pem"] {
+        assert_eq!(
+            subject_der(&out.join(name)),
+            subject_der(&ssl.join(name)),
+            "{name}"
+        );
+        verify(&ssl.join("ca.pem"), &out.join(name));
+    }
+}
+
+#[test]
+fn new_keys_keep_their_format_and_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    for (layout, cert, key, label) in [
+        (
+            "kubeadm",
+            "etc/kubernetes/pki/apiserver.crt",
+            "apiserver.key",
+            "RSA PRIVATE KEY",
+        ),
+        (
+            "kubeasz-ecdsa",
+            "etc/kubernetes/ssl/kubernetes.pem",
+            "kubernetes-key.pem",
+            "EC PRIVATE KEY",
+        ),
+    ] {
+        let dir = fixture(layout);
+        let out = dir.path().join("b");
+        let run = certs([
+            "reissue",
+            s(&dir.path().join(cert)),
+            "--new-key",
+            "--out",
+            s(&out),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let new_key = out.join(key);
+        let text = std::fs::read_to_string(&new_key).unwrap();
+        assert!(
+            text.starts_with(&format!("-----BEGIN {label}-----")),
+            "{layout}: {text:.40}"
+        );
+        assert_eq!(
+            std::fs::metadata(&new_key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            !run.stdout.contains("PRIVATE KEY") && !run.stderr.contains("PRIVATE KEY"),
+            "keys are never printed"
+        );
+        let new_cert = out.join(Path::new(cert).file_name().unwrap());
+        let from_key = openssl(["pkey", "-in", s(&new_key), "-pubout"]);
+        assert_eq!(
+            from_key,
+            pubkey(&new_cert),
+            "{layout}: new key pairs with the new certificate"
+        );
+        assert_ne!(pubkey(&new_cert), pubkey(&dir.path().join(cert)));
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(out.join("bundle.json")).unwrap()).unwrap();
+        assert!(manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "private-key" && f["mode"] == "0600"));
+        assert!(!manifest.to_string().contains("PRIVATE KEY"));
+    }
+}
+
+#[test]
+fn kubeconfig_client_certificate_is_reissued_in_place() {
+    let dir = fixture("kubeadm");
+    let conf = dir.path().join("etc/kubernetes/admin.conf");
+    let out = dir.path().join("b");
+    let run = certs(["reissue", s(&conf), "--out", s(&out)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let new = std::fs::read_to_string(out.join("admin.conf")).unwrap();
+    let old = std::fs::read_to_string(&conf).unwrap();
+    let changed: Vec<_> = old
+        .lines()
+        .zip(new.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "only client-certificate-data changes");
+    assert!(changed[0]
+        .1
+        .trim_start()
+        .starts_with("client-certificate-data:"));
+    let report = certs(["inspect", s(&out.join("admin.conf")), "-o", "json"]).json();
+    let user = &report["kubeconfigs"][0]["users"][0]["client_certificate"];
+    assert_eq!(user["key_matches"], true, "{user}");
+    // With --new-key both data fields change, and the embedded key keeps kubeadm's PKCS#1.
+    let out2 = dir.path().join("b2");
+    let run = certs(["reissue", s(&conf), "--new-key", "--out", s(&out2)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = certs(["inspect", s(&out2.join("admin.conf")), "-o", "json"]).json();
+    assert_eq!(
+        report["kubeconfigs"][0]["users"][0]["client_certificate"]["key_matches"],
+        true
+    );
+    let key = report["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["private"] == true)
+        .unwrap();
+    assert_eq!(key["format"], "pkcs1");
+    let manifest = std::fs::read_to_string(out2.join("bundle.json")).unwrap();
+    assert!(manifest.contains("\"mode\": \"0600\""), "{manifest}");
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let dir = fixture("kubespray");
+    let ssl = dir.path().join("etc/ssl/etcd/ssl");
+    let before = tree_digest(dir.path());
+    let targets: Vec<String> = ["member", "admin", "node"]
+        .iter()
+        .flat_map(|k| {
+            (1..=3)
+                .map(|n| o(ssl.join(format!("{k}-node{n}.pem"))))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut args = vec![
+        "reissue".to_string(),
+        "--drop-san".into(),
+        "10.6.0.13".into(),
+        "--drop-san".into(),
+        "node3".into(),
+        "--dry-run".into(),
+    ];
+    args.extend(targets.clone());
+    let run = certs(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.matches("- IP:10.6.0.13").count(),
+        9,
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("dry run"));
+    assert_eq!(before, tree_digest(dir.path()));
+    assert!(std::fs::read_dir(std::env::current_dir().unwrap())
+        .unwrap()
+        .all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("certs-bundle-")));
+}
+
+#[test]
+fn bad_inputs_give_one_line_and_write_nothing() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let broken = fixture("broken");
+    let bpki = broken.path().join("etc/kubernetes/pki");
+    let api = pki.join("apiserver.crt");
+    let out = dir.path().join("never");
+    let file = pki.join("ca.crt");
+    let unwritable = file.join("sub"); // a directory cannot be made under a file
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--ca".into(),
+                o(pki.join("ca.crt")),
+                "--ca-key".into(),
+                o(pki.join("front-proxy-ca.key")),
+            ],
+            "expected the private key of CA",
+        ),
+        (
+            vec![
+                "--ca".into(),
+                o(pki.join("etcd/ca.crt")),
+                "--ca-key".into(),
+                o(pki.join("etcd/ca.key")),
+            ],
+            "did not sign",
+        ),
+        (
+            vec![
+                "--ca".into(),
+                o(bpki.join("encrypted.crt")),
+                "--ca-key".into(),
+                o(bpki.join("encrypted.key")),
+            ],
+            "encrypted",
+        ),
+        (vec!["--drop-san".into(), "10.9.9.9".into()], "DNS:master1"),
+        (
+            vec!["--add-san".into(), "no spaces allowed".into()],
+            "found `no spaces allowed`",
+        ),
+        (
+            vec!["--now".into(), "2035-06-01T00:00:00Z".into()],
+            "expired",
+        ),
+    ];
+    let before = tree_digest(dir.path());
+    for (extra, words) in cases {
+        let mut args: Vec<String> = vec![
+            "reissue".into(),
+            o(api.clone()),
+            "--out".into(),
+            o(out.clone()),
+        ];
+        args.extend(extra);
+        let run = certs(&args);
+        assert_ne!(run.code, 0, "{args:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(words), "{args:?}: {}", run.stderr);
+        assert!(!out.exists(), "{args:?} wrote a bundle");
+        assert_eq!(before, tree_digest(dir.path()), "{args:?} touched the tree");
+    }
+    let run = certs(["reissue", s(&api), "--out", s(&unwritable)]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot write"), "{}", run.stderr);
+    assert_eq!(before, tree_digest(dir.path()));
+    // An existing, non-empty --out is never overwritten.
+    let run = certs(["reissue", s(&api), "--out", s(&pki)]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("never overwritten"), "{}", run.stderr);
+    assert_eq!(before, tree_digest(dir.path()));
+    let run = certs(["reissue", s(&bpki.join("garbage.pem"))]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("expected a certificate"),
+        "{}",
+        run.stderr
+    );
+}

@@ -14,5 +14,6 @@ pub mod duration;
 pub mod error;
 pub mod issue;
 pub mod pki;
+pub mod rollout;
 pub mod spec;
 pub mod sys;

@@ -234,6 +234,106 @@ pub fn mode(path: &Path) -> Option<u32> {
         .map(|m| m.permissions().mode() & 0o7777)
 }
 
+/// Replaces `path` atomically: a temp file beside it with `mode`, fsync, rename over the
+/// target, fsync the directory. A reader sees the old file or the new one, never a mix.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let tmp = temp_beside(path);
+    write_synced(&tmp, contents, mode)?;
+    commit_temp(&tmp, path)
+}
+
+/// The temp name `write_atomic` uses for `path`; a crash can leave it behind.
+pub fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.certs-tmp"))
+}
+
+/// Writes a new file (replacing a stale temp) and syncs it.
+pub fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let err = |source| Error::Write { path: path.to_path_buf(), source };
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(err)?;
+    // The umask may have narrowed the mode asked for; set it exactly.
+    f.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    std::io::Write::write_all(&mut f, contents).map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+/// Renames a synced temp file over `path` and syncs the directory.
+pub fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path).map_err(|source| Error::Write { path: path.to_path_buf(), source })?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let d = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    std::fs::File::open(d)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| Error::Write { path: d.to_path_buf(), source })
+}
+
+/// Creates a directory that must not exist yet (backups are never overwritten).
+pub fn create_new_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })
+}
+
+/// Owner of a file, to report in backups (we never chown: we replace files as the user we run as).
+pub fn owner(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()))
+}
+
+/// An exclusive lock file holding our pid. A lock left by a process that no longer exists is
+/// taken over; a live one is an error naming its pid.
+pub fn lock(path: &Path) -> Result<Lock> {
+    use std::io::Write;
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(mut f) => {
+                let _ = write!(f, "{}", std::process::id());
+                let _ = f.sync_all();
+                return Ok(Lock { path: path.to_path_buf() });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = std::fs::read_to_string(path).unwrap_or_default();
+                let pid: Option<u32> = holder.trim().parse().ok();
+                let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                if alive {
+                    return Err(Error::Usage(format!(
+                        "another rollout (pid {}) holds the lock `{}`; wait for it or, if it is gone, remove the file",
+                        holder.trim(),
+                        path.display()
+                    )));
+                }
+                let _ = std::fs::remove_file(path);
+            }
+            Err(source) => return Err(Error::Write { path: path.to_path_buf(), source }),
+        }
+    }
+    Err(Error::Usage(format!("cannot take the lock `{}`", path.display())))
+}
+
+/// Held while a rollout runs; removed on drop.
+#[derive(Debug)]
+pub struct Lock {
+    path: PathBuf,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// `path` as seen from a node whose file system is mounted at `root` (`/` for the live node).
 pub fn under_root(root: &Path, path: &Path) -> PathBuf {
     match path.strip_prefix("/") {

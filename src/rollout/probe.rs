@@ -1,0 +1,127 @@
+//! The real restarter (systemd, static pods, commands) and the real health prober (a rustls
+//! probe that proves the endpoint serves the expected serial, plus its health path).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::exec::{Prober, Restarter};
+use super::plan::Gate;
+use super::profile::Restart;
+use crate::sys::tls::{self, ProbeOptions, Trust};
+
+pub struct SystemRestarter {
+    pub timeout: Duration,
+    /// Where static pod manifests wait while parked (outside the manifests directory).
+    pub park_dir: PathBuf,
+    /// Longer than the kubelet's 20 s file check, so the pod is really stopped.
+    pub park_for: Duration,
+}
+
+impl Restarter for SystemRestarter {
+    fn restart(&self, restart: &Restart) -> Result<(), String> {
+        let run = |cmd: &str| -> Result<(), String> {
+            let ran = crate::sys::proc::run_shell(cmd, self.timeout).map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
+            if ran.success {
+                Ok(())
+            } else {
+                Err(format!("`{cmd}` failed ({}): {}", ran.status, ran.output))
+            }
+        };
+        match restart {
+            Restart::Command(cmd) => run(cmd),
+            Restart::Systemd(unit) => {
+                run(&format!("systemctl restart {}", shell_quote(unit)))?;
+                run(&format!("systemctl is-active --quiet {}", shell_quote(unit)))
+            }
+            Restart::StaticPod(manifest) => {
+                let name = manifest.file_name().ok_or("manifest path has no file name")?;
+                std::fs::create_dir_all(&self.park_dir).map_err(|e| format!("cannot create {}: {e}", self.park_dir.display()))?;
+                let parked = self.park_dir.join(name);
+                std::fs::rename(manifest, &parked).map_err(|e| format!("cannot park {}: {e}", manifest.display()))?;
+                std::thread::sleep(self.park_for);
+                std::fs::rename(&parked, manifest).map_err(|e| {
+                    format!("cannot put {} back from {}: {e} — move it back by hand", manifest.display(), parked.display())
+                })
+            }
+        }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+pub struct TlsProber {
+    pub timeout: Duration,
+}
+
+impl Prober for TlsProber {
+    fn check(&self, gate: &Gate, serial: Option<&str>) -> Result<(), String> {
+        let target: tls::Target = gate.url.parse().map_err(|e: tls::ProbeError| e.to_string())?;
+        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+        let roots: Vec<_> = pem::parse_many(read(&gate.ca)?)
+            .map_err(|e| format!("{}: {e}", gate.ca.display()))?
+            .into_iter()
+            .filter(|b| b.tag() == "CERTIFICATE")
+            .map(|b| rustls::pki_types::CertificateDer::from(b.into_contents()))
+            .collect();
+        let client_identity = match (&gate.client_cert, &gate.client_key) {
+            (Some(c), Some(k)) => Some(identity(&read(c)?, &read(k)?)?),
+            _ => None,
+        };
+        let opts = ProbeOptions { roots: Some(roots), insecure: false, timeout: self.timeout, client_identity, server_name: None };
+        let probe = match &gate.path {
+            Some(path) => {
+                let resp = tls::https_get(&target, path, &opts).map_err(|e| e.to_string())?;
+                if resp.status != 200 {
+                    return Err(format!("GET {path} answered {}", resp.status));
+                }
+                let body = String::from_utf8_lossy(&resp.body);
+                if let Some(want) = &gate.expect {
+                    if !body.replace(' ', "").contains(&want.replace(' ', "")) {
+                        return Err(format!("GET {path} answered `{}`, expected it to contain `{want}`", body.trim()));
+                    }
+                }
+                resp.probe
+            }
+            None => tls::probe(&target, &opts).map_err(|e| e.to_string())?,
+        };
+        if probe.trust != Trust::Verified {
+            return Err(format!("served chain: {}", probe.trust));
+        }
+        if let Some(want) = serial {
+            let leaf = probe.chain.first().ok_or("no certificate served")?;
+            let got = crate::pki::cert::CertInfo::from_der(leaf).map_err(|e| format!("served certificate unreadable: {e}"))?;
+            if got.serial != want {
+                return Err(format!("serves serial {}, expected {want}", got.serial));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A client certificate chain and key from PEM files, for etcd's client-cert endpoints.
+fn identity(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>), String> {
+    use rustls::pki_types::PrivateKeyDer;
+    let certs: Vec<_> = pem::parse_many(cert_pem)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| rustls::pki_types::CertificateDer::from(b.into_contents()))
+        .collect();
+    let key = pem::parse_many(key_pem)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|b| b.tag().ends_with("PRIVATE KEY"))
+        .ok_or("no private key for the client certificate")?;
+    let der = match key.tag() {
+        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(key.into_contents().into()),
+        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(key.into_contents().into()),
+        "PRIVATE KEY" => PrivateKeyDer::Pkcs8(key.into_contents().into()),
+        other => return Err(format!("client key: expected an unencrypted private key, found `{other}`")),
+    };
+    Ok((certs, der))
+}

@@ -1,0 +1,203 @@
+//! Profiles: which components a node runs, which files each uses, how each restarts and how it
+//! is probed. Built-in ones for kubeadm, kubespray and binary/kubeasz nodes (templates/rollout/),
+//! a profile file for anything else, and per-component overrides from the command line.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub components: Vec<Component>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Component {
+    /// Unique: `etcd`, `kube-apiserver`, or `etcd-2` for one of several members.
+    pub name: String,
+    /// What it is, which decides the order: etcd, kube-apiserver, kube-controller-manager,
+    /// kube-scheduler, kubelet, kube-proxy, node-local-lb (anything else goes last).
+    pub kind: String,
+    /// The files it reads. Empty: the bundle files whose `components` name this kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
+    pub restart: Restart,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<Health>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// `systemctl restart UNIT`, then `systemctl is-active UNIT`.
+    Systemd(String),
+    /// Move the manifest out of the kubelet's manifests directory for longer than its 20 s file
+    /// check, then back (`kubectl delete pod` does not restart a static pod).
+    StaticPod(PathBuf),
+    /// Any shell command.
+    Command(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Health {
+    /// `https://host:port`: the TLS endpoint that must serve the new certificate.
+    pub url: String,
+    /// An HTTP path that must answer 200 on it (`/health`, `/readyz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A string the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
+    /// CA to verify the served chain against [default: the bundle's CA].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// The certificate file it serves [default: the component's bundle certificate that covers
+    /// the URL's host].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serves: Option<PathBuf>,
+}
+
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("kubeadm", include_str!("../../templates/rollout/kubeadm.json")),
+    ("kubespray", include_str!("../../templates/rollout/kubespray.json")),
+    ("binary", include_str!("../../templates/rollout/binary.json")),
+];
+
+/// The order that keeps a cluster up: etcd first, node-local proxies last.
+pub fn rank(kind: &str) -> usize {
+    const ORDER: &[&str] = &[
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "kube-proxy",
+        "node-local-lb",
+    ];
+    ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
+}
+
+pub fn builtin(name: &str) -> Result<Profile, String> {
+    let json = BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name || (name == "kubeasz" && *n == "binary") || (name == "kubean" && *n == "kubespray"))
+        .map(|(_, j)| *j)
+        .ok_or_else(|| format!("expected a profile (kubeadm, kubespray, binary) or a profile file, found `{name}`"))?;
+    serde_json::from_str(json).map_err(|e| format!("built-in profile {name}: {e}"))
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<Profile, String> {
+    serde_json::from_str(text).map_err(|e| format!("`{}`: expected a rollout profile (JSON), found an error: {e}", path.display()))
+}
+
+/// Which built-in profile fits the bundle's target paths.
+pub fn detect(targets: &[PathBuf]) -> Result<&'static str, String> {
+    let any = |needle: &str| targets.iter().any(|t| t.to_string_lossy().contains(needle));
+    if any("/etc/kubernetes/pki/") {
+        Ok("kubeadm")
+    } else if any("/etc/ssl/etcd/ssl/") {
+        Ok("kubespray")
+    } else if any("/etc/kubernetes/ssl/") || any("/etc/etcd/ssl/") {
+        Ok("binary")
+    } else {
+        Err("cannot tell the node's layout from the bundle's targets; pass --profile kubeadm|kubespray|binary|FILE".into())
+    }
+}
+
+impl Profile {
+    /// Prefixes every absolute path with `root` (a node mounted elsewhere, or a test tree).
+    pub fn rerooted(mut self, root: &Path) -> Profile {
+        let re = |p: &mut PathBuf| *p = crate::sys::fs::under_root(root, p);
+        for c in &mut self.components {
+            c.files.iter_mut().for_each(re);
+            if let Restart::StaticPod(m) = &mut c.restart {
+                re(m);
+            }
+            for h in &mut c.health {
+                for p in [&mut h.ca, &mut h.client_cert, &mut h.client_key, &mut h.serves].into_iter().flatten() {
+                    re(p);
+                }
+            }
+        }
+        self
+    }
+
+    /// `--restart-cmd NAME=CMD`
+    pub fn set_restart(&mut self, spec: &str) -> Result<(), String> {
+        let (name, cmd) = split_override(spec, "--restart-cmd")?;
+        self.component_mut(name)?.restart = Restart::Command(cmd.to_string());
+        Ok(())
+    }
+
+    /// `--health NAME=https://host:port[/path]`
+    pub fn set_health(&mut self, spec: &str) -> Result<(), String> {
+        let (name, url) = split_override(spec, "--health")?;
+        let rest = url.strip_prefix("https://").ok_or_else(|| format!("--health {name}: expected an https:// URL, found `{url}`"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], Some(rest[i..].to_string()).filter(|p| p != "/")),
+            None => (rest, None),
+        };
+        let component = self.component_mut(name)?;
+        let template = component.health.first().cloned();
+        let mut h = template.unwrap_or(Health {
+            url: String::new(),
+            path: None,
+            expect: None,
+            ca: None,
+            client_cert: None,
+            client_key: None,
+            serves: None,
+        });
+        h.url = format!("https://{authority}");
+        h.path = path;
+        if h.path.is_none() {
+            h.expect = None;
+        }
+        component.health = vec![h];
+        Ok(())
+    }
+
+    fn component_mut(&mut self, name: &str) -> Result<&mut Component, String> {
+        let names: Vec<String> = self.components.iter().map(|c| c.name.clone()).collect();
+        self.components
+            .iter_mut()
+            .find(|c| c.name == name)
+            .ok_or_else(|| format!("expected a component of the profile ({}), found `{name}`", names.join(", ")))
+    }
+}
+
+fn split_override<'a>(spec: &'a str, flag: &str) -> Result<(&'a str, &'a str), String> {
+    spec.split_once('=')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| format!("{flag}: expected NAME=VALUE, found `{spec}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_and_overrides_apply() {
+        for (name, _) in BUILTIN {
+            let p = builtin(name).unwrap();
+            assert_eq!(p.components[0].kind, "etcd", "{name}: etcd first");
+        }
+        let mut p = builtin("kubeadm").unwrap();
+        p.set_restart("etcd=systemctl restart etcd").unwrap();
+        assert_eq!(p.components[0].restart, Restart::Command("systemctl restart etcd".into()));
+        p.set_health("kube-apiserver=https://10.0.0.1:6443/livez").unwrap();
+        assert_eq!(p.components[1].health[0].url, "https://10.0.0.1:6443");
+        assert_eq!(p.components[1].health[0].path.as_deref(), Some("/livez"));
+        assert!(p.set_restart("nope=x").unwrap_err().contains("etcd, kube-apiserver"));
+        assert!(p.set_restart("etcd").is_err());
+        let r = builtin("kubeadm").unwrap().rerooted(Path::new("/mnt"));
+        assert_eq!(r.components[0].restart, Restart::StaticPod("/mnt/etc/kubernetes/manifests/etcd.yaml".into()));
+        assert_eq!(detect(&["/etc/ssl/etcd/ssl/member-node1.pem".into()]).unwrap(), "kubespray");
+        assert!(detect(&["/tmp/x.pem".into()]).is_err());
+    }
+}

@@ -55,7 +55,14 @@ pub fn path(state_dir: &Path) -> PathBuf {
 impl Journal {
     pub fn new(plan: Plan, backup: PathBuf) -> Journal {
         let steps = vec![StepState::Pending; plan.steps.len()];
-        Journal { schema: "certs.journal/v1".into(), plan, backup, steps, outcome: Outcome::Running, log: vec![] }
+        Journal {
+            schema: "certs.journal/v1".into(),
+            plan,
+            backup,
+            steps,
+            outcome: Outcome::Running,
+            log: vec![],
+        }
     }
 
     pub fn load(state_dir: &Path) -> Result<Option<Journal>> {
@@ -66,7 +73,11 @@ impl Journal {
         let bytes = crate::sys::fs::read_file(&p)?;
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| Error::Input { path: p, expected: "a certs journal".into(), found: e.to_string() })
+            .map_err(|e| Error::Input {
+                path: p,
+                expected: "a certs journal".into(),
+                found: e.to_string(),
+            })
     }
 
     pub fn save(&self, state_dir: &Path) -> Result<()> {
@@ -75,6 +86,9 @@ impl Journal {
     }
 
     pub fn note(&mut self, now: i64, message: String) {
-        self.log.push(Entry { time: crate::duration::rfc3339(now), message });
+        self.log.push(Entry {
+            time: crate::duration::rfc3339(now),
+            message,
+        });
     }
 }

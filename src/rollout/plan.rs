@@ -103,7 +103,11 @@ pub fn read_bundle(dir: &Path) -> Result<BundleManifest> {
         found: e.to_string(),
     })?;
     if manifest.schema != "certs.bundle/v1" {
-        return Err(Error::Input { path, expected: "schema certs.bundle/v1".into(), found: manifest.schema.clone() });
+        return Err(Error::Input {
+            path,
+            expected: "schema certs.bundle/v1".into(),
+            found: manifest.schema.clone(),
+        });
     }
     Ok(manifest)
 }
@@ -111,7 +115,10 @@ pub fn read_bundle(dir: &Path) -> Result<BundleManifest> {
 /// Builds the plan: every bundle file assigned to the first component (in safe order) that uses
 /// it; components with no changed file are left out.
 pub fn build(dir: &Path, manifest: &BundleManifest, profile: &Profile) -> Result<Plan> {
-    let dir = std::path::absolute(dir).map_err(|source| Error::Read { path: dir.to_path_buf(), source })?;
+    let dir = std::path::absolute(dir).map_err(|source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let ca = PathBuf::from(&manifest.ca.certificate);
     let files: Vec<FileSwap> = manifest
         .files
@@ -135,7 +142,8 @@ pub fn build(dir: &Path, manifest: &BundleManifest, profile: &Profile) -> Result
             })
         })
         .collect::<Result<_>>()?;
-    let mut order: Vec<(usize, &super::profile::Component)> = profile.components.iter().enumerate().collect();
+    let mut order: Vec<(usize, &super::profile::Component)> =
+        profile.components.iter().enumerate().collect();
     order.sort_by_key(|(i, c)| (rank(&c.kind), *i));
     let mut taken = vec![false; files.len()];
     let mut steps = Vec::new();
@@ -156,14 +164,36 @@ pub fn build(dir: &Path, manifest: &BundleManifest, profile: &Profile) -> Result
         for &i in &mine {
             taken[i] = true;
         }
-        let gates = c.health.iter().map(|h| gate(h, &mine, &files, &ca)).collect::<Result<_>>()?;
-        steps.push(Step { component: c.name.clone(), kind: c.kind.clone(), restart: Some(c.restart.clone()), files: mine, gates });
+        let gates = c
+            .health
+            .iter()
+            .map(|h| gate(h, &mine, &files, &ca))
+            .collect::<Result<_>>()?;
+        steps.push(Step {
+            component: c.name.clone(),
+            kind: c.kind.clone(),
+            restart: Some(c.restart.clone()),
+            files: mine,
+            gates,
+        });
     }
     let rest: Vec<usize> = (0..files.len()).filter(|&i| !taken[i]).collect();
     if !rest.is_empty() {
-        steps.push(Step { component: "files-only".into(), kind: "none".into(), restart: None, files: rest, gates: vec![] });
+        steps.push(Step {
+            component: "files-only".into(),
+            kind: "none".into(),
+            restart: None,
+            files: rest,
+            gates: vec![],
+        });
     }
-    Ok(Plan { bundle: dir, ca, profile: profile.name.clone(), files, steps })
+    Ok(Plan {
+        bundle: dir,
+        ca,
+        profile: profile.name.clone(),
+        files,
+        steps,
+    })
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -181,14 +211,24 @@ fn gate(h: &Health, mine: &[usize], files: &[FileSwap], bundle_ca: &Path) -> Res
         .trim_end_matches(']')
         .to_string();
     let serves = match &h.serves {
-        Some(p) => mine.iter().copied().find(|&i| same_file(p, &files[i].target)),
+        Some(p) => mine
+            .iter()
+            .copied()
+            .find(|&i| same_file(p, &files[i].target)),
         None => {
             let covers = |i: &usize| {
                 let f = &files[*i];
-                f.kind == "certificate" && f.sans.iter().any(|s| s == &format!("IP:{host}") || s == &format!("DNS:{host}"))
+                f.kind == "certificate"
+                    && f.sans
+                        .iter()
+                        .any(|s| s == &format!("IP:{host}") || s == &format!("DNS:{host}"))
             };
-            let preferred = |i: &usize| matches!(files[*i].role.as_str(), "etcd-server" | "apiserver");
-            mine.iter().copied().filter(covers).max_by_key(|i| (preferred(i), std::cmp::Reverse(*i)))
+            let preferred =
+                |i: &usize| matches!(files[*i].role.as_str(), "etcd-server" | "apiserver");
+            mine.iter()
+                .copied()
+                .filter(covers)
+                .max_by_key(|i| (preferred(i), std::cmp::Reverse(*i)))
         }
     };
     Ok(Gate {
@@ -205,28 +245,58 @@ fn gate(h: &Health, mine: &[usize], files: &[FileSwap], bundle_ca: &Path) -> Res
 impl Plan {
     /// Readable text for `rollout plan` and `apply --dry-run`.
     pub fn render(&self) -> String {
-        let mut out = format!("plan for bundle {} (profile {}, CA {})\n", self.bundle.display(), self.profile, self.ca.display());
+        let mut out = format!(
+            "plan for bundle {} (profile {}, CA {})\n",
+            self.bundle.display(),
+            self.profile,
+            self.ca.display()
+        );
         out.push_str("files:\n");
         for f in &self.files {
             let serial = match (&f.old_serial, &f.new_serial) {
                 (Some(o), Some(n)) => format!(" serial {o} -> {n}"),
                 _ => String::new(),
             };
-            out.push_str(&format!("  {} <- {} ({}, mode {:04o}){serial}\n", f.target.display(), f.source.display(), f.kind, f.mode));
+            out.push_str(&format!(
+                "  {} <- {} ({}, mode {:04o}){serial}\n",
+                f.target.display(),
+                f.source.display(),
+                f.kind,
+                f.mode
+            ));
         }
         out.push_str("steps, one at a time:\n");
         for (n, s) in self.steps.iter().enumerate() {
             let restart = match &s.restart {
                 Some(Restart::Systemd(u)) => format!("systemctl restart {u}"),
-                Some(Restart::StaticPod(m)) => format!("park and restore static pod manifest {}", m.display()),
+                Some(Restart::StaticPod(m)) => {
+                    format!("park and restore static pod manifest {}", m.display())
+                }
                 Some(Restart::Command(c)) => format!("run `{c}`"),
                 None => "no restart".into(),
             };
-            out.push_str(&format!("  {}. {}: swap {} file(s), {restart}\n", n + 1, s.component, s.files.len()));
+            out.push_str(&format!(
+                "  {}. {}: swap {} file(s), {restart}\n",
+                n + 1,
+                s.component,
+                s.files.len()
+            ));
             for g in &s.gates {
-                let serial = g.serves.and_then(|i| self.files[i].new_serial.clone()).map(|s| format!(", must serve serial {s}")).unwrap_or_default();
-                let path = g.path.as_deref().map(|p| format!(", GET {p} must answer 200")).unwrap_or_default();
-                out.push_str(&format!("     gate: {} verified against {}{serial}{path}\n", g.url, g.ca.display()));
+                let serial = g
+                    .serves
+                    .and_then(|i| self.files[i].new_serial.clone())
+                    .map(|s| format!(", must serve serial {s}"))
+                    .unwrap_or_default();
+                let path = g
+                    .path
+                    .as_deref()
+                    .map(|p| format!(", GET {p} must answer 200"))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "     gate: {} verified against {}{serial}{path}\n",
+                    g.url,
+                    g.ca.display()
+                ));
             }
         }
         out

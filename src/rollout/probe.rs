@@ -20,7 +20,8 @@ pub struct SystemRestarter {
 impl Restarter for SystemRestarter {
     fn restart(&self, restart: &Restart) -> Result<(), String> {
         let run = |cmd: &str| -> Result<(), String> {
-            let ran = crate::sys::proc::run_shell(cmd, self.timeout).map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
+            let ran = crate::sys::proc::run_shell(cmd, self.timeout)
+                .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
             if ran.success {
                 Ok(())
             } else {
@@ -31,16 +32,27 @@ impl Restarter for SystemRestarter {
             Restart::Command(cmd) => run(cmd),
             Restart::Systemd(unit) => {
                 run(&format!("systemctl restart {}", shell_quote(unit)))?;
-                run(&format!("systemctl is-active --quiet {}", shell_quote(unit)))
+                run(&format!(
+                    "systemctl is-active --quiet {}",
+                    shell_quote(unit)
+                ))
             }
             Restart::StaticPod(manifest) => {
-                let name = manifest.file_name().ok_or("manifest path has no file name")?;
-                std::fs::create_dir_all(&self.park_dir).map_err(|e| format!("cannot create {}: {e}", self.park_dir.display()))?;
+                let name = manifest
+                    .file_name()
+                    .ok_or("manifest path has no file name")?;
+                std::fs::create_dir_all(&self.park_dir)
+                    .map_err(|e| format!("cannot create {}: {e}", self.park_dir.display()))?;
                 let parked = self.park_dir.join(name);
-                std::fs::rename(manifest, &parked).map_err(|e| format!("cannot park {}: {e}", manifest.display()))?;
+                std::fs::rename(manifest, &parked)
+                    .map_err(|e| format!("cannot park {}: {e}", manifest.display()))?;
                 std::thread::sleep(self.park_for);
                 std::fs::rename(&parked, manifest).map_err(|e| {
-                    format!("cannot put {} back from {}: {e} — move it back by hand", manifest.display(), parked.display())
+                    format!(
+                        "cannot put {} back from {}: {e} — move it back by hand",
+                        manifest.display(),
+                        parked.display()
+                    )
                 })
             }
         }
@@ -57,8 +69,12 @@ pub struct TlsProber {
 
 impl Prober for TlsProber {
     fn check(&self, gate: &Gate, serial: Option<&str>) -> Result<(), String> {
-        let target: tls::Target = gate.url.parse().map_err(|e: tls::ProbeError| e.to_string())?;
-        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+        let target: tls::Target = gate
+            .url
+            .parse()
+            .map_err(|e: tls::ProbeError| e.to_string())?;
+        let read =
+            |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
         let roots: Vec<_> = pem::parse_many(read(&gate.ca)?)
             .map_err(|e| format!("{}: {e}", gate.ca.display()))?
             .into_iter()
@@ -69,7 +85,13 @@ impl Prober for TlsProber {
             (Some(c), Some(k)) => Some(identity(&read(c)?, &read(k)?)?),
             _ => None,
         };
-        let opts = ProbeOptions { roots: Some(roots), insecure: false, timeout: self.timeout, client_identity, server_name: None };
+        let opts = ProbeOptions {
+            roots: Some(roots),
+            insecure: false,
+            timeout: self.timeout,
+            client_identity,
+            server_name: None,
+        };
         let probe = match &gate.path {
             Some(path) => {
                 let resp = tls::https_get(&target, path, &opts).map_err(|e| e.to_string())?;
@@ -79,7 +101,10 @@ impl Prober for TlsProber {
                 let body = String::from_utf8_lossy(&resp.body);
                 if let Some(want) = &gate.expect {
                     if !body.replace(' ', "").contains(&want.replace(' ', "")) {
-                        return Err(format!("GET {path} answered `{}`, expected it to contain `{want}`", body.trim()));
+                        return Err(format!(
+                            "GET {path} answered `{}`, expected it to contain `{want}`",
+                            body.trim()
+                        ));
                     }
                 }
                 resp.probe
@@ -91,7 +116,8 @@ impl Prober for TlsProber {
         }
         if let Some(want) = serial {
             let leaf = probe.chain.first().ok_or("no certificate served")?;
-            let got = crate::pki::cert::CertInfo::from_der(leaf).map_err(|e| format!("served certificate unreadable: {e}"))?;
+            let got = crate::pki::cert::CertInfo::from_der(leaf)
+                .map_err(|e| format!("served certificate unreadable: {e}"))?;
             if got.serial != want {
                 return Err(format!("serves serial {}, expected {want}", got.serial));
             }
@@ -104,7 +130,13 @@ impl Prober for TlsProber {
 fn identity(
     cert_pem: &[u8],
     key_pem: &[u8],
-) -> Result<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>), String> {
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    String,
+> {
     use rustls::pki_types::PrivateKeyDer;
     let certs: Vec<_> = pem::parse_many(cert_pem)
         .map_err(|e| e.to_string())?
@@ -121,7 +153,11 @@ fn identity(
         "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(key.into_contents().into()),
         "EC PRIVATE KEY" => PrivateKeyDer::Sec1(key.into_contents().into()),
         "PRIVATE KEY" => PrivateKeyDer::Pkcs8(key.into_contents().into()),
-        other => return Err(format!("client key: expected an unencrypted private key, found `{other}`")),
+        other => {
+            return Err(format!(
+                "client key: expected an unencrypted private key, found `{other}`"
+            ))
+        }
     };
     Ok((certs, der))
 }

@@ -63,9 +63,18 @@ pub struct Health {
 }
 
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("kubeadm", include_str!("../../templates/rollout/kubeadm.json")),
-    ("kubespray", include_str!("../../templates/rollout/kubespray.json")),
-    ("binary", include_str!("../../templates/rollout/binary.json")),
+    (
+        "kubeadm",
+        include_str!("../../templates/rollout/kubeadm.json"),
+    ),
+    (
+        "kubespray",
+        include_str!("../../templates/rollout/kubespray.json"),
+    ),
+    (
+        "binary",
+        include_str!("../../templates/rollout/binary.json"),
+    ),
 ];
 
 /// The order that keeps a cluster up: etcd first, node-local proxies last.
@@ -85,14 +94,27 @@ pub fn rank(kind: &str) -> usize {
 pub fn builtin(name: &str) -> Result<Profile, String> {
     let json = BUILTIN
         .iter()
-        .find(|(n, _)| *n == name || (name == "kubeasz" && *n == "binary") || (name == "kubean" && *n == "kubespray"))
+        .find(|(n, _)| {
+            *n == name
+                || (name == "kubeasz" && *n == "binary")
+                || (name == "kubean" && *n == "kubespray")
+        })
         .map(|(_, j)| *j)
-        .ok_or_else(|| format!("expected a profile (kubeadm, kubespray, binary) or a profile file, found `{name}`"))?;
+        .ok_or_else(|| {
+            format!(
+                "expected a profile (kubeadm, kubespray, binary) or a profile file, found `{name}`"
+            )
+        })?;
     serde_json::from_str(json).map_err(|e| format!("built-in profile {name}: {e}"))
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Profile, String> {
-    serde_json::from_str(text).map_err(|e| format!("`{}`: expected a rollout profile (JSON), found an error: {e}", path.display()))
+    serde_json::from_str(text).map_err(|e| {
+        format!(
+            "`{}`: expected a rollout profile (JSON), found an error: {e}",
+            path.display()
+        )
+    })
 }
 
 /// Which built-in profile fits the bundle's target paths.
@@ -119,7 +141,15 @@ impl Profile {
                 re(m);
             }
             for h in &mut c.health {
-                for p in [&mut h.ca, &mut h.client_cert, &mut h.client_key, &mut h.serves].into_iter().flatten() {
+                for p in [
+                    &mut h.ca,
+                    &mut h.client_cert,
+                    &mut h.client_key,
+                    &mut h.serves,
+                ]
+                .into_iter()
+                .flatten()
+                {
                     re(p);
                 }
             }
@@ -137,7 +167,9 @@ impl Profile {
     /// `--health NAME=https://host:port[/path]`
     pub fn set_health(&mut self, spec: &str) -> Result<(), String> {
         let (name, url) = split_override(spec, "--health")?;
-        let rest = url.strip_prefix("https://").ok_or_else(|| format!("--health {name}: expected an https:// URL, found `{url}`"))?;
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| format!("--health {name}: expected an https:// URL, found `{url}`"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], Some(rest[i..].to_string()).filter(|p| p != "/")),
             None => (rest, None),
@@ -167,7 +199,12 @@ impl Profile {
         self.components
             .iter_mut()
             .find(|c| c.name == name)
-            .ok_or_else(|| format!("expected a component of the profile ({}), found `{name}`", names.join(", ")))
+            .ok_or_else(|| {
+                format!(
+                    "expected a component of the profile ({}), found `{name}`",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -189,15 +226,28 @@ mod tests {
         }
         let mut p = builtin("kubeadm").unwrap();
         p.set_restart("etcd=systemctl restart etcd").unwrap();
-        assert_eq!(p.components[0].restart, Restart::Command("systemctl restart etcd".into()));
-        p.set_health("kube-apiserver=https://10.0.0.1:6443/livez").unwrap();
+        assert_eq!(
+            p.components[0].restart,
+            Restart::Command("systemctl restart etcd".into())
+        );
+        p.set_health("kube-apiserver=https://10.0.0.1:6443/livez")
+            .unwrap();
         assert_eq!(p.components[1].health[0].url, "https://10.0.0.1:6443");
         assert_eq!(p.components[1].health[0].path.as_deref(), Some("/livez"));
-        assert!(p.set_restart("nope=x").unwrap_err().contains("etcd, kube-apiserver"));
+        assert!(p
+            .set_restart("nope=x")
+            .unwrap_err()
+            .contains("etcd, kube-apiserver"));
         assert!(p.set_restart("etcd").is_err());
         let r = builtin("kubeadm").unwrap().rerooted(Path::new("/mnt"));
-        assert_eq!(r.components[0].restart, Restart::StaticPod("/mnt/etc/kubernetes/manifests/etcd.yaml".into()));
-        assert_eq!(detect(&["/etc/ssl/etcd/ssl/member-node1.pem".into()]).unwrap(), "kubespray");
+        assert_eq!(
+            r.components[0].restart,
+            Restart::StaticPod("/mnt/etc/kubernetes/manifests/etcd.yaml".into())
+        );
+        assert_eq!(
+            detect(&["/etc/ssl/etcd/ssl/member-node1.pem".into()]).unwrap(),
+            "kubespray"
+        );
         assert!(detect(&["/tmp/x.pem".into()]).is_err());
     }
 }

@@ -244,33 +244,55 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 
 /// The temp name `write_atomic` uses for `path`; a crash can leave it behind.
 pub fn temp_beside(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.certs-tmp"))
 }
 
 /// Writes a new file (replacing a stale temp) and syncs it.
 pub fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let err = |source| Error::Write { path: path.to_path_buf(), source };
+    let err = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(err)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(err)?;
     // The umask may have narrowed the mode asked for; set it exactly.
-    f.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(err)?;
     std::io::Write::write_all(&mut f, contents).map_err(err)?;
     f.sync_all().map_err(err)
 }
 
 /// Renames a synced temp file over `path` and syncs the directory.
 pub fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
-    std::fs::rename(tmp, path).map_err(|source| Error::Write { path: path.to_path_buf(), source })?;
+    std::fs::rename(tmp, path).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    let d = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let d = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     std::fs::File::open(d)
         .and_then(|f| f.sync_all())
-        .map_err(|source| Error::Write { path: d.to_path_buf(), source })
+        .map_err(|source| Error::Write {
+            path: d.to_path_buf(),
+            source,
+        })
 }
 
 /// Creates a directory that must not exist yet (backups are never overwritten).
@@ -281,9 +303,18 @@ pub fn create_new_dir(dir: &Path) -> Result<()> {
             .recursive(true)
             .mode(0o700)
             .create(parent)
-            .map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
+            .map_err(|source| Error::Write {
+                path: parent.to_path_buf(),
+                source,
+            })?;
     }
-    std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Owner of a file, to report in backups (we never chown: we replace files as the user we run as).
@@ -297,11 +328,17 @@ pub fn owner(path: &Path) -> Option<(u32, u32)> {
 pub fn lock(path: &Path) -> Result<Lock> {
     use std::io::Write;
     for _ in 0..2 {
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
             Ok(mut f) => {
                 let _ = write!(f, "{}", std::process::id());
                 let _ = f.sync_all();
-                return Ok(Lock { path: path.to_path_buf() });
+                return Ok(Lock {
+                    path: path.to_path_buf(),
+                });
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let holder = std::fs::read_to_string(path).unwrap_or_default();
@@ -316,10 +353,18 @@ pub fn lock(path: &Path) -> Result<Lock> {
                 }
                 let _ = std::fs::remove_file(path);
             }
-            Err(source) => return Err(Error::Write { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(Error::Write {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         }
     }
-    Err(Error::Usage(format!("cannot take the lock `{}`", path.display())))
+    Err(Error::Usage(format!(
+        "cannot take the lock `{}`",
+        path.display()
+    )))
 }
 
 /// Held while a rollout runs; removed on drop.

@@ -53,13 +53,37 @@ pub fn run_shell(command: &str, timeout: Duration) -> std::io::Result<Ran> {
         std::thread::sleep(Duration::from_millis(20));
     };
     // A background grandchild may keep the pipes open: do not wait for them past the deadline.
-    let collect = |h: std::thread::JoinHandle<String>| if h.is_finished() { h.join().unwrap_or_default() } else { String::new() };
+    let collect = |h: std::thread::JoinHandle<String>| {
+        if h.is_finished() {
+            h.join().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
     std::thread::sleep(Duration::from_millis(10));
     let output = format!("{}{}", collect(out), collect(err));
-    let tail: String = output.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+    let tail: String = output
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" | ");
     Ok(match status {
-        Some(s) => Ran { success: s.success(), status: s.code().map_or("killed by a signal".into(), |c| format!("exit {c}")), output: tail },
-        None => Ran { success: false, status: format!("killed after {}s", timeout.as_secs()), output: tail },
+        Some(s) => Ran {
+            success: s.success(),
+            status: s
+                .code()
+                .map_or("killed by a signal".into(), |c| format!("exit {c}")),
+            output: tail,
+        },
+        None => Ran {
+            success: false,
+            status: format!("killed after {}s", timeout.as_secs()),
+            output: tail,
+        },
     })
 }
 

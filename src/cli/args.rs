@@ -25,6 +25,128 @@ pub enum Command {
     Spec(SpecArgs),
     /// Reissue certificates from the cluster CA with an edited SAN set, into a bundle directory
     Reissue(ReissueArgs),
+    /// Install a reissue bundle: back up, swap, restart in a safe order behind health gates
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Print the plan for a bundle (files, then ordered component steps)
+    Plan(RolloutPlanArgs),
+    /// Run the plan
+    Apply(RolloutApplyArgs),
+    /// Where the recorded rollout stands
+    Status(RolloutStatusArgs),
+    /// Continue an interrupted rollout
+    Resume(RolloutResumeArgs),
+    /// Restore the files of the recorded rollout and restart what used them
+    Rollback(RolloutRollbackArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutPlanArgs {
+    /// A bundle directory written by `certs reissue`
+    pub bundle: PathBuf,
+
+    /// kubeadm, kubespray, binary (kubeasz), or a profile file (JSON) [default: from the targets]
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+
+    /// The node's `/` for the built-in profiles' paths
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// Restart a component with a command instead: NAME='CMD'; repeatable
+    #[arg(long, value_name = "NAME=CMD")]
+    pub restart_cmd: Vec<String>,
+
+    /// Probe a component at this endpoint: NAME=https://host:port[/path]; repeatable
+    #[arg(long, value_name = "NAME=URL")]
+    pub health: Vec<String>,
+
+    #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
+    pub output: PlanOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    /// readable lines
+    Text,
+    /// the plan as JSON; with apply, one JSON event per line
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutStateArgs {
+    /// Where the journal, lock and backups live
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/certs")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutStatusArgs {
+    #[command(flatten)]
+    pub state: RolloutStateArgs,
+
+    #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
+    pub output: PlanOutput,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutResumeArgs {
+    #[command(flatten)]
+    pub run: RolloutRunArgs,
+
+    #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
+    pub output: PlanOutput,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutRunArgs {
+    #[command(flatten)]
+    pub state: RolloutStateArgs,
+
+    /// How long a health gate may take
+    #[arg(long, value_name = "DURATION", default_value = "120s")]
+    pub health_timeout: String,
+
+    /// Pause between health probes
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub health_interval: String,
+
+    /// How long a restart command may take
+    #[arg(long, value_name = "DURATION", default_value = "120s")]
+    pub restart_timeout: String,
+
+    /// How long a static pod manifest stays parked (the kubelet checks every 20 s)
+    #[arg(long, value_name = "DURATION", default_value = "25s")]
+    pub park: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutApplyArgs {
+    #[command(flatten)]
+    pub plan: RolloutPlanArgs,
+
+    #[command(flatten)]
+    pub run: RolloutRunArgs,
+
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutRollbackArgs {
+    /// The backup directory of the recorded rollout [default: the journal's]
+    pub backup: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub run: RolloutRunArgs,
+
+    #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
+    pub output: PlanOutput,
 }
 
 #[derive(Debug, Clone, clap::Args)]

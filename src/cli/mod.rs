@@ -6,6 +6,7 @@ mod config;
 mod inspect;
 mod reissue;
 mod render;
+mod rollout;
 mod spec;
 
 use std::io::Write;
@@ -36,6 +37,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => config::inspect(a).and_then(|c| inspect::run(&c)),
         Command::Spec(a) => spec::run(&a),
         Command::Reissue(a) => config::reissue(a).and_then(|c| reissue::run(&c)),
+        Command::Rollout(cmd) => rollout::run(&cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -44,6 +44,8 @@ pub struct BundleFile {
     pub kind: &'static str,
     pub role: Role,
     pub components: Vec<&'static str>,
+    /// The CA that signed it (health gates verify the served chain against it).
+    pub ca: String,
     /// Octal, the mode the file is installed with.
     pub mode: String,
     pub old_sha256: String,
@@ -98,6 +100,7 @@ pub fn components(role: Role) -> Vec<&'static str> {
 /// A reissued target, ready to become bundle files.
 pub struct Reissued<'a> {
     pub target: &'a Target,
+    pub ca: String,
     pub issued: &'a Issued,
     pub diff: SanDiff,
     /// Where the target's private key lives and in which format, when a new key is made.
@@ -151,6 +154,7 @@ pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, String> {
             kind,
             role: r.target.role,
             components: components(r.target.role),
+            ca: r.ca.clone(),
             // Same mode as the file it replaces; a kubeconfig holds a key, so never looser than 0600.
             mode: format!(
                 "{:04o}",
@@ -188,6 +192,7 @@ pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, String> {
                 kind: "private-key",
                 role: r.target.role,
                 components: components(r.target.role),
+                ca: r.ca.clone(),
                 mode: "0600".into(),
                 old_sha256: sha256_hex(old),
                 new_sha256: sha256_hex(key_pem.as_bytes()),

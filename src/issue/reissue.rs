@@ -98,6 +98,7 @@ pub fn reissue(req: &ReissueRequest) -> Result<Reissue> {
         .zip(&key_files)
         .map(|(d, k)| Reissued {
             target: &d.target,
+            ca: absolute(&d.ca_location),
             issued: &d.issued,
             diff: d.diff.clone(),
             key_file: k.clone(),
@@ -109,7 +110,7 @@ pub fn reissue(req: &ReissueRequest) -> Result<Reissue> {
         schema: "certs.bundle/v1",
         created: crate::duration::rfc3339(req.now),
         ca: CaRef {
-            certificate: first_ca.map(|c| c.location.clone()).unwrap_or_default(),
+            certificate: first_ca.map(|c| absolute(&c.location)).unwrap_or_default(),
             subject: first_ca.map(|c| c.info.subject.clone()).unwrap_or_default(),
         },
         files,
@@ -161,4 +162,10 @@ fn key_file_of(t: &Target, now: i64) -> Result<(PathBuf, KeyFormat, Vec<u8>)> {
         KeyFormat::Pkcs8,
         Vec::new(),
     ))
+}
+
+fn absolute(location: &str) -> String {
+    std::path::absolute(location)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| location.to_string())
 }

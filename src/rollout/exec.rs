@@ -638,6 +638,7 @@ mod tests {
                 source: bundle.join(name),
                 kind: "other".into(),
                 role: "unknown".into(),
+                ca: "ca".into(),
                 mode: 0o600,
                 old_sha256: sha256_hex(old.as_bytes()),
                 new_sha256: sha256_hex(new.as_bytes()),

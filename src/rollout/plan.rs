@@ -25,6 +25,8 @@ pub struct BundleCa {
 #[derive(Debug, Deserialize)]
 pub struct BundleEntry {
     pub bundle_path: PathBuf,
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
     pub target: PathBuf,
     pub kind: String,
     pub role: String,
@@ -50,6 +52,8 @@ pub struct FileSwap {
     pub source: PathBuf,
     pub kind: String,
     pub role: String,
+    /// The CA that signed the new certificate.
+    pub ca: PathBuf,
     pub mode: u32,
     pub old_sha256: String,
     pub new_sha256: String,
@@ -129,6 +133,7 @@ pub fn build(dir: &Path, manifest: &BundleManifest, profile: &Profile) -> Result
                 source: dir.join(&f.bundle_path),
                 kind: f.kind.clone(),
                 role: f.role.clone(),
+                ca: f.ca.clone().unwrap_or_else(|| ca.clone()),
                 mode: u32::from_str_radix(&f.mode, 8).map_err(|_| Error::Input {
                     path: dir.join("bundle.json"),
                     expected: "an octal mode".into(),
@@ -163,6 +168,12 @@ pub fn build(dir: &Path, manifest: &BundleManifest, profile: &Profile) -> Result
         }
         for &i in &mine {
             taken[i] = true;
+        }
+        if let Some(h) = c.health.iter().find(|h| h.url.contains('{')) {
+            return Err(Error::Usage(format!(
+                "cannot resolve the health endpoint `{}` of {} (no --advertise-address in its configuration); pass --health {}=https://ADDRESS:PORT/PATH",
+                h.url, c.name, c.name
+            )));
         }
         let gates = c
             .health
@@ -231,11 +242,16 @@ fn gate(h: &Health, mine: &[usize], files: &[FileSwap], bundle_ca: &Path) -> Res
                 .max_by_key(|i| (preferred(i), std::cmp::Reverse(*i)))
         }
     };
+    // A gate verifies against the CA that signed what it serves, unless told otherwise.
+    let ca =
+        h.ca.clone()
+            .or_else(|| serves.map(|i| files[i].ca.clone()))
+            .unwrap_or_else(|| bundle_ca.to_path_buf());
     Ok(Gate {
         url: h.url.clone(),
         path: h.path.clone(),
         expect: h.expect.clone(),
-        ca: h.ca.clone().unwrap_or_else(|| bundle_ca.to_path_buf()),
+        ca,
         client_cert: h.client_cert.clone(),
         client_key: h.client_key.clone(),
         serves,

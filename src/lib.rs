@@ -14,6 +14,7 @@ pub mod duration;
 pub mod error;
 pub mod issue;
 pub mod pki;
+pub mod preflight;
 pub mod rollout;
 pub mod spec;
 pub mod sys;

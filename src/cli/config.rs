@@ -60,11 +60,11 @@ pub fn inspect(a: InspectArgs) -> Result<InspectConfig> {
     })
 }
 
-fn parse_duration(text: &str) -> Result<Duration> {
+pub fn parse_duration(text: &str) -> Result<Duration> {
     crate::duration::parse(text).map_err(Error::Usage)
 }
 
-fn parse_time(text: &str) -> Result<i64> {
+pub fn parse_time(text: &str) -> Result<i64> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
         .map_err(|e| {

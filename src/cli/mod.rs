@@ -4,6 +4,7 @@
 mod args;
 mod config;
 mod inspect;
+mod preflight;
 mod reissue;
 mod render;
 mod rollout;
@@ -38,6 +39,7 @@ pub fn main() -> ExitCode {
         Command::Spec(a) => spec::run(&a),
         Command::Reissue(a) => config::reissue(a).and_then(|c| reissue::run(&c)),
         Command::Rollout(cmd) => rollout::run(&cmd),
+        Command::Preflight(a) => preflight::run(&a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

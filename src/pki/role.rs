@@ -83,7 +83,10 @@ pub fn detect(path: &Path, cert: &CertInfo) -> Role {
 fn ca_role(path: &Path, cert: &CertInfo, in_etcd_dir: bool) -> Role {
     let stem = stem(path);
     let cn = cert.common_name.as_deref().unwrap_or("");
-    if stem.starts_with("front-proxy") || cn.starts_with("front-proxy") {
+    if stem.starts_with("kubelet") {
+        // The throwaway CA kubelet writes second in its self-signed `kubelet.crt`.
+        Role::Kubelet
+    } else if stem.starts_with("front-proxy") || cn.starts_with("front-proxy") {
         Role::FrontProxyCa
     } else if stem.starts_with("etcd") || cn.contains("etcd") || (in_etcd_dir && stem == "ca") {
         Role::EtcdCa

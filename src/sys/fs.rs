@@ -379,6 +379,28 @@ impl Drop for Lock {
     }
 }
 
+/// Proves `dir` writable by creating and removing a file in it (creating `dir` if missing), and
+/// returns the bytes free there (from `df`, 0 when unknown).
+pub fn probe_writable(dir: &Path) -> std::result::Result<u64, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let probe = dir.join(format!(".certs-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"x").map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&probe);
+    let out = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(kib * 1024)
+}
+
 /// `path` as seen from a node whose file system is mounted at `root` (`/` for the live node).
 pub fn under_root(root: &Path, path: &Path) -> PathBuf {
     match path.strip_prefix("/") {

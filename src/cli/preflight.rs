@@ -1,0 +1,351 @@
+//! `certs preflight`: gathers the inventory, the config files that name masters and the live
+//! answers, runs [`crate::preflight`]'s checks, and renders them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::args::{PlanOutput, PreflightArgs};
+use super::config::{parse_duration, parse_time};
+use crate::error::{exit, Error, Result};
+use crate::pki::inventory::Inventory;
+use crate::pki::Role;
+use crate::preflight::{checks, etcd, Check, ConfigFile, Status, CONFIG_LOCATIONS};
+use crate::sys::tls::{self, ProbeOptions, Target, Trust};
+
+pub fn run(a: &PreflightArgs) -> Result<u8> {
+    let now = match &a.now {
+        Some(t) => parse_time(t)?,
+        None => crate::sys::clock::now(),
+    };
+    let window = parse_duration(&a.window)?.as_secs() as i64;
+    let timeout = parse_duration(&a.timeout)?;
+    let (vip_host, vip_port) = match &a.vip {
+        Some(v) => split_host_port(v)?,
+        None => (String::new(), 6443),
+    };
+    let vip = a.vip.as_ref().map(|_| vip_host.as_str());
+    let inv = crate::pki::scan::scan(&crate::pki::scan::ScanRequest {
+        paths: &a.paths,
+        root: &a.root,
+        now,
+        warn_within: window,
+    })?;
+    let configs = read_configs(&a.root);
+    let change = checks::Change {
+        vip,
+        retire: &a.retire,
+        keep: &a.keep,
+        window,
+        now,
+    };
+
+    let mut all: Vec<Check> = Vec::new();
+    all.extend(checks::ca(&inv, now, window));
+    if let Some(v) = vip {
+        all.extend(checks::vip(&inv, v));
+        if !a.offline {
+            all.push(vip_endpoint(&inv, v, vip_port, timeout));
+        }
+    }
+    for url in &a.endpoint {
+        all.push(endpoint(&inv, url, timeout)?);
+    }
+    if !a.retire.is_empty() || !a.keep.is_empty() {
+        all.extend(checks::retirement(&inv, &change));
+    }
+    all.extend(checks::clients(&inv, &configs, &change));
+    if !a.etcd.is_empty() {
+        let targets = a
+            .etcd
+            .iter()
+            .map(|u| u.parse::<Target>())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let opts = etcd_options(&inv, a, timeout)?;
+        all.extend(etcd::checks(&etcd::Gateway { opts }, &targets, &a.retire));
+    }
+    all.extend(checks::files(&inv, &a.state_dir));
+    all.extend(checks::expiry(&inv, &change));
+
+    render(&all, a.output)?;
+    Ok(if all.iter().any(|c| c.status == Status::Fail) {
+        exit::PROBLEM
+    } else {
+        exit::OK
+    })
+}
+
+fn split_host_port(v: &str) -> Result<(String, u16)> {
+    let bad = || Error::Usage(format!("--vip: expected ADDR or ADDR:PORT, found `{v}`"));
+    if v.parse::<std::net::IpAddr>().is_ok() {
+        return Ok((v.to_string(), 6443));
+    }
+    match v.rsplit_once(':') {
+        Some((h, p)) => Ok((
+            h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            p.parse().map_err(|_| bad())?,
+        )),
+        None if !v.is_empty() => Ok((v.to_string(), 6443)),
+        None => Err(bad()),
+    }
+}
+
+/// The config files under `root` that may name masters (text files only, bounded).
+fn read_configs(root: &Path) -> Vec<ConfigFile> {
+    let paths: Vec<PathBuf> = CONFIG_LOCATIONS
+        .iter()
+        .map(|p| crate::sys::fs::under_root(root, Path::new(p)))
+        .filter(|p| p.exists())
+        .collect();
+    let walked = crate::sys::fs::walk(&paths).unwrap_or_default();
+    walked
+        .into_iter()
+        .filter_map(|w| match w {
+            crate::sys::fs::Walked::File { path, bytes } => String::from_utf8(bytes)
+                .ok()
+                .map(|text| ConfigFile { path, text }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The CA that signed the apiserver certificates found (the cluster CA).
+fn cluster_ca(inv: &Inventory) -> Option<Vec<u8>> {
+    inv.certificates
+        .iter()
+        .filter(|c| c.role == Role::Apiserver)
+        .find_map(|c| c.signed_by)
+        .or_else(|| inv.certificates.iter().position(|c| c.role == Role::Ca))
+        .map(|i| inv.certificates[i].info.der.clone())
+}
+
+fn probe_check(
+    id: &'static str,
+    url: &str,
+    target: &Target,
+    roots: Vec<Vec<u8>>,
+    timeout: std::time::Duration,
+    fix: Option<String>,
+) -> Check {
+    let opts = ProbeOptions {
+        roots: Some(
+            roots
+                .into_iter()
+                .map(rustls::pki_types::CertificateDer::from)
+                .collect(),
+        ),
+        timeout,
+        ..Default::default()
+    };
+    match tls::probe(target, &opts) {
+        Err(e) => Check::warn(id, format!("nothing usable answers on {url}: {e}"), None),
+        Ok(p) => {
+            let served = p
+                .chain
+                .first()
+                .and_then(|d| crate::pki::cert::CertInfo::from_der(d).ok())
+                .map(|c| c.sans.all().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            match p.trust {
+                Trust::Verified => Check::pass(id, format!("{url} serves a certificate from the cluster CA that covers it")),
+                Trust::NameNotCovered { name, .. } => Check::fail(
+                    id,
+                    format!("{url} serves a certificate valid for {served}, not {name}"),
+                    fix,
+                ),
+                Trust::Untrusted { reason } => Check::fail(id, format!("{url} serves a certificate that does not chain to the cluster CA ({reason}); it is valid for {served}"), None),
+                Trust::NotChecked => Check::warn(id, format!("{url}: not verified"), None),
+            }
+        }
+    }
+}
+
+fn vip_endpoint(inv: &Inventory, vip: &str, port: u16, timeout: std::time::Duration) -> Check {
+    let url = if vip.contains(':') {
+        format!("https://[{vip}]:{port}")
+    } else {
+        format!("https://{vip}:{port}")
+    };
+    let Some(ca) = cluster_ca(inv) else {
+        return Check::warn(
+            "vip-endpoint",
+            "no cluster CA found to verify the VIP's certificate against",
+            None,
+        );
+    };
+    let target = match url.parse::<Target>() {
+        Ok(t) => t,
+        Err(e) => return Check::fail("vip-endpoint", e.to_string(), None),
+    };
+    let fix = inv
+        .certificates
+        .iter()
+        .find(|c| c.role == Role::Apiserver && c.location.embedded.is_none())
+        .map(|c| {
+            format!(
+                "certs reissue {} --add-san {vip}   # on every master, then certs rollout apply",
+                c.location.path.display()
+            )
+        });
+    probe_check("vip-endpoint", &url, &target, vec![ca], timeout, fix)
+}
+
+fn endpoint(inv: &Inventory, url: &str, timeout: std::time::Duration) -> Result<Check> {
+    let target: Target = url.parse()?;
+    let roots: Vec<Vec<u8>> = inv
+        .certificates
+        .iter()
+        .filter(|c| c.role.is_ca())
+        .map(|c| c.info.der.clone())
+        .collect();
+    if roots.is_empty() {
+        return Ok(Check::warn(
+            "endpoint-tls",
+            format!("no CA found to verify {url} against"),
+            None,
+        ));
+    }
+    Ok(probe_check(
+        "endpoint-tls",
+        url,
+        &target,
+        roots,
+        timeout,
+        None,
+    ))
+}
+
+/// Roots and client identity for etcd: given, or found in the inventory.
+fn etcd_options(
+    inv: &Inventory,
+    a: &PreflightArgs,
+    timeout: std::time::Duration,
+) -> Result<ProbeOptions> {
+    let read = |p: &PathBuf| crate::sys::fs::read_file(p);
+    let ca_der: Vec<Vec<u8>> = match &a.etcd_ca {
+        Some(p) => pem::parse_many(read(p)?)
+            .map_err(|e| Error::Input {
+                path: p.clone(),
+                expected: "PEM CA certificates".into(),
+                found: e.to_string(),
+            })?
+            .into_iter()
+            .filter(|b| b.tag() == "CERTIFICATE")
+            .map(|b| b.into_contents())
+            .collect(),
+        None => inv
+            .certificates
+            .iter()
+            .filter(|c| {
+                c.role == Role::EtcdCa || (c.role == Role::Ca && c.location.embedded.is_none())
+            })
+            .map(|c| c.info.der.clone())
+            .collect(),
+    };
+    let (cert, key) = match (&a.etcd_cert, &a.etcd_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => {
+            let preferred = [
+                Role::ApiserverEtcdClient,
+                Role::EtcdClient,
+                Role::EtcdServer,
+            ];
+            let found = preferred.iter().find_map(|r| {
+                inv.certificates
+                    .iter()
+                    .filter(|c| {
+                        c.role == *r
+                            && c.location.embedded.is_none()
+                            && c.info.ext_key_usage.iter().any(|u| u == "client auth")
+                    })
+                    .find_map(|c| {
+                        c.key
+                            .map(|k| (c.location.path.clone(), inv.keys[k].location.path.clone()))
+                    })
+            });
+            found.ok_or_else(|| Error::Usage("expected an etcd client certificate (--etcd-cert/--etcd-key), found none among the scanned files".into()))?
+        }
+    };
+    let certs = pem::parse_many(read(&cert)?)
+        .map_err(|e| Error::Input {
+            path: cert.clone(),
+            expected: "a PEM certificate".into(),
+            found: e.to_string(),
+        })?
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| rustls::pki_types::CertificateDer::from(b.into_contents()))
+        .collect();
+    let key_block = pem::parse_many(read(&key)?)
+        .map_err(|e| Error::Input {
+            path: key.clone(),
+            expected: "a PEM private key".into(),
+            found: e.to_string(),
+        })?
+        .into_iter()
+        .find(|b| b.tag().ends_with("PRIVATE KEY"))
+        .ok_or_else(|| Error::Input {
+            path: key.clone(),
+            expected: "a private key".into(),
+            found: "none".into(),
+        })?;
+    use rustls::pki_types::PrivateKeyDer;
+    let key_der = match key_block.tag() {
+        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(key_block.into_contents().into()),
+        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(key_block.into_contents().into()),
+        "PRIVATE KEY" => PrivateKeyDer::Pkcs8(key_block.into_contents().into()),
+        other => {
+            return Err(Error::Input {
+                path: key,
+                expected: "an unencrypted private key".into(),
+                found: other.into(),
+            })
+        }
+    };
+    Ok(ProbeOptions {
+        roots: Some(
+            ca_der
+                .into_iter()
+                .map(rustls::pki_types::CertificateDer::from)
+                .collect(),
+        ),
+        timeout,
+        client_identity: Some((certs, key_der)),
+        ..Default::default()
+    })
+}
+
+fn render(all: &[Check], output: PlanOutput) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match output {
+        PlanOutput::Json => {
+            let v = serde_json::json!({ "checks": all });
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))?
+            )
+            .map_err(Error::Output)
+        }
+        PlanOutput::Text => {
+            for c in all {
+                let status = match c.status {
+                    Status::Pass => "pass",
+                    Status::Warn => "WARN",
+                    Status::Fail => "FAIL",
+                };
+                writeln!(out, "{status:<5} {:<26} {}", c.id, c.message).map_err(Error::Output)?;
+                if let Some(fix) = &c.fix {
+                    writeln!(out, "{:<33}fix: {fix}", "").map_err(Error::Output)?;
+                }
+            }
+            let fails = all.iter().filter(|c| c.status == Status::Fail).count();
+            let warns = all.iter().filter(|c| c.status == Status::Warn).count();
+            writeln!(
+                out,
+                "{} checks: {fails} failed, {warns} warnings",
+                all.len()
+            )
+            .map_err(Error::Output)
+        }
+    }
+}

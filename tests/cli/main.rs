@@ -1,6 +1,8 @@
 //! Integration tests: the real `certs` binary on copies of the committed fixtures, checked
 //! against openssl and real TLS servers on loopback.
 
+mod etcd;
 mod inspect;
 mod reissue;
+mod rollout;
 mod util;

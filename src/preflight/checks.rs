@@ -259,7 +259,7 @@ pub fn clients(inv: &Inventory, configs: &[ConfigFile], change: &Change) -> Vec<
     for kc in &inv.kubeconfigs {
         for cl in &kc.config.clusters {
             let host = super::etcd::url_host(&cl.server).unwrap_or_default();
-            if change.retire.iter().any(|r| *r == host) {
+            if change.retire.contains(&host) {
                 let server = change
                     .vip
                     .map_or("https://<a kept master or the VIP>:6443".to_string(), |v| {

@@ -226,10 +226,10 @@ fn a_member_left_down_is_rolled_back_and_the_rollout_stops() {
     let profile = profile(&setup, &|n| {
         if n == 2 {
             format!(
-                "if [ -e {f} ]; then {r}; else touch {f}; {stop}; fi",
+                "if [ -e {f} ]; then {r}; else touch {f}; sh '{stop}'; fi",
                 f = flag.display(),
                 r = setup.cluster.restart_cmd(2),
-                stop = format!("sh '{}'", setup.cluster.script("stop", 2).display())
+                stop = setup.cluster.script("stop", 2).display()
             )
         } else {
             setup.cluster.restart_cmd(n)

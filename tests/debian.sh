@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs the real tools the tests drive
-# (openssl, cfssl, etcd, nginx), then format, lint and every test. `.ci/run` calls exactly this.
+# (openssl, cfssl, etcd, nginx with its stream module), then format, lint and every test. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v cfssl >/dev/null || need+=(golang-cfssl)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v nginx >/dev/null || need+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v mkfifo >/dev/null || need+=(coreutils)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -164,12 +164,13 @@ impl EtcdCluster {
     pub fn start(pki_dir: &Path) -> EtcdCluster {
         let began = Instant::now();
         let pki = std::path::absolute(pki_dir).expect("absolute pki dir");
-        let mut needed = vec!["ca.pem".to_string(), "admin-etcd1.pem".into()];
-        needed.push("admin-etcd1-key.pem".into());
-        for n in 1..=MEMBERS {
-            needed.push(format!("member-etcd{n}.pem"));
-            needed.push(format!("member-etcd{n}-key.pem"));
-        }
+        let needed: Vec<String> = ["ca", "admin-etcd1"]
+            .into_iter()
+            .map(String::from)
+            .chain((1..=MEMBERS).map(|n| format!("member-etcd{n}")))
+            .flat_map(|stem| [format!("{stem}.pem"), format!("{stem}-key.pem")])
+            .filter(|f| f != "ca-key.pem")
+            .collect();
         let missing: Vec<&String> = needed.iter().filter(|f| !pki.join(f).is_file()).collect();
         assert!(
             missing.is_empty(),
@@ -377,8 +378,10 @@ impl EtcdCluster {
     /// `serial=`) of the certificate member `n` serves on its client port right now.
     pub fn served_serial(&self, n: usize) -> String {
         let target: Target = self.endpoint(n).parse().expect("endpoint");
-        let found = probe(&target, &self.client.opts)
-            .unwrap_or_else(|e| panic!("etcd harness: probing {target}: {e}"));
+        let mut opts = self.client.opts.clone();
+        opts.timeout = Duration::from_secs(5);
+        let found =
+            probe(&target, &opts).unwrap_or_else(|e| panic!("etcd harness: probing {target}: {e}"));
         let leaf = found
             .leaf()
             .unwrap_or_else(|| panic!("{target} served no certificate"));

@@ -3,6 +3,7 @@
 
 mod etcd;
 mod inspect;
+mod preflight;
 mod reissue;
 mod rollout;
 mod util;

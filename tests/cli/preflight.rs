@@ -444,13 +444,15 @@ impl Nginx {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("nginx is installed (tests/debian.sh installs nginx and libnginx-mod-stream)");
-        // Wait until it listens (bounded).
+        // Wait until it listens (bounded); the guard kills it if it never does.
+        let nginx = Nginx { child, port };
         for _ in 0..100 {
             if std::net::TcpStream::connect((vip, port)).is_ok() {
-                return Nginx { child, port };
+                return nginx;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        drop(nginx);
         panic!(
             "nginx did not listen on {vip}:{port}: {}",
             std::fs::read_to_string(prefix.join("logs/error.log")).unwrap_or_default()

@@ -84,9 +84,10 @@ fn apply(setup: &Setup, profile: &Path, extra: &[&str]) -> crate::util::Run {
         s(profile),
         "--state-dir".into(),
         s(&setup.state),
-        "--health-interval".into(),
-        "500ms".into(),
     ];
+    if !extra.contains(&"--health-interval") {
+        args.extend(["--health-interval".to_string(), "500ms".into()]);
+    }
     if !extra.contains(&"--health-timeout") {
         args.extend(["--health-timeout".to_string(), "60s".into()]);
     }
@@ -392,4 +393,77 @@ fn a_killed_rollout_is_resumed_or_rolled_back() {
             .status
             .success());
     }
+}
+
+/// A measurement for BENCHMARKS.md, not a timed test: run it with `bench/rollout.sh`.
+/// The floor is each member's bare restart-to-healthy time through the same gate the rollout
+/// uses; the rollout adds backups, swaps, journal writes and its one-at-a-time order.
+#[test]
+#[ignore]
+fn rollout_measurement() {
+    use certs::rollout::exec::Prober;
+    use std::time::{Duration, Instant};
+    let setup = setup(&[]);
+    let profile = profile(&setup, &|n| setup.cluster.restart_cmd(n));
+    let prober = certs::rollout::probe::TlsProber {
+        timeout: Duration::from_secs(2),
+    };
+    let gate = |n: usize| certs::rollout::plan::Gate {
+        url: format!("https://127.0.0.1{n}:2379"),
+        path: Some("/health".into()),
+        expect: Some("\"health\":\"true\"".into()),
+        ca: setup.pki.join("ca.pem"),
+        client_cert: Some(setup.pki.join("admin-etcd1.pem")),
+        client_key: Some(setup.pki.join("admin-etcd1-key.pem")),
+        serves: None,
+    };
+    let interval = Duration::from_millis(100);
+    let mut floor = Vec::new();
+    for n in 1..=3 {
+        let t = Instant::now();
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(setup.cluster.restart_cmd(n))
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        while prober.check(&gate(n), None).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "member {n} did not come back"
+            );
+            std::thread::sleep(interval);
+        }
+        floor.push(t.elapsed());
+    }
+    let load = setup.cluster.spawn_client();
+    let t = Instant::now();
+    let run = apply(&setup, &profile, &["--health-interval", "100ms"]);
+    let total = t.elapsed();
+    let report = load.stop();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let sum: Duration = floor.iter().sum();
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    println!("| measure | value |\n| --- | --- |");
+    for (n, f) in floor.iter().enumerate() {
+        println!(
+            "| bare restart-to-healthy, member {} | {:.0} ms |",
+            n + 1,
+            ms(f)
+        );
+    }
+    println!("| floor (sum of the three) | {:.0} ms |", ms(&sum));
+    println!(
+        "| certs rollout apply, three members | {:.0} ms |",
+        ms(&total)
+    );
+    println!(
+        "| overhead over the floor | {:.0} ms ({:.0}%) |",
+        ms(&total) - ms(&sum),
+        (ms(&total) / ms(&sum) - 1.0) * 100.0
+    );
+    println!(
+        "| client requests during the rollout | {} ok, {} failed |",
+        report.ok, report.failed
+    );
 }

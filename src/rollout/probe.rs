@@ -161,3 +161,57 @@ fn identity(
     };
     Ok((certs, der))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_pod_manifest_is_parked_then_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        let manifest = manifests.join("etcd.yaml");
+        std::fs::write(&manifest, "kind: Pod\n").unwrap();
+        let park_dir = dir.path().join("parked");
+        // While parked, the manifest must be gone from the kubelet's directory.
+        let watcher = {
+            let manifest = manifest.clone();
+            std::thread::spawn(move || {
+                let t = std::time::Instant::now();
+                while t.elapsed() < Duration::from_secs(2) {
+                    if !manifest.exists() {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                false
+            })
+        };
+        let r = SystemRestarter {
+            timeout: Duration::from_secs(5),
+            park_dir: park_dir.clone(),
+            park_for: Duration::from_millis(300),
+        };
+        r.restart(&Restart::StaticPod(manifest.clone())).unwrap();
+        assert!(watcher.join().unwrap(), "the manifest was never moved out");
+        assert_eq!(std::fs::read_to_string(&manifest).unwrap(), "kind: Pod\n");
+        assert!(!park_dir.join("etcd.yaml").exists());
+    }
+
+    #[test]
+    fn a_failing_command_says_why() {
+        let r = SystemRestarter {
+            timeout: Duration::from_secs(5),
+            park_dir: "/nonexistent".into(),
+            park_for: Duration::ZERO,
+        };
+        let err = r
+            .restart(&Restart::Command("echo unit not found >&2; exit 5".into()))
+            .unwrap_err();
+        assert!(
+            err.contains("exit 5") && err.contains("unit not found"),
+            "{err}"
+        );
+    }
+}

@@ -450,6 +450,40 @@ mod tests {
     }
 
     #[test]
+    fn lock_is_exclusive_and_stale_locks_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = lock(&path).unwrap();
+        let err = lock(&path).unwrap_err().to_string();
+        assert!(err.contains(&std::process::id().to_string()), "{err}");
+        drop(held);
+        assert!(!path.exists());
+        // A lock left by a process that is gone (pid far above pid_max) is taken over.
+        std::fs::write(&path, "999999999").unwrap();
+        let again = lock(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(again);
+    }
+
+    #[test]
+    fn atomic_write_keeps_mode_and_leaves_no_temp() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apiserver.key");
+        std::fs::write(&path, "old").unwrap();
+        write_atomic(&path, b"new", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!temp_beside(&path).exists());
+    }
+
+    #[test]
     fn missing_root_is_an_error() {
         let err = walk(&[PathBuf::from("/definitely/not/here")]).unwrap_err();
         assert!(err.to_string().contains("/definitely/not/here"));

@@ -596,3 +596,44 @@ fn bad_inputs_give_one_line_and_write_nothing() {
         run.stderr
     );
 }
+
+#[test]
+fn pkcs8_ca_key_and_validity() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    // The same CA key as PKCS#8 (`BEGIN PRIVATE KEY`), as some installers write it.
+    let pkcs8 = dir.path().join("ca-pkcs8.key");
+    openssl([
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-in",
+        s(&pki.join("ca.key")),
+        "-out",
+        s(&pkcs8),
+    ]);
+    assert!(std::fs::read_to_string(&pkcs8)
+        .unwrap()
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
+    let out = dir.path().join("b");
+    let run = certs([
+        "reissue",
+        s(&pki.join("apiserver.crt")),
+        "--ca",
+        s(&pki.join("ca.crt")),
+        "--ca-key",
+        s(&pkcs8),
+        "--validity",
+        "365d",
+        "--now",
+        "2026-06-01T00:00:00Z",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    verify(&pki.join("ca.crt"), &out.join("apiserver.crt"));
+    let c = inspect_one(&out.join("apiserver.crt"));
+    // Backdated five minutes, valid 365 days from there.
+    assert_eq!(c["not_before"], "2026-05-31T23:55:00Z");
+    assert_eq!(c["not_after"], "2027-05-31T23:55:00Z");
+}

@@ -314,9 +314,24 @@ fn a_certificate_the_member_cannot_use_is_rolled_back() {
     .unwrap();
     let profile = profile(&setup, &|n| setup.cluster.restart_cmd(n));
     let old2 = file_serial(&setup.pki.join("member-etcd2.pem"));
-    let run = apply(&setup, &profile, &["--health-timeout", "15s"]);
+    let run = apply(&setup, &profile, &["--health-timeout", "15s", "-o", "json"]);
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("127.0.0.12"), "{}", run.stdout);
+    // -o json: one JSON object per line, for automation.
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["component"] == "etcd-2" && e["action"] == "health" && e["status"] == "failed"));
+    assert!(events
+        .iter()
+        .any(|e| e["component"] == "etcd-2" && e["action"] == "rollback" && e["status"] == "ok"));
+    assert!(events
+        .iter()
+        .all(|e| e["elapsed_ms"].is_u64() || e.get("result").is_some()));
     assert_eq!(setup.cluster.served_serial(2), old2);
     assert!(setup
         .cluster

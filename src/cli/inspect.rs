@@ -74,19 +74,9 @@ fn probe_all(c: &InspectConfig) -> Result<Vec<Endpoint>> {
 
 fn load_roots(path: &std::path::Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
     let bytes = crate::sys::fs::read_file(path)?;
-    let not_pem = || Error::Input {
+    tls::certs_from_pem(&bytes).map_err(|found| Error::Input {
         path: path.to_path_buf(),
         expected: "PEM CA certificates".into(),
-        found: "no CERTIFICATE block".into(),
-    };
-    let blocks = pem::parse_many(&bytes).map_err(|_| not_pem())?;
-    let roots: Vec<_> = blocks
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| rustls::pki_types::CertificateDer::from(b.into_contents()))
-        .collect();
-    if roots.is_empty() {
-        return Err(not_pem());
-    }
-    Ok(roots)
+        found,
+    })
 }

@@ -265,42 +265,14 @@ fn etcd_options(
             found.ok_or_else(|| Error::Usage("expected an etcd client certificate (--etcd-cert/--etcd-key), found none among the scanned files".into()))?
         }
     };
-    let certs = pem::parse_many(read(&cert)?)
-        .map_err(|e| Error::Input {
-            path: cert.clone(),
-            expected: "a PEM certificate".into(),
-            found: e.to_string(),
-        })?
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| rustls::pki_types::CertificateDer::from(b.into_contents()))
-        .collect();
-    let key_block = pem::parse_many(read(&key)?)
-        .map_err(|e| Error::Input {
-            path: key.clone(),
-            expected: "a PEM private key".into(),
-            found: e.to_string(),
-        })?
-        .into_iter()
-        .find(|b| b.tag().ends_with("PRIVATE KEY"))
-        .ok_or_else(|| Error::Input {
-            path: key.clone(),
-            expected: "a private key".into(),
-            found: "none".into(),
-        })?;
-    use rustls::pki_types::PrivateKeyDer;
-    let key_der = match key_block.tag() {
-        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(key_block.into_contents().into()),
-        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(key_block.into_contents().into()),
-        "PRIVATE KEY" => PrivateKeyDer::Pkcs8(key_block.into_contents().into()),
-        other => {
-            return Err(Error::Input {
-                path: key,
-                expected: "an unencrypted private key".into(),
-                found: other.into(),
-            })
-        }
+    let input = |path: &PathBuf, expected: &str, found: String| Error::Input {
+        path: path.clone(),
+        expected: expected.into(),
+        found,
     };
+    let certs = tls::certs_from_pem(&read(&cert)?)
+        .map_err(|e| input(&cert, "a PEM client certificate", e))?;
+    let key_der = tls::key_from_pem(&read(&key)?).map_err(|e| input(&key, "its private key", e))?;
     Ok(ProbeOptions {
         roots: Some(
             ca_der

@@ -75,14 +75,13 @@ impl Prober for TlsProber {
             .map_err(|e: tls::ProbeError| e.to_string())?;
         let read =
             |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-        let roots: Vec<_> = pem::parse_many(read(&gate.ca)?)
-            .map_err(|e| format!("{}: {e}", gate.ca.display()))?
-            .into_iter()
-            .filter(|b| b.tag() == "CERTIFICATE")
-            .map(|b| rustls::pki_types::CertificateDer::from(b.into_contents()))
-            .collect();
+        let roots = tls::certs_from_pem(&read(&gate.ca)?)
+            .map_err(|e| format!("{}: {e}", gate.ca.display()))?;
         let client_identity = match (&gate.client_cert, &gate.client_key) {
-            (Some(c), Some(k)) => Some(identity(&read(c)?, &read(k)?)?),
+            (Some(c), Some(k)) => Some((
+                tls::certs_from_pem(&read(c)?).map_err(|e| format!("{}: {e}", c.display()))?,
+                tls::key_from_pem(&read(k)?).map_err(|e| format!("{}: {e}", k.display()))?,
+            )),
             _ => None,
         };
         let opts = ProbeOptions {
@@ -124,42 +123,6 @@ impl Prober for TlsProber {
         }
         Ok(())
     }
-}
-
-/// A client certificate chain and key from PEM files, for etcd's client-cert endpoints.
-fn identity(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<
-    (
-        Vec<rustls::pki_types::CertificateDer<'static>>,
-        rustls::pki_types::PrivateKeyDer<'static>,
-    ),
-    String,
-> {
-    use rustls::pki_types::PrivateKeyDer;
-    let certs: Vec<_> = pem::parse_many(cert_pem)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| rustls::pki_types::CertificateDer::from(b.into_contents()))
-        .collect();
-    let key = pem::parse_many(key_pem)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .find(|b| b.tag().ends_with("PRIVATE KEY"))
-        .ok_or("no private key for the client certificate")?;
-    let der = match key.tag() {
-        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(key.into_contents().into()),
-        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(key.into_contents().into()),
-        "PRIVATE KEY" => PrivateKeyDer::Pkcs8(key.into_contents().into()),
-        other => {
-            return Err(format!(
-                "client key: expected an unencrypted private key, found `{other}`"
-            ))
-        }
-    };
-    Ok((certs, der))
 }
 
 #[cfg(test)]

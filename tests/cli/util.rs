@@ -124,22 +124,9 @@ pub fn ends(v: &Value, suffix: &str) -> bool {
 /// A real rustls TLS server on 127.0.0.1 serving `chain` (PEM file) with `key`, optionally
 /// demanding client certificates signed by `client_ca`. Runs until the test process ends.
 pub fn tls_server(chain: &Path, key: &Path, client_ca: Option<&Path>) -> std::net::SocketAddr {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use std::sync::Arc;
-    let certs = |p: &Path| -> Vec<CertificateDer<'static>> {
-        pem::parse_many(std::fs::read(p).unwrap())
-            .unwrap()
-            .into_iter()
-            .filter(|b| b.tag() == "CERTIFICATE")
-            .map(|b| CertificateDer::from(b.into_contents()))
-            .collect()
-    };
-    let key_pem = pem::parse(std::fs::read(key).unwrap()).unwrap();
-    let key_der = match key_pem.tag() {
-        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(key_pem.into_contents().into()),
-        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(key_pem.into_contents().into()),
-        _ => PrivateKeyDer::Pkcs8(key_pem.into_contents().into()),
-    };
+    let certs = |p: &Path| certs::sys::tls::certs_from_pem(&std::fs::read(p).unwrap()).unwrap();
+    let key_der = certs::sys::tls::key_from_pem(&std::fs::read(key).unwrap()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -24,8 +24,9 @@ pub fn run(c: &InspectConfig) -> Result<u8> {
         })?
     };
     let endpoints = probe_all(c)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     render::inspect(&mut out, &inventory, &endpoints, c).map_err(Error::Output)?;
+    std::io::Write::flush(&mut out).map_err(Error::Output)?;
     let endpoint_failed = endpoints
         .iter()
         .any(|e| !matches!(e.trust, Trust::Verified | Trust::NotChecked));

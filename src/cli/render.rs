@@ -134,33 +134,57 @@ fn entry_json<'a>(inv: &'a Inventory, c: &'a CertEntry) -> CertJson<'a> {
     j
 }
 
-fn report(inv: &Inventory, endpoints: &[Endpoint]) -> Value {
+#[derive(Serialize)]
+struct KeyJson<'a> {
+    path: String,
+    index: usize,
+    embedded: &'a Option<String>,
+    format: &'a crate::pki::key::KeyFormat,
+    private: bool,
+    encrypted: bool,
+    key: &'a Option<crate::pki::key::KeyAlgo>,
+    certificates: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    schema: &'static str,
+    now: String,
+    warn_within_seconds: i64,
+    certificates: Vec<CertJson<'a>>,
+    keys: Vec<KeyJson<'a>>,
+    kubeconfigs: Vec<Value>,
+    csrs: Vec<Value>,
+    cfssl: Vec<Value>,
+    endpoints: Vec<Value>,
+    findings: &'a [crate::pki::inventory::Finding],
+}
+
+fn report<'a>(inv: &'a Inventory, endpoints: &[Endpoint]) -> Report<'a> {
     let certificates: Vec<_> = inv
         .certificates
         .iter()
         .map(|c| entry_json(inv, c))
         .collect();
-    let keys: Vec<Value> = inv
+    let mut pairs_of: Vec<Vec<String>> = vec![Vec::new(); inv.keys.len()];
+    for c in &inv.certificates {
+        if let Some(k) = c.key {
+            pairs_of[k].push(c.location.to_string());
+        }
+    }
+    let keys: Vec<KeyJson> = inv
         .keys
         .iter()
         .enumerate()
-        .map(|(k, key)| {
-            let pairs: Vec<String> = inv
-                .certificates
-                .iter()
-                .filter(|c| c.key == Some(k))
-                .map(|c| c.location.to_string())
-                .collect();
-            json!({
-                "path": key.location.path.display().to_string(),
-                "index": key.location.index,
-                "embedded": key.location.embedded,
-                "format": key.info.format,
-                "private": key.info.format.is_private(),
-                "encrypted": key.info.format.is_encrypted(),
-                "key": key.info.algo,
-                "certificates": pairs,
-            })
+        .map(|(k, key)| KeyJson {
+            path: key.location.path.display().to_string(),
+            index: key.location.index,
+            embedded: &key.location.embedded,
+            format: &key.info.format,
+            private: key.info.format.is_private(),
+            encrypted: key.info.format.is_encrypted(),
+            key: &key.info.algo,
+            certificates: std::mem::take(&mut pairs_of[k]),
         })
         .collect();
     let kubeconfigs: Vec<Value> = inv
@@ -249,18 +273,18 @@ fn report(inv: &Inventory, endpoints: &[Endpoint]) -> Value {
             json!({"path": p.display().to_string(), "kind": "ca-config", "profiles": profiles})
         }))
         .collect();
-    json!({
-        "schema": "certs.inspect/v1",
-        "now": rfc3339(inv.now),
-        "warn_within_seconds": inv.warn_within,
-        "certificates": certificates,
-        "keys": keys,
-        "kubeconfigs": kubeconfigs,
-        "csrs": csrs,
-        "cfssl": cfssl,
-        "endpoints": endpoints,
-        "findings": inv.findings,
-    })
+    Report {
+        schema: "certs.inspect/v1",
+        now: rfc3339(inv.now),
+        warn_within_seconds: inv.warn_within,
+        certificates,
+        keys,
+        kubeconfigs,
+        csrs,
+        cfssl,
+        endpoints,
+        findings: &inv.findings,
+    }
 }
 
 fn source_json<T>(source: &Option<Source<T>>, detail: Option<Value>) -> Value {

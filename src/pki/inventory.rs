@@ -377,49 +377,111 @@ impl Inventory {
     }
 
     fn link_issuers(&mut self) {
+        // Issuer groups: certificates with the same subject, SKI and key (copies of one CA).
+        // may_have_issued depends only on those, and the signature only on the key.
+        let mut interned: HashMap<&PublicKeyId, usize> = HashMap::new();
+        let mut group_of: HashMap<(&[u8], Option<&str>, usize), usize> = HashMap::new();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group_key: Vec<usize> = Vec::new();
         let mut by_subject: HashMap<&[u8], Vec<usize>> = HashMap::new();
         for (i, c) in self.certificates.iter().enumerate() {
-            by_subject.entry(&c.info.subject_raw).or_default().push(i);
+            let n = interned.len();
+            let key = *interned.entry(&c.info.public_key).or_insert(n);
+            let id = (
+                c.info.subject_raw.as_slice(),
+                c.info.subject_key_id.as_deref(),
+                key,
+            );
+            let g = *group_of.entry(id).or_insert_with(|| {
+                groups.push(Vec::new());
+                group_key.push(key);
+                by_subject
+                    .entry(&c.info.subject_raw)
+                    .or_default()
+                    .push(groups.len() - 1);
+                groups.len() - 1
+            });
+            groups[g].push(i);
         }
+        // Per group, lazily: ancestor path -> first member (scan order) under it, files and
+        // embedded copies apart.
+        type Index<'p> = [HashMap<&'p Path, usize>; 2];
+        let mut indexes: Vec<Option<Index>> = (0..groups.len()).map(|_| None).collect();
         let mut links = Vec::with_capacity(self.certificates.len());
         let mut findings = Vec::new();
         for (i, c) in self.certificates.iter().enumerate() {
-            let candidates: Vec<usize> = by_subject
+            let cand_groups: Vec<usize> = by_subject
                 .get(c.info.issuer_raw.as_slice())
                 .map(|v| {
                     v.iter()
                         .copied()
-                        .filter(|&j| self.certificates[j].info.may_have_issued(&c.info))
+                        .filter(|&g| {
+                            self.certificates[groups[g][0]]
+                                .info
+                                .may_have_issued(&c.info)
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
-            // Many candidates usually share one key (copies of the same CA): check the signature
-            // once per distinct key, then pick the nearest copy.
-            let mut verified: Vec<usize> = Vec::new();
-            let mut tried: HashMap<&PublicKeyId, bool> = HashMap::new();
-            for &j in &candidates {
-                let issuer = &self.certificates[j].info;
-                let ok = *tried
-                    .entry(&issuer.public_key)
-                    .or_insert_with(|| c.info.is_signed_by(issuer));
-                if ok {
-                    verified.push(j);
+            let mut tried: Vec<(usize, bool)> = Vec::new();
+            let mut best: Option<(Nearness, usize)> = None;
+            let mut self_verified = false;
+            for &g in &cand_groups {
+                let key = group_key[g];
+                let ok = match tried.iter().find(|(k, _)| *k == key) {
+                    Some(&(_, ok)) => ok,
+                    None => {
+                        let ok = c.info.is_signed_by(&self.certificates[groups[g][0]].info);
+                        tried.push((key, ok));
+                        ok
+                    }
+                };
+                if !ok {
+                    continue;
+                }
+                if groups[g].binary_search(&i).is_ok() {
+                    self_verified = true;
+                    break;
+                }
+                let certs = &self.certificates;
+                let index = indexes[g].get_or_insert_with(|| {
+                    let mut idx: Index = [HashMap::new(), HashMap::new()];
+                    for &j in &groups[g] {
+                        let loc = &certs[j].location;
+                        let side = usize::from(loc.embedded.is_none());
+                        for a in loc.path.ancestors() {
+                            idx[side].entry(a).or_insert(j);
+                        }
+                    }
+                    idx
+                });
+                for side in [1, 0] {
+                    let depth = c.location.path.components().count();
+                    let hit = c
+                        .location
+                        .path
+                        .ancestors()
+                        .enumerate()
+                        .find_map(|(up, a)| index[side].get(a).map(|&j| (depth - up, j)));
+                    if let Some((shared, j)) = hit {
+                        let score = (side == 1, shared, std::cmp::Reverse(j));
+                        if best.is_none_or(|(s, _)| score > s) {
+                            best = Some((score, j));
+                        }
+                        break;
+                    }
                 }
             }
-            let best = if verified.contains(&i) {
+            let best = if self_verified {
                 Some(i)
             } else {
-                nearest(
-                    &c.location,
-                    verified
-                        .iter()
-                        .map(|&j| (j, &self.certificates[j].location)),
-                )
+                best.map(|(_, j)| j)
             };
             if best.is_none() {
                 let path = c.location.to_string();
-                findings.push(match candidates.first() {
-                    Some(&j) => Finding {
+                let first = cand_groups.iter().map(|&g| groups[g][0]).min();
+                findings.push(match first {
+                    Some(j) => Finding {
                         path,
                         severity: Severity::Error,
                         code: "issuer-mismatch",
@@ -622,17 +684,35 @@ fn nearest<'a>(
 ) -> Option<usize> {
     candidates
         .max_by_key(|(i, loc)| {
-            let shared = loc
-                .path
-                .components()
-                .zip(to.path.components())
-                .take_while(|(a, b)| a == b)
-                .count();
+            let shared = shared_components(&loc.path, &to.path);
             (loc.embedded.is_none(), shared, std::cmp::Reverse(*i))
         })
         .map(|(i, _)| i)
 }
 
+/// How close a candidate is: a file before an embedded copy, then shared leading path
+/// components, then earlier in scan order.
+type Nearness = (bool, usize, std::cmp::Reverse<usize>);
+
 fn ago(seconds: i64) -> String {
     format!("{} ago", crate::duration::short_human(seconds))
+}
+
+/// Leading path components `a` and `b` share, on bytes (paths from one walk are normalised).
+fn shared_components(a: &Path, b: &Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let ends = |p: &[u8]| n == p.len() || p[n] == b'/';
+    let full = if ends(a) && ends(b) {
+        n
+    } else {
+        a[..n].iter().rposition(|&c| c == b'/').unwrap_or(0)
+    };
+    let prefix = &a[..full];
+    usize::from(prefix.first() == Some(&b'/'))
+        + prefix
+            .split(|&c| c == b'/')
+            .filter(|s| !s.is_empty())
+            .count()
 }

@@ -114,7 +114,7 @@ pub fn read_entry(path: &Path) -> Walked {
             ),
         );
     }
-    match read_bounded(path) {
+    match read_bounded(path, meta.len()) {
         Ok(bytes) => Walked::File {
             path: path.to_path_buf(),
             bytes,
@@ -123,9 +123,9 @@ pub fn read_entry(path: &Path) -> Walked {
     }
 }
 
-fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+fn read_bounded(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
     let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(size as usize + 1);
     file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE_SIZE {
         return Err(std::io::Error::other(

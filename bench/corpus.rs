@@ -337,41 +337,16 @@ fn rsa_key() -> Key {
     Key { pair, pem }
 }
 
-/// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo`:
-/// `SEQUENCE { INTEGER version, SEQUENCE algorithm, OCTET STRING privateKey, ... }`.
+/// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo` (RustCrypto's pkcs8 reads it).
 fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Vec<u8> {
-    const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-    let (info, _) = der_expect(pkcs8, 0x30, "PrivateKeyInfo");
-    let (_version, rest) = der_expect(info, 0x02, "PrivateKeyInfo.version");
-    let (algorithm, rest) = der_expect(rest, 0x30, "PrivateKeyInfo.algorithm");
-    let (oid, _) = der_expect(algorithm, 0x06, "AlgorithmIdentifier.algorithm");
-    assert_eq!(oid, RSA_ENCRYPTION, "PKCS#8 key is not rsaEncryption");
-    let (private_key, _) = der_expect(rest, 0x04, "PrivateKeyInfo.privateKey");
-    private_key.to_vec()
-}
-
-/// Splits one DER TLV with the given tag off `input`: `(contents, rest)`.
-fn der_expect<'a>(input: &'a [u8], tag: u8, what: &str) -> (&'a [u8], &'a [u8]) {
-    let bad = || panic!("malformed DER at {what}");
-    let (&found, rest) = input.split_first().unwrap_or_else(bad);
-    assert_eq!(found, tag, "unexpected DER tag at {what}");
-    let (&first, rest) = rest.split_first().unwrap_or_else(bad);
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            bad();
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        bad();
-    }
-    rest.split_at(len)
+    use pkcs8::der::Decode;
+    let info = pkcs8::PrivateKeyInfoRef::from_der(pkcs8).expect("rcgen writes valid PKCS#8");
+    assert_eq!(
+        info.algorithm.oid.to_string(),
+        "1.2.840.113549.1.1.1",
+        "PKCS#8 key is not rsaEncryption"
+    );
+    info.private_key.as_bytes().to_vec()
 }
 
 fn write_file(path: &Path, contents: impl AsRef<[u8]>, mode: u32) {

@@ -28,6 +28,12 @@ pub struct Target {
 }
 
 pub fn load(path: &Path) -> Result<Vec<Target>> {
+    // Absolute from here on: the CA search, the key beside it and the bundle layout all walk
+    // up from the target's directory, which a bare `apiserver.crt` does not name.
+    let path = &std::path::absolute(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let bytes = crate::sys::fs::read_file(path)?;
     let mode = crate::sys::fs::mode(path);
     let decoded = decode(path, &bytes);

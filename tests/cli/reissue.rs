@@ -637,3 +637,28 @@ fn pkcs8_ca_key_and_validity() {
     assert_eq!(c["not_before"], "2026-05-31T23:55:00Z");
     assert_eq!(c["not_after"], "2027-05-31T23:55:00Z");
 }
+
+#[test]
+fn bare_file_names_from_inside_the_pki_directory() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let run = crate::util::certs_in(
+        &pki,
+        [
+            "reissue",
+            "apiserver.crt",
+            "etcd/server.crt",
+            "--add-san",
+            "10.21.22.101",
+            "--new-key",
+            "--out",
+            "b",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    verify(&pki.join("ca.crt"), &pki.join("b/apiserver.crt"));
+    verify(&pki.join("etcd/ca.crt"), &pki.join("b/etcd/server.crt"));
+    assert!(pki.join("b/apiserver.key").exists() && pki.join("b/etcd/server.key").exists());
+    let spec = crate::util::certs_in(&pki, ["spec", "apiserver.crt"]);
+    assert_eq!(spec.code, 0, "{}", spec.stderr);
+}

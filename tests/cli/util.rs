@@ -59,6 +59,20 @@ where
     run(out)
 }
 
+/// `certs ARGS` run from `dir`, for relative paths as operators type them.
+pub fn certs_in<I, S>(dir: &Path, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_certs"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run certs");
+    run(out)
+}
+
 fn run(out: Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),

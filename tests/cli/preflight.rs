@@ -103,6 +103,21 @@ fn kubeadm_vip_fails_before_and_passes_after_the_reissue() {
     assert_eq!(code, 0, "{after}");
     let (failed, _) = ids(&after);
     assert!(failed.is_empty(), "{after}");
+
+    // A world-readable private key fails, with the chmod that fixes it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        pki.join("apiserver.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (code, report) = preflight(&args("10.21.22.101"));
+    assert_eq!(code, 1);
+    assert_eq!(ids(&report).0, set(&["key-permissions"]), "{report}");
+    assert!(
+        messages(&report, "key-permissions").contains("chmod 600"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -10,9 +10,23 @@ pub fn repo() -> PathBuf {
 }
 
 /// A private copy of `fixtures/<name>` in a temp dir: tests may break it as they like.
+/// Git keeps no modes but the executable bit, so private keys and kubeconfigs get the 0600 they
+/// have on a node (a fresh clone has them 0644).
 pub fn fixture(name: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");
     copy_tree(&repo().join("fixtures").join(name), dir.path());
+    for entry in walkdir::WalkDir::new(dir.path()) {
+        let entry = entry.expect("walk copy");
+        let secret = entry.file_type().is_file()
+            && std::fs::read(entry.path()).is_ok_and(|b| {
+                let text = String::from_utf8_lossy(&b);
+                text.contains("PRIVATE KEY-----") || text.contains("client-key-data")
+            });
+        if secret {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
     dir
 }
 

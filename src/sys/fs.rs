@@ -187,14 +187,7 @@ pub fn write_bundle(dir: &Path, files: &[(PathBuf, u32, Vec<u8>)], manifest: &[u
         for (rel, mode, contents) in all.chain([(Path::new("bundle.json"), 0o644, manifest)]) {
             let path = dir.join(rel);
             if let Some(parent) = path.parent() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(parent)
-                    .map_err(|source| Error::Write {
-                        path: parent.to_path_buf(),
-                        source,
-                    })?;
+                create_private_dirs(parent)?;
             }
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -295,18 +288,24 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         })
 }
 
+/// Creates `dir` and its missing parents, each 0700 (bundles and backups hold private keys).
+fn create_private_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
 /// Creates a directory that must not exist yet (backups are never overwritten).
 pub fn create_new_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if let Some(parent) = dir.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(|source| Error::Write {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+        create_private_dirs(parent)?;
     }
     std::fs::DirBuilder::new()
         .mode(0o700)

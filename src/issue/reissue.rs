@@ -47,13 +47,14 @@ pub fn reissue(req: &ReissueRequest) -> Result<Reissue> {
         None => None,
     };
     let mut found: HashMap<String, Ca> = HashMap::new();
+    let mut scans = target::Scans::new(req.now);
     let mut done = Vec::new();
     let mut key_files = Vec::new();
     for t in targets {
         let ca = match &explicit {
             Some(ca) => ca,
             None => {
-                let ca = target::discover_ca(&t, req.now)?;
+                let ca = target::discover_ca(&t, &mut scans)?;
                 found.entry(ca.location.clone()).or_insert(ca)
             }
         };
@@ -71,7 +72,7 @@ pub fn reissue(req: &ReissueRequest) -> Result<Reissue> {
             (true, None) => KeyPolicy::New(t.info.key.clone()),
         };
         let key_file = if req.new_key && t.user.is_none() {
-            Some(key_file_of(&t, req.now)?)
+            Some(key_file_of(&t, &mut scans)?)
         } else {
             None
         };
@@ -125,15 +126,8 @@ pub fn reissue(req: &ReissueRequest) -> Result<Reissue> {
 
 /// Where a target's private key lives (to be replaced under `--new-key`), its format and bytes.
 /// Without one on disk, the conventional name beside the certificate, PKCS#8.
-fn key_file_of(t: &Target, now: i64) -> Result<(PathBuf, KeyFormat, Vec<u8>)> {
-    let dir = t.path.parent().unwrap_or(Path::new("."));
-    let req = crate::pki::scan::ScanRequest {
-        paths: &[dir.to_path_buf()],
-        root: Path::new("/"),
-        now,
-        warn_within: 0,
-    };
-    let inv = crate::pki::scan::scan(&req)?;
+fn key_file_of(t: &Target, scans: &mut target::Scans) -> Result<(PathBuf, KeyFormat, Vec<u8>)> {
+    let inv = scans.of(t.path.parent().unwrap_or(Path::new("/")))?;
     let entry = inv.certificates.iter().find(|c| {
         c.location.path == t.path && c.location.index == 0 && c.location.embedded.is_none()
     });

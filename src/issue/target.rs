@@ -122,25 +122,45 @@ pub fn explicit_ca(cert: &Path, key: &Path) -> Result<Ca> {
     .map_err(Error::Usage)
 }
 
+/// Scans of the directories around the targets, each read once however many targets share it
+/// (kubespray's nine etcd certificates sit in one directory).
+pub struct Scans {
+    now: i64,
+    done: std::collections::HashMap<PathBuf, crate::pki::Inventory>,
+}
+
+impl Scans {
+    pub fn new(now: i64) -> Scans {
+        Scans {
+            now,
+            done: Default::default(),
+        }
+    }
+
+    pub fn of(&mut self, dir: &Path) -> Result<&crate::pki::Inventory> {
+        if !self.done.contains_key(dir) {
+            let req = crate::pki::scan::ScanRequest {
+                paths: &[dir.to_path_buf()],
+                root: Path::new("/"),
+                now: self.now,
+                warn_within: 0,
+            };
+            let inv = crate::pki::scan::scan(&req)?;
+            self.done.insert(dir.to_path_buf(), inv);
+        }
+        Ok(&self.done[dir])
+    }
+}
+
 /// Finds the CA that signed `target` among the certificates under the target's directory and
 /// its parent (kubeadm keeps `pki/etcd/ca.crt` below `pki/`, kubeconfigs sit above `pki/`).
-pub fn discover_ca(target: &Target, now: i64) -> Result<Ca> {
-    let dir = target.path.parent().unwrap_or(Path::new("."));
+/// Targets are absolute ([`load`]), so both directories are named.
+pub fn discover_ca(target: &Target, scans: &mut Scans) -> Result<Ca> {
+    let dir = target.path.parent().unwrap_or(Path::new("/"));
     let mut tried = Vec::new();
     for scope in [Some(dir), dir.parent()].into_iter().flatten() {
-        let scope = if scope.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            scope
-        };
         tried.push(scope.display().to_string());
-        let req = crate::pki::scan::ScanRequest {
-            paths: &[scope.to_path_buf()],
-            root: Path::new("/"),
-            now,
-            warn_within: 0,
-        };
-        let inv = crate::pki::scan::scan(&req)?;
+        let inv = scans.of(scope)?;
         let Some(found) = inv
             .certificates
             .iter()

@@ -482,3 +482,94 @@ fn rollout_measurement() {
         report.ok, report.failed
     );
 }
+
+/// Bad input to `rollout`: one line on stderr, exit 2, and the node's files untouched.
+#[test]
+fn bad_bundles_and_state_dirs_change_nothing() {
+    let dir = fixture("kubeadm");
+    let root = dir.path();
+    let pki = root.join("etc/kubernetes/pki");
+    let bundle = root.join("bundle");
+    let run = certs([
+        "reissue",
+        &s(&pki.join("apiserver.crt")),
+        "--add-san",
+        "10.21.22.101",
+        "--out",
+        &s(&bundle),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan = certs(["rollout", "plan", &s(&bundle), "--root", &s(root)]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout.contains("kube-apiserver") && plan.stdout.contains("static pod"),
+        "{}",
+        plan.stdout
+    );
+
+    let apply = |extra: &[&str]| {
+        let mut args = vec![
+            "rollout".to_string(),
+            "apply".into(),
+            s(&bundle),
+            "--root".into(),
+            s(root),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        certs(&args)
+    };
+    let state = root.join("state");
+    let node = root.join("etc");
+    let before = tree_digest(&node);
+    let check = |run: crate::util::Run, words: &str| {
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(words),
+            "expected `{words}` in: {}",
+            run.stderr
+        );
+        assert_eq!(before, tree_digest(&node), "the node's files changed");
+    };
+
+    // A bundle file that is not the one bundle.json describes.
+    let good = std::fs::read(bundle.join("apiserver.crt")).unwrap();
+    std::fs::write(bundle.join("apiserver.crt"), b"tampered").unwrap();
+    check(apply(&["--state-dir", &s(&state)]), "SHA-256");
+    std::fs::write(bundle.join("apiserver.crt"), &good).unwrap();
+
+    // A target edited since the bundle was made.
+    let original = std::fs::read(pki.join("apiserver.crt")).unwrap();
+    std::fs::copy(
+        pki.join("front-proxy-client.crt"),
+        pki.join("apiserver.crt"),
+    )
+    .unwrap();
+    let edited = tree_digest(&node);
+    let run = apply(&["--state-dir", &s(&state)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("changed since"), "{}", run.stderr);
+    assert_eq!(edited, tree_digest(&node));
+    std::fs::write(pki.join("apiserver.crt"), &original).unwrap();
+
+    // An unusable state directory, an unknown profile, a missing manifest.
+    check(
+        apply(&["--state-dir", &s(&pki.join("ca.crt").join("state"))]),
+        "cannot write",
+    );
+    check(
+        apply(&["--state-dir", &s(&state), "--profile", "nope"]),
+        "expected a profile",
+    );
+    std::fs::rename(bundle.join("bundle.json"), root.join("moved.json")).unwrap();
+    check(apply(&["--state-dir", &s(&state)]), "bundle.json");
+
+    // Nothing was recorded by the refused runs.
+    let status = certs(["rollout", "status", "--state-dir", &s(&state)]);
+    assert_eq!(status.code, 0);
+    assert!(
+        status.stdout.contains("no rollout recorded"),
+        "{}",
+        status.stdout
+    );
+}

@@ -651,10 +651,10 @@ mod tests {
             url: "https://127.0.0.1:1".into(),
             path: None,
             expect: None,
-            ca: "ca".into(),
-            client_cert: None,
-            client_key: None,
+            trust: crate::rollout::plan::Trust::Ca("ca".into()),
+            client: None,
             serves: None,
+            origin: "test".into(),
         };
         let step = |name: &str, files: Vec<usize>| Step {
             component: name.into(),

@@ -63,18 +63,75 @@ pub struct FileSwap {
     pub sans: Vec<String>,
 }
 
+/// How a gate trusts what the endpoint serves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trust {
+    /// Verify the served chain against this CA file (the one that signed what it serves).
+    Ca(PathBuf),
+    /// The component serves a certificate it made itself at start (controller-manager and
+    /// scheduler without `--tls-cert-file`): no CA can verify it, so the gate proves liveness
+    /// only, on a loopback address, and requires the served certificate to be self-signed.
+    SelfSigned,
+    /// Plain HTTP on loopback (kubelet and kube-proxy `/healthz`): liveness only.
+    Plain,
+}
+
+impl Trust {
+    pub fn describe(&self) -> String {
+        match self {
+            Trust::Ca(ca) => format!("verified against {}", ca.display()),
+            Trust::SelfSigned => "self-signed (liveness only)".into(),
+            Trust::Plain => "plain HTTP (liveness only)".into(),
+        }
+    }
+}
+
+/// `scheme://host:port` of a gate, the port checked (1-65535).
+pub fn parse_url(
+    url: &str,
+) -> std::result::Result<(&'static str, crate::sys::tls::Target), String> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
+        ("https", r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        ("http", r)
+    } else {
+        return Err(format!(
+            "expected an https:// or http:// URL, found `{url}`"
+        ));
+    };
+    let target = format!("https://{rest}")
+        .parse::<crate::sys::tls::Target>()
+        .map_err(|e| format!("`{url}`: {e}"))?;
+    if target.port == 0 {
+        return Err(format!("`{url}`: port 0 is not a port"));
+    }
+    Ok((scheme, target))
+}
+
+/// A client certificate and key a probe presents (etcd with `--client-cert-auth`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Identity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// A health gate: the endpoint must serve `serves`' serial (new after a swap, old after a
-/// rollback), verified against `ca`, and answer `path` with 200.
+/// rollback), verified by `trust`, and answer `path` with 200.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Gate {
+    /// `https://host:port` or `http://host:port`.
     pub url: String,
     pub path: Option<String>,
     pub expect: Option<String>,
-    pub ca: PathBuf,
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
+    pub trust: Trust,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<Identity>,
     /// Index into `Plan::files` of the certificate this endpoint serves, if it is in the bundle.
     pub serves: Option<usize>,
+    /// Where the endpoint was read from (`/etc/etcd.env: ETCD_LISTEN_CLIENT_URLS`, `--health`).
+    #[serde(default)]
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -251,10 +308,14 @@ fn gate(h: &Health, mine: &[usize], files: &[FileSwap], bundle_ca: &Path) -> Res
         url: h.url.clone(),
         path: h.path.clone(),
         expect: h.expect.clone(),
-        ca,
-        client_cert: h.client_cert.clone(),
-        client_key: h.client_key.clone(),
+        trust: Trust::Ca(ca),
+        client: h
+            .client_cert
+            .clone()
+            .zip(h.client_key.clone())
+            .map(|(cert, key)| Identity { cert, key }),
         serves,
+        origin: "profile".into(),
     })
 }
 
@@ -309,9 +370,9 @@ impl Plan {
                     .map(|p| format!(", GET {p} must answer 200"))
                     .unwrap_or_default();
                 out.push_str(&format!(
-                    "     gate: {} verified against {}{serial}{path}\n",
+                    "     gate: {} {}{serial}{path}\n",
                     g.url,
-                    g.ca.display()
+                    g.trust.describe()
                 ));
             }
         }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::exec::{Prober, Restarter};
-use super::plan::Gate;
+use super::plan::{Gate, Trust};
 use super::profile::Restart;
-use crate::sys::tls::{self, ProbeOptions, Trust};
+use crate::sys::tls::{self, ProbeOptions, Trust as Trust2};
 
 pub struct SystemRestarter {
     pub timeout: Duration,
@@ -69,24 +69,32 @@ pub struct TlsProber {
 
 impl Prober for TlsProber {
     fn check(&self, gate: &Gate, serial: Option<&str>) -> Result<(), String> {
-        let target: tls::Target = gate
-            .url
-            .parse()
-            .map_err(|e: tls::ProbeError| e.to_string())?;
+        let (scheme, target) = super::plan::parse_url(&gate.url)?;
+        let path = gate.path.as_deref().unwrap_or("/");
+        if scheme == "http" {
+            let (status, body) = tls::http_get(&target, path, self.timeout)?;
+            return answer(path, status, &body, gate.expect.as_deref());
+        }
         let read =
             |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-        let roots = tls::certs_from_pem(&read(&gate.ca)?)
-            .map_err(|e| format!("{}: {e}", gate.ca.display()))?;
-        let client_identity = match (&gate.client_cert, &gate.client_key) {
-            (Some(c), Some(k)) => Some((
-                tls::certs_from_pem(&read(c)?).map_err(|e| format!("{}: {e}", c.display()))?,
-                tls::key_from_pem(&read(k)?).map_err(|e| format!("{}: {e}", k.display()))?,
+        let roots = match &gate.trust {
+            Trust::Ca(ca) => Some(
+                tls::certs_from_pem(&read(ca)?).map_err(|e| format!("{}: {e}", ca.display()))?,
+            ),
+            Trust::SelfSigned | Trust::Plain => None,
+        };
+        let client_identity = match &gate.client {
+            Some(id) => Some((
+                tls::certs_from_pem(&read(&id.cert)?)
+                    .map_err(|e| format!("{}: {e}", id.cert.display()))?,
+                tls::key_from_pem(&read(&id.key)?)
+                    .map_err(|e| format!("{}: {e}", id.key.display()))?,
             )),
-            _ => None,
+            None => None,
         };
         let opts = ProbeOptions {
-            roots: Some(roots),
-            insecure: false,
+            insecure: roots.is_none(),
+            roots,
             timeout: self.timeout,
             client_identity,
             server_name: None,
@@ -94,35 +102,51 @@ impl Prober for TlsProber {
         let probe = match &gate.path {
             Some(path) => {
                 let resp = tls::https_get(&target, path, &opts).map_err(|e| e.to_string())?;
-                if resp.status != 200 {
-                    return Err(format!("GET {path} answered {}", resp.status));
-                }
-                let body = String::from_utf8_lossy(&resp.body);
-                if let Some(want) = &gate.expect {
-                    if !body.replace(' ', "").contains(&want.replace(' ', "")) {
-                        return Err(format!(
-                            "GET {path} answered `{}`, expected it to contain `{want}`",
-                            body.trim()
-                        ));
-                    }
-                }
+                answer(path, resp.status, &resp.body, gate.expect.as_deref())?;
                 resp.probe
             }
             None => tls::probe(&target, &opts).map_err(|e| e.to_string())?,
         };
-        if probe.trust != Trust::Verified {
-            return Err(format!("served chain: {}", probe.trust));
+        let leaf = probe.chain.first().ok_or("no certificate served")?;
+        let got = crate::pki::cert::CertInfo::from_der(leaf)
+            .map_err(|e| format!("served certificate unreadable: {e}"))?;
+        match gate.trust {
+            Trust::Ca(_) if probe.trust != Trust2::Verified => {
+                return Err(format!("served chain: {}", probe.trust))
+            }
+            // Liveness of a certificate the component made itself: it must at least be one.
+            Trust::SelfSigned if !got.is_signed_by(&got) => {
+                return Err(format!(
+                    "serves `{}`, which is not self-signed: give the gate the CA that signed it",
+                    got.subject
+                ))
+            }
+            _ => {}
         }
         if let Some(want) = serial {
-            let leaf = probe.chain.first().ok_or("no certificate served")?;
-            let got = crate::pki::cert::CertInfo::from_der(leaf)
-                .map_err(|e| format!("served certificate unreadable: {e}"))?;
             if got.serial != want {
                 return Err(format!("serves serial {}, expected {want}", got.serial));
             }
         }
         Ok(())
     }
+}
+
+/// The health answer: 200, and the expected text if any.
+fn answer(path: &str, status: u16, body: &[u8], expect: Option<&str>) -> Result<(), String> {
+    if status != 200 {
+        return Err(format!("GET {path} answered {status}"));
+    }
+    let body = String::from_utf8_lossy(body);
+    if let Some(want) = expect {
+        if !body.replace(' ', "").contains(&want.replace(' ', "")) {
+            return Err(format!(
+                "GET {path} answered `{}`, expected it to contain `{want}`",
+                body.trim()
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

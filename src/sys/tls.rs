@@ -427,6 +427,31 @@ pub fn https_get(
     https_request(target, "GET", path, None, opts)
 }
 
+/// `GET path` over plain HTTP, for the loopback `/healthz` ports that serve no TLS (kubelet
+/// 10248, kube-proxy 10256). Returns the status and the body (at most [`MAX_BODY`] bytes).
+pub fn http_get(target: &Target, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
+    check_request(target, "GET", path).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout;
+    let mut sock = connect(target, deadline, timeout).map_err(|e| e.to_string())?;
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let _ = sock.set_read_timeout(Some(left));
+    let _ = sock.set_write_timeout(Some(left));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: certs/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        target.authority(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    sock.write_all(request.as_bytes())
+        .map_err(|e| format!("http://{}: sending the request: {e}", target.authority()))?;
+    let mut reader = BufReader::new(sock);
+    read_response(&mut reader, "GET").map_err(|e| match e {
+        HttpFailure::Io(e) => format!("http://{}: reading the response: {e}", target.authority()),
+        HttpFailure::Protocol(d) => format!("http://{}: {d}", target.authority()),
+    })
+}
+
 /// A minimal HTTP/1.1 request (`Connection: close`, `Host`, and with a body
 /// `Content-Type: application/json` + `Content-Length`) over a connection whose chain verified
 /// (or, with `insecure`, was not checked). Reads the status and a body of at most

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod duration;
 pub mod error;
 pub mod issue;
+pub mod node;
 pub mod pki;
 pub mod preflight;
 pub mod rollout;

@@ -2,5 +2,6 @@
 
 pub mod clock;
 pub mod fs;
+pub mod node;
 pub mod proc;
 pub mod tls;

@@ -1,0 +1,265 @@
+//! Reads, once, how the node under `--root` runs its control plane: static pod manifests,
+//! systemd units with their drop-ins and environment files, and the kubeconfigs and config
+//! files those name. The parsing is in [`crate::node`]; this module only finds and reads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::node::{self, unit, Component, Launch, Runs, Setting};
+
+/// Where static pod manifests live (the kubelet's `staticPodPath` on every installer we know).
+pub const MANIFESTS: &str = "/etc/kubernetes/manifests";
+/// Unit directories, highest priority first (a unit in /etc hides the packaged one).
+pub const UNIT_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+/// Config files larger than this are not component configuration.
+const MAX_CONFIG: u64 = 1 << 20;
+
+fn read_text(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_CONFIG {
+        return None;
+    }
+    String::from_utf8(std::fs::read(path).ok()?).ok()
+}
+
+fn list(dir: &Path, ext: &[&str]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ext.contains(&e))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every component found under `root`: static pods first, then systemd services.
+pub fn read(root: &Path) -> Vec<Component> {
+    let mut out = Vec::new();
+    let manifests = crate::sys::fs::under_root(root, Path::new(MANIFESTS));
+    for path in list(&manifests, &["yaml", "yml", "json"]) {
+        let Some(text) = read_text(&path) else {
+            continue;
+        };
+        let from = path.display().to_string();
+        if let Some((kind, launch)) = node::parse_manifest(&text, &from) {
+            out.push(component(
+                root,
+                kind,
+                Runs::StaticPod(path.clone()),
+                &path,
+                &launch,
+            ));
+        }
+    }
+    // Units by name, the first directory that has one wins; drop-ins by file name likewise.
+    let mut units: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut drop_ins: BTreeMap<String, BTreeMap<String, PathBuf>> = BTreeMap::new();
+    for dir in UNIT_DIRS {
+        let dir = crate::sys::fs::under_root(root, Path::new(dir));
+        for path in list(&dir, &["service"]) {
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            units.entry(name.to_string()).or_insert(path.clone());
+            let d = dir.join(format!("{name}.service.d"));
+            for conf in list(&d, &["conf"]) {
+                let file = conf.file_name().unwrap().to_string_lossy().into_owned();
+                drop_ins
+                    .entry(name.to_string())
+                    .or_default()
+                    .entry(file)
+                    .or_insert(conf);
+            }
+        }
+    }
+    for (name, path) in &units {
+        let Some(text) = read_text(path) else {
+            continue;
+        };
+        let mut svc = unit::Service::default();
+        unit::apply(&mut svc, &text);
+        for conf in drop_ins.get(name).into_iter().flat_map(|m| m.values()) {
+            if let Some(t) = read_text(conf) {
+                unit::apply(&mut svc, &t);
+            }
+        }
+        let Some(kind) = svc
+            .exec_start
+            .first()
+            .and_then(|a| node::kind_of(a))
+            .or_else(|| (name == "kube-lb").then_some("node-local-lb"))
+        else {
+            continue;
+        };
+        let mut env = BTreeMap::new();
+        let unit_from = format!("{} Environment", path.display());
+        for (k, v) in &svc.environment {
+            env.insert(k.clone(), (v.clone(), unit_from.clone()));
+        }
+        for f in &svc.environment_files {
+            let file = crate::sys::fs::under_root(root, Path::new(f));
+            for (k, v) in read_text(&file)
+                .map(|t| unit::parse_env(&t))
+                .unwrap_or_default()
+            {
+                env.insert(k, (v, file.display().to_string()));
+            }
+        }
+        let argv = unit::expand(&svc.exec_start, &env);
+        let launch = Launch {
+            argv,
+            env,
+            probes: vec![],
+        };
+        out.push(component(
+            root,
+            kind,
+            Runs::Systemd(name.clone()),
+            path,
+            &launch,
+        ));
+    }
+    out
+}
+
+fn component(root: &Path, kind: &str, runs: Runs, source: &Path, launch: &Launch) -> Component {
+    let from = match &runs {
+        Runs::StaticPod(_) => format!("{} command", source.display()),
+        Runs::Systemd(_) => format!("{} ExecStart", source.display()),
+    };
+    let mut settings = node::settings(kind, launch, &from);
+    // The kubelet and kube-proxy keep most of their settings in a config file.
+    if let Some(cfg) = settings
+        .iter()
+        .rev()
+        .find(|s| s.name == "config")
+        .map(|s| s.value.clone())
+    {
+        let path = crate::sys::fs::under_root(root, Path::new(&cfg));
+        if let Some(text) = read_text(&path) {
+            settings.extend(config_settings(&text, &path.display().to_string()));
+        }
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut push = |p: PathBuf| {
+        if !files.contains(&p) {
+            files.push(p);
+        }
+    };
+    for p in node::paths_in(&settings) {
+        let rooted = crate::sys::fs::under_root(root, Path::new(&p));
+        let yaml = rooted
+            .extension()
+            .is_some_and(|e| matches!(e.to_str(), Some("conf" | "yaml" | "yml" | "kubeconfig")))
+            || p.contains("kubeconfig");
+        if yaml {
+            if let Some(text) = read_text(&rooted) {
+                let dir = Path::new(&p).parent().unwrap_or(Path::new("/"));
+                for inner in node::paths_in_yaml(&text, &dir.to_string_lossy()) {
+                    push(crate::sys::fs::under_root(root, Path::new(&inner)));
+                }
+            }
+        }
+        push(rooted);
+    }
+    Component {
+        kind: kind.to_string(),
+        runs,
+        source: source.to_path_buf(),
+        settings,
+        files,
+        probes: launch.probes.clone(),
+    }
+}
+
+/// The settings a kubelet or kube-proxy config file holds, as the flags they replace.
+fn config_settings(text: &str, from: &str) -> Vec<Setting> {
+    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+        return vec![];
+    };
+    let scalar = |v: &serde_yaml_ng::Value| -> Option<String> {
+        match v {
+            serde_yaml_ng::Value::String(s) => Some(s.clone()),
+            serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+            serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    };
+    let keys: &[(&[&str], &str)] = &[
+        (&["healthzPort"], "healthz-port"),
+        (&["healthzBindAddress"], "healthz-bind-address"),
+        (&["tlsCertFile"], "tls-cert-file"),
+        (&["tlsPrivateKeyFile"], "tls-private-key-file"),
+        (&["port"], "port"),
+        (&["address"], "address"),
+        (
+            &["authentication", "x509", "clientCAFile"],
+            "client-ca-file",
+        ),
+        (&["clientConnection", "kubeconfig"], "kubeconfig"),
+    ];
+    let mut out = Vec::new();
+    for (path, flag) in keys {
+        let mut v = Some(&doc);
+        for k in *path {
+            v = v.and_then(|v| v.get(k));
+        }
+        if let Some(value) = v.and_then(scalar) {
+            out.push(Setting {
+                name: flag.to_string(),
+                value,
+                from: format!("{from} {}", path.join(".")),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn kubespray_node_static_pod_apiserver_and_systemd_etcd_from_env() {
+        let root = fixture("kubespray");
+        let comps = read(&root);
+        let api = comps.iter().find(|c| c.kind == "kube-apiserver").unwrap();
+        assert!(matches!(api.runs, Runs::StaticPod(_)));
+        assert!(api.reads(&root.join("etc/ssl/etcd/ssl/node-node1.pem")));
+        let etcd = comps.iter().find(|c| c.kind == "etcd").unwrap();
+        assert_eq!(etcd.runs, Runs::Systemd("etcd".into()));
+        assert!(etcd.reads(&root.join("etc/ssl/etcd/ssl/member-node1.pem")));
+        assert!(etcd.flag_on("client-cert-auth"));
+        assert_eq!(
+            etcd.get("listen-client-urls"),
+            Some("https://10.6.0.11:2379,https://127.0.0.1:2379")
+        );
+        assert!(etcd.origin("cert-file").contains("etcd.env"));
+    }
+
+    #[test]
+    fn binary_node_units_with_flags() {
+        let root = fixture("binary");
+        let comps = read(&root);
+        let kinds: Vec<&str> = comps.iter().map(|c| c.kind.as_str()).collect();
+        assert_eq!(kinds, ["etcd", "kube-apiserver"]);
+        assert!(comps[1].reads(&root.join("etc/kubernetes/ssl/kubernetes.pem")));
+        assert_eq!(comps[1].get("anonymous-auth"), Some("false"));
+    }
+}

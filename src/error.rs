@@ -44,6 +44,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Several problems found before anything was changed; printed one per line.
+    #[error("{what}:\n{}", .problems.join("\n"))]
+    Refused { what: String, problems: Vec<String> },
+
     #[error(transparent)]
     Probe(#[from] crate::sys::tls::ProbeError),
 

@@ -96,11 +96,15 @@ pub struct PreflightArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RolloutCommand {
-    /// Print the plan for a bundle (files, then ordered component steps)
-    Plan(RolloutPlanArgs),
+    /// Print the plan for a bundle and prove it can pass; takes every option `apply` takes
+    Plan(RolloutApplyArgs),
     /// Run the plan
     Apply(RolloutApplyArgs),
     /// Where the recorded rollout stands
+    ///
+    /// Exit codes: 0 done, or no rollout recorded; 1 interrupted (run `resume` to finish it or
+    /// `rollback` to undo it); 3 failed and rolled back (healthy on the old certificates); 4
+    /// failed and the rollback failed too (restore by hand from the backup it names).
     Status(RolloutStatusArgs),
     /// Continue an interrupted rollout
     Resume(RolloutResumeArgs),
@@ -113,11 +117,12 @@ pub struct RolloutPlanArgs {
     /// A bundle directory written by `certs reissue`
     pub bundle: PathBuf,
 
-    /// kubeadm, kubespray, binary (kubeasz), or a profile file (JSON) [default: from the targets]
+    /// Restart methods and gates for what the node does not say: kubeadm, kubespray, binary
+    /// (kubeasz), or a profile file (JSON) [default: from the node, else from the targets]
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
 
-    /// The node's `/` for the built-in profiles' paths
+    /// The node's `/`: where its manifests, units and files are read, and profile paths resolve
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
 
@@ -125,9 +130,28 @@ pub struct RolloutPlanArgs {
     #[arg(long, value_name = "NAME=CMD")]
     pub restart_cmd: Vec<String>,
 
-    /// Probe a component at this endpoint: NAME=https://host:port[/path]; repeatable
+    /// Probe a component at this endpoint instead of the one read from the node:
+    /// NAME=https://host:port[/path] (or http:// on loopback); repeatable
     #[arg(long, value_name = "NAME=URL")]
     pub health: Vec<String>,
+
+    /// Verify a component's gate against this CA file [default: the CA that signed the file it
+    /// serves, as bundle.json records it]; repeatable
+    #[arg(long, value_name = "NAME=FILE")]
+    pub health_ca: Vec<String>,
+
+    /// Client certificate a component's gate presents [default: read from the node]; repeatable
+    #[arg(long, value_name = "NAME=FILE", requires = "health_key")]
+    pub health_cert: Vec<String>,
+
+    /// Key of that client certificate; repeatable
+    #[arg(long, value_name = "NAME=FILE", requires = "health_cert")]
+    pub health_key: Vec<String>,
+
+    /// Restart this component even if none of its files changed (a kubeconfig it reads did);
+    /// repeatable
+    #[arg(long, value_name = "NAME")]
+    pub restart: Vec<String>,
 
     #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
     pub output: PlanOutput,

@@ -47,6 +47,14 @@ pub fn main() -> ExitCode {
         Err(crate::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::from(exit::OK)
         }
+        Err(crate::error::Error::Refused { what, problems }) => {
+            let _ = std::io::stdout().flush();
+            for p in &problems {
+                eprintln!("certs: error: {p}");
+            }
+            eprintln!("certs: {what}");
+            ExitCode::from(exit::USAGE)
+        }
         Err(e) => {
             let _ = std::io::stdout().flush();
             eprintln!("certs: error: {e}");

@@ -2,7 +2,7 @@
 //! the real restarter and prober, print progress, map outcomes to exit codes 0/3/4.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::args::{PlanOutput, RolloutCommand, RolloutPlanArgs, RolloutRunArgs};
@@ -12,6 +12,7 @@ use crate::rollout::journal::Journal;
 use crate::rollout::plan::{self, Plan};
 use crate::rollout::probe::{SystemRestarter, TlsProber};
 use crate::rollout::profile::{self, Profile};
+use crate::rollout::resolve::Overrides;
 
 /// Rolled back cleanly after a failure.
 pub const ROLLED_BACK: u8 = 3;
@@ -21,8 +22,8 @@ pub const ROLLBACK_FAILED: u8 = 4;
 pub fn run(cmd: &RolloutCommand) -> Result<u8> {
     match cmd {
         RolloutCommand::Plan(a) => {
-            let plan = build_plan(a)?;
-            print_plan(&plan, a.output)?;
+            let plan = build_plan(&a.plan)?;
+            print_plan(&plan, a.plan.output)?;
             Ok(exit::OK)
         }
         RolloutCommand::Apply(a) => {
@@ -58,41 +59,109 @@ pub fn run(cmd: &RolloutCommand) -> Result<u8> {
     }
 }
 
+/// Reads the bundle and the node, binds them into a plan, and proves every step can pass:
+/// any problem refuses the plan (exit 2) before anything is touched.
 fn build_plan(a: &RolloutPlanArgs) -> Result<Plan> {
     let manifest = plan::read_bundle(&a.bundle)?;
+    let root = std::path::absolute(&a.root).map_err(|source| Error::Read {
+        path: a.root.clone(),
+        source,
+    })?;
+    let node = crate::sys::node::read(&root);
     let mut profile: Profile = match &a.profile {
         Some(p) if Path::new(p).is_file() => {
             let bytes = crate::sys::fs::read_file(Path::new(p))?;
-            profile::parse(Path::new(p), &String::from_utf8_lossy(&bytes)).map_err(Error::Usage)?
+            profile::parse(Path::new(p), &String::from_utf8_lossy(&bytes))
+                .map_err(Error::Usage)?
+                .rerooted(&root)
         }
         Some(name) => profile::builtin(name)
             .map_err(Error::Usage)?
-            .rerooted(&a.root),
+            .rerooted(&root),
         None => {
-            // Detect from the targets as they are on the node (strip --root first).
+            // The node's own configuration says which layout it is; else the targets' paths
+            // (as they are on the node: strip --root first) do.
             let targets: Vec<_> = manifest
                 .files
                 .iter()
-                .map(|f| match f.target.strip_prefix(&a.root) {
-                    Ok(rel) if a.root != Path::new("/") => Path::new("/").join(rel),
+                .map(|f| match f.target.strip_prefix(&root) {
+                    Ok(rel) if root != Path::new("/") => Path::new("/").join(rel),
                     _ => f.target.clone(),
                 })
                 .collect();
-            let name = profile::detect(&targets).map_err(Error::Usage)?;
+            let name = match profile::detect_from_node(&node) {
+                Some(n) => n,
+                None => profile::detect(&targets).map_err(Error::Usage)?,
+            };
             profile::builtin(name)
                 .map_err(Error::Usage)?
-                .rerooted(&a.root)
+                .rerooted(&root)
         }
     };
-    for r in &a.restart_cmd {
-        profile.set_restart(r).map_err(Error::Usage)?;
-    }
-    for h in &a.health {
-        profile.set_health(h).map_err(Error::Usage)?;
-    }
     // Only components that will run need their addresses; a failed lookup says how to override.
-    profile.resolve(&a.root);
-    plan::build(&a.bundle, &manifest, &profile)
+    profile.resolve(&root);
+    let overrides = overrides(a)?;
+    let read = |p: &Path| std::fs::read(p).ok();
+    let (plan, mut problems) = crate::rollout::resolve::build(
+        &a.bundle, &root, &manifest, &node, &profile, &overrides, &read,
+    )?;
+    let runnable = |program: &str| crate::sys::proc::runnable(program);
+    problems.extend(crate::rollout::validate::validate(
+        &plan,
+        &crate::rollout::validate::Io {
+            read: &read,
+            runnable: &runnable,
+        },
+    ));
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(Error::Refused {
+            what: "the rollout cannot pass as planned; nothing was changed".into(),
+            problems,
+        })
+    }
+}
+
+fn overrides(a: &RolloutPlanArgs) -> Result<Overrides> {
+    let pairs = |flag: &str, v: &[String]| -> Result<Vec<(String, String)>> {
+        v.iter()
+            .map(|spec| {
+                spec.split_once('=')
+                    .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .ok_or_else(|| {
+                        Error::Usage(format!("{flag}: expected NAME=VALUE, found `{spec}`"))
+                    })
+            })
+            .collect()
+    };
+    let files = |flag: &str, v: &[String]| -> Result<Vec<(String, PathBuf)>> {
+        pairs(flag, v)?
+            .into_iter()
+            .map(|(n, p)| {
+                std::path::absolute(&p)
+                    .map(|p| (n, p))
+                    .map_err(|source| Error::Read {
+                        path: p.into(),
+                        source,
+                    })
+            })
+            .collect()
+    };
+    let health = pairs("--health", &a.health)?;
+    for (n, u) in &health {
+        crate::rollout::plan::parse_url(u)
+            .map_err(|e| Error::Usage(format!("--health {n}: {e}")))?;
+    }
+    Ok(Overrides {
+        restart_cmd: pairs("--restart-cmd", &a.restart_cmd)?,
+        health,
+        health_ca: files("--health-ca", &a.health_ca)?,
+        health_cert: files("--health-cert", &a.health_cert)?,
+        health_key: files("--health-key", &a.health_key)?,
+        restart: a.restart.clone(),
+    })
 }
 
 fn print_plan(plan: &Plan, output: PlanOutput) -> Result<()> {
@@ -132,7 +201,6 @@ fn with_executor(
     };
     let restarter = SystemRestarter {
         timeout: duration(&a.restart_timeout)?,
-        park_dir: a.state.state_dir.join("parked-manifests"),
         park_for: duration(&a.park)?,
     };
     let prober = TlsProber {
@@ -186,38 +254,75 @@ fn say(output: PlanOutput, message: &str) -> Result<()> {
     .map_err(Error::Output)
 }
 
+/// Newlines (a restart command's output) folded, so a verdict is one line.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The verdict, said once. Text: stdout when done; a failure only on stderr, one
+/// `certs: error: …` line. JSON: one result object on stdout, and a failure's stderr line.
 fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
-    match ended {
-        Ended::Done => {
-            say(
-                output,
-                "done: every component is healthy on its new certificate",
-            )?;
-            Ok(exit::OK)
-        }
-        Ended::RolledBack { component, reason } => {
-            say(output, &format!("failed at {component} ({reason}); its files were restored and it is healthy on the old certificate; the rollout stopped"))?;
-            eprintln!("certs: error: rollout failed at {component} and was rolled back: {reason}");
-            Ok(ROLLED_BACK)
-        }
+    let (outcome, code, message) = match &ended {
+        Ended::Done => (
+            "done",
+            exit::OK,
+            "done: every component is healthy on its new certificate".to_string(),
+        ),
+        Ended::RolledBack { component, reason } => (
+            "rolled-back",
+            ROLLED_BACK,
+            format!("rollout failed at {component} and was rolled back: {reason}; its files were restored and it is healthy on the old certificate; the rollout stopped"),
+        ),
         Ended::RollbackFailed {
             component,
             reason,
             manual,
-        } => {
-            say(
-                output,
-                &format!("failed at {component} ({reason}) and the rollback failed: {manual}"),
-            )?;
-            eprintln!(
-                "certs: error: rollout failed at {component} and the rollback failed: {manual}"
-            );
-            Ok(ROLLBACK_FAILED)
+        } => (
+            "rollback-failed",
+            ROLLBACK_FAILED,
+            format!("rollout failed at {component} ({reason}) and the rollback failed: {manual}"),
+        ),
+    };
+    let message = one_line(&message);
+    if output == PlanOutput::Json {
+        let mut v = serde_json::json!({"result": message, "outcome": outcome});
+        match &ended {
+            Ended::Done => {}
+            Ended::RolledBack { component, reason } => {
+                v["component"] = component.as_str().into();
+                v["reason"] = reason.as_str().into();
+            }
+            Ended::RollbackFailed {
+                component,
+                reason,
+                manual,
+            } => {
+                v["component"] = component.as_str().into();
+                v["reason"] = reason.as_str().into();
+                v["manual"] = manual.as_str().into();
+            }
         }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{v}")
+            .and_then(|_| out.flush())
+            .map_err(Error::Output)?;
+    } else if code == exit::OK {
+        say(output, &message)?;
     }
+    if code != exit::OK {
+        let _ = std::io::stdout().flush();
+        eprintln!("certs: error: {message}");
+    }
+    Ok(code)
 }
 
+/// Exit codes: 0 done or nothing recorded, 1 interrupted, 3 rolled back, 4 rollback failed.
 fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
+    use crate::rollout::journal::Outcome;
     let Some(j) = Journal::load(state_dir)? else {
         say(
             output,
@@ -225,11 +330,36 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         )?;
         return Ok(exit::OK);
     };
+    let code = match j.outcome {
+        Outcome::Done => exit::OK,
+        Outcome::Running => exit::PROBLEM,
+        Outcome::RolledBack => ROLLED_BACK,
+        Outcome::RollbackFailed => ROLLBACK_FAILED,
+    };
+    // Static pods a stopped run left parked: their manifests are out of the kubelet's directory.
+    let parked: Vec<_> = j
+        .plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.restart {
+            Some(crate::rollout::profile::Restart::StaticPod(m)) => {
+                let p = crate::rollout::probe::parked_path(m);
+                (!m.exists() && p.exists()).then(|| (s.component.clone(), m.clone(), p))
+            }
+            _ => None,
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     if output == PlanOutput::Json {
-        let v = serde_json::json!({"outcome": j.outcome, "backup": j.backup, "steps": j.plan.steps.iter().zip(&j.steps).map(|(s, st)| serde_json::json!({"component": s.component, "state": st})).collect::<Vec<_>>(), "log": j.log});
+        let v = serde_json::json!({
+            "outcome": j.outcome,
+            "backup": j.backup,
+            "steps": j.plan.steps.iter().zip(&j.steps).map(|(s, st)| serde_json::json!({"component": s.component, "state": st})).collect::<Vec<_>>(),
+            "parked": parked.iter().map(|(c, m, p)| serde_json::json!({"component": c, "manifest": m, "parked": p})).collect::<Vec<_>>(),
+            "log": j.log,
+        });
         writeln!(out, "{v}").map_err(Error::Output)?;
-        return Ok(exit::OK);
+        return Ok(code);
     }
     let w = |out: &mut std::io::StdoutLock, s: String| writeln!(out, "{s}").map_err(Error::Output);
     w(
@@ -240,8 +370,24 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
     for (s, st) in j.plan.steps.iter().zip(&j.steps) {
         w(&mut out, format!("  {}: {:?}", s.component, st))?;
     }
-    if j.outcome == crate::rollout::journal::Outcome::Running {
-        w(&mut out, "interrupted: run `certs rollout resume` to finish it or `certs rollout rollback` to undo it".into())?;
+    for (c, m, p) in &parked {
+        w(
+            &mut out,
+            format!(
+                "  {c}: its manifest {} is parked at {} (resume or rollback puts it back)",
+                m.display(),
+                p.display()
+            ),
+        )?;
     }
-    Ok(exit::OK)
+    match j.outcome {
+        Outcome::Running => w(&mut out, "interrupted: run `certs rollout resume` to finish it or `certs rollout rollback` to undo it".into())?,
+        Outcome::RolledBack | Outcome::RollbackFailed => {
+            if let Some(last) = j.log.last() {
+                w(&mut out, format!("last: {} {}", last.time, one_line(&last.message)))?;
+            }
+        }
+        Outcome::Done => {}
+    }
+    Ok(code)
 }

@@ -86,7 +86,13 @@ impl Component {
             .find(|s| s.name == name && Some(s.value.as_str()) == value)
             .map_or_else(
                 || format!("{} (default)", self.source.display()),
-                |s| format!("{}: {}", s.from, display_name(&s.from, name)),
+                |s| {
+                    if s.from.contains(" ETCD_") {
+                        s.from.clone()
+                    } else {
+                        format!("{} --{name}", s.from)
+                    }
+                },
             )
     }
 
@@ -106,14 +112,6 @@ impl Component {
     /// Whether it reads `file` (a path under `--root`).
     pub fn reads(&self, file: &Path) -> bool {
         self.files.iter().any(|f| f == file)
-    }
-}
-
-fn display_name(from: &str, name: &str) -> String {
-    if from.contains(" ETCD_") {
-        format!("ETCD_{}", name.replace('-', "_").to_ascii_uppercase())
-    } else {
-        format!("--{name}")
     }
 }
 
@@ -357,8 +355,9 @@ mod tests {
         assert!(c.flag_on("client-cert-auth"));
         assert_eq!(
             c.origin("trusted-ca-file"),
-            "/etc/etcd.env ETCD_TRUSTED_CA_FILE: ETCD_TRUSTED_CA_FILE"
+            "/etc/etcd.env ETCD_TRUSTED_CA_FILE"
         );
+        assert_eq!(c.origin("cert-file"), "etcd.service ExecStart --cert-file");
         assert_eq!(
             paths_in(&c.settings),
             ["/a.pem", "/b.pem", "/ca.pem"].map(String::from)

@@ -13,3 +13,5 @@ pub mod journal;
 pub mod plan;
 pub mod probe;
 pub mod profile;
+pub mod resolve;
+pub mod validate;

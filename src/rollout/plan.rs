@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::profile::{rank, Health, Profile, Restart};
+use super::profile::Restart;
 use crate::error::{Error, Result};
 
 /// The subset of `bundle.json` a rollout needs.
@@ -142,7 +142,16 @@ pub struct Step {
     pub restart: Option<Restart>,
     /// Indices into `Plan::files`, swapped together right before the restart.
     pub files: Vec<usize>,
+    /// Changed files it reads that an earlier step swapped (why it restarts too).
+    #[serde(default)]
+    pub reads: Vec<usize>,
     pub gates: Vec<Gate>,
+    /// Why there is no gate, when there cannot be one; or what the gate cannot prove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where the component was read: its manifest or unit, or `profile NAME`.
+    #[serde(default)]
+    pub from: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -171,152 +180,6 @@ pub fn read_bundle(dir: &Path) -> Result<BundleManifest> {
         });
     }
     Ok(manifest)
-}
-
-/// Builds the plan: every bundle file assigned to the first component (in safe order) that uses
-/// it; components with no changed file are left out.
-pub fn build(dir: &Path, manifest: &BundleManifest, profile: &Profile) -> Result<Plan> {
-    let dir = std::path::absolute(dir).map_err(|source| Error::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let ca = PathBuf::from(&manifest.ca.certificate);
-    let files: Vec<FileSwap> = manifest
-        .files
-        .iter()
-        .map(|f| {
-            Ok(FileSwap {
-                target: f.target.clone(),
-                source: dir.join(&f.bundle_path),
-                kind: f.kind.clone(),
-                role: f.role.clone(),
-                ca: f.ca.clone().unwrap_or_else(|| ca.clone()),
-                mode: u32::from_str_radix(&f.mode, 8).map_err(|_| Error::Input {
-                    path: dir.join("bundle.json"),
-                    expected: "an octal mode".into(),
-                    found: f.mode.clone(),
-                })?,
-                old_sha256: f.old_sha256.clone(),
-                new_sha256: f.new_sha256.clone(),
-                old_serial: f.old_serial.clone(),
-                new_serial: f.new_serial.clone(),
-                sans: f.sans.as_ref().map(|s| s.after.clone()).unwrap_or_default(),
-            })
-        })
-        .collect::<Result<_>>()?;
-    let mut order: Vec<(usize, &super::profile::Component)> =
-        profile.components.iter().enumerate().collect();
-    order.sort_by_key(|(i, c)| (rank(&c.kind), *i));
-    let mut taken = vec![false; files.len()];
-    let mut steps = Vec::new();
-    for (_, c) in order {
-        let mine: Vec<usize> = (0..files.len())
-            .filter(|&i| !taken[i])
-            .filter(|&i| {
-                if c.files.is_empty() {
-                    manifest.files[i].components.iter().any(|k| k == &c.kind)
-                } else {
-                    c.files.iter().any(|f| same_file(f, &files[i].target))
-                }
-            })
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        for &i in &mine {
-            taken[i] = true;
-        }
-        if let Some(h) = c.health.iter().find(|h| h.url.contains('{')) {
-            return Err(Error::Usage(format!(
-                "cannot resolve the health endpoint `{}` of {} (no --advertise-address in its configuration); pass --health {}=https://ADDRESS:PORT/PATH",
-                h.url, c.name, c.name
-            )));
-        }
-        let gates = c
-            .health
-            .iter()
-            .map(|h| gate(h, &mine, &files, &ca))
-            .collect::<Result<_>>()?;
-        steps.push(Step {
-            component: c.name.clone(),
-            kind: c.kind.clone(),
-            restart: Some(c.restart.clone()),
-            files: mine,
-            gates,
-        });
-    }
-    let rest: Vec<usize> = (0..files.len()).filter(|&i| !taken[i]).collect();
-    if !rest.is_empty() {
-        steps.push(Step {
-            component: "files-only".into(),
-            kind: "none".into(),
-            restart: None,
-            files: rest,
-            gates: vec![],
-        });
-    }
-    Ok(Plan {
-        bundle: dir,
-        ca,
-        profile: profile.name.clone(),
-        files,
-        steps,
-    })
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    abs(a) == abs(b)
-}
-
-fn gate(h: &Health, mine: &[usize], files: &[FileSwap], bundle_ca: &Path) -> Result<Gate> {
-    let host = h
-        .url
-        .strip_prefix("https://")
-        .and_then(|r| r.rsplit_once(':').map(|(h, _)| h).or(Some(r)))
-        .unwrap_or("")
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let serves = match &h.serves {
-        Some(p) => mine
-            .iter()
-            .copied()
-            .find(|&i| same_file(p, &files[i].target)),
-        None => {
-            let covers = |i: &usize| {
-                let f = &files[*i];
-                f.kind == "certificate"
-                    && f.sans
-                        .iter()
-                        .any(|s| s == &format!("IP:{host}") || s == &format!("DNS:{host}"))
-            };
-            let preferred =
-                |i: &usize| matches!(files[*i].role.as_str(), "etcd-server" | "apiserver");
-            mine.iter()
-                .copied()
-                .filter(covers)
-                .max_by_key(|i| (preferred(i), std::cmp::Reverse(*i)))
-        }
-    };
-    // A gate verifies against the CA that signed what it serves, unless told otherwise.
-    let ca =
-        h.ca.clone()
-            .or_else(|| serves.map(|i| files[i].ca.clone()))
-            .unwrap_or_else(|| bundle_ca.to_path_buf());
-    Ok(Gate {
-        url: h.url.clone(),
-        path: h.path.clone(),
-        expect: h.expect.clone(),
-        trust: Trust::Ca(ca),
-        client: h
-            .client_cert
-            .clone()
-            .zip(h.client_key.clone())
-            .map(|(cert, key)| Identity { cert, key }),
-        serves,
-        origin: "profile".into(),
-    })
 }
 
 impl Plan {
@@ -352,8 +215,18 @@ impl Plan {
                 Some(Restart::Command(c)) => format!("run `{c}`"),
                 None => "no restart".into(),
             };
+            let reads = if s.reads.is_empty() {
+                String::new()
+            } else {
+                format!(" (also reads {} file(s) swapped earlier)", s.reads.len())
+            };
+            let from = if s.from.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", s.from)
+            };
             out.push_str(&format!(
-                "  {}. {}: swap {} file(s), {restart}\n",
+                "  {}. {}: swap {} file(s){reads}, {restart}{from}\n",
                 n + 1,
                 s.component,
                 s.files.len()
@@ -369,11 +242,25 @@ impl Plan {
                     .as_deref()
                     .map(|p| format!(", GET {p} must answer 200"))
                     .unwrap_or_default();
+                let client = g
+                    .client
+                    .as_ref()
+                    .map(|c| format!(", presenting {}", c.cert.display()))
+                    .unwrap_or_default();
+                let unproven = if g.serves.is_none() && !matches!(g.trust, Trust::Plain) {
+                    ", serving certificate unchanged: health only"
+                } else {
+                    ""
+                };
                 out.push_str(&format!(
-                    "     gate: {} {}{serial}{path}\n",
+                    "     gate: {} {}{serial}{path}{client}{unproven} (from {})\n",
                     g.url,
-                    g.trust.describe()
+                    g.trust.describe(),
+                    g.origin
                 ));
+            }
+            if let Some(note) = &s.note {
+                out.push_str(&format!("     note: {note}\n"));
             }
         }
         out

@@ -117,6 +117,32 @@ pub fn parse(path: &Path, text: &str) -> Result<Profile, String> {
     })
 }
 
+/// Which built-in profile fits how the node runs its control plane: a kube-apiserver (or etcd)
+/// static pod means kubeadm, or kubespray when etcd runs under systemd beside it; systemd
+/// control-plane units mean a binary (kubeasz) node. `None` when the node says nothing.
+pub fn detect_from_node(node: &[crate::node::Component]) -> Option<&'static str> {
+    use crate::node::Runs;
+    let runs = |kind: &str| node.iter().find(|c| c.kind == kind).map(|c| &c.runs);
+    let static_pod = |r: Option<&Runs>| matches!(r, Some(Runs::StaticPod(_)));
+    let systemd = |r: Option<&Runs>| matches!(r, Some(Runs::Systemd(_)));
+    let (api, etcd) = (runs("kube-apiserver"), runs("etcd"));
+    if static_pod(api) {
+        Some(if systemd(etcd) {
+            "kubespray"
+        } else {
+            "kubeadm"
+        })
+    } else if systemd(api) {
+        Some("binary")
+    } else if static_pod(etcd) {
+        Some("kubeadm")
+    } else if systemd(etcd) {
+        Some("binary")
+    } else {
+        None
+    }
+}
+
 /// Which built-in profile fits the bundle's target paths.
 pub fn detect(targets: &[PathBuf]) -> Result<&'static str, String> {
     let any = |needle: &str| targets.iter().any(|t| t.to_string_lossy().contains(needle));

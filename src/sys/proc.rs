@@ -87,6 +87,19 @@ pub fn run_shell(command: &str, timeout: Duration) -> std::io::Result<Ran> {
     })
 }
 
+/// Whether `program` can be run: a path to an executable file, or a name found on PATH.
+pub fn runnable(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let exec = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return exec(std::path::Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| exec(&dir.join(program))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

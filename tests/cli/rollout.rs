@@ -427,10 +427,13 @@ fn rollout_measurement() {
         url: format!("https://127.0.0.1{n}:2379"),
         path: Some("/health".into()),
         expect: Some("\"health\":\"true\"".into()),
-        ca: setup.pki.join("ca.pem"),
-        client_cert: Some(setup.pki.join("admin-etcd1.pem")),
-        client_key: Some(setup.pki.join("admin-etcd1-key.pem")),
+        trust: certs::rollout::plan::Trust::Ca(setup.pki.join("ca.pem")),
+        client: Some(certs::rollout::plan::Identity {
+            cert: setup.pki.join("admin-etcd1.pem"),
+            key: setup.pki.join("admin-etcd1-key.pem"),
+        }),
         serves: None,
+        origin: "floor measurement".into(),
     };
     let interval = Duration::from_millis(100);
     let mut floor = Vec::new();

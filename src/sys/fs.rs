@@ -246,6 +246,19 @@ pub fn temp_beside(path: &Path) -> PathBuf {
 
 /// Writes a new file (replacing a stale temp) and syncs it.
 pub fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    write_synced_as(path, contents, mode, None)
+}
+
+/// [`write_synced`], the new file also given `owner` (uid, gid) before it is synced: a file
+/// swapped in keeps the owner and group of the one it replaces. Only what differs is changed, so
+/// a process that is not root and already owns the file only sets the group, and a group it
+/// cannot give is an error (never a file silently left with our group).
+pub fn write_synced_as(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let err = |source| Error::Write {
         path: path.to_path_buf(),
@@ -258,11 +271,53 @@ pub fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(path)
         .map_err(err)?;
-    // The umask may have narrowed the mode asked for; set it exactly.
+    if let Some(owner) = owner {
+        give_owner(&f, owner).map_err(err)?;
+    }
+    // The umask may have narrowed the mode asked for (and chown clears set-id bits); set it
+    // exactly.
     f.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(err)?;
     std::io::Write::write_all(&mut f, contents).map_err(err)?;
     f.sync_all().map_err(err)
+}
+
+/// Gives an open file `uid`:`gid`, changing only the ids that differ.
+fn give_owner(f: &std::fs::File, (uid, gid): (u32, u32)) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata()?;
+    let set_uid = (m.uid() != uid).then_some(uid);
+    let set_gid = (m.gid() != gid).then_some(gid);
+    if set_uid.is_none() && set_gid.is_none() {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(f, set_uid, set_gid).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot give it the owner {uid}:{gid} of the file it replaces (it is {}:{}): {e}",
+                m.uid(),
+                m.gid()
+            ),
+        )
+    })
+}
+
+/// Moves `from` to `to` on the same file system (a rename, so never a copy: a crash leaves the
+/// file in one place or the other) and syncs both directories. `to`'s directory is created
+/// (0700) if missing.
+pub fn move_synced(from: &Path, to: &Path) -> Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    create_private_dirs(dir)?;
+    std::fs::rename(from, to).map_err(|e| Error::Write {
+        path: to.to_path_buf(),
+        source: std::io::Error::new(
+            e.kind(),
+            format!("cannot move `{}` here: {e}", from.display()),
+        ),
+    })?;
+    sync_dir(dir)?;
+    sync_dir(from.parent().unwrap_or(Path::new(".")))
 }
 
 /// Renames a synced temp file over `path` and syncs the directory.
@@ -316,66 +371,65 @@ pub fn create_new_dir(dir: &Path) -> Result<()> {
         })
 }
 
-/// Owner of a file, to report in backups (we never chown: we replace files as the user we run as).
+/// Owner and group of a file: recorded in backups, given back to the files swapped in and
+/// restored.
 pub fn owner(path: &Path) -> Option<(u32, u32)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()))
 }
 
-/// An exclusive lock file holding our pid. A lock left by a process that no longer exists is
-/// taken over; a live one is an error naming its pid.
+/// An advisory exclusive lock (`flock`) on `path`, taken without waiting and held until the
+/// returned guard drops (or the process ends: the kernel releases it, so a killed process
+/// leaves no stale lock). The file holds the pid of the holder, for the message another process
+/// gets; it is never deleted (deleting a lock file races with the next process opening it).
 pub fn lock(path: &Path) -> Result<Lock> {
-    use std::io::Write;
-    for _ in 0..2 {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-        {
-            Ok(mut f) => {
-                let _ = write!(f, "{}", std::process::id());
-                let _ = f.sync_all();
-                return Ok(Lock {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = std::fs::read_to_string(path).unwrap_or_default();
-                let pid: Option<u32> = holder.trim().parse().ok();
-                let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-                if alive {
-                    return Err(Error::Usage(format!(
-                        "another rollout (pid {}) holds the lock `{}`; wait for it or, if it is gone, remove the file",
-                        holder.trim(),
-                        path.display()
-                    )));
-                }
-                let _ = std::fs::remove_file(path);
-            }
-            Err(source) => {
-                return Err(Error::Write {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
+    use std::io::{Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(path).unwrap_or_default();
+            let pid = match holder.trim() {
+                "" => String::new(),
+                p => format!(" (pid {p})"),
+            };
+            let dir = path.parent().unwrap_or(Path::new("."));
+            return Err(Error::Usage(format!(
+                "another certs process{pid} holds the lock on the state directory `{}` (`{}`); wait for it to end",
+                dir.display(),
+                path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(Error::Write {
+                path: path.to_path_buf(),
+                source,
+            })
         }
     }
-    Err(Error::Usage(format!(
-        "cannot take the lock `{}`",
-        path.display()
-    )))
+    // Ours now: say who holds it (best effort, the lock is what counts).
+    let _ = file
+        .set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| write!(file, "{}", std::process::id()));
+    Ok(Lock { _file: file })
 }
 
-/// Held while a rollout runs; removed on drop.
+/// Held while a rollout runs; the lock goes with the file descriptor.
 #[derive(Debug)]
 pub struct Lock {
-    path: PathBuf,
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+    _file: std::fs::File,
 }
 
 /// Proves `dir` writable by creating and removing a file in it (creating `dir` if missing), and
@@ -449,22 +503,67 @@ mod tests {
     }
 
     #[test]
-    fn lock_is_exclusive_and_stale_locks_are_taken_over() {
+    fn lock_is_exclusive_and_a_dead_holders_file_is_no_lock() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lock");
         let held = lock(&path).unwrap();
+        // Another open file description is another holder, even in this process.
         let err = lock(&path).unwrap_err().to_string();
         assert!(err.contains(&std::process::id().to_string()), "{err}");
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
         drop(held);
-        assert!(!path.exists());
-        // A lock left by a process that is gone (pid far above pid_max) is taken over.
-        std::fs::write(&path, "999999999").unwrap();
+        // The file stays; it is free again.
+        assert!(path.exists());
         let again = lock(&path).unwrap();
+        drop(again);
+        // A file left by a process that is gone is no lock at all.
+        std::fs::write(&path, "999999999").unwrap();
+        let taken = lock(&path).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             std::process::id().to_string()
         );
-        drop(again);
+        drop(taken);
+    }
+
+    #[test]
+    fn a_new_file_takes_the_owner_and_group_it_is_given() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apiserver.crt");
+        let me = owner(dir.path()).unwrap();
+        // Asking for what the file already has needs no privilege.
+        write_synced_as(&path, b"x", 0o640, Some(me)).unwrap();
+        let m = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.permissions().mode() & 0o7777),
+            (me.0, me.1, 0o640)
+        );
+        if me.0 != 0 {
+            // Not root: another group than ours is refused, never silently dropped.
+            assert!(write_synced_as(&path, b"x", 0o640, Some((me.0, 1234))).is_err());
+            return;
+        }
+        write_synced_as(&path, b"y", 0o640, Some((1235, 1234))).unwrap();
+        let m = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.permissions().mode() & 0o7777),
+            (1235, 1234, 0o640)
+        );
+    }
+
+    #[test]
+    fn a_move_stays_on_the_file_system_and_creates_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("manifests/etcd.yaml");
+        let to = dir.path().join("manifests.certs-parked/etcd.yaml");
+        std::fs::create_dir(from.parent().unwrap()).unwrap();
+        std::fs::write(&from, "kind: Pod\n").unwrap();
+        move_synced(&from, &to).unwrap();
+        assert!(!from.exists());
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "kind: Pod\n");
+        let err = move_synced(&from, &to).unwrap_err().to_string();
+        assert!(err.contains("etcd.yaml"), "{err}");
     }
 
     #[test]

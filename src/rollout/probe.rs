@@ -1,7 +1,7 @@
 //! The real restarter (systemd, static pods, commands) and the real health prober (a rustls
 //! probe that proves the endpoint serves the expected serial, plus its health path).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::exec::{Prober, Restarter};
@@ -11,10 +11,27 @@ use crate::sys::tls::{self, ProbeOptions, Trust as Trust2};
 
 pub struct SystemRestarter {
     pub timeout: Duration,
-    /// Where static pod manifests wait while parked (outside the manifests directory).
-    pub park_dir: PathBuf,
     /// Longer than the kubelet's 20 s file check, so the pod is really stopped.
     pub park_for: Duration,
+}
+
+/// Where a static pod manifest waits while parked: a directory beside the manifests directory
+/// (`/etc/kubernetes/manifests/etcd.yaml` → `/etc/kubernetes/manifests.certs-parked/etcd.yaml`),
+/// so parking is a rename on the same file system, never a copy, and a crash leaves the manifest
+/// in one of two known places. Not inside the manifests directory: the kubelet reads every file
+/// there.
+pub fn parked_path(manifest: &Path) -> PathBuf {
+    let name = manifest.file_name().unwrap_or(manifest.as_os_str());
+    let parent = manifest.parent().unwrap_or(Path::new(""));
+    let dir = match parent.file_name() {
+        Some(d) => {
+            let mut d = d.to_os_string();
+            d.push(".certs-parked");
+            parent.with_file_name(d)
+        }
+        None => parent.join(".certs-parked"),
+    };
+    dir.join(name)
 }
 
 impl Restarter for SystemRestarter {
@@ -38,16 +55,18 @@ impl Restarter for SystemRestarter {
                 ))
             }
             Restart::StaticPod(manifest) => {
-                let name = manifest
-                    .file_name()
-                    .ok_or("manifest path has no file name")?;
-                std::fs::create_dir_all(&self.park_dir)
-                    .map_err(|e| format!("cannot create {}: {e}", self.park_dir.display()))?;
-                let parked = self.park_dir.join(name);
-                std::fs::rename(manifest, &parked)
-                    .map_err(|e| format!("cannot park {}: {e}", manifest.display()))?;
+                if manifest.file_name().is_none() {
+                    return Err(format!("{}: no file name", manifest.display()));
+                }
+                let parked = parked_path(manifest);
+                // Already parked (a run stopped while parked, not put back yet): just wait.
+                let already = !manifest.exists() && parked.exists();
+                if !already {
+                    crate::sys::fs::move_synced(manifest, &parked)
+                        .map_err(|e| format!("cannot park {}: {e}", manifest.display()))?;
+                }
                 std::thread::sleep(self.park_for);
-                std::fs::rename(&parked, manifest).map_err(|e| {
+                crate::sys::fs::move_synced(&parked, manifest).map_err(|e| {
                     format!(
                         "cannot put {} back from {}: {e} — move it back by hand",
                         manifest.display(),
@@ -160,14 +179,16 @@ mod tests {
         std::fs::create_dir(&manifests).unwrap();
         let manifest = manifests.join("etcd.yaml");
         std::fs::write(&manifest, "kind: Pod\n").unwrap();
-        let park_dir = dir.path().join("parked");
-        // While parked, the manifest must be gone from the kubelet's directory.
+        let parked = dir.path().join("manifests.certs-parked/etcd.yaml");
+        assert_eq!(parked_path(&manifest), parked);
+        // While parked, the manifest must be gone from the kubelet's directory and waiting
+        // beside it.
         let watcher = {
-            let manifest = manifest.clone();
+            let (manifest, parked) = (manifest.clone(), parked.clone());
             std::thread::spawn(move || {
                 let t = std::time::Instant::now();
                 while t.elapsed() < Duration::from_secs(2) {
-                    if !manifest.exists() {
+                    if !manifest.exists() && parked.exists() {
                         return true;
                     }
                     std::thread::sleep(Duration::from_millis(5));
@@ -177,20 +198,60 @@ mod tests {
         };
         let r = SystemRestarter {
             timeout: Duration::from_secs(5),
-            park_dir: park_dir.clone(),
             park_for: Duration::from_millis(300),
         };
+        let t = std::time::Instant::now();
         r.restart(&Restart::StaticPod(manifest.clone())).unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "parked too briefly"
+        );
         assert!(watcher.join().unwrap(), "the manifest was never moved out");
         assert_eq!(std::fs::read_to_string(&manifest).unwrap(), "kind: Pod\n");
-        assert!(!park_dir.join("etcd.yaml").exists());
+        assert!(!parked.exists());
+        // Nothing was left inside the manifests directory.
+        assert_eq!(std::fs::read_dir(&manifests).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_manifest_left_parked_is_put_back_by_the_next_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("manifests/kube-apiserver.yaml");
+        let parked = parked_path(&manifest);
+        std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+        std::fs::create_dir_all(parked.parent().unwrap()).unwrap();
+        std::fs::write(&parked, "kind: Pod\n").unwrap();
+        let r = SystemRestarter {
+            timeout: Duration::from_secs(5),
+            park_for: Duration::ZERO,
+        };
+        r.restart(&Restart::StaticPod(manifest.clone())).unwrap();
+        assert_eq!(std::fs::read_to_string(&manifest).unwrap(), "kind: Pod\n");
+        assert!(!parked.exists());
+    }
+
+    #[test]
+    fn parked_paths_are_siblings_of_the_manifests_directory() {
+        assert_eq!(
+            parked_path(Path::new("/etc/kubernetes/manifests/etcd.yaml")),
+            Path::new("/etc/kubernetes/manifests.certs-parked/etcd.yaml")
+        );
+        assert_eq!(
+            parked_path(Path::new(
+                "/mnt/node/etc/kubernetes/manifests/kube-apiserver.yaml"
+            )),
+            Path::new("/mnt/node/etc/kubernetes/manifests.certs-parked/kube-apiserver.yaml")
+        );
+        assert_eq!(
+            parked_path(Path::new("/etcd.yaml")),
+            Path::new("/.certs-parked/etcd.yaml")
+        );
     }
 
     #[test]
     fn a_failing_command_says_why() {
         let r = SystemRestarter {
             timeout: Duration::from_secs(5),
-            park_dir: "/nonexistent".into(),
             park_for: Duration::ZERO,
         };
         let err = r

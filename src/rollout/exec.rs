@@ -164,11 +164,32 @@ impl Executor<'_> {
     pub fn resume(&mut self) -> Result<Ended> {
         let mut j = Journal::load(&self.state_dir)?
             .ok_or_else(|| Error::Usage("no rollout recorded to resume".into()))?;
+        let stuck = self.unpark(&mut j)?;
+        if !stuck.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}; then run `certs rollout resume` again",
+                stuck.join("; ")
+            )));
+        }
         if j.outcome != Outcome::Running {
             return Err(Error::Usage(format!(
                 "the recorded rollout is not interrupted (it ended: {:?}); nothing to resume",
                 j.outcome
             )));
+        }
+        // Stopped while rolling a step back: finish that rollback, never run the step forward.
+        if let Some(i) = j.steps.iter().position(|s| *s == StepState::Failed) {
+            let step = j.plan.steps[i].clone();
+            let reason = j
+                .failure(&step.component)
+                .unwrap_or("failed before the rollout was interrupted")
+                .to_string();
+            j.note(
+                (self.now)(),
+                format!("resumed: finishing the rollback of {}", step.component),
+            );
+            self.save(&j)?;
+            return self.restore_step(&mut j, i, &step, &reason);
         }
         let first = j
             .steps
@@ -178,6 +199,53 @@ impl Executor<'_> {
         j.note((self.now)(), format!("resumed at step {}", first + 1));
         self.save(&j)?;
         self.run_from(&mut j, first)
+    }
+
+    /// A run stopped while a static pod was parked (its manifest beside the manifests directory,
+    /// not in it): put every such manifest back before anything else, with a journal note and
+    /// an event. Returns what could not be put back, each with what to do by hand.
+    fn unpark(&mut self, j: &mut Journal) -> Result<Vec<String>> {
+        let mut stuck = Vec::new();
+        let mut moved = false;
+        for step in &j.plan.steps.clone() {
+            let Some(Restart::StaticPod(manifest)) = &step.restart else {
+                continue;
+            };
+            let parked = super::probe::parked_path(manifest);
+            let missing = matches!(std::fs::symlink_metadata(manifest),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+            if !missing || !parked.is_file() {
+                continue;
+            }
+            let t = Instant::now();
+            let what = format!(
+                "{} parked at {} when the rollout stopped",
+                manifest.display(),
+                parked.display()
+            );
+            self.event(&step.component, "unpark", "start", t, Some(what.clone()));
+            match crate::sys::fs::move_synced(&parked, manifest) {
+                Ok(()) => {
+                    self.event(&step.component, "unpark", "ok", t, None);
+                    j.note((self.now)(), format!("{}: put back {what}", step.component));
+                    moved = true;
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "cannot put back {what}: {e}; move it back by hand (`mv {} {}`)",
+                        parked.display(),
+                        manifest.display()
+                    );
+                    self.event(&step.component, "unpark", "failed", t, Some(msg.clone()));
+                    j.note((self.now)(), format!("{}: {msg}", step.component));
+                    stuck.push(msg);
+                }
+            }
+        }
+        if moved || !stuck.is_empty() {
+            self.save(j)?;
+        }
+        Ok(stuck)
     }
 
     fn run_from(&mut self, j: &mut Journal, first: usize) -> Result<Ended> {
@@ -250,26 +318,30 @@ impl Executor<'_> {
             if current_sha(&f.target).as_deref() == Some(want.as_str()) {
                 continue;
             }
-            let (bytes, mode) = if to_new {
+            let recorded = backup.iter().find(|b| b.target == f.target);
+            let recorded_owner = recorded.and_then(|b| b.uid.zip(b.gid));
+            // The new file: the bundle's mode, the owner and group of the file it replaces (the
+            // recorded ones if the target is gone). The old one: everything as recorded.
+            let (bytes, mode, owner) = if to_new {
                 (
                     std::fs::read(&f.source)
                         .map_err(|e| format!("cannot read `{}`: {e}", f.source.display()))?,
                     f.mode,
+                    crate::sys::fs::owner(&f.target).or(recorded_owner),
                 )
             } else {
-                let b = backup
-                    .iter()
-                    .find(|b| b.target == f.target)
-                    .ok_or_else(|| format!("no backup of `{}`", f.target.display()))?;
+                let b = recorded.ok_or_else(|| format!("no backup of `{}`", f.target.display()))?;
                 (
                     std::fs::read(&b.file)
                         .map_err(|e| format!("cannot read backup `{}`: {e}", b.file.display()))?,
                     b.mode,
+                    recorded_owner,
                 )
             };
             let tmp = crate::sys::fs::temp_beside(&f.target);
             (self.fault)(&format!("stage {}", f.target.display()))?;
-            crate::sys::fs::write_synced(&tmp, &bytes, mode).map_err(|e| e.to_string())?;
+            crate::sys::fs::write_synced_as(&tmp, &bytes, mode, owner)
+                .map_err(|e| e.to_string())?;
             staged.push((tmp, f.target.clone()));
         }
         // All temps are written: the renames follow back to back, so a certificate and its key
@@ -341,9 +413,21 @@ impl Executor<'_> {
         j.steps[i] = StepState::Failed;
         j.note(
             (self.now)(),
-            format!("{}: failed: {reason}", step.component),
+            format!("{}{reason}", failed_prefix(&step.component)),
         );
         self.save(j)?;
+        self.restore_step(j, i, step, reason)
+    }
+
+    /// The rollback of a failed step (recorded `Failed`): files restored, restarted on them,
+    /// healthy on the old certificate; the rollout ends there.
+    fn restore_step(
+        &mut self,
+        j: &mut Journal,
+        i: usize,
+        step: &Step,
+        reason: &str,
+    ) -> Result<Ended> {
         let plan = j.plan.clone();
         let mut errors = Vec::new();
         let t = Instant::now();
@@ -425,8 +509,8 @@ impl Executor<'_> {
                 )));
             }
         }
+        let mut errors = self.unpark(&mut j)?;
         let plan = j.plan.clone();
-        let mut errors = Vec::new();
         let mut touched = Vec::new();
         for (i, step) in plan.steps.iter().enumerate() {
             let changed = step.files.iter().any(|&f| {
@@ -552,6 +636,11 @@ impl Executor<'_> {
             found: e.to_string(),
         })
     }
+}
+
+/// How the journal notes a step's failure; [`Journal::failure`] reads the reason back.
+pub(super) fn failed_prefix(component: &str) -> String {
+    format!("{component}: failed: ")
 }
 
 /// After a swap: every certificate of the step must pair with the private key of the step (if
@@ -816,5 +905,267 @@ mod tests {
         assert!(ended.unwrap_err().to_string().contains("changed since"));
         assert_eq!(calls, 0);
         assert!(!state.exists());
+    }
+
+    struct FnRestarter<F>(F);
+    impl<F: Fn(&Restart) -> std::result::Result<(), String>> Restarter for FnRestarter<F> {
+        fn restart(&self, r: &Restart) -> std::result::Result<(), String> {
+            (self.0)(r)
+        }
+    }
+    struct FnProber<F>(F);
+    impl<F: Fn(&Gate, Option<&str>) -> std::result::Result<(), String>> Prober for FnProber<F> {
+        fn check(&self, g: &Gate, serial: Option<&str>) -> std::result::Result<(), String> {
+            (self.0)(g, serial)
+        }
+    }
+
+    /// Runs `f` on an executor over `state` with these side effects; returns its result and
+    /// the events.
+    fn with<T>(
+        state: &Path,
+        restarter: &dyn Restarter,
+        prober: &dyn Prober,
+        f: impl FnOnce(&mut Executor) -> T,
+    ) -> (T, Vec<Event>) {
+        let mut events = Vec::new();
+        let mut sink = |e: &Event| events.push(e.clone());
+        let mut ex = Executor {
+            state_dir: state.to_path_buf(),
+            restarter,
+            prober,
+            timing: Timing {
+                deadline: Duration::from_millis(50),
+                interval: Duration::from_millis(10),
+            },
+            now: &|| 1_800_000_000,
+            on_event: &mut sink,
+            fault: &|_| Ok(()),
+        };
+        let out = f(&mut ex);
+        (out, events)
+    }
+
+    /// The process dies inside `f` (a panic stands for SIGKILL: nothing after it runs, the
+    /// journal and the files stay as they were at that instant).
+    fn killed_during(f: impl FnOnce()) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        assert!(r.is_err(), "expected the simulated crash");
+    }
+
+    fn is_root() -> bool {
+        crate::sys::fs::owner(Path::new("/proc/self")).is_some_and(|(uid, _)| uid == 0)
+    }
+
+    fn meta(p: &Path) -> (u32, u32, u32) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    }
+
+    #[test]
+    fn owner_group_and_mode_survive_the_swap_and_the_rollback() {
+        use std::os::unix::fs::PermissionsExt;
+        if !is_root() {
+            eprintln!("skipped: giving files another owner needs root");
+            return;
+        }
+        let (dir, mut plan) = tree();
+        let (a, b) = (plan.files[0].target.clone(), plan.files[2].target.clone());
+        // A 0640 file readable by a group (root:1234), and a 0644 one owned by a service user
+        // (1235:1236) that the bundle installs 0600.
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::chown(&a, Some(0), Some(1234)).unwrap();
+        plan.files[0].mode = 0o640;
+        std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::chown(&b, Some(1235), Some(1236)).unwrap();
+        plan.files[2].mode = 0o600;
+        let state = dir.path().join("state");
+        assert_eq!(run(&plan, &state, true, None).0.unwrap(), Ended::Done);
+        assert_eq!(current_sha(&a).unwrap(), plan.files[0].new_sha256);
+        assert_eq!(meta(&a), (0, 1234, 0o640));
+        assert_eq!(
+            meta(&b),
+            (1235, 1236, 0o600),
+            "owner kept, the bundle's mode"
+        );
+        assert!(matches!(rollback(&state), Ended::RolledBack { .. }));
+        assert_eq!(current_sha(&a).unwrap(), plan.files[0].old_sha256);
+        assert_eq!(current_sha(&b).unwrap(), plan.files[2].old_sha256);
+        assert_eq!(meta(&a), (0, 1234, 0o640));
+        assert_eq!(meta(&b), (1235, 1236, 0o644), "the recorded owner and mode");
+    }
+
+    /// `tree()` with the first component a static pod, and the run killed while its manifest
+    /// is parked (moved out by the restart that never finished).
+    fn killed_while_parked() -> (tempfile::TempDir, Plan, PathBuf, Vec<u8>) {
+        let (dir, mut plan) = tree();
+        let manifest = dir.path().join("etc/kubernetes/manifests/etcd.yaml");
+        std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+        let bytes = b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n".to_vec();
+        std::fs::write(&manifest, &bytes).unwrap();
+        plan.steps[0].restart = Some(Restart::StaticPod(manifest.clone()));
+        let state = dir.path().join("state");
+        let park = FnRestarter(|r: &Restart| {
+            if let Restart::StaticPod(m) = r {
+                crate::sys::fs::move_synced(m, &super::super::probe::parked_path(m)).unwrap();
+            }
+            panic!("killed while the manifest is parked");
+        });
+        let ok = FnProber(|_: &Gate, _: Option<&str>| Ok(()));
+        killed_during(|| {
+            let _ = with(&state, &park, &ok, |ex| ex.apply(&plan));
+        });
+        let j = Journal::load(&state).unwrap().unwrap();
+        assert_eq!(j.outcome, Outcome::Running);
+        assert_eq!(j.steps[0], StepState::Restarting);
+        assert!(!manifest.exists());
+        assert!(super::super::probe::parked_path(&manifest).exists());
+        (dir, plan, manifest, bytes)
+    }
+
+    #[test]
+    fn resume_and_rollback_first_put_a_parked_manifest_back() {
+        for finish in ["resume", "rollback"] {
+            let (dir, plan, manifest, bytes) = killed_while_parked();
+            let state = dir.path().join("state");
+            // Every restart afterwards must find the manifest in place.
+            let seen = std::cell::RefCell::new(Vec::new());
+            let restarter = FnRestarter(|_: &Restart| {
+                seen.borrow_mut().push(manifest.exists());
+                Ok(())
+            });
+            let ok = FnProber(|_: &Gate, _: Option<&str>| Ok(()));
+            let (ended, events) = with(&state, &restarter, &ok, |ex| match finish {
+                "resume" => ex.resume(),
+                _ => ex.rollback(None),
+            });
+            let ended = ended.unwrap();
+            assert_eq!(std::fs::read(&manifest).unwrap(), bytes, "{finish}");
+            assert!(!super::super::probe::parked_path(&manifest).exists());
+            assert!(
+                !seen.borrow().is_empty() && seen.borrow().iter().all(|&b| b),
+                "{finish}"
+            );
+            // The move back is the first thing done, evented and noted.
+            assert_eq!(
+                (events[0].action.as_str(), events[0].status),
+                ("unpark", "start"),
+                "{finish}: {events:?}"
+            );
+            assert_eq!(
+                (events[1].action.as_str(), events[1].status),
+                ("unpark", "ok")
+            );
+            let j = Journal::load(&state).unwrap().unwrap();
+            assert!(
+                j.log
+                    .iter()
+                    .any(|e| e.message.starts_with("etcd: put back")),
+                "{:?}",
+                j.log
+            );
+            let want = if finish == "resume" {
+                assert_eq!(ended, Ended::Done);
+                |f: &FileSwap| f.new_sha256.clone()
+            } else {
+                assert!(matches!(ended, Ended::RolledBack { .. }), "{ended:?}");
+                |f: &FileSwap| f.old_sha256.clone()
+            };
+            for f in &plan.files {
+                assert_eq!(current_sha(&f.target).unwrap(), want(f), "{finish}");
+            }
+        }
+    }
+
+    #[test]
+    fn resume_after_a_crash_during_a_rollback_finishes_the_rollback() {
+        let (dir, mut plan) = tree();
+        plan.files[0].old_serial = Some("01".into());
+        plan.files[0].new_serial = Some("02".into());
+        plan.steps[0].gates[0].serves = Some(0);
+        let state = dir.path().join("state");
+        // etcd never becomes healthy on the new certificate; the run dies in the rollback's
+        // restart, after the step was recorded Failed.
+        let calls = Cell::new(0);
+        let dies_second_time = FnRestarter(|_: &Restart| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 2 {
+                panic!("killed during the rollback");
+            }
+            Ok(())
+        });
+        let old_only = FnProber(|_: &Gate, serial: Option<&str>| match serial {
+            Some("01") => Ok(()),
+            other => Err(format!("serves serial 01, expected {other:?}")),
+        });
+        killed_during(|| {
+            let _ = with(&state, &dies_second_time, &old_only, |ex| ex.apply(&plan));
+        });
+        let j = Journal::load(&state).unwrap().unwrap();
+        assert_eq!(
+            (j.outcome, j.steps[0]),
+            (Outcome::Running, StepState::Failed)
+        );
+        // As if the restore was cut short too: the key is the new one again.
+        std::fs::copy(&plan.files[1].source, &plan.files[1].target).unwrap();
+
+        let restarts = Cell::new(0);
+        let restarter = FnRestarter(|_: &Restart| {
+            restarts.set(restarts.get() + 1);
+            Ok(())
+        });
+        let asked = std::cell::RefCell::new(Vec::new());
+        let prober = FnProber(|_: &Gate, serial: Option<&str>| {
+            asked.borrow_mut().push(serial.map(String::from));
+            match serial {
+                Some("01") => Ok(()),
+                _ => Err("not the old serial".into()),
+            }
+        });
+        let (ended, _) = with(&state, &restarter, &prober, |ex| ex.resume());
+        match ended.unwrap() {
+            Ended::RolledBack { component, reason } => {
+                assert_eq!(component, "etcd");
+                assert!(reason.contains("not healthy on the new"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Restored, restarted once, gated on the old serial only; nothing ran forward.
+        for f in &plan.files {
+            assert_eq!(current_sha(&f.target).unwrap(), f.old_sha256);
+        }
+        assert_eq!(restarts.get(), 1);
+        assert_eq!(*asked.borrow(), vec![Some("01".to_string())]);
+        let j = Journal::load(&state).unwrap().unwrap();
+        assert_eq!(j.outcome, Outcome::RolledBack);
+        assert_eq!(j.steps, vec![StepState::RolledBack, StepState::Pending]);
+    }
+
+    #[test]
+    fn resume_after_a_failed_rollback_that_cannot_be_proven_ends_rollback_failed() {
+        let (dir, plan) = tree();
+        let state = dir.path().join("state");
+        let calls = Cell::new(0);
+        let dies_second_time = FnRestarter(|_: &Restart| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 2 {
+                panic!("killed during the rollback");
+            }
+            Ok(())
+        });
+        let down = FnProber(|_: &Gate, _: Option<&str>| Err("refused".into()));
+        killed_during(|| {
+            let _ = with(&state, &dies_second_time, &down, |ex| ex.apply(&plan));
+        });
+        let ok = FnRestarter(|_: &Restart| Ok(()));
+        let (ended, _) = with(&state, &ok, &down, |ex| ex.resume());
+        assert!(
+            matches!(&ended, Ok(Ended::RollbackFailed { component, .. }) if component == "etcd"),
+            "{ended:?}"
+        );
+        for f in &plan.files {
+            assert_eq!(current_sha(&f.target).unwrap(), f.old_sha256);
+        }
     }
 }

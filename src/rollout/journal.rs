@@ -85,6 +85,15 @@ impl Journal {
         crate::sys::fs::write_atomic(&path(state_dir), &bytes, 0o600)
     }
 
+    /// Why `component` failed, as noted when it did (the last such note).
+    pub fn failure(&self, component: &str) -> Option<&str> {
+        let prefix = super::exec::failed_prefix(component);
+        self.log
+            .iter()
+            .rev()
+            .find_map(|e| e.message.strip_prefix(&prefix))
+    }
+
     pub fn note(&mut self, now: i64, message: String) {
         self.log.push(Entry {
             time: crate::duration::rfc3339(now),

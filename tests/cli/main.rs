@@ -6,4 +6,5 @@ mod inspect;
 mod preflight;
 mod reissue;
 mod rollout;
+mod rollout_safety;
 mod util;

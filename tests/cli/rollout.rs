@@ -279,8 +279,10 @@ fn a_member_left_down_is_rolled_back_and_the_rollout_stops() {
 }
 
 #[test]
-fn a_certificate_the_member_cannot_use_is_rolled_back() {
-    // Member 2's new certificate lacks its own address: etcd starts, but no client can verify it.
+fn a_certificate_the_gate_could_never_see_is_refused_before_anything_changes() {
+    // Member 2's new certificate lacks its own address: its gate could never verify it. Before
+    // the rollout read the node, this was found after the swap and restart; now the plan is
+    // refused (exit 2) with the certificate's SANs, and nothing is touched.
     let setup = setup(&[]);
     let bad = setup.bundle.parent().unwrap().join("bad");
     let run = certs([
@@ -312,33 +314,40 @@ fn a_certificate_the_member_cannot_use_is_rolled_back() {
         serde_json::to_vec_pretty(&manifest).unwrap(),
     )
     .unwrap();
-    let profile = profile(&setup, &|n| setup.cluster.restart_cmd(n));
-    let old2 = file_serial(&setup.pki.join("member-etcd2.pem"));
-    let run = apply(&setup, &profile, &["--health-timeout", "15s", "-o", "json"]);
-    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("127.0.0.12"), "{}", run.stdout);
-    // -o json: one JSON object per line, for automation.
-    let events: Vec<Value> = run
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    assert!(events
-        .iter()
-        .any(|e| e["component"] == "etcd-2" && e["action"] == "health" && e["status"] == "failed"));
-    assert!(events
-        .iter()
-        .any(|e| e["component"] == "etcd-2" && e["action"] == "rollback" && e["status"] == "ok"));
-    assert!(events
-        .iter()
-        .all(|e| e["elapsed_ms"].is_u64() || e.get("result").is_some()));
+    let marker = setup.bundle.parent().unwrap().join("restarted");
+    let profile = profile(&setup, &|_| format!("touch {}", s(&marker)));
+    let before = tree_digest(&setup.pki);
+    let old2 = setup.cluster.served_serial(2);
+    for extra in [&["--dry-run"][..], &[]] {
+        let run = apply(&setup, &profile, extra);
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        let problems: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("certs: error:"))
+            .collect();
+        assert_eq!(problems.len(), 1, "{}", run.stderr);
+        assert!(
+            problems[0].contains("etcd-2: gate https://127.0.0.12:2379")
+                && problems[0].contains("does not cover 127.0.0.12")
+                && problems[0].contains("IP:127.0.0.13"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    }
+    let plan = certs([
+        "rollout",
+        "plan",
+        &s(&setup.bundle),
+        "--profile",
+        &s(&profile),
+    ]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    assert_eq!(before, tree_digest(&setup.pki), "the node changed");
+    assert!(!marker.exists(), "a restart command ran");
+    assert!(!setup.state.exists(), "the state dir was created");
     assert_eq!(setup.cluster.served_serial(2), old2);
-    assert!(setup
-        .cluster
-        .etcdctl(&["endpoint", "health"])
-        .status
-        .success());
-    consistent(&setup);
 }
 
 #[test]

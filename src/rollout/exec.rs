@@ -750,7 +750,10 @@ mod tests {
             kind: name.into(),
             restart: Some(Restart::Command("true".into())),
             files,
+            reads: vec![],
             gates: vec![gate.clone()],
+            note: None,
+            from: "test".into(),
         };
         let plan = Plan {
             bundle,

@@ -223,62 +223,6 @@ impl Profile {
             }
         }
     }
-
-    /// `--restart-cmd NAME=CMD`
-    pub fn set_restart(&mut self, spec: &str) -> Result<(), String> {
-        let (name, cmd) = split_override(spec, "--restart-cmd")?;
-        self.component_mut(name)?.restart = Restart::Command(cmd.to_string());
-        Ok(())
-    }
-
-    /// `--health NAME=https://host:port[/path]`
-    pub fn set_health(&mut self, spec: &str) -> Result<(), String> {
-        let (name, url) = split_override(spec, "--health")?;
-        let rest = url
-            .strip_prefix("https://")
-            .ok_or_else(|| format!("--health {name}: expected an https:// URL, found `{url}`"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], Some(rest[i..].to_string()).filter(|p| p != "/")),
-            None => (rest, None),
-        };
-        let component = self.component_mut(name)?;
-        let template = component.health.first().cloned();
-        let mut h = template.unwrap_or(Health {
-            url: String::new(),
-            path: None,
-            expect: None,
-            ca: None,
-            client_cert: None,
-            client_key: None,
-            serves: None,
-        });
-        h.url = format!("https://{authority}");
-        h.path = path;
-        if h.path.is_none() {
-            h.expect = None;
-        }
-        component.health = vec![h];
-        Ok(())
-    }
-
-    fn component_mut(&mut self, name: &str) -> Result<&mut Component, String> {
-        let names: Vec<String> = self.components.iter().map(|c| c.name.clone()).collect();
-        self.components
-            .iter_mut()
-            .find(|c| c.name == name)
-            .ok_or_else(|| {
-                format!(
-                    "expected a component of the profile ({}), found `{name}`",
-                    names.join(", ")
-                )
-            })
-    }
-}
-
-fn split_override<'a>(spec: &'a str, flag: &str) -> Result<(&'a str, &'a str), String> {
-    spec.split_once('=')
-        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
-        .ok_or_else(|| format!("{flag}: expected NAME=VALUE, found `{spec}`"))
 }
 
 #[cfg(test)]
@@ -286,26 +230,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtins_parse_and_overrides_apply() {
+    fn builtins_parse_reroot_and_detect() {
         for (name, _) in BUILTIN {
             let p = builtin(name).unwrap();
             assert_eq!(p.components[0].kind, "etcd", "{name}: etcd first");
         }
-        let mut p = builtin("kubeadm").unwrap();
-        p.set_restart("etcd=systemctl restart etcd").unwrap();
-        assert_eq!(
-            p.components[0].restart,
-            Restart::Command("systemctl restart etcd".into())
-        );
-        p.set_health("kube-apiserver=https://10.0.0.1:6443/livez")
-            .unwrap();
-        assert_eq!(p.components[1].health[0].url, "https://10.0.0.1:6443");
-        assert_eq!(p.components[1].health[0].path.as_deref(), Some("/livez"));
-        assert!(p
-            .set_restart("nope=x")
-            .unwrap_err()
-            .contains("etcd, kube-apiserver"));
-        assert!(p.set_restart("etcd").is_err());
         let r = builtin("kubeadm").unwrap().rerooted(Path::new("/mnt"));
         assert_eq!(
             r.components[0].restart,

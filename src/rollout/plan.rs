@@ -100,7 +100,9 @@ pub fn parse_url(
             "expected an https:// or http:// URL, found `{url}`"
         ));
     };
-    let target = format!("https://{rest}")
+    // The authority only: a gate's path is kept apart (`Gate::path`).
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let target = format!("https://{authority}")
         .parse::<crate::sys::tls::Target>()
         .map_err(|e| format!("`{url}`: {e}"))?;
     if target.port == 0 {

@@ -176,7 +176,8 @@ pub fn build(
         let mine: Vec<usize> = (0..files.len())
             .filter(|&i| users[i].contains(&c))
             .collect();
-        let forced = overrides.restart.contains(&cand.name);
+        // --restart NAME brings in one component: the node's own before a profile's.
+        let forced = overrides.restart.contains(&cand.name) && !in_plan.contains(&cand.name);
         if mine.is_empty() && !forced {
             continue;
         }
@@ -326,26 +327,40 @@ struct Serving {
     index: Option<usize>,
     path: Option<PathBuf>,
     sans: Vec<String>,
+    /// SANs of the certificate it serves now (what a rollback's gate sees).
+    old_sans: Vec<String>,
 }
 
 fn serving(path: Option<PathBuf>, mine: &[usize], files: &[FileSwap], read: Read) -> Serving {
     let index = path
         .as_ref()
         .and_then(|p| mine.iter().copied().find(|&i| same(&files[i].target, p)));
-    let sans = match (index, &path) {
-        (Some(i), _) => files[i].sans.clone(),
-        (None, Some(p)) => read(p)
-            .and_then(|b| first_cert(&b))
-            .map(|c| sans_of(&c))
-            .unwrap_or_default(),
-        _ => vec![],
+    let old_sans = path
+        .as_ref()
+        .and_then(|p| read(p))
+        .and_then(|b| first_cert(&b))
+        .map(|c| sans_of(&c))
+        .unwrap_or_default();
+    let sans = match index {
+        Some(i) => files[i].sans.clone(),
+        None => old_sans.clone(),
     };
-    Serving { index, path, sans }
+    Serving {
+        index,
+        path,
+        sans,
+        old_sans,
+    }
 }
 
-/// Picks the first host the served certificate covers, loopback first unless `prefer` says.
-fn pick_host(candidates: &[String], sans: &[String]) -> Option<String> {
-    candidates.iter().find(|h| covers(sans, h)).cloned()
+/// Picks the first candidate host that both the new and the current certificate cover (so the
+/// same gate proves the rollout and a rollback), else the first the new one covers.
+fn pick_host(candidates: &[String], serving: &Serving) -> Option<String> {
+    candidates
+        .iter()
+        .find(|h| covers(&serving.sans, h) && covers(&serving.old_sans, h))
+        .or_else(|| candidates.iter().find(|h| covers(&serving.sans, h)))
+        .cloned()
 }
 
 fn url_parts(url: &str) -> Option<(String, String, u16)> {
@@ -609,7 +624,7 @@ fn derive(
                 };
             }
             let hosts: Vec<String> = https.iter().map(|(h, _)| h.clone()).collect();
-            let host = pick_host(&hosts, &serving.sans).unwrap_or_else(|| hosts[0].clone());
+            let host = pick_host(&hosts, &serving).unwrap_or_else(|| hosts[0].clone());
             let port = https
                 .iter()
                 .find(|(h, _)| *h == host)
@@ -661,7 +676,7 @@ fn derive(
                 hosts.extend(c.get("advertise-address").map(str::to_string));
                 hosts.extend(["127.0.0.1".to_string(), "localhost".to_string()]);
             }
-            let host = pick_host(&hosts, &serving.sans).unwrap_or_else(|| hosts[0].clone());
+            let host = pick_host(&hosts, &serving).unwrap_or_else(|| hosts[0].clone());
             let trust = match serving.path {
                 Some(_) => ca_for(&serving, path("client-ca-file")).unwrap_or(Trust::SelfSigned),
                 None => Trust::SelfSigned,

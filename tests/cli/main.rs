@@ -6,5 +6,6 @@ mod inspect;
 mod preflight;
 mod reissue;
 mod rollout;
+mod rollout_plan;
 mod rollout_safety;
 mod util;

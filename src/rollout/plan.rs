@@ -249,7 +249,7 @@ impl Plan {
                     .as_ref()
                     .map(|c| format!(", presenting {}", c.cert.display()))
                     .unwrap_or_default();
-                let unproven = if g.serves.is_none() && !matches!(g.trust, Trust::Plain) {
+                let unproven = if g.serves.is_none() && matches!(g.trust, Trust::Ca(_)) {
                     ", serving certificate unchanged: health only"
                 } else {
                     ""

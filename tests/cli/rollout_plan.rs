@@ -399,3 +399,48 @@ fn a_flat_directory_with_gates_that_cannot_pass_is_refused_and_untouched() {
     );
     assert!(!marker.exists() && !state.exists());
 }
+
+#[test]
+fn kubeadm_node_static_pods_with_their_own_gates() {
+    let dir = fixture("kubeadm");
+    let root = dir.path();
+    let (bin, _) = fake_systemctl(&root.join("tools"));
+    let pki = root.join("etc/kubernetes/pki");
+    let bundle = root.join("bundle");
+    reissue(
+        &[
+            pki.join("apiserver.crt"),
+            pki.join("etcd/server.crt"),
+            root.join("etc/kubernetes/controller-manager.conf"),
+        ],
+        &["--add-san", "10.21.22.100"],
+        &bundle,
+    );
+    let plan = plan_json(&bundle, root, &bin, &[]);
+    let manifest = |n: &str| s(&root.join("etc/kubernetes/manifests").join(n));
+    let etcd = step(&plan, "etcd");
+    assert_eq!(etcd["restart"]["static-pod"], manifest("etcd.yaml"));
+    assert_eq!(etcd["gates"][0]["url"], "https://127.0.0.1:2379");
+    assert_eq!(
+        etcd["gates"][0]["client"]["cert"],
+        s(&pki.join("etcd/healthcheck-client.crt"))
+    );
+    assert_eq!(etcd["gates"][0]["trust"]["ca"], s(&pki.join("etcd/ca.crt")));
+    let api = step(&plan, "kube-apiserver");
+    assert_eq!(
+        api["restart"]["static-pod"],
+        manifest("kube-apiserver.yaml")
+    );
+    // The advertise address, which the old and the new certificate both cover.
+    assert_eq!(api["gates"][0]["url"], "https://10.21.22.73:6443");
+    // The controller-manager restarts because its kubeconfig changed; it serves a certificate
+    // it made itself, so its gate is liveness on loopback, and the plan says so.
+    let kcm = step(&plan, "kube-controller-manager");
+    assert_eq!(
+        kcm["restart"]["static-pod"],
+        manifest("kube-controller-manager.yaml")
+    );
+    assert_eq!(kcm["gates"][0]["url"], "https://127.0.0.1:10257");
+    assert_eq!(kcm["gates"][0]["trust"], "self-signed");
+    assert!(kcm["gates"][0]["serves"].is_null());
+}

@@ -19,6 +19,23 @@
 //! next to one `start-N.sh` / `stop-N.sh` / `restart-N.sh` per member. No etcd outlives the test
 //! run: [`Drop`] stops every member, and each start also leaves a watchdog that kills its member
 //! once the test process is gone (killed runs included).
+//!
+//! **Node roots.** [`EtcdCluster::start`] passes each member the flags member.sh knows, with the
+//! certificates of one shared directory. [`EtcdCluster::start_nodes`] instead gives member `n`
+//! a node root `<work>/nodeN`: a fake `/` of a node, written by [`write_node_root`], holding
+//! `etc/systemd/system/etcd.service`, `etc/ssl/etcd/ssl/` (copies of `ca.pem`, `ca-key.pem`,
+//! `member-etcdN.pem` / `-key.pem`, `admin-etcd1.pem` / `-key.pem`; keys 0600) and, per
+//! [`Form`], either every setting as a `--flag=value` of the unit's `ExecStart=` (binary /
+//! kubeasz) or `EnvironmentFile=/etc/etcd.env` with `ETCD_*` variables and a bare
+//! `ExecStart=` (kubespray). The files say what a real node's would (`/etc/ssl/etcd/ssl/…`,
+//! `/var/lib/etcd`), and **the member is launched from them**: member.sh reads the unit (joining
+//! `\` continuations; the last `ExecStart=`, every `EnvironmentFile=`), reads the environment
+//! files, and runs the command with those variables in a clean environment (PATH added, as
+//! systemd does), **the only change being that absolute paths under `/etc/` and `/var/` get the
+//! node root in front** (see member.sh for the exact rule). Editing a node's files and restarting
+//! its member is therefore what editing a real node and `systemctl restart etcd` would do; a
+//! tool given `--root <node root>` reads exactly what the member runs with. Each node also gets
+//! a fake `systemctl` ([`EtcdCluster::fake_bin`]) whose `restart etcd` restarts its member.
 
 use std::fs;
 use std::net::TcpListener;
@@ -143,6 +160,198 @@ fn wait_ports_free() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Node roots
+// ---------------------------------------------------------------------------------------------
+
+/// Where a node keeps its etcd certificates, relative to its root.
+pub const NODE_PKI: &str = "etc/ssl/etcd/ssl";
+/// The systemd unit of etcd, relative to a node root.
+pub const UNIT: &str = "etc/systemd/system/etcd.service";
+/// The environment file of a [`Form::Env`] node, relative to its root.
+pub const ENV_FILE: &str = "etc/etcd.env";
+
+/// How a node root's `etcd.service` gives etcd its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// Binary / kubeasz style: every setting is a `--flag=value` of `ExecStart=`.
+    Flags,
+    /// kubespray style: `EnvironmentFile=/etc/etcd.env` of `ETCD_*` variables and a bare
+    /// `ExecStart=`.
+    Env,
+}
+
+/// `etcd1=https://127.0.0.11:2380,…`.
+fn initial_cluster() -> String {
+    (1..=MEMBERS)
+        .map(|n| format!("etcd{n}=https://{}:{PEER_PORT}", ip(n)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The etcd binary, as a unit names it: the first `etcd` on PATH (`/usr/bin/etcd` from the
+/// Debian package).
+fn etcd_binary() -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("etcd"))
+        .find(|p| p.is_file())
+        .expect("etcd is installed (Debian package etcd-server)")
+}
+
+/// The settings of member `n`, as etcd flag names and values with the paths of a real node.
+fn member_settings(n: usize) -> Vec<(&'static str, String)> {
+    let client = format!("https://{}:{CLIENT_PORT}", ip(n));
+    let peer = format!("https://{}:{PEER_PORT}", ip(n));
+    let pki = |file: &str| format!("/{NODE_PKI}/{file}");
+    vec![
+        ("name", format!("etcd{n}")),
+        ("data-dir", "/var/lib/etcd".into()),
+        ("listen-client-urls", client.clone()),
+        ("advertise-client-urls", client),
+        ("listen-peer-urls", peer.clone()),
+        ("initial-advertise-peer-urls", peer),
+        ("initial-cluster", initial_cluster()),
+        ("initial-cluster-state", "new".into()),
+        ("initial-cluster-token", "certs-test".into()),
+        ("cert-file", pki(&format!("member-etcd{n}.pem"))),
+        ("key-file", pki(&format!("member-etcd{n}-key.pem"))),
+        ("trusted-ca-file", pki("ca.pem")),
+        ("client-cert-auth", "true".into()),
+        ("peer-cert-file", pki(&format!("member-etcd{n}.pem"))),
+        ("peer-key-file", pki(&format!("member-etcd{n}-key.pem"))),
+        ("peer-trusted-ca-file", pki("ca.pem")),
+        ("peer-client-cert-auth", "true".into()),
+        ("pre-vote", "true".into()),
+        ("logger", "zap".into()),
+        ("log-outputs", "stderr".into()),
+    ]
+}
+
+/// Writes the node root of member `n` at `root` (a fake `/`, see the module doc), in `form`:
+/// `etc/systemd/system/etcd.service` (and `etc/etcd.env` for [`Form::Env`]) with the paths of a
+/// real node, `etc/ssl/etcd/ssl/` with copies of `pki`'s `ca.pem`, `ca-key.pem`,
+/// `member-etcdN.pem` / `-key.pem` and `admin-etcd1.pem` / `-key.pem` (keys 0600), and an empty
+/// `var/lib/`. Starts nothing: [`EtcdCluster::start_nodes`] calls it for each member, and a
+/// test that needs a node without a running etcd calls it alone.
+pub fn write_node_root(root: &Path, n: usize, form: Form, pki: &Path) {
+    let _ = ip(n);
+    let ssl = root.join(NODE_PKI);
+    fs::create_dir_all(&ssl).unwrap_or_else(|e| panic!("creating {}: {e}", ssl.display()));
+    fs::create_dir_all(root.join("etc/systemd/system")).expect("unit dir");
+    fs::create_dir_all(root.join("var/lib")).expect("var/lib");
+    let member = format!("member-etcd{n}");
+    for stem in ["ca", "admin-etcd1", member.as_str()] {
+        for (file, mode) in [
+            (format!("{stem}.pem"), 0o644),
+            (format!("{stem}-key.pem"), 0o600),
+        ] {
+            let (from, to) = (pki.join(&file), ssl.join(&file));
+            fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+    }
+    let etcd = etcd_binary();
+    let settings = member_settings(n);
+    let head = format!(
+        "[Unit]\n\
+         Description=etcd member etcd{n} (loopback test cluster, tests/cli/etcd.rs)\n\
+         Documentation=https://github.com/etcd-io/etcd\n\
+         After=network.target\n\
+         Wants=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=notify\n"
+    );
+    let tail = "Restart=always\n\
+                RestartSec=5\n\
+                LimitNOFILE=65536\n\
+                \n\
+                [Install]\n\
+                WantedBy=multi-user.target\n";
+    let unit = match form {
+        Form::Flags => {
+            let flags: Vec<String> = settings
+                .iter()
+                .map(|(flag, value)| format!("  --{flag}={value}"))
+                .collect();
+            format!(
+                "{head}ExecStart={} \\\n{}\n{tail}",
+                path_str(&etcd),
+                flags.join(" \\\n")
+            )
+        }
+        Form::Env => {
+            let vars: Vec<String> = settings
+                .iter()
+                .map(|(flag, value)| {
+                    format!("ETCD_{}={value}", flag.to_uppercase().replace('-', "_"))
+                })
+                .collect();
+            let env = format!(
+                "# Environment file for etcd member etcd{n} (loopback test cluster, tests/cli/etcd.rs)\n{}\n",
+                vars.join("\n")
+            );
+            fs::write(root.join(ENV_FILE), env).expect("write etcd.env");
+            format!(
+                "{head}User=root\nEnvironmentFile=/{ENV_FILE}\nExecStart={}\nNotifyAccess=all\n{tail}",
+                path_str(&etcd)
+            )
+        }
+    };
+    fs::write(root.join(UNIT), unit).expect("write etcd.service");
+}
+
+/// The fake `systemctl` of member `n`'s node; see [`EtcdCluster::fake_bin`].
+fn fake_systemctl(n: usize, calls: &Path, member_sh: &Path, conf: &Path, restart: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+# A fake systemctl for the node of member etcd{n} (tests/cli/etcd.rs): the unit etcd
+# (etcd.service) is that member. Every call is logged, one line each, to the calls file.
+printf '%s\n' "$*" >>{calls}
+verb= quiet= units=
+for arg; do
+    case "$arg" in
+    -q | --quiet) quiet=1 ;;
+    -*) ;;
+    *) if [ -z "$verb" ]; then verb=$arg; else units="$units $arg"; fi ;;
+    esac
+done
+not_found() {{
+    echo "Unit ${{1%.service}}.service not found." >&2
+    exit 5
+}}
+case "$verb" in
+daemon-reload) exit 0 ;;
+restart | is-active)
+    [ -n "$units" ] || not_found ""
+    for unit in $units; do
+        case "$unit" in etcd | etcd.service) ;; *) not_found "$unit" ;; esac
+    done
+    ;;
+*)
+    set -- $units
+    not_found "${{1:-$verb}}"
+    ;;
+esac
+if [ "$verb" = restart ]; then
+    exec sh {restart}
+fi
+if sh {member_sh} status {conf}; then
+    [ -n "$quiet" ] || echo active
+    exit 0
+fi
+[ -n "$quiet" ] || echo inactive
+exit 3
+"#,
+        calls = sh_quote(path_str(calls)),
+        restart = sh_quote(path_str(restart)),
+        member_sh = sh_quote(path_str(member_sh)),
+        conf = sh_quote(path_str(conf)),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
 // Cluster
 // ---------------------------------------------------------------------------------------------
 
@@ -152,6 +361,9 @@ pub struct EtcdCluster {
     work_path: PathBuf,
     /// `None` once kept for a post-mortem (dropped while panicking).
     work: Option<tempfile::TempDir>,
+    form: Option<Form>,
+    /// The node roots of members 1..=3 (empty without them).
+    nodes: Vec<PathBuf>,
     client: Client,
     _lock: ClusterLock,
 }
@@ -162,14 +374,26 @@ impl EtcdCluster {
     /// place) and waits until every member is healthy. Waits first for any other cluster of
     /// this or another test process to be dropped (see the module doc).
     pub fn start(pki_dir: &Path) -> EtcdCluster {
+        EtcdCluster::launch(pki_dir, None)
+    }
+
+    /// Starts the cluster with one node root per member (see the module doc): the files of
+    /// `pki_dir` (which also needs `ca-key.pem`) are copied into `<work>/nodeN` by
+    /// [`write_node_root`], and each member runs what its node's `etcd.service` (and, in
+    /// [`Form::Env`], `/etc/etcd.env`) says. Waits until every member is healthy.
+    pub fn start_nodes(pki_dir: &Path, form: Form) -> EtcdCluster {
+        EtcdCluster::launch(pki_dir, Some(form))
+    }
+
+    fn launch(pki_dir: &Path, form: Option<Form>) -> EtcdCluster {
         let began = Instant::now();
         let pki = std::path::absolute(pki_dir).expect("absolute pki dir");
-        let needed: Vec<String> = ["ca", "admin-etcd1"]
-            .into_iter()
-            .map(String::from)
-            .chain((1..=MEMBERS).map(|n| format!("member-etcd{n}")))
+        let mut stems: Vec<String> = vec!["ca".into(), "admin-etcd1".into()];
+        stems.extend((1..=MEMBERS).map(|n| format!("member-etcd{n}")));
+        let needed: Vec<String> = stems
+            .iter()
             .flat_map(|stem| [format!("{stem}.pem"), format!("{stem}-key.pem")])
-            .filter(|f| f != "ca-key.pem")
+            .filter(|f| form.is_some() || f != "ca-key.pem")
             .collect();
         let missing: Vec<&String> = needed.iter().filter(|f| !pki.join(f).is_file()).collect();
         assert!(
@@ -189,35 +413,55 @@ impl EtcdCluster {
             .expect("etcd work dir");
         let work_path = work.path().to_path_buf();
         write_exec(&work_path.join("member.sh"), MEMBER_SH);
-        let initial_cluster = (1..=MEMBERS)
-            .map(|n| format!("etcd{n}=https://{}:{PEER_PORT}", ip(n)))
-            .collect::<Vec<_>>()
-            .join(",");
         let member_sh = sh_quote(path_str(&work_path.join("member.sh")));
+        let file = |name: String| sh_quote(path_str(&work_path.join(name)));
+        let mut nodes = Vec::new();
         for n in 1..=MEMBERS {
-            let file = |name: String| sh_quote(path_str(&work_path.join(name)));
-            let pki_file = |name: String| sh_quote(path_str(&pki.join(name)));
-            let conf = format!(
-                "# etcd{n} of the loopback test cluster (tests/cli/etcd.rs), for member.sh.\n\
-                 name=etcd{n}\n\
-                 ip={ip}\n\
-                 initial_cluster={initial_cluster}\n\
-                 data_dir={data}\n\
-                 ca={ca}\n\
-                 cert={cert}\n\
-                 key={key}\n\
+            let common = format!(
+                "name=etcd{n}\n\
                  pidfile={pid}\n\
                  log={log}\n\
                  owner={owner}\n",
-                ip = ip(n),
-                data = file(format!("etcd{n}.data")),
-                ca = pki_file("ca.pem".into()),
-                cert = pki_file(format!("member-etcd{n}.pem")),
-                key = pki_file(format!("member-etcd{n}-key.pem")),
                 pid = file(format!("etcd{n}.pid")),
                 log = file(format!("etcd{n}.log")),
                 owner = std::process::id(),
             );
+            let conf = match form {
+                None => {
+                    let pki_file = |name: String| sh_quote(path_str(&pki.join(name)));
+                    format!(
+                        "# etcd{n} of the loopback test cluster (tests/cli/etcd.rs), for member.sh.\n\
+                         {common}\
+                         ip={ip}\n\
+                         initial_cluster={initial_cluster}\n\
+                         data_dir={data}\n\
+                         ca={ca}\n\
+                         cert={cert}\n\
+                         key={key}\n",
+                        ip = ip(n),
+                        initial_cluster = initial_cluster(),
+                        data = file(format!("etcd{n}.data")),
+                        ca = pki_file("ca.pem".into()),
+                        cert = pki_file(format!("member-etcd{n}.pem")),
+                        key = pki_file(format!("member-etcd{n}-key.pem")),
+                    )
+                }
+                Some(form) => {
+                    let root = work_path.join(format!("node{n}"));
+                    write_node_root(&root, n, form, &pki);
+                    let conf = format!(
+                        "# etcd{n} of the loopback test cluster (tests/cli/etcd.rs), for member.sh:\n\
+                         # the member runs what the unit of its node root says.\n\
+                         {common}\
+                         root={root}\n\
+                         unit={unit}\n",
+                        root = sh_quote(path_str(&root)),
+                        unit = sh_quote(path_str(&root.join(UNIT))),
+                    );
+                    nodes.push(root);
+                    conf
+                }
+            };
             fs::write(work_path.join(format!("etcd{n}.conf")), conf).expect("write member conf");
             for (action, what) in [
                 (
@@ -240,12 +484,26 @@ impl EtcdCluster {
                 );
                 write_exec(&work_path.join(format!("{action}-{n}.sh")), &script);
             }
+            let bin = work_path.join(format!("bin-{n}"));
+            fs::create_dir(&bin).expect("fake bin dir");
+            write_exec(
+                &bin.join("systemctl"),
+                &fake_systemctl(
+                    n,
+                    &work_path.join(format!("systemctl-{n}.calls")),
+                    &work_path.join("member.sh"),
+                    &work_path.join(format!("etcd{n}.conf")),
+                    &work_path.join(format!("restart-{n}.sh")),
+                ),
+            );
         }
 
         let cluster = EtcdCluster {
             pki,
             work_path,
             work: Some(work),
+            form,
+            nodes,
             client,
             _lock: lock,
         };
@@ -255,11 +513,79 @@ impl EtcdCluster {
         }
         cluster.wait_all_healthy();
         eprintln!(
-            "etcd harness: cluster healthy in {:?} (lock waited {locked:?}), work dir {}",
+            "etcd harness: cluster ({}) healthy in {:?} (lock waited {locked:?}), work dir {}",
+            match form {
+                None => "flags from the harness".to_string(),
+                Some(form) => format!("node roots, {form:?}"),
+            },
             began.elapsed(),
             cluster.work_path.display()
         );
         cluster
+    }
+
+    /// How the members are configured: `None` for [`start`](Self::start), the form of the
+    /// node roots for [`start_nodes`](Self::start_nodes).
+    pub fn form(&self) -> Option<Form> {
+        self.form
+    }
+
+    /// The node root of member `n` (`<work>/nodeN`); panics unless started with
+    /// [`start_nodes`](Self::start_nodes).
+    pub fn node_root(&self, n: usize) -> &Path {
+        let _ = ip(n);
+        assert!(
+            !self.nodes.is_empty(),
+            "etcd harness: this cluster has no node roots (EtcdCluster::start_nodes has)"
+        );
+        &self.nodes[n - 1]
+    }
+
+    /// `<node root of n>/etc/ssl/etcd/ssl`: the certificates member `n` uses.
+    pub fn node_pki(&self, n: usize) -> PathBuf {
+        self.node_root(n).join(NODE_PKI)
+    }
+
+    /// A directory holding a fake `systemctl` for member `n`'s node, to put first on PATH:
+    /// `systemctl [flags] restart etcd` restarts member `n` (as [`restart_cmd`](Self::restart_cmd)
+    /// does), `systemctl [flags] is-active etcd` exits 0 if it runs and 3 if not (printing
+    /// `active` / `inactive` without `--quiet`/`-q`), `systemctl daemon-reload` does nothing;
+    /// any other call exits 5 with `Unit X.service not found.` on stderr. (`etcd.service` is
+    /// `etcd`.) Every call is logged: [`systemctl_calls`](Self::systemctl_calls).
+    pub fn fake_bin(&self, n: usize) -> PathBuf {
+        let _ = ip(n);
+        self.work_path.join(format!("bin-{n}"))
+    }
+
+    /// The calls made to member `n`'s fake `systemctl` so far, one per call: its arguments
+    /// joined with spaces.
+    pub fn systemctl_calls(&self, n: usize) -> Vec<String> {
+        let _ = ip(n);
+        fs::read_to_string(self.work_path.join(format!("systemctl-{n}.calls")))
+            .map(|s| s.lines().map(String::from).collect())
+            .unwrap_or_default()
+    }
+
+    /// The data dir member `n` runs with: `<work>/etcdN.data`, or `<node root>/var/lib/etcd`.
+    pub fn data_dir(&self, n: usize) -> PathBuf {
+        match self.form {
+            None => self.work_path.join(format!("etcd{n}.data")),
+            Some(_) => self.node_root(n).join("var/lib/etcd"),
+        }
+    }
+
+    /// The command line of the running member `n` (empty when stopped).
+    pub fn cmdline(&self, n: usize) -> Vec<String> {
+        self.pid(n)
+            .map(|pid| nul_list(&format!("/proc/{pid}/cmdline")))
+            .unwrap_or_default()
+    }
+
+    /// The environment (`KEY=VALUE`) of the running member `n` (empty when stopped).
+    pub fn environ(&self, n: usize) -> Vec<String> {
+        self.pid(n)
+            .map(|pid| nul_list(&format!("/proc/{pid}/environ")))
+            .unwrap_or_default()
     }
 
     /// `https://127.0.0.1N:2379` for every member.
@@ -272,12 +598,15 @@ impl EtcdCluster {
         format!("https://{}:{CLIENT_PORT}", ip(n))
     }
 
-    /// The directory holding the certificates the members use (the `pki_dir` given to start).
+    /// The `pki_dir` given to start: the certificates the members use, or, with node roots, the
+    /// originals of their copies (see [`node_pki`](Self::node_pki)). The harness's own client
+    /// and etcdctl use its `ca.pem` and `admin-etcd1` identity.
     pub fn pki_dir(&self) -> &Path {
         &self.pki
     }
 
-    /// The cluster's work dir: scripts, `etcdN.conf`, `etcdN.data/`, `etcdN.log`, `etcdN.pid`.
+    /// The cluster's work dir: scripts, `etcdN.conf`, `etcdN.data/` (or `nodeN/`), `etcdN.log`,
+    /// `etcdN.pid`, `bin-N/systemctl` and `systemctl-N.calls`.
     pub fn work_dir(&self) -> &Path {
         &self.work_path
     }
@@ -316,16 +645,18 @@ impl EtcdCluster {
             .and_then(|s| s.trim().parse().ok())
     }
 
-    /// Whether member `n`'s pid file names a live etcd with this cluster's data dir.
+    /// Whether member `n`'s pid file names a live etcd with this member's data dir (in its
+    /// command line, `--data-dir=…`, or its environment, `ETCD_DATA_DIR=…`).
     pub fn is_running(&self, n: usize) -> bool {
-        let Some(pid) = self.pid(n) else { return false };
-        let marker = format!(
-            "--data-dir={}",
-            path_str(&self.work_path.join(format!("etcd{n}.data")))
-        );
-        fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| c.split(|&b| b == 0).any(|arg| arg == marker.as_bytes()))
-            .unwrap_or(false)
+        let dir = self.data_dir(n);
+        let markers = [
+            format!("--data-dir={}", path_str(&dir)),
+            format!("ETCD_DATA_DIR={}", path_str(&dir)),
+        ];
+        self.cmdline(n)
+            .into_iter()
+            .chain(self.environ(n))
+            .any(|item| markers.contains(&item))
     }
 
     /// `etcdctl endpoint health` against member `n` alone.
@@ -522,6 +853,19 @@ impl Drop for EtcdCluster {
             }
         }
     }
+}
+
+/// The NUL-separated items of a /proc file (empty when unreadable).
+fn nul_list(path: &str) -> Vec<String> {
+    fs::read(path)
+        .map(|bytes| {
+            bytes
+                .split(|&b| b == 0)
+                .filter(|item| !item.is_empty())
+                .map(|item| String::from_utf8_lossy(item).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn write_exec(path: &Path, text: &str) {
@@ -869,4 +1213,204 @@ fn losing_quorum_fails_client_requests() {
     let got = cluster.etcdctl(&["get", "quorum", "--print-value-only"]);
     assert!(got.status.success(), "{got:?}");
     assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "after");
+}
+
+/// The fake `systemctl` of node `n`.
+fn systemctl(cluster: &EtcdCluster, n: usize, args: &[&str]) -> Output {
+    Command::new(cluster.fake_bin(n).join("systemctl"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the fake systemctl")
+}
+
+/// What every node root holds, whatever its form.
+fn check_node_root(cluster: &EtcdCluster, n: usize) {
+    let ssl = cluster.node_pki(n);
+    assert_eq!(ssl, cluster.node_root(n).join(PKI));
+    for stem in ["ca", "admin-etcd1", &format!("member-etcd{n}")] {
+        let key = ssl.join(format!("{stem}-key.pem"));
+        let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", key.display());
+        assert!(ssl.join(format!("{stem}.pem")).is_file());
+    }
+    let others: Vec<PathBuf> = (1..=MEMBERS)
+        .filter(|&m| m != n)
+        .map(|m| ssl.join(format!("member-etcd{m}.pem")))
+        .collect();
+    assert!(others.iter().all(|p| !p.exists()), "{others:?}");
+    assert_eq!(
+        cluster.served_serial(n),
+        file_serial(&ssl.join(format!("member-etcd{n}.pem"))),
+        "etcd{n}"
+    );
+    assert!(cluster.is_running(n));
+}
+
+#[test]
+fn flag_node_roots_run_what_their_units_say() {
+    let tree = fixture("etcd-loopback");
+    let cluster = EtcdCluster::start_nodes(&tree.path().join(PKI), Form::Flags);
+    assert_eq!(cluster.form(), Some(Form::Flags));
+    let etcd = etcd_binary();
+    for n in 1..=MEMBERS {
+        let root = cluster.node_root(n);
+        assert_eq!(root, cluster.work_dir().join(format!("node{n}")));
+        check_node_root(&cluster, n);
+        let unit = fs::read_to_string(root.join(UNIT)).unwrap();
+        assert!(
+            unit.contains(&format!("ExecStart={} \\\n", path_str(&etcd)))
+                && unit.contains(&format!(
+                    "  --cert-file=/etc/ssl/etcd/ssl/member-etcd{n}.pem \\\n"
+                ))
+                && unit.contains("  --data-dir=/var/lib/etcd \\\n"),
+            "{unit}"
+        );
+        assert!(!root.join(ENV_FILE).exists());
+        // The unit's command, word for word, but for the node root in front of /etc and /var.
+        let r = path_str(root);
+        let mut expected = vec![path_str(&etcd).to_string()];
+        expected.extend(member_settings(n).into_iter().map(|(flag, value)| {
+            if value.starts_with("/etc/") || value.starts_with("/var/") {
+                format!("--{flag}={r}{value}")
+            } else {
+                format!("--{flag}={value}")
+            }
+        }));
+        assert_eq!(cluster.cmdline(n), expected, "etcd{n}");
+        assert!(expected.contains(&format!("--data-dir={r}/var/lib/etcd")));
+        assert!(expected.contains(&format!(
+            "--peer-trusted-ca-file={r}/etc/ssl/etcd/ssl/ca.pem"
+        )));
+        // A clean environment, as under systemd.
+        let environ = cluster.environ(n);
+        assert!(
+            environ.len() == 1 && environ[0].starts_with("PATH="),
+            "{environ:?}"
+        );
+    }
+
+    // The fake systemctl: node 2's `restart etcd` restarts member 2.
+    let before = cluster.pid(2).expect("member 2 runs");
+    let out = systemctl(&cluster, 2, &["--quiet", "restart", "etcd"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_ne!(cluster.pid(2), Some(before), "member 2 was not restarted");
+    cluster.wait_healthy(2);
+    let out = systemctl(&cluster, 2, &["is-active", "--quiet", "etcd"]);
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    let out = systemctl(&cluster, 2, &["is-active", "etcd.service"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "active\n");
+    assert!(systemctl(&cluster, 2, &["daemon-reload"]).status.success());
+    for args in [
+        &["restart", "kubelet"][..],
+        &["is-active", "etcd", "kube-apiserver.service"],
+        &["stop", "etcd"],
+    ] {
+        let out = systemctl(&cluster, 2, args);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {out:?}");
+        let unit = args[1..]
+            .iter()
+            .find(|u| !u.starts_with("etcd"))
+            .unwrap_or(&"etcd")
+            .trim_end_matches(".service");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("Unit {unit}.service not found.\n"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        cluster.systemctl_calls(2),
+        [
+            "--quiet restart etcd",
+            "is-active --quiet etcd",
+            "is-active etcd.service",
+            "daemon-reload",
+            "restart kubelet",
+            "is-active etcd kube-apiserver.service",
+            "stop etcd",
+        ]
+    );
+    assert!(cluster.systemctl_calls(1).is_empty());
+    // Node 3's is-active follows member 3.
+    cluster.stop_member(3);
+    let out = systemctl(&cluster, 3, &["is-active", "etcd"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inactive\n");
+    cluster.start_member(3);
+    cluster.wait_all_healthy();
+    assert!(cluster.etcdctl(&["endpoint", "health"]).status.success());
+}
+
+#[test]
+fn env_file_node_roots_run_what_their_units_say() {
+    let tree = fixture("etcd-loopback");
+    let cluster = EtcdCluster::start_nodes(&tree.path().join(PKI), Form::Env);
+    assert_eq!(cluster.form(), Some(Form::Env));
+    let etcd = etcd_binary();
+    for n in 1..=MEMBERS {
+        let root = cluster.node_root(n);
+        check_node_root(&cluster, n);
+        let unit = fs::read_to_string(root.join(UNIT)).unwrap();
+        assert!(
+            unit.contains("EnvironmentFile=/etc/etcd.env\n")
+                && unit.contains(&format!("ExecStart={}\n", path_str(&etcd))),
+            "{unit}"
+        );
+        let env = fs::read_to_string(root.join(ENV_FILE)).unwrap();
+        assert!(
+            env.contains(&format!(
+                "\nETCD_CERT_FILE=/etc/ssl/etcd/ssl/member-etcd{n}.pem\n"
+            )) && env.contains("\nETCD_CLIENT_CERT_AUTH=true\n"),
+            "{env}"
+        );
+        // A bare command line; the environment file's variables, rerooted, and PATH.
+        assert_eq!(cluster.cmdline(n), [path_str(&etcd)], "etcd{n}");
+        let r = path_str(root);
+        let mut environ = cluster.environ(n);
+        environ.sort();
+        let mut expected: Vec<String> = member_settings(n)
+            .into_iter()
+            .map(|(flag, value)| {
+                let var = format!("ETCD_{}", flag.to_uppercase().replace('-', "_"));
+                if value.starts_with("/etc/") || value.starts_with("/var/") {
+                    format!("{var}={r}{value}")
+                } else {
+                    format!("{var}={value}")
+                }
+            })
+            .collect();
+        let path = environ
+            .iter()
+            .find(|e| e.starts_with("PATH="))
+            .cloned()
+            .expect("PATH");
+        expected.push(path);
+        expected.sort();
+        assert_eq!(environ, expected, "etcd{n}");
+        assert!(expected.contains(&format!(
+            "ETCD_KEY_FILE={r}/etc/ssl/etcd/ssl/member-etcd{n}-key.pem"
+        )));
+        assert!(expected.contains(&format!(
+            "ETCD_LISTEN_CLIENT_URLS=https://127.0.0.1{n}:2379"
+        )));
+    }
+    // Recognised by its environment alone: stopped and restarted by its scripts.
+    let before = cluster.pid(1).expect("member 1 runs");
+    let out = Command::new("sh")
+        .args(["-c", &cluster.restart_cmd(1)])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{out:?}");
+    assert_ne!(cluster.pid(1), Some(before));
+    assert!(cluster.is_running(1));
+    cluster.wait_all_healthy();
+    let list = cluster.etcdctl(&["member", "list"]);
+    assert!(list.status.success(), "{list:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count(),
+        MEMBERS
+    );
 }

@@ -87,6 +87,32 @@ where
     run(out)
 }
 
+/// `certs ARGS` with extra environment variables (set as given, the rest inherited). For a fake
+/// command in front of the real ones, pass `("PATH", path_with(dir))`.
+pub fn certs_env<I, S, K, V>(args: I, envs: &[(K, V)]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certs"));
+    cmd.args(args);
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
+    run(cmd.output().expect("run certs"))
+}
+
+/// The inherited PATH with `dir` in front.
+pub fn path_with(dir: &Path) -> std::ffi::OsString {
+    let inherited = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(
+        std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&inherited)),
+    )
+    .expect("a PATH entry with a colon")
+}
+
 fn run(out: Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),

@@ -6,6 +6,7 @@ mod inspect;
 mod preflight;
 mod reissue;
 mod rollout;
+mod rollout_node;
 mod rollout_plan;
 mod rollout_safety;
 mod util;

@@ -99,7 +99,7 @@ fn build_plan(a: &RolloutPlanArgs) -> Result<Plan> {
         }
     };
     // Only components that will run need their addresses; a failed lookup says how to override.
-    profile.resolve(&root);
+    profile.resolve(&node);
     let overrides = overrides(a)?;
     let read = |p: &Path| std::fs::read(p).ok();
     let (plan, mut problems) = crate::rollout::resolve::build(

@@ -183,43 +183,20 @@ impl Profile {
         self
     }
 
-    /// Fills `{advertise-address}` in health URLs from the component's own configuration: the
-    /// `--advertise-address=` flag of its static pod manifest or systemd unit (under `root`).
-    /// The apiserver certificate rarely covers 127.0.0.1, so the gate dials the address it does.
-    pub fn resolve(&mut self, root: &Path) {
+    /// Fills `{advertise-address}` in health URLs from what the node says: the
+    /// `--advertise-address` of the node's component of the same kind. The apiserver
+    /// certificate rarely covers 127.0.0.1, so the gate dials the address it does.
+    /// Unresolved, the placeholder stays: the plan refuses it only if that component runs.
+    pub fn resolve(&mut self, node: &[crate::node::Component]) {
         for c in &mut self.components {
-            if !c
-                .health
+            let address = node
                 .iter()
-                .any(|h| h.url.contains("{advertise-address}"))
-            {
-                continue;
-            }
-            let config = match &c.restart {
-                Restart::StaticPod(m) => Some(m.clone()),
-                Restart::Systemd(unit) => Some(crate::sys::fs::under_root(
-                    root,
-                    Path::new(&format!("/etc/systemd/system/{unit}.service")),
-                )),
-                Restart::Command(_) => None,
-            };
-            let address = config
-                .as_deref()
-                .and_then(|p| crate::sys::fs::read_file(p).ok())
-                .and_then(|b| {
-                    let text = String::from_utf8_lossy(&b).into_owned();
-                    text.split_whitespace().find_map(|w| {
-                        w.trim_start_matches("- ")
-                            .strip_prefix("--advertise-address=")
-                            .map(str::to_string)
-                    })
-                });
-            // Unresolved, the placeholder stays: the plan refuses it only if this component runs.
+                .filter(|n| n.kind == c.kind)
+                .find_map(|n| n.get("advertise-address"))
+                .map(|a| a.trim_matches('"').to_string());
             let Some(address) = address else { continue };
             for h in &mut c.health {
-                h.url = h
-                    .url
-                    .replace("{advertise-address}", address.trim_matches('"'));
+                h.url = h.url.replace("{advertise-address}", &address);
             }
         }
     }

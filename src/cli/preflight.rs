@@ -290,7 +290,7 @@ fn render(all: &[Check], output: PlanOutput) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match output {
         PlanOutput::Json => {
-            let v = serde_json::json!({ "checks": all });
+            let v = serde_json::json!({ "schema": "certs.preflight/v1", "checks": all });
             writeln!(
                 out,
                 "{}",

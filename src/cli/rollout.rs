@@ -167,7 +167,11 @@ fn overrides(a: &RolloutPlanArgs) -> Result<Overrides> {
 fn print_plan(plan: &Plan, output: PlanOutput) -> Result<()> {
     let text = match output {
         PlanOutput::Json => {
-            serde_json::to_string_pretty(plan).map_err(|e| Error::Usage(e.to_string()))?
+            let mut v = serde_json::to_value(plan).map_err(|e| Error::Usage(e.to_string()))?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("schema".into(), "certs.plan/v1".into());
+            }
+            serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))?
         }
         PlanOutput::Text => plan.render(),
     };
@@ -248,7 +252,11 @@ fn print_event(e: &Event, output: PlanOutput) {
 fn say(output: PlanOutput, message: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match output {
-        PlanOutput::Json => writeln!(out, "{}", serde_json::json!({"result": message})),
+        PlanOutput::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"schema": "certs.rollout-result/v1", "result": message})
+        ),
         PlanOutput::Text => writeln!(out, "{message}"),
     }
     .map_err(Error::Output)
@@ -289,7 +297,7 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
     };
     let message = one_line(&message);
     if output == PlanOutput::Json {
-        let mut v = serde_json::json!({"result": message, "outcome": outcome});
+        let mut v = serde_json::json!({"schema": "certs.rollout-result/v1", "result": message, "outcome": outcome});
         match &ended {
             Ended::Done => {}
             Ended::RolledBack { component, reason } => {
@@ -352,6 +360,7 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     if output == PlanOutput::Json {
         let v = serde_json::json!({
+            "schema": "certs.rollout-status/v1",
             "outcome": j.outcome,
             "backup": j.backup,
             "steps": j.plan.steps.iter().zip(&j.steps).map(|(s, st)| serde_json::json!({"component": s.component, "state": st})).collect::<Vec<_>>(),

@@ -36,6 +36,8 @@ pub struct Timing {
 /// Progress, for the terminal or one JSON object per line.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// RFC 3339, when the event happened.
+    pub time: String,
     pub component: String,
     pub action: String,
     /// `start`, `ok`, `failed`.
@@ -98,6 +100,7 @@ impl Executor<'_> {
         detail: Option<String>,
     ) {
         let e = Event {
+            time: crate::duration::rfc3339((self.now)()),
             component: component.into(),
             action: action.into(),
             status,

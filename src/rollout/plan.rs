@@ -54,6 +54,8 @@ pub struct FileSwap {
     pub role: String,
     /// The CA that signed the new certificate.
     pub ca: PathBuf,
+    /// Written as an octal string (`"0644"`), as bundle.json does.
+    #[serde(with = "octal")]
     pub mode: u32,
     pub old_sha256: String,
     pub new_sha256: String,
@@ -266,5 +268,27 @@ impl Plan {
             }
         }
         out
+    }
+}
+
+/// File modes as octal strings (`"0600"`); a number is read too (journals written before).
+mod octal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Mode {
+            Number(u32),
+            Text(String),
+        }
+        match Mode::deserialize(d)? {
+            Mode::Number(n) => Ok(n),
+            Mode::Text(t) => u32::from_str_radix(&t, 8).map_err(serde::de::Error::custom),
+        }
     }
 }

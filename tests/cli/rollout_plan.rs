@@ -417,6 +417,11 @@ fn kubeadm_node_static_pods_with_their_own_gates() {
         &bundle,
     );
     let plan = plan_json(&bundle, root, &bin, &[]);
+    assert_eq!(plan["schema"], "certs.plan/v1");
+    assert_eq!(
+        plan["files"][0]["mode"], "0644",
+        "modes are octal strings, as in bundle.json"
+    );
     let manifest = |n: &str| s(&root.join("etc/kubernetes/manifests").join(n));
     let etcd = step(&plan, "etcd");
     assert_eq!(etcd["restart"]["static-pod"], manifest("etcd.yaml"));

@@ -21,6 +21,7 @@
 //! fresh random serial and a validity shifted by one hour per backup, so all `7 N + 3` distinct
 //! certificates differ. Keys are written as PKCS#1 (`RSA PRIVATE KEY`) like kubeadm writes them.
 //! Everything is valid on 2030-01-01, the instant `bench/inspect.sh` passes as `--now`.
+#![allow(clippy::disallowed_methods)] // a test/generator program: std::fs and processes directly
 
 use std::fs;
 use std::net::IpAddr;

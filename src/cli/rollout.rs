@@ -101,7 +101,7 @@ fn build_plan(a: &RolloutPlanArgs) -> Result<Plan> {
     // Only components that will run need their addresses; a failed lookup says how to override.
     profile.resolve(&node);
     let overrides = overrides(a)?;
-    let read = |p: &Path| std::fs::read(p).ok();
+    let read = |p: &Path| crate::sys::fs::read_opt(p);
     let (plan, mut problems) = crate::rollout::resolve::build(
         &a.bundle, &root, &manifest, &node, &profile, &overrides, &read,
     )?;

@@ -310,6 +310,7 @@ pub fn parse_manifest(text: &str, from: &str) -> Option<(&'static str, Launch)> 
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build trees with std::fs
 mod tests {
     use super::*;
 

@@ -179,6 +179,7 @@ pub fn expand(exec: &[String], env: &BTreeMap<String, (String, String)>) -> Vec<
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build trees with std::fs
 mod tests {
     use super::*;
 

@@ -6,7 +6,9 @@
 //! ([`super::probe`]); files are real files, touched only through [`crate::sys::fs`].
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::sys::clock::Stopwatch;
 
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +89,7 @@ struct BackupEntry {
 }
 
 fn current_sha(path: &Path) -> Option<String> {
-    std::fs::read(path).ok().map(|b| sha256_hex(&b))
+    crate::sys::fs::read_opt(path).map(|b| sha256_hex(&b))
 }
 
 impl Executor<'_> {
@@ -96,7 +98,7 @@ impl Executor<'_> {
         component: &str,
         action: &str,
         status: &'static str,
-        started: Instant,
+        started: Stopwatch,
         detail: Option<String>,
     ) {
         let e = Event {
@@ -215,12 +217,11 @@ impl Executor<'_> {
                 continue;
             };
             let parked = super::probe::parked_path(manifest);
-            let missing = matches!(std::fs::symlink_metadata(manifest),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+            let missing = crate::sys::fs::is_absent(manifest);
             if !missing || !parked.is_file() {
                 continue;
             }
-            let t = Instant::now();
+            let t = Stopwatch::start();
             let what = format!(
                 "{} parked at {} when the rollout stopped",
                 manifest.display(),
@@ -277,7 +278,7 @@ impl Executor<'_> {
         let name = step.component.clone();
         j.steps[i] = StepState::Swapping;
         self.save(j).map_err(|e| e.to_string())?;
-        let t = Instant::now();
+        let t = Stopwatch::start();
         self.event(
             &name,
             "swap",
@@ -293,7 +294,7 @@ impl Executor<'_> {
         if let Some(restart) = &step.restart {
             j.steps[i] = StepState::Restarting;
             self.save(j).map_err(|e| e.to_string())?;
-            let t = Instant::now();
+            let t = Stopwatch::start();
             self.event(&name, "restart", "start", t, None);
             (self.fault)(&format!("restart {name}"))?;
             self.restarter
@@ -327,7 +328,7 @@ impl Executor<'_> {
             // recorded ones if the target is gone). The old one: everything as recorded.
             let (bytes, mode, owner) = if to_new {
                 (
-                    std::fs::read(&f.source)
+                    crate::sys::fs::read_file(&f.source)
                         .map_err(|e| format!("cannot read `{}`: {e}", f.source.display()))?,
                     f.mode,
                     crate::sys::fs::owner(&f.target).or(recorded_owner),
@@ -335,7 +336,7 @@ impl Executor<'_> {
             } else {
                 let b = recorded.ok_or_else(|| format!("no backup of `{}`", f.target.display()))?;
                 (
-                    std::fs::read(&b.file)
+                    crate::sys::fs::read_file(&b.file)
                         .map_err(|e| format!("cannot read backup `{}`: {e}", b.file.display()))?,
                     b.mode,
                     recorded_owner,
@@ -368,7 +369,7 @@ impl Executor<'_> {
                     plan.files[i].old_serial.clone()
                 }
             });
-            let t = Instant::now();
+            let t = Stopwatch::start();
             let which = if new { "new" } else { "old" };
             self.event(
                 &step.component,
@@ -391,7 +392,7 @@ impl Executor<'_> {
                     self.event(&step.component, "health", "failed", t, Some(msg.clone()));
                     return Err(msg);
                 }
-                std::thread::sleep(self.timing.interval);
+                crate::sys::clock::sleep(self.timing.interval);
             }
             self.event(
                 &step.component,
@@ -433,7 +434,7 @@ impl Executor<'_> {
     ) -> Result<Ended> {
         let plan = j.plan.clone();
         let mut errors = Vec::new();
-        let t = Instant::now();
+        let t = Stopwatch::start();
         self.event(&step.component, "rollback", "start", t, None);
         if let Err(e) = self.swap_back(&plan, step) {
             errors.push(e);
@@ -524,12 +525,14 @@ impl Executor<'_> {
                 .iter()
                 .any(|&f| crate::sys::fs::temp_beside(&plan.files[f].target).exists());
             for &f in &step.files {
-                let _ = std::fs::remove_file(crate::sys::fs::temp_beside(&plan.files[f].target));
+                let _ = crate::sys::fs::remove_if_present(&crate::sys::fs::temp_beside(
+                    &plan.files[f].target,
+                ));
             }
             if !changed {
                 continue;
             }
-            let t = Instant::now();
+            let t = Stopwatch::start();
             self.event(&step.component, "restore", "start", t, None);
             match self.swap_back(&plan, step) {
                 Ok(()) => {
@@ -550,7 +553,7 @@ impl Executor<'_> {
                 StepState::Restarting | StepState::Healthy | StepState::Failed
             );
             if let (true, Some(restart)) = (restarted, &step.restart) {
-                let t = Instant::now();
+                let t = Stopwatch::start();
                 self.event(&step.component, "restart", "start", t, None);
                 match self.restarter.restart(restart) {
                     Ok(()) => self.event(&step.component, "restart", "ok", t, None),
@@ -651,7 +654,7 @@ pub(super) fn failed_prefix(component: &str) -> String {
 fn verify_pairs(plan: &Plan, step: &Step) -> std::result::Result<(), String> {
     use crate::pki::decode::{decode, Item};
     let read = |p: &Path| {
-        std::fs::read(p)
+        crate::sys::fs::read_file(p)
             .map(|b| decode(p, &b).items)
             .unwrap_or_default()
     };
@@ -692,6 +695,7 @@ fn verify_pairs(plan: &Plan, step: &Step) -> std::result::Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build trees with std::fs
 mod tests {
     use super::*;
     use crate::rollout::plan::FileSwap;

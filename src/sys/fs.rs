@@ -136,6 +136,24 @@ fn read_bounded(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
 }
 
 /// Reads one file the user named (a CA bundle, a spec): any failure is an error naming it.
+/// A file's bytes, or `None` when it cannot be read (for hashing and comparisons).
+pub fn read_opt(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
+
+/// Whether nothing at all is at `path` (a dangling symlink counts as something).
+pub fn is_absent(path: &Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Removes a file if it is there; a missing file is not an error.
+pub fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     match read_entry(path) {
         Walked::File { bytes, .. } => Ok(bytes),

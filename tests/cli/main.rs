@@ -1,5 +1,6 @@
 //! Integration tests: the real `certs` binary on copies of the committed fixtures, checked
 //! against openssl and real TLS servers on loopback.
+#![allow(clippy::disallowed_methods)] // a test/generator program: std::fs and processes directly
 
 mod etcd;
 mod inspect;

@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod duration;
+pub mod edit;
 pub mod error;
 pub mod issue;
 pub mod node;

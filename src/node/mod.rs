@@ -53,6 +53,9 @@ pub struct Component {
     pub files: Vec<PathBuf>,
     /// HTTP probes its manifest declares (liveness, readiness, startup), for health gates.
     pub probes: Vec<HttpProbe>,
+    /// The unit file and its drop-ins (systemd only): changing one needs a daemon-reload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unit_files: Vec<PathBuf>,
 }
 
 /// A kubelet-style `httpGet` probe from a static pod manifest.
@@ -349,6 +352,7 @@ mod tests {
             settings: settings("etcd", &launch, "etcd.service ExecStart"),
             files: vec![],
             probes: vec![],
+            unit_files: vec![],
         };
         assert_eq!(c.get("cert-file"), Some("/a.pem"), "the flag wins");
         assert_eq!(c.get("trusted-ca-file"), Some("/ca.pem"));

@@ -213,6 +213,9 @@ impl Plan {
         for (n, s) in self.steps.iter().enumerate() {
             let restart = match &s.restart {
                 Some(Restart::Systemd(u)) => format!("systemctl restart {u}"),
+                Some(Restart::SystemdReload(u)) => {
+                    format!("systemctl daemon-reload, then systemctl restart {u}")
+                }
                 Some(Restart::StaticPod(m)) => {
                     format!("park and restore static pod manifest {}", m.display())
                 }

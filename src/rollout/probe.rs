@@ -47,7 +47,10 @@ impl Restarter for SystemRestarter {
         };
         match restart {
             Restart::Command(cmd) => run(cmd),
-            Restart::Systemd(unit) => {
+            Restart::Systemd(unit) | Restart::SystemdReload(unit) => {
+                if matches!(restart, Restart::SystemdReload(_)) {
+                    run("systemctl daemon-reload")?;
+                }
                 run(&format!("systemctl restart {}", shell_quote(unit)))?;
                 run(&format!(
                     "systemctl is-active --quiet {}",

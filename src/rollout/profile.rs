@@ -32,6 +32,8 @@ pub struct Component {
 pub enum Restart {
     /// `systemctl restart UNIT`, then `systemctl is-active UNIT`.
     Systemd(String),
+    /// `systemctl daemon-reload` first, then as `Systemd`: its unit file or a drop-in changed.
+    SystemdReload(String),
     /// Move the manifest out of the kubelet's manifests directory for longer than its 20 s file
     /// check, then back (`kubectl delete pod` does not restart a static pod).
     StaticPod(PathBuf),

@@ -47,11 +47,23 @@ struct Cand<'a> {
 fn cands<'a>(node: &'a [NodeComponent], profile: &Profile) -> Vec<Cand<'a>> {
     let mut out: Vec<Cand> = Vec::new();
     for c in node {
-        let n = out.iter().filter(|o| o.kind == c.kind).count();
+        // Control-plane components by kind; a node-local proxy by its own name (kube-lb,
+        // nginx-proxy, haproxy), as operators call it.
+        let base = match (&c.runs, c.kind.as_str()) {
+            (Runs::Systemd(u), "node-local-lb") => u.clone(),
+            (Runs::StaticPod(m), "node-local-lb") => m
+                .file_stem()
+                .map_or(c.kind.clone(), |s| s.to_string_lossy().into_owned()),
+            _ => c.kind.clone(),
+        };
+        let n = out
+            .iter()
+            .filter(|o| o.name == base || o.name.starts_with(&format!("{base}-")))
+            .count();
         let name = if n == 0 {
-            c.kind.clone()
+            base
         } else {
-            format!("{}-{}", c.kind, n + 1)
+            format!("{base}-{}", n + 1)
         };
         out.push(Cand {
             name,
@@ -186,15 +198,21 @@ pub fn build(
         for &i in &swap {
             taken[i] = true;
         }
+        // A changed unit file or drop-in takes a daemon-reload before the restart.
+        let unit_changed = cand.node.is_some_and(|n| {
+            mine.iter()
+                .any(|&i| n.unit_files.iter().any(|u| same(u, &files[i].target)))
+        });
+        let restart = match &cand.restart {
+            Restart::Systemd(u) if unit_changed => Restart::SystemdReload(u.clone()),
+            r => r.clone(),
+        };
         let restart = overrides
             .restart_cmd
             .iter()
             .rev()
             .find(|(n, _)| *n == cand.name)
-            .map_or_else(
-                || cand.restart.clone(),
-                |(_, cmd)| Restart::Command(cmd.clone()),
-            );
+            .map_or(restart, |(_, cmd)| Restart::Command(cmd.clone()));
         let (gates, note) =
             gates_for(root, cand, &mine, &files, node, overrides, read, &mut found)?;
         in_plan.push(cand.name.clone());

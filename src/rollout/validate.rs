@@ -42,7 +42,9 @@ fn restart(step: &Step, io: &Io, out: &mut Vec<String>) {
     let name = &step.component;
     match &step.restart {
         None => {}
-        Some(Restart::Systemd(unit)) if !(io.runnable)("systemctl") => {
+        Some(Restart::Systemd(unit) | Restart::SystemdReload(unit))
+            if !(io.runnable)("systemctl") =>
+        {
             out.push(format!(
                 "{name}: restarts with `systemctl restart {unit}`, but no systemctl is on PATH; pass --restart-cmd {name}='…'"
             ));
@@ -53,7 +55,7 @@ fn restart(step: &Step, io: &Io, out: &mut Vec<String>) {
                 m.display()
             ));
         }
-        Some(Restart::Systemd(_) | Restart::StaticPod(_)) => {}
+        Some(Restart::Systemd(_) | Restart::SystemdReload(_) | Restart::StaticPod(_)) => {}
         Some(Restart::Command(cmd)) => {
             let words = crate::node::unit::words(cmd);
             let program = words

@@ -58,6 +58,7 @@ pub fn read(root: &Path) -> Vec<Component> {
                 Runs::StaticPod(path.clone()),
                 &path,
                 &launch,
+                &[],
             ));
         }
     }
@@ -101,6 +102,13 @@ pub fn read(root: &Path) -> Vec<Component> {
         else {
             continue;
         };
+        let mut unit_files = vec![path.clone()];
+        unit_files.extend(
+            drop_ins
+                .get(name)
+                .into_iter()
+                .flat_map(|m| m.values().cloned()),
+        );
         let mut env = BTreeMap::new();
         let unit_from = format!("{} Environment", path.display());
         for (k, v) in &svc.environment {
@@ -121,18 +129,41 @@ pub fn read(root: &Path) -> Vec<Component> {
             env,
             probes: vec![],
         };
-        out.push(component(
+        let env_files: Vec<PathBuf> = svc
+            .environment_files
+            .iter()
+            .map(|f| crate::sys::fs::under_root(root, Path::new(f)))
+            .collect();
+        let mut c = component(
             root,
             kind,
             Runs::Systemd(name.clone()),
             path,
             &launch,
-        ));
+            &env_files,
+        );
+        c.unit_files = unit_files;
+        // A changed unit or drop-in restarts it too (after a daemon-reload).
+        for f in &c.unit_files {
+            if !c.files.contains(f) {
+                c.files.push(f.clone());
+            }
+        }
+        out.push(c);
     }
     out
 }
 
-fn component(root: &Path, kind: &str, runs: Runs, source: &Path, launch: &Launch) -> Component {
+/// A component from its launch; `also` are files it reads that no flag names (its environment
+/// files). Its own manifest counts as read: a changed manifest restarts the pod.
+fn component(
+    root: &Path,
+    kind: &str,
+    runs: Runs,
+    source: &Path,
+    launch: &Launch,
+    also: &[PathBuf],
+) -> Component {
     let from = match &runs {
         Runs::StaticPod(_) => format!("{} command", source.display()),
         Runs::Systemd(_) => format!("{} ExecStart", source.display()),
@@ -172,6 +203,14 @@ fn component(root: &Path, kind: &str, runs: Runs, source: &Path, launch: &Launch
         }
         push(rooted);
     }
+    for f in also {
+        if !files.contains(f) {
+            files.push(f.clone());
+        }
+    }
+    if matches!(runs, Runs::StaticPod(_)) && !files.iter().any(|f| f == source) {
+        files.push(source.to_path_buf());
+    }
     Component {
         kind: kind.to_string(),
         runs,
@@ -179,6 +218,7 @@ fn component(root: &Path, kind: &str, runs: Runs, source: &Path, launch: &Launch
         settings,
         files,
         probes: launch.probes.clone(),
+        unit_files: vec![],
     }
 }
 
@@ -251,6 +291,14 @@ mod tests {
             Some("https://10.6.0.11:2379,https://127.0.0.1:2379")
         );
         assert!(etcd.origin("cert-file").contains("etcd.env"));
+        // Its unit and environment file count as read: a change to either restarts it.
+        assert!(etcd.reads(&root.join("etc/etcd.env")));
+        assert!(etcd.reads(&root.join("etc/systemd/system/etcd.service")));
+        assert_eq!(
+            etcd.unit_files,
+            [root.join("etc/systemd/system/etcd.service")]
+        );
+        assert!(api.reads(&root.join("etc/kubernetes/manifests/kube-apiserver.yaml")));
     }
 
     #[test]
@@ -258,7 +306,10 @@ mod tests {
         let root = fixture("binary");
         let comps = read(&root);
         let kinds: Vec<&str> = comps.iter().map(|c| c.kind.as_str()).collect();
-        assert_eq!(kinds, ["etcd", "kube-apiserver"]);
+        assert_eq!(kinds, ["etcd", "kube-apiserver", "node-local-lb"]);
+        // kubeasz's kube-lb: its nginx config is named by `-c`.
+        assert!(comps[2].reads(&root.join("etc/kube-lb/conf/kube-lb.conf")));
+        assert_eq!(comps[2].runs, Runs::Systemd("kube-lb".into()));
         assert!(comps[1].reads(&root.join("etc/kubernetes/ssl/kubernetes.pem")));
         assert_eq!(comps[1].get("anonymous-auth"), Some("false"));
     }

@@ -449,3 +449,103 @@ fn kubeadm_node_static_pods_with_their_own_gates() {
     assert_eq!(kcm["gates"][0]["trust"], "self-signed");
     assert!(kcm["gates"][0]["serves"].is_null());
 }
+
+/// A bundle of edited configuration files (what `certs change` writes for `--etcd-servers`,
+/// `--initial-cluster` or `/etc/etcd.env`), written by hand here.
+fn config_bundle(dir: &Path, edits: &[(&Path, String)]) -> PathBuf {
+    use sha2_free::sha256;
+    let bundle = dir.join("config-bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let mut files = Vec::new();
+    for (n, (target, text)) in edits.iter().enumerate() {
+        let name = format!("{n}-{}", target.file_name().unwrap().to_string_lossy());
+        std::fs::write(bundle.join(&name), text).unwrap();
+        files.push(serde_json::json!({
+            "bundle_path": name, "target": target, "kind": "config", "role": "unknown",
+            "components": [], "mode": "0644",
+            "old_sha256": sha256(&std::fs::read(target).unwrap()),
+            "new_sha256": sha256(text.as_bytes()),
+        }));
+    }
+    let manifest = serde_json::json!({
+        "schema": "certs.bundle/v1", "created": "2026-11-29T00:00:00Z",
+        "ca": {"certificate": "", "subject": ""}, "files": files,
+    });
+    std::fs::write(
+        bundle.join("bundle.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    bundle
+}
+
+/// SHA-256 through openssl, so the test does not lean on the crate's own hashing.
+mod sha2_free {
+    pub fn sha256(bytes: &[u8]) -> String {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp.path(), bytes).unwrap();
+        let out = crate::util::openssl(["dgst", "-sha256", "-r", tmp.path().to_str().unwrap()]);
+        out.split_whitespace().next().unwrap().to_string()
+    }
+}
+
+#[test]
+fn changed_units_env_files_and_proxy_configs_restart_what_reads_them() {
+    // binary: the etcd unit's --initial-cluster and kube-lb's nginx config change.
+    let dir = fixture("binary");
+    let root = dir.path();
+    let (bin, _) = fake_systemctl(&root.join("tools"));
+    let unit = root.join("etc/systemd/system/etcd.service");
+    let lb = root.join("etc/kube-lb/conf/kube-lb.conf");
+    let unit_text = std::fs::read_to_string(&unit)
+        .unwrap()
+        .replace(",etcd3=https://172.72.0.97:2380", "");
+    let lb_text = std::fs::read_to_string(&lb)
+        .unwrap()
+        .replace("        server 172.72.0.97:6443;\n", "");
+    let bundle = config_bundle(root, &[(&unit, unit_text), (&lb, lb_text)]);
+    let plan = plan_json(&bundle, root, &bin, &[]);
+    let etcd = step(&plan, "etcd");
+    assert_eq!(
+        etcd["restart"],
+        serde_json::json!({"systemd-reload": "etcd"}),
+        "a changed unit needs a daemon-reload"
+    );
+    assert_eq!(swapped(&plan, etcd), ["etcd.service"]);
+    let lb_step = step(&plan, "kube-lb");
+    assert_eq!(
+        lb_step["restart"],
+        serde_json::json!({"systemd": "kube-lb"})
+    );
+    assert_eq!(swapped(&plan, lb_step), ["kube-lb.conf"]);
+    assert!(lb_step["note"]
+        .as_str()
+        .unwrap()
+        .contains("no health endpoint"));
+    let text = certs_env(
+        ["rollout", "plan", &s(&bundle), "--root", &s(root)],
+        &[("PATH", path_with(&bin))],
+    );
+    assert!(
+        text.stdout
+            .contains("systemctl daemon-reload, then systemctl restart etcd"),
+        "{}",
+        text.stdout
+    );
+
+    // kubespray: /etc/etcd.env restarts etcd, with no daemon-reload (systemd reads it at start).
+    let dir = fixture("kubespray");
+    let root = dir.path();
+    let env = root.join("etc/etcd.env");
+    let env_text = std::fs::read_to_string(&env)
+        .unwrap()
+        .replace(",etcd3=https://10.6.0.13:2380", "");
+    let bundle = config_bundle(root, &[(&env, env_text)]);
+    let plan = plan_json(&bundle, root, &bin, &[]);
+    let etcd = step(&plan, "etcd");
+    assert_eq!(etcd["restart"], serde_json::json!({"systemd": "etcd"}));
+    assert_eq!(swapped(&plan, etcd), ["etcd.env"]);
+    // Its gate still proves the member: etcd's certificate is unchanged, so health only.
+    assert_eq!(etcd["gates"][0]["url"], "https://127.0.0.1:2379");
+    assert!(etcd["gates"][0]["serves"].is_null());
+}

@@ -9,6 +9,7 @@
 //! Parsing and linking are pure: bytes and a `now` in, values out. Only [`sys`] touches the
 //! file system, the network and the clock.
 
+pub mod change;
 pub mod cli;
 pub mod duration;
 pub mod edit;

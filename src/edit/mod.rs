@@ -1,6 +1,8 @@
 //! Edits of configuration files that keep every other byte as it was: a kubeconfig's `server:`
-//! or CA line, the master lists of component flags and of the node-local proxy. Pure: text in,
-//! text out; the callers read, bundle and write.
+//! or CA line, the master lists of component flags and of the node-local proxy; and how an
+//! edited file goes into a bundle. Pure: text in, text out; the callers read and write.
 
+pub mod bundle;
 pub mod config;
+pub mod kubeconfig;
 pub mod proxy;

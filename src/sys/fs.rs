@@ -480,6 +480,44 @@ pub fn under_root(root: &Path, path: &Path) -> PathBuf {
     }
 }
 
+/// Adds files to the bundle in `dir` and replaces its `bundle.json` with `manifest`: each new
+/// file is created (never over an existing one) with its mode and synced, then `bundle.json` is
+/// replaced atomically (a reader sees the old manifest or the new one). On any failure the files
+/// written are removed again and `bundle.json` is the old one.
+pub fn add_to_bundle(dir: &Path, files: &[(PathBuf, u32, Vec<u8>)], manifest: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut written: Vec<PathBuf> = Vec::new();
+    let mut write_all = || -> Result<()> {
+        for (rel, mode, contents) in files {
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                create_private_dirs(parent)?;
+            }
+            let err = |source| Error::Write {
+                path: path.clone(),
+                source,
+            };
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(*mode)
+                .open(&path)
+                .map_err(err)?;
+            written.push(path.clone());
+            std::io::Write::write_all(&mut f, contents)
+                .and_then(|_| f.sync_all())
+                .map_err(err)?;
+        }
+        let json = dir.join("bundle.json");
+        write_atomic(&json, manifest, mode(&json).unwrap_or(0o644))
+    };
+    write_all().inspect_err(|_| {
+        for p in &written {
+            let _ = std::fs::remove_file(p);
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

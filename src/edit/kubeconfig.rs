@@ -1,0 +1,1057 @@
+//! Kubeconfig edits as text: the `server:` or `certificate-authority-data:` value of a cluster is
+//! replaced where it stands, with its indentation, quoting style, trailing comment and line
+//! ending, so the diff against the original is one line per cluster changed and every other
+//! byte is identical (comments, key order, `extensions`, other clusters, users' credentials).
+//!
+//! The YAML is read twice: as a document (serde), which says what the kubeconfig means and
+//! catches a malformed one, and as lines, which say where each value is written. The edited text
+//! is parsed again and must mean exactly the original with that one value changed; anything
+//! else (a layout the line reader misjudged) is refused rather than written.
+//!
+//! Block-style YAML as kubectl, kubeadm, kubeasz and cfssl-era scripts write it is edited; a
+//! kubeconfig whose clusters are in flow style (`{…}`, JSON) or whose value is a multi-line,
+//! block, anchored or tagged scalar is refused with a line saying so.
+
+use serde_yaml_ng::Value;
+
+/// A cluster entry as the kubeconfig writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub name: String,
+    /// `server:`, if the cluster has one.
+    pub server: Option<String>,
+    /// `certificate-authority-data:` as written (base64 of PEM), if any.
+    pub ca_data: Option<String>,
+    /// `certificate-authority:`, a file reference, if any (as written: relative to the
+    /// kubeconfig's directory when relative).
+    pub ca_file: Option<String>,
+}
+
+/// A file a kubeconfig names and a client will read (a `*-data` field beside it overrides the
+/// file, which is then not listed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// `clusters[NAME].certificate-authority`, `users[NAME].client-certificate`,
+    /// `users[NAME].client-key`.
+    pub at: String,
+    /// As written: relative to the kubeconfig's directory when relative.
+    pub path: String,
+}
+
+/// The clusters of a kubeconfig, in file order.
+pub fn clusters(text: &str) -> Result<Vec<Cluster>, String> {
+    let doc = document(text)?;
+    read_clusters(&doc)
+}
+
+/// `(cluster, server)` for every cluster, in file order (an empty server when it has none);
+/// nothing for a text that is not a kubeconfig.
+pub fn servers(text: &str) -> Vec<(String, String)> {
+    clusters(text)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.name, c.server.unwrap_or_default()))
+        .collect()
+}
+
+/// Every file the kubeconfig makes a client read: cluster CAs and users' client certificates
+/// and keys given by reference.
+pub fn references(text: &str) -> Result<Vec<Reference>, String> {
+    let doc = document(text)?;
+    let mut out = Vec::new();
+    for c in read_clusters(&doc)? {
+        if let (None, Some(path)) = (&c.ca_data, c.ca_file) {
+            out.push(Reference {
+                at: format!("clusters[{}].certificate-authority", c.name),
+                path,
+            });
+        }
+    }
+    let users = match doc.get("users") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Sequence(s)) => s.as_slice(),
+        Some(other) => {
+            return Err(format!(
+                "expected `users:` to be a list, found {}",
+                kind_of(other)
+            ))
+        }
+    };
+    for (n, u) in users.iter().enumerate() {
+        let name = u
+            .get("name")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("#{n}"), str::to_string);
+        let Some(user) = u.get("user") else { continue };
+        for (file, data) in [
+            ("client-certificate", "client-certificate-data"),
+            ("client-key", "client-key-data"),
+        ] {
+            let set = |k: &str| {
+                user.get(k)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::to_string)
+            };
+            if let (None, Some(path)) = (set(data), set(file)) {
+                out.push(Reference {
+                    at: format!("users[{name}].{file}"),
+                    path,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The kubeconfig with the `server:` of `cluster` replaced by `server`.
+///
+/// Without a cluster name: every cluster, provided they all point at the same server now (one
+/// cluster, or several entries for one apiserver); clusters pointing at different servers are
+/// ambiguous and refused. An unknown name, a cluster without a `server:` line, a malformed
+/// kubeconfig or a server that is not an `https://` (or `http://`) URL is an error of one line
+/// saying what was expected and what was found.
+pub fn set_server(text: &str, server: &str, cluster: Option<&str>) -> Result<String, String> {
+    check_url(server)?;
+    let doc = document(text)?;
+    let all = read_clusters(&doc)?;
+    let chosen = select(&all, cluster, "servers", |c| c.server.as_deref())?;
+    for &i in &chosen {
+        if all[i].server.is_none() {
+            return Err(format!(
+                "expected cluster `{}` to have a `server:` line to replace, found none",
+                all[i].name
+            ));
+        }
+    }
+    replace(text, &doc, &all, &chosen, "server", server)
+}
+
+/// The kubeconfig with the `certificate-authority-data:` of `cluster` replaced by the base64 of
+/// `ca_pem` (PEM CA certificates: one, or a bundle of old and new during a CA rotation).
+///
+/// A cluster that names its CA by file (`certificate-authority:`) is refused: that file, not the
+/// kubeconfig, is what must change. Cluster selection is as for [`set_server`], by CA.
+pub fn set_ca_data(text: &str, ca_pem: &[u8], cluster: Option<&str>) -> Result<String, String> {
+    check_ca_pem(ca_pem)?;
+    let doc = document(text)?;
+    let all = read_clusters(&doc)?;
+    let chosen = select(&all, cluster, "CAs", |c| {
+        c.ca_data.as_deref().or(c.ca_file.as_deref())
+    })?;
+    for &i in &chosen {
+        let c = &all[i];
+        match (&c.ca_data, &c.ca_file) {
+            (Some(_), _) => {}
+            (None, Some(file)) => {
+                return Err(format!(
+                    "cluster `{}` reads its CA from the file `{file}` (certificate-authority:), not from the kubeconfig: that file is what must change",
+                    c.name
+                ))
+            }
+            (None, None) => {
+                return Err(format!(
+                    "expected cluster `{}` to have a `certificate-authority-data:` line to replace, found none (it trusts the system roots or skips verification)",
+                    c.name
+                ))
+            }
+        }
+    }
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    replace(
+        text,
+        &doc,
+        &all,
+        &chosen,
+        "certificate-authority-data",
+        &data,
+    )
+}
+
+// ---- the document ----
+
+fn document(text: &str) -> Result<Value, String> {
+    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        format!(
+            "expected a kubeconfig (YAML), found a parse error: {}",
+            one_line(&e.to_string())
+        )
+    })?;
+    if !doc.is_mapping() {
+        return Err(format!(
+            "expected a kubeconfig (a YAML mapping with `clusters:`), found {}",
+            kind_of(&doc)
+        ));
+    }
+    match doc.get("kind").and_then(Value::as_str) {
+        None | Some("Config") => Ok(doc),
+        Some(other) => Err(format!(
+            "expected a kubeconfig (kind: Config), found kind: {other}"
+        )),
+    }
+}
+
+fn read_clusters(doc: &Value) -> Result<Vec<Cluster>, String> {
+    let items = match doc.get("clusters") {
+        Some(Value::Sequence(s)) => s,
+        None | Some(Value::Null) => {
+            return Err("expected a kubeconfig with a `clusters:` list, found none".into())
+        }
+        Some(other) => {
+            return Err(format!(
+                "expected `clusters:` to be a list, found {}",
+                kind_of(other)
+            ))
+        }
+    };
+    let mut out: Vec<Cluster> = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        let name = match item.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            other => {
+                return Err(format!(
+                    "expected clusters[{n}] to have a `name:`, found {}",
+                    other.map_or("none".into(), kind_of)
+                ))
+            }
+        };
+        let cluster = match item.get("cluster") {
+            Some(c @ Value::Mapping(_)) => c,
+            other => {
+                return Err(format!(
+                    "expected cluster `{name}` to have a `cluster:` mapping, found {}",
+                    other.map_or("none".into(), kind_of)
+                ))
+            }
+        };
+        let field = |key: &str| -> Result<Option<String>, String> {
+            match cluster.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(format!(
+                    "expected the `{key}:` of cluster `{name}` to be a string, found {}",
+                    kind_of(other)
+                )),
+            }
+        };
+        if out.iter().any(|c| c.name == name) {
+            return Err(format!(
+                "expected each cluster name once, found `{name}` twice"
+            ));
+        }
+        out.push(Cluster {
+            server: field("server")?,
+            ca_data: field("certificate-authority-data")?.filter(|s| !s.trim().is_empty()),
+            ca_file: field("certificate-authority")?.filter(|s| !s.trim().is_empty()),
+            name,
+        });
+    }
+    if out.is_empty() {
+        return Err("expected a kubeconfig with at least one cluster, found none".into());
+    }
+    Ok(out)
+}
+
+/// The clusters to edit: the one named, or every one when they agree on the value edited.
+fn select(
+    all: &[Cluster],
+    name: Option<&str>,
+    what: &str,
+    value: impl Fn(&Cluster) -> Option<&str>,
+) -> Result<Vec<usize>, String> {
+    let names = || {
+        all.iter()
+            .map(|c| format!("`{}`", c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(n) => all
+            .iter()
+            .position(|c| c.name == n)
+            .map(|i| vec![i])
+            .ok_or_else(|| format!("expected a cluster named `{n}`, found only {}", names())),
+        None => {
+            let first = value(&all[0]);
+            if all.iter().all(|c| value(c) == first) {
+                Ok((0..all.len()).collect())
+            } else {
+                Err(format!(
+                    "expected one cluster, or clusters that agree, found {} clusters with different {what} ({}): name the one to change",
+                    all.len(),
+                    names()
+                ))
+            }
+        }
+    }
+}
+
+fn check_url(server: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "expected a server URL https://HOST[:PORT] ({why}), found `{server}`"
+        ))
+    };
+    let rest = match server
+        .strip_prefix("https://")
+        .or_else(|| server.strip_prefix("http://"))
+    {
+        Some(r) => r,
+        None => return bad("scheme https:// or http://"),
+    };
+    if server.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("no spaces");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return bad("a host");
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => match p.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return bad("a port after `]:`"),
+            },
+            None => return bad("a closing `]`"),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            Some(_) => return bad("an IPv6 address in brackets"),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return bad("a host");
+    }
+    if let Some(p) = port {
+        if !matches!(p.parse::<u16>(), Ok(1..)) {
+            return bad("a port from 1 to 65535");
+        }
+    }
+    Ok(())
+}
+
+fn check_ca_pem(pem_bytes: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(pem_bytes)
+        .map_err(|_| "expected PEM CA certificates, found binary data (DER?)".to_string())?;
+    let blocks =
+        pem::parse_many(text).map_err(|e| format!("expected PEM CA certificates, found {e}"))?;
+    if blocks.is_empty() {
+        return Err("expected PEM CA certificates, found no PEM block".into());
+    }
+    for b in &blocks {
+        if b.tag() != "CERTIFICATE" {
+            return Err(format!(
+                "expected PEM CA certificates only, found a {} block",
+                b.tag()
+            ));
+        }
+        let info = crate::pki::cert::CertInfo::from_der(b.contents())
+            .map_err(|e| format!("expected PEM CA certificates, found an unreadable one ({e})"))?;
+        if !info.is_ca {
+            return Err(format!(
+                "expected CA certificates (basicConstraints CA:TRUE), found a leaf ({})",
+                info.subject
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn kind_of(v: &Value) -> String {
+    match v {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string `{}`", one_line(s)),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+// ---- the text ----
+
+/// One line: where its text starts in the file, and its text without the line ending.
+struct Line<'a> {
+    start: usize,
+    body: &'a str,
+}
+
+fn lines(text: &str) -> Vec<Line<'_>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for seg in text.split_inclusive('\n') {
+        let body = seg.strip_suffix('\n').unwrap_or(seg);
+        let body = body.strip_suffix('\r').unwrap_or(body);
+        out.push(Line { start, body });
+        start += seg.len();
+    }
+    out
+}
+
+fn indent(body: &str) -> usize {
+    body.len() - body.trim_start_matches(' ').len()
+}
+
+/// Blank, or only a comment.
+fn empty(body: &str) -> bool {
+    let t = body.trim();
+    t.is_empty() || t.starts_with('#')
+}
+
+/// A sequence entry marker at `col`: `-` then a space or the end.
+fn is_dash(body: &str, col: usize) -> bool {
+    let rest = &body[col..];
+    rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Plain,
+    Double,
+    Single,
+}
+
+/// Where a scalar value is written: byte offsets into the file.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    style: Style,
+}
+
+/// A mapping key at `col` of `body`: the key and the column after its colon, or `None` when
+/// the line holds no simple key there.
+fn key_at(body: &str, col: usize) -> Option<(String, usize)> {
+    let rest = &body[col..];
+    let (key, after) = if let Some(q) = rest.strip_prefix('"') {
+        let end = closing_double(q)?;
+        (unescape_double(&q[..end]), col + 1 + end + 1)
+    } else if let Some(q) = rest.strip_prefix('\'') {
+        let end = closing_single(q)?;
+        (q[..end].replace("''", "'"), col + 1 + end + 1)
+    } else {
+        if rest.starts_with(['#', '-', '?', '{', '[']) {
+            return None;
+        }
+        let colon = rest
+            .match_indices(':')
+            .map(|(i, _)| i)
+            .find(|&i| rest[i + 1..].is_empty() || rest[i + 1..].starts_with([' ', '\t']))?;
+        (rest[..colon].trim_end().to_string(), col + colon)
+    };
+    let after_ws = after + body[after..].len() - body[after..].trim_start().len();
+    body[after_ws..]
+        .starts_with(':')
+        .then(|| (key, after_ws + 1))
+}
+
+fn closing_double(q: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in q.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn closing_single(q: &str) -> Option<usize> {
+    let b = q.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\'' {
+            if b.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+fn unescape_double(s: &str) -> String {
+    serde_yaml_ng::from_str::<String>(&format!("\"{s}\"")).unwrap_or_else(|_| s.to_string())
+}
+
+/// The scalar value after a key's colon (the key at column `key_col` of line `line`, its colon
+/// ending before `col`), or why it cannot be edited in place. `Ok(None)`: no value on the line
+/// (a nested block follows, or null).
+fn value_at(
+    ls: &[Line],
+    line: usize,
+    key_col: usize,
+    col: usize,
+    key: &str,
+) -> Result<Option<Span>, String> {
+    let body = ls[line].body;
+    let start = col + body[col..].len() - body[col..].trim_start().len();
+    let rest = &body[start..];
+    let abs = |i: usize| ls[line].start + start + i;
+    let unsupported = |what: &str| {
+        Err(format!(
+            "expected `{key}:` as a one-line scalar (as kubectl writes it), found {what} on line {}: edit it by hand",
+            line + 1
+        ))
+    };
+    let span = match rest.chars().next() {
+        None | Some('#') => return Ok(None),
+        Some('"') => match closing_double(&rest[1..]) {
+            Some(end) => Span {
+                start: abs(0),
+                end: abs(end + 2),
+                style: Style::Double,
+            },
+            None => return unsupported("a quoted value continued on the next lines"),
+        },
+        Some('\'') => match closing_single(&rest[1..]) {
+            Some(end) => Span {
+                start: abs(0),
+                end: abs(end + 2),
+                style: Style::Single,
+            },
+            None => return unsupported("a quoted value continued on the next lines"),
+        },
+        Some('|' | '>') => return unsupported("a block scalar"),
+        Some('{' | '[') => return unsupported("a flow-style value"),
+        Some('&' | '*' | '!') => return unsupported("an anchor, alias or tag"),
+        Some(_) => {
+            let end = [" #", "\t#"]
+                .iter()
+                .filter_map(|m| rest.find(m))
+                .min()
+                .unwrap_or(rest.len());
+            Span {
+                start: abs(0),
+                end: abs(rest[..end].trim_end().len()),
+                style: Style::Plain,
+            }
+        }
+    };
+    // A plain scalar may continue on lines indented past its key; quoted ones closed above.
+    if let Some(next) = ls[line + 1..].iter().find(|l| !empty(l.body)) {
+        if span.style == Style::Plain && indent(next.body) > key_col {
+            return unsupported("a value continued on the next lines");
+        }
+    }
+    Ok(Some(span))
+}
+
+/// A cluster entry as written: its name (if written as a simple scalar) and where the values
+/// of its `cluster:` mapping are.
+struct Item {
+    name: Option<String>,
+    values: Vec<(String, Span)>,
+}
+
+/// The entries of the top-level block-style `clusters:` list, in order.
+fn cluster_items(text: &str) -> Result<Vec<Item>, String> {
+    let ls = lines(text);
+    let flow = |found: &str| {
+        format!("expected the `clusters:` list in block style (as kubectl writes it), found {found}: edit it by hand")
+    };
+    let head = ls
+        .iter()
+        .position(|l| {
+            indent(l.body) == 0 && key_at(l.body, 0).is_some_and(|(k, _)| k == "clusters")
+        })
+        .ok_or_else(|| flow("no `clusters:` line at the top level (flow style or JSON?)"))?;
+    let (_, after) = key_at(ls[head].body, 0).expect("found above");
+    if !empty(&ls[head].body[after..]) {
+        return Err(flow(&format!("`{}`", ls[head].body.trim())));
+    }
+    // The block: until the next top-level key or document marker.
+    let mut end = head + 1;
+    while end < ls.len() {
+        let b = ls[end].body;
+        if !empty(b)
+            && indent(b) == 0
+            && (!is_dash(b, 0) || b.starts_with("---") || b.starts_with("..."))
+        {
+            break;
+        }
+        end += 1;
+    }
+    let body: Vec<usize> = (head + 1..end).filter(|&i| !empty(ls[i].body)).collect();
+    let Some(&first) = body.first() else {
+        return Ok(Vec::new());
+    };
+    let seq = indent(ls[first].body);
+    let mut starts = Vec::new();
+    for &i in &body {
+        let ind = indent(ls[i].body);
+        if ind < seq || (ind == seq && !is_dash(ls[i].body, seq)) {
+            return Err(flow(&format!(
+                "line {} out of the list's indentation",
+                i + 1
+            )));
+        }
+        if ind == seq {
+            starts.push(i);
+        }
+    }
+    let mut items = Vec::new();
+    for (n, &a) in starts.iter().enumerate() {
+        let b = starts.get(n + 1).copied().unwrap_or(end);
+        items.push(item(&ls, a, b, seq)?);
+    }
+    Ok(items)
+}
+
+/// One list entry, lines `a..b`, its dash at column `seq`.
+fn item(ls: &[Line], a: usize, b: usize, seq: usize) -> Result<Item, String> {
+    let dash_body = ls[a].body;
+    let after_dash = seq + 1;
+    let inline =
+        after_dash + dash_body[after_dash..].len() - dash_body[after_dash..].trim_start().len();
+    // Key lines of the entry's mapping: (line, column).
+    let (m, mut keys) = if empty(&dash_body[inline.min(dash_body.len())..]) {
+        match (a + 1..b).find(|&i| !empty(ls[i].body)) {
+            Some(i) => (indent(ls[i].body), vec![]),
+            None => {
+                return Ok(Item {
+                    name: None,
+                    values: vec![],
+                })
+            }
+        }
+    } else {
+        (inline, vec![(a, inline)])
+    };
+    for (i, l) in ls.iter().enumerate().take(b).skip(a + 1) {
+        if !empty(l.body) && indent(l.body) == m && !is_dash(l.body, m) {
+            keys.push((i, m));
+        }
+    }
+    let mut out = Item {
+        name: None,
+        values: vec![],
+    };
+    for (k, &(line, col)) in keys.iter().enumerate() {
+        let Some((key, after)) = key_at(ls[line].body, col) else {
+            continue;
+        };
+        let next_key = keys.get(k + 1).map_or(b, |&(l, _)| l);
+        match key.as_str() {
+            "name" => {
+                if let Ok(Some(span)) = value_at(ls, line, col, after, "name") {
+                    out.name = Some(scalar_text(ls, line, span));
+                }
+            }
+            "cluster" => {
+                if !empty(&ls[line].body[after..]) {
+                    return Err(format!(
+                        "expected `cluster:` as a block mapping (as kubectl writes it), found `{}` on line {}: edit it by hand",
+                        ls[line].body.trim(),
+                        line + 1
+                    ));
+                }
+                let content: Vec<usize> = (line + 1..next_key)
+                    .filter(|&i| !empty(ls[i].body))
+                    .collect();
+                let Some(&first) = content.first() else {
+                    continue;
+                };
+                let c = indent(ls[first].body);
+                for &i in &content {
+                    let body = ls[i].body;
+                    if indent(body) != c || is_dash(body, c) {
+                        continue;
+                    }
+                    let Some((ck, cafter)) = key_at(body, c) else {
+                        continue;
+                    };
+                    if matches!(
+                        ck.as_str(),
+                        "server" | "certificate-authority-data" | "certificate-authority"
+                    ) {
+                        if let Some(span) = value_at(ls, i, c, cafter, &ck)? {
+                            out.values.push((ck, span));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The text of a scalar as written (quotes removed), for matching names.
+fn scalar_text(ls: &[Line], line: usize, span: Span) -> String {
+    let off = ls[line].start;
+    let raw = &ls[line].body[span.start - off..span.end - off];
+    match span.style {
+        Style::Plain => raw.to_string(),
+        Style::Double => unescape_double(&raw[1..raw.len() - 1]),
+        Style::Single => raw[1..raw.len() - 1].replace("''", "'"),
+    }
+}
+
+/// `value` written in `style`, or double-quoted when a plain scalar would read differently.
+fn token(value: &str, style: Style) -> String {
+    let double = || {
+        let mut s = String::from("\"");
+        for c in value.chars() {
+            match c {
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                c if c.is_control() => s.push_str(&format!("\\u{:04X}", c as u32)),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
+        s
+    };
+    match style {
+        Style::Double => double(),
+        Style::Single if !value.chars().any(char::is_control) => {
+            format!("'{}'", value.replace('\'', "''"))
+        }
+        Style::Single => double(),
+        Style::Plain => {
+            let reads_back = serde_yaml_ng::from_str::<Value>(&format!("k: {value}"))
+                .ok()
+                .and_then(|v| v.get("k").cloned())
+                == Some(Value::String(value.to_string()));
+            if reads_back && !value.contains(" #") && !value.starts_with(' ') {
+                value.to_string()
+            } else {
+                double()
+            }
+        }
+    }
+}
+
+/// Replaces `key` of the clusters `chosen` (indices into `all`, the document's clusters) by
+/// `value` in the text, then proves the result means the original with only that changed.
+fn replace(
+    text: &str,
+    doc: &Value,
+    all: &[Cluster],
+    chosen: &[usize],
+    key: &str,
+    value: &str,
+) -> Result<String, String> {
+    let items = cluster_items(text)?;
+    if items.len() != all.len() {
+        return Err(format!(
+            "expected the `clusters:` list in block style (as kubectl writes it), found {} entries written where the YAML has {}: edit it by hand",
+            items.len(),
+            all.len()
+        ));
+    }
+    let mut spans = Vec::new();
+    for &i in chosen {
+        if items[i].name.as_deref().is_some_and(|n| n != all[i].name) {
+            return Err(format!(
+                "expected cluster `{}` as entry {} of the `clusters:` list, found `{}` written there: edit it by hand",
+                all[i].name,
+                i + 1,
+                items[i].name.as_deref().unwrap_or_default()
+            ));
+        }
+        let mut found = items[i].values.iter().filter(|(k, _)| k == key);
+        match (found.next(), found.next()) {
+            (Some((_, span)), None) => spans.push(*span),
+            _ => {
+                return Err(format!(
+                    "expected one `{key}:` line in cluster `{}`, found none written in block style: edit it by hand",
+                    all[i].name
+                ))
+            }
+        }
+    }
+    spans.sort_by_key(|s| s.start);
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut at = 0;
+    for s in &spans {
+        out.push_str(&text[at..s.start]);
+        out.push_str(&token(value, s.style));
+        at = s.end;
+    }
+    out.push_str(&text[at..]);
+
+    // The edit must mean exactly the original with `key` of the chosen clusters changed.
+    let mut expected = doc.clone();
+    if let Some(Value::Sequence(items)) = expected.get_mut("clusters") {
+        for &i in chosen {
+            if let Some(Value::Mapping(c)) = items[i].get_mut("cluster") {
+                c.insert(Value::String(key.into()), Value::String(value.into()));
+            }
+        }
+    }
+    let got: Value = serde_yaml_ng::from_str(&out).map_err(|e| {
+        format!(
+            "expected the edited kubeconfig to read back, found {}: kubeconfig left as it was",
+            one_line(&e.to_string())
+        )
+    })?;
+    if got != expected {
+        return Err(format!(
+            "expected the edit to change only `{key}:`, found it would change more: kubeconfig left as it was, edit it by hand"
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBEADM: &str = "apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: LS0tQ0E=
+    server: https://10.21.22.73:6443
+  name: kubernetes
+contexts:
+- context:
+    cluster: kubernetes
+    user: kubernetes-admin
+  name: kubernetes-admin@kubernetes
+current-context: kubernetes-admin@kubernetes
+kind: Config
+preferences: {}
+users:
+- name: kubernetes-admin
+  user:
+    client-certificate-data: LS0tQ0VSVA==
+    client-key-data: LS0tS0VZ
+";
+
+    /// The lines that differ (same line count expected).
+    fn changed(a: &str, b: &str) -> Vec<(String, String)> {
+        assert_eq!(a.lines().count(), b.lines().count(), "{b}");
+        a.split_inclusive('\n')
+            .zip(b.split_inclusive('\n'))
+            .filter(|(x, y)| x != y)
+            .map(|(x, y)| (x.to_string(), y.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn one_line_changes_in_kubectl_layout() {
+        let out = set_server(KUBEADM, "https://10.21.22.101:6443", None).unwrap();
+        assert_eq!(
+            changed(KUBEADM, &out),
+            [(
+                "    server: https://10.21.22.73:6443\n".to_string(),
+                "    server: https://10.21.22.101:6443\n".to_string()
+            )]
+        );
+        assert_eq!(
+            servers(&out),
+            [(
+                "kubernetes".to_string(),
+                "https://10.21.22.101:6443".to_string()
+            )]
+        );
+        let named = set_server(KUBEADM, "https://10.21.22.101:6443", Some("kubernetes")).unwrap();
+        assert_eq!(named, out);
+    }
+
+    #[test]
+    fn every_committed_fixture_kubeconfig_is_a_one_line_edit() {
+        let fixtures = [
+            include_str!("../../fixtures/kubeadm/etc/kubernetes/admin.conf"),
+            include_str!("../../fixtures/kubeadm/etc/kubernetes/controller-manager.conf"),
+            include_str!("../../fixtures/kubeadm/etc/kubernetes/kubelet.conf"),
+            include_str!("../../fixtures/kubeadm/etc/kubernetes/scheduler.conf"),
+            include_str!("../../fixtures/kubeadm/etc/kubernetes/super-admin.conf"),
+            include_str!("../../fixtures/kubespray/etc/kubernetes/admin.conf"),
+            include_str!("../../fixtures/binary/etc/kubernetes/kube-proxy.kubeconfig"),
+            include_str!("../../fixtures/kubeasz-ecdsa/etc/kubernetes/kube-proxy.kubeconfig"),
+        ];
+        let pem = ca_pem();
+        for text in fixtures {
+            let out = set_server(text, "https://10.99.0.1:8443", None).unwrap();
+            assert_eq!(changed(text, &out).len(), 1);
+            assert_eq!(servers(&out)[0].1, "https://10.99.0.1:8443");
+            let out = set_ca_data(text, &pem, None).unwrap();
+            assert_eq!(changed(text, &out).len(), 1);
+        }
+    }
+
+    #[test]
+    fn keeps_quotes_comments_indentation_and_crlf() {
+        let text = "kind: Config\r\nclusters:\r\n  - name: \"prod\"\r\n    cluster:\r\n      server: \"https://old:8443\"   # the VIP\r\n      insecure-skip-tls-verify: true\r\n  - name: 'lab'\r\n    cluster:\r\n      server: 'https://lab:6443'\r\nusers: []\r\n";
+        let out = set_server(text, "https://192.168.1.40:8443", Some("prod")).unwrap();
+        assert_eq!(
+            changed(text, &out),
+            [(
+                "      server: \"https://old:8443\"   # the VIP\r\n".to_string(),
+                "      server: \"https://192.168.1.40:8443\"   # the VIP\r\n".to_string()
+            )]
+        );
+        let out = set_server(text, "https://lab2:6443", Some("lab")).unwrap();
+        assert_eq!(
+            changed(text, &out),
+            [(
+                "      server: 'https://lab:6443'\r\n".to_string(),
+                "      server: 'https://lab2:6443'\r\n".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn no_trailing_newline_and_extensions_before_server() {
+        let text = "clusters:\n- cluster:\n    extensions:\n    - extension:\n        server: not-this-one\n      name: x\n    server: https://a:6443\n  name: c\nusers: []";
+        let out = set_server(text, "https://b:6443", None).unwrap();
+        assert!(out.ends_with("users: []"));
+        assert_eq!(changed(text, &out).len(), 1);
+        assert!(out.contains("server: not-this-one"));
+        assert!(out.contains("    server: https://b:6443\n"));
+    }
+
+    #[test]
+    fn several_clusters_need_a_name_unless_they_agree() {
+        let text = "clusters:\n- cluster:\n    server: https://a:6443\n  name: one\n- cluster:\n    server: https://b:6443\n  name: two\n";
+        let err = set_server(text, "https://c:6443", None).unwrap_err();
+        assert!(err.contains("`one`") && err.contains("`two`"), "{err}");
+        let err = set_server(text, "https://c:6443", Some("three")).unwrap_err();
+        assert!(
+            err.starts_with("expected a cluster named `three`, found only `one`, `two`"),
+            "{err}"
+        );
+        let out = set_server(text, "https://c:6443", Some("two")).unwrap();
+        assert_eq!(
+            servers(&out),
+            [
+                ("one".to_string(), "https://a:6443".to_string()),
+                ("two".to_string(), "https://c:6443".to_string())
+            ]
+        );
+        let same = text.replace("https://b:6443", "https://a:6443");
+        let out = set_server(&same, "https://c:6443", None).unwrap();
+        assert_eq!(changed(&same, &out).len(), 2);
+    }
+
+    #[test]
+    fn malformed_and_unsupported_are_one_line_errors() {
+        for (text, says) in [
+            ("clusters: [\n", "parse error"),
+            ("kind: Pod\nspec: {}\n", "kind: Pod"),
+            ("apiVersion: v1\nusers: []\n", "`clusters:` list"),
+            ("clusters:\n- name: a\n", "`cluster:` mapping"),
+            (
+                "{\"clusters\": [{\"name\": \"a\", \"cluster\": {\"server\": \"https://a\"}}]}",
+                "block style",
+            ),
+            (
+                "clusters:\n- name: a\n  cluster:\n    server: >\n      https://a\n",
+                "block scalar",
+            ),
+            (
+                "clusters:\n- name: a\n  cluster:\n    server: https://a\n      :6443\n",
+                "continued",
+            ),
+            (
+                "clusters:\n- name: a\n  cluster:\n    insecure-skip-tls-verify: true\n",
+                "a `server:` line",
+            ),
+        ] {
+            let err = set_server(text, "https://b:6443", None).unwrap_err();
+            assert!(err.contains(says), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn server_must_be_a_url() {
+        for bad in [
+            "10.0.0.1:6443",
+            "https://",
+            "https://a:0",
+            "https://a:99999",
+            "https://a b",
+            "https://fe80::1:6443",
+        ] {
+            assert!(set_server(KUBEADM, bad, None).is_err(), "{bad}");
+        }
+        for good in [
+            "https://[fe80::1]:6443",
+            "https://vip.example.com",
+            "http://127.0.0.1:8080",
+        ] {
+            set_server(KUBEADM, good, None).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_value_needing_quotes_is_quoted() {
+        // `https://a:6443/p #x` would read as a comment in a plain scalar.
+        let out = set_server(KUBEADM, "https://a:6443/p#x", None).unwrap();
+        assert_eq!(servers(&out)[0].1, "https://a:6443/p#x");
+    }
+
+    fn ca_pem() -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.self_signed(&key).unwrap().pem().into_bytes()
+    }
+
+    #[test]
+    fn ca_data_is_replaced_and_a_file_reference_is_named() {
+        use base64::Engine;
+        let pem = ca_pem();
+        let out = set_ca_data(KUBEADM, &pem, None).unwrap();
+        assert_eq!(changed(KUBEADM, &out).len(), 1);
+        let data = clusters(&out).unwrap()[0].ca_data.clone().unwrap();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap(),
+            pem
+        );
+        let by_file = KUBEADM.replace(
+            "certificate-authority-data: LS0tQ0E=",
+            "certificate-authority: /etc/kubernetes/ssl/ca.pem",
+        );
+        let err = set_ca_data(&by_file, &pem, None).unwrap_err();
+        assert!(
+            err.contains("`/etc/kubernetes/ssl/ca.pem`")
+                && err.contains("that file is what must change"),
+            "{err}"
+        );
+        let err = set_ca_data(
+            KUBEADM,
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(err.contains("PRIVATE KEY"), "{err}");
+    }
+
+    #[test]
+    fn references_are_files_without_data() {
+        let text = "clusters:\n- cluster:\n    certificate-authority: ca.pem\n    server: https://a\n  name: a\nusers:\n- name: u\n  user:\n    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem\n- name: v\n  user:\n    client-certificate: x.pem\n    client-certificate-data: LS0t\n";
+        let refs = references(text).unwrap();
+        let at: Vec<&str> = refs.iter().map(|r| r.at.as_str()).collect();
+        assert_eq!(
+            at,
+            [
+                "clusters[a].certificate-authority",
+                "users[u].client-certificate",
+                "users[u].client-key"
+            ]
+        );
+    }
+}

@@ -18,6 +18,7 @@ pub mod issue;
 pub mod node;
 pub mod pki;
 pub mod preflight;
+pub mod report;
 pub mod rollout;
 pub mod spec;
 pub mod sys;

@@ -323,6 +323,12 @@ pub enum Output {
     Wide,
     /// the documented JSON schema (README.md)
     Json,
+    /// `kubeadm certs check-expiration`'s two tables, byte for byte
+    Kubeadm,
+    /// the `CertificateExpirationInfo` document `kubeadm certs check-expiration -o json` prints
+    KubeadmJson,
+    /// node_exporter textfile metrics named as x509-certificate-exporter names them
+    Prometheus,
 }
 
 #[derive(Debug, clap::Args)]
@@ -357,6 +363,11 @@ pub struct InspectArgs {
     /// Bound on connecting to and reading from an endpoint
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub timeout: String,
+
+    /// With -o prometheus: replace PATH atomically (for node_exporter's textfile collector)
+    /// instead of printing
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub struct InspectConfig {
     pub ca: Option<PathBuf>,
     pub insecure: bool,
     pub timeout: Duration,
+    /// `--textfile`: write the metrics here (atomically) instead of to stdout.
+    pub textfile: Option<PathBuf>,
 }
 
 pub fn inspect(a: InspectArgs) -> Result<InspectConfig> {
@@ -56,6 +58,7 @@ pub fn inspect(a: InspectArgs) -> Result<InspectConfig> {
         ca: a.ca,
         insecure: a.insecure,
         timeout: parse_duration(&a.timeout)?,
+        textfile: a.textfile,
         endpoints,
     })
 }

@@ -1,5 +1,6 @@
 //! `certs inspect`: an adapter over [`crate::pki::scan::scan`] and [`crate::sys::tls::probe`].
 
+use super::args::Output;
 use super::config::InspectConfig;
 use super::render::{self, Endpoint};
 use crate::error::{exit, Error, Result};
@@ -9,6 +10,7 @@ use crate::pki::scan::{scan, ScanRequest};
 use crate::sys::tls::{self, ProbeOptions, Trust};
 
 pub fn run(c: &InspectConfig) -> Result<u8> {
+    check_report_options(c)?;
     let inventory = if c.paths.is_empty() && !c.endpoints.is_empty() {
         Inventory {
             now: c.now,
@@ -24,14 +26,83 @@ pub fn run(c: &InspectConfig) -> Result<u8> {
         })?
     };
     let endpoints = probe_all(c)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    render::inspect(&mut out, &inventory, &endpoints, c).map_err(Error::Output)?;
-    std::io::Write::flush(&mut out).map_err(Error::Output)?;
+    if let Some(path) = &c.textfile {
+        let mut text = Vec::new();
+        write_report(&mut text, &inventory, c).map_err(Error::Output)?;
+        let mode = crate::sys::fs::mode(path).unwrap_or(0o644);
+        crate::sys::fs::write_atomic(path, &text, mode)?;
+    } else {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        if is_report(c.output) {
+            write_report(&mut out, &inventory, c)
+        } else {
+            render::inspect(&mut out, &inventory, &endpoints, c)
+        }
+        .map_err(Error::Output)?;
+        std::io::Write::flush(&mut out).map_err(Error::Output)?;
+    }
     let endpoint_failed = endpoints
         .iter()
         .any(|e| !matches!(e.trust, Trust::Verified | Trust::NotChecked));
     let problem = endpoint_failed || (c.monitor && inventory.has_problems());
     Ok(if problem { exit::PROBLEM } else { exit::OK })
+}
+
+/// Outputs in another tool's format (kubeadm's, x509-certificate-exporter's): they describe the
+/// files of a node, never a live endpoint.
+fn is_report(output: Output) -> bool {
+    matches!(
+        output,
+        Output::Kubeadm | Output::KubeadmJson | Output::Prometheus
+    )
+}
+
+fn check_report_options(c: &InspectConfig) -> Result<()> {
+    let name = |o: Output| {
+        clap::ValueEnum::to_possible_value(&o)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    };
+    if c.textfile.is_some() && c.output != Output::Prometheus {
+        return Err(Error::Usage(format!(
+            "--textfile: expected -o prometheus (node_exporter's textfile collector reads the Prometheus text format), found -o {}",
+            name(c.output)
+        )));
+    }
+    if is_report(c.output) && !c.endpoints.is_empty() {
+        return Err(Error::Usage(format!(
+            "-o {}: expected files or --root (it reports a node's certificate files), found the endpoint {}",
+            name(c.output),
+            c.endpoints[0]
+        )));
+    }
+    Ok(())
+}
+
+/// `-o kubeadm`, `-o kubeadm-json`, `-o prometheus`.
+pub fn write_report(
+    out: &mut dyn std::io::Write,
+    inv: &Inventory,
+    c: &InspectConfig,
+) -> std::io::Result<()> {
+    use crate::report::{kubeadm, prometheus};
+    let exists = |p: &std::path::Path| !crate::sys::fs::is_absent(p);
+    match c.output {
+        Output::Kubeadm | Output::KubeadmJson => {
+            let mut layout = kubeadm::Layout::find(inv, &c.root);
+            // A static pod for etcd means kubeadm runs it stacked, and tracks its certificates.
+            layout.local_etcd |= exists(&layout.kubernetes_dir.join("manifests/etcd.yaml"));
+            let info = kubeadm::expiration(inv, &layout, &exists);
+            if c.output == Output::Kubeadm {
+                kubeadm::write_table(out, &info)
+            } else {
+                kubeadm::write_json(out, &info)
+            }
+        }
+        Output::Prometheus => prometheus::write(out, inv, &c.root),
+        // Not reports: render::inspect writes those.
+        Output::Table | Output::Wide | Output::Json => Ok(()),
+    }
 }
 
 fn probe_all(c: &InspectConfig) -> Result<Vec<Endpoint>> {

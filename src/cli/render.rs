@@ -36,6 +36,9 @@ pub fn inspect(
             writeln!(out)
         }
         Output::Table | Output::Wide => tables(out, inv, endpoints, c),
+        Output::Kubeadm | Output::KubeadmJson | Output::Prometheus => {
+            super::inspect::write_report(out, inv, c)
+        }
     }
 }
 

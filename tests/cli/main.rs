@@ -4,6 +4,8 @@
 
 mod etcd;
 mod inspect;
+mod inspect_kubeadm;
+mod inspect_prometheus;
 mod preflight;
 mod reissue;
 mod rollout;

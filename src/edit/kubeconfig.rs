@@ -333,7 +333,9 @@ fn check_url(server: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_ca_pem(pem_bytes: &[u8]) -> Result<(), String> {
+/// Whether `pem_bytes` is what a kubeconfig may embed as its CA: PEM CA certificates, nothing
+/// else (a private key passed by mistake is refused).
+pub fn check_ca_pem(pem_bytes: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(pem_bytes)
         .map_err(|_| "expected PEM CA certificates, found binary data (DER?)".to_string())?;
     let blocks =

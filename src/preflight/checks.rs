@@ -381,16 +381,25 @@ pub fn files(inv: &Inventory, backup_dir: &Path) -> Vec<Check> {
         }
     }
     out.push(match crate::sys::fs::probe_writable(backup_dir) {
-        Ok(free) if free < 10 * 1024 * 1024 => Check::fail(
+        Ok((_, free)) if free < 10 * 1024 * 1024 => Check::fail(
             "backup-dir",
             format!("{} has only {} KiB free", backup_dir.display(), free / 1024),
             None,
         ),
-        Ok(free) => Check::pass(
+        Ok((probed, free)) if probed == backup_dir => Check::pass(
             "backup-dir",
             format!(
                 "{} is writable ({} MiB free)",
                 backup_dir.display(),
+                free / 1024 / 1024
+            ),
+        ),
+        Ok((probed, free)) => Check::pass(
+            "backup-dir",
+            format!(
+                "{} does not exist yet; {} where the rollout would create it is writable ({} MiB free)",
+                backup_dir.display(),
+                probed.display(),
                 free / 1024 / 1024
             ),
         ),

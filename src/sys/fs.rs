@@ -450,16 +450,33 @@ pub struct Lock {
     _file: std::fs::File,
 }
 
-/// Proves `dir` writable by creating and removing a file in it (creating `dir` if missing), and
-/// returns the bytes free there (from `df`, 0 when unknown).
-pub fn probe_writable(dir: &Path) -> std::result::Result<u64, String> {
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let probe = dir.join(format!(".certs-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"x").map_err(|e| e.to_string())?;
+/// Proves that `dir` could take files, without creating it: a probe file is created (never over
+/// an existing one) and removed in `dir` when it exists, else in its nearest existing ancestor,
+/// where `dir` would be created. Returns the directory probed and the bytes free there (from
+/// `df`, 0 when unknown).
+pub fn probe_writable(dir: &Path) -> std::result::Result<(PathBuf, u64), String> {
+    let mut at = dir.to_path_buf();
+    loop {
+        if at.as_os_str().is_empty() {
+            at = PathBuf::from(".");
+        }
+        match std::fs::metadata(&at) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => return Err(format!("{} is not a directory", at.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && at.pop() => {}
+            Err(e) => return Err(format!("{}: {e}", at.display())),
+        }
+    }
+    let probe = at.join(format!(".certs-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| format!("cannot create a file in {}: {e}", at.display()))?;
     let _ = std::fs::remove_file(&probe);
     let out = std::process::Command::new("df")
         .arg("-Pk")
-        .arg(dir)
+        .arg(&at)
         .output()
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -469,7 +486,7 @@ pub fn probe_writable(dir: &Path) -> std::result::Result<u64, String> {
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    Ok(kib * 1024)
+    Ok((at, kib * 1024))
 }
 
 /// `path` as seen from a node whose file system is mounted at `root` (`/` for the live node).

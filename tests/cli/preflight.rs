@@ -194,6 +194,51 @@ fn binary_cluster_retiring_two_masters() {
     );
 }
 
+fn statuses(report: &Value, id: &str) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// preflight checks that the state directory could be created, and does not create it.
+#[test]
+fn the_state_dir_is_probed_not_created() {
+    let dir = fixture("kubeadm");
+    let root = dir.path();
+    let state = root.join("var/lib/certs/state");
+    let run = |state: &Path| {
+        preflight(&["--root", &s(root), "--now", NOW, "--state-dir", &s(state)].map(String::from))
+    };
+    let (_, report) = run(&state);
+    assert!(!state.exists() && !root.join("var/lib/certs").exists());
+    assert_eq!(statuses(&report, "backup-dir"), ["pass"], "{report}");
+    let msg = messages(&report, "backup-dir");
+    assert!(
+        msg.contains("does not exist yet")
+            && msg.contains(&format!("{} where", s(&root.join("var/lib")))),
+        "{msg}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("var/lib"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".certs-probe"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Under a file: it can never be created.
+    let (code, report) = run(&root.join("etc/kubernetes/admin.conf/state"));
+    assert_eq!(code, 1);
+    assert!(
+        messages(&report, "backup-dir")
+            .to_lowercase()
+            .contains("not a directory"),
+        "{report}"
+    );
+}
+
 #[test]
 fn live_etcd_membership_health_leader_and_quorum() {
     let dir = fixture("etcd-loopback");

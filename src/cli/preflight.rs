@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 
 use super::args::{PlanOutput, PreflightArgs};
 use super::config::{parse_duration, parse_time};
+use crate::edit::config::same_host;
 use crate::error::{exit, Error, Result};
 use crate::pki::inventory::Inventory;
 use crate::pki::Role;
-use crate::preflight::{checks, etcd, Check, ConfigFile, Status, CONFIG_LOCATIONS};
+use crate::preflight::{
+    checks, etcd, names, Check, ConfigFile, Status, CONFIG_LOCATIONS, KUBECONFIG_LOCATIONS,
+};
 use crate::sys::tls::{self, ProbeOptions, Target, Trust};
 
 pub fn run(a: &PreflightArgs) -> Result<u8> {
@@ -24,17 +27,80 @@ pub fn run(a: &PreflightArgs) -> Result<u8> {
         None => (String::new(), 6443),
     };
     let vip = a.vip.as_ref().map(|_| vip_host.as_str());
+    let paths = scan_paths(&a.paths, &a.root)?;
     let inv = crate::pki::scan::scan(&crate::pki::scan::ScanRequest {
-        paths: &a.paths,
+        paths: &paths,
         root: &a.root,
         now,
         warn_within: window,
     })?;
-    let configs = read_configs(&a.root);
+    let components = crate::sys::node::read(&a.root);
+    let hosts_path = crate::sys::fs::under_root(&a.root, Path::new("/etc/hosts"));
+    let hosts =
+        crate::sys::fs::read_opt(&hosts_path).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let hosts_name = hosts_path.display().to_string();
+    let aliases = names::aliases(
+        &components,
+        &inv,
+        hosts.as_deref().map(|t| (hosts_name.as_str(), t)),
+    );
+    let expand = |given: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for who in given {
+            for w in names::expand(who, &aliases) {
+                if !out.contains(&w) {
+                    out.push(w);
+                }
+            }
+        }
+        out
+    };
+    let retire = expand(&a.retire);
+    let keep = expand(&a.keep);
+    for k in &a.keep {
+        let mine = names::expand(k, &aliases);
+        if let Some(both) = mine.iter().find(|w| retire.iter().any(|r| same_host(r, w))) {
+            return Err(Error::Usage(format!(
+                "expected --retire and --keep to name different masters, found {both} in both (--keep {k})"
+            )));
+        }
+    }
+    let keep_cover: Vec<String> = a
+        .keep
+        .iter()
+        .flat_map(|k| {
+            let all = names::expand(k, &aliases);
+            let addresses: Vec<String> = all
+                .iter()
+                .filter(|w| w.parse::<std::net::IpAddr>().is_ok())
+                .cloned()
+                .collect();
+            if addresses.is_empty() {
+                vec![k.clone()]
+            } else {
+                addresses
+            }
+        })
+        .collect();
+    let own: Vec<String> = components
+        .iter()
+        .filter(|c| c.kind == "kube-apiserver")
+        .flat_map(|c| [c.get("advertise-address"), c.get("bind-address")])
+        .flatten()
+        .filter(|a| {
+            a.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| !ip.is_unspecified())
+        })
+        .map(str::to_string)
+        .collect();
+    let configs = read_configs(&a.root, &components);
     let change = checks::Change {
         vip,
-        retire: &a.retire,
-        keep: &a.keep,
+        vip_port,
+        retire: &retire,
+        keep: &keep,
+        keep_cover: &keep_cover,
+        own: &own,
         window,
         now,
     };
@@ -50,6 +116,8 @@ pub fn run(a: &PreflightArgs) -> Result<u8> {
     for url in &a.endpoint {
         all.push(endpoint(&inv, url, timeout)?);
     }
+    all.extend(names::report("--retire", &a.retire, &aliases));
+    all.extend(names::report("--keep", &a.keep, &aliases));
     if !a.retire.is_empty() || !a.keep.is_empty() {
         all.extend(checks::retirement(&inv, &change));
     }
@@ -61,7 +129,7 @@ pub fn run(a: &PreflightArgs) -> Result<u8> {
             .map(|u| u.parse::<Target>())
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let opts = etcd_options(&inv, a, timeout)?;
-        all.extend(etcd::checks(&etcd::Gateway { opts }, &targets, &a.retire));
+        all.extend(etcd::checks(&etcd::Gateway { opts }, &targets, &retire));
     }
     all.extend(checks::files(&inv, &a.state_dir));
     all.extend(checks::expiry(&inv, &change));
@@ -89,23 +157,62 @@ fn split_host_port(v: &str) -> Result<(String, u16)> {
     }
 }
 
-/// The config files under `root` that may name masters (text files only, bounded).
-fn read_configs(root: &Path) -> Vec<ConfigFile> {
-    let paths: Vec<PathBuf> = CONFIG_LOCATIONS
+/// What to scan: the paths given, else the PKI's standard locations and the administrators'
+/// kubeconfigs (`/root/.kube/config`, `$HOME/.kube/config`) that exist under `root`.
+fn scan_paths(given: &[PathBuf], root: &Path) -> Result<Vec<PathBuf>> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let mut kubeconfigs: Vec<PathBuf> = KUBECONFIG_LOCATIONS.iter().map(PathBuf::from).collect();
+    if let Some(home) = std::env::var_os("HOME").filter(|h| Path::new(h).is_absolute()) {
+        kubeconfigs.push(Path::new(&home).join(".kube/config"));
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in kubeconfigs {
+        let p = crate::sys::fs::under_root(root, &p);
+        if !crate::sys::fs::is_absent(&p) && !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    match crate::pki::scan::resolve_paths(&[], root) {
+        Ok(standard) => Ok(standard.into_iter().chain(out).collect()),
+        Err(_) if !out.is_empty() => Ok(out),
+        Err(e) => Err(e),
+    }
+}
+
+/// The config files under `root` that may name masters (text files only, bounded): the
+/// standard locations, and the manifest or unit each component was read from.
+fn read_configs(root: &Path, components: &[crate::node::Component]) -> Vec<ConfigFile> {
+    let mut paths: Vec<PathBuf> = CONFIG_LOCATIONS
         .iter()
         .map(|p| crate::sys::fs::under_root(root, Path::new(p)))
-        .filter(|p| p.exists())
+        .filter(|p| !crate::sys::fs::is_absent(p))
         .collect();
+    for c in components {
+        if !paths.iter().any(|p| c.source.starts_with(p)) {
+            paths.push(c.source.clone());
+        }
+    }
     let walked = crate::sys::fs::walk(&paths).unwrap_or_default();
-    walked
-        .into_iter()
-        .filter_map(|w| match w {
-            crate::sys::fs::Walked::File { path, bytes } => String::from_utf8(bytes)
-                .ok()
-                .map(|text| ConfigFile { path, text }),
-            _ => None,
-        })
-        .collect()
+    let mut out: Vec<ConfigFile> = Vec::new();
+    for w in walked {
+        let crate::sys::fs::Walked::File { path, bytes } = w else {
+            continue;
+        };
+        // `multi-user.target.wants/etcd.service` is a link to a unit already read.
+        let wants = path.components().any(|c| {
+            let c = c.as_os_str().to_string_lossy();
+            c.ends_with(".wants") || c.ends_with(".requires")
+        });
+        if wants || out.iter().any(|f| f.path == path) {
+            continue;
+        }
+        if let Ok(text) = String::from_utf8(bytes) {
+            out.push(ConfigFile { path, text });
+        }
+    }
+    out
 }
 
 /// The CA that signed the apiserver certificates found (the cluster CA).

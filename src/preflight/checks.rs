@@ -4,18 +4,72 @@
 use std::path::Path;
 
 use super::{Check, ConfigFile};
+use crate::edit::config::{self, host_port, same_host};
+use crate::edit::proxy;
 use crate::pki::inventory::{CertEntry, Inventory, Status as CertStatus};
 use crate::pki::Role;
 use crate::spec::San;
 
 /// What the operator is about to do.
 pub struct Change<'a> {
+    /// The VIP's host (an address or a name), without its port.
     pub vip: Option<&'a str>,
+    /// The VIP's port: the one given with `--vip ADDR:PORT`, else 6443.
+    pub vip_port: u16,
+    /// Every retired master as the names and addresses the node ties it to (each `--retire`
+    /// argument first, then what [`super::names::expand`] adds).
     pub retire: &'a [String],
+    /// The kept masters, the same way.
     pub keep: &'a [String],
+    /// What the certificates must cover for the kept masters: the addresses of a `--keep` name
+    /// the node ties to some, else the argument as given.
+    pub keep_cover: &'a [String],
+    /// This node's own apiserver addresses (`--advertise-address`, a specific
+    /// `--bind-address`): controller-manager and scheduler kubeconfigs on them stay local.
+    pub own: &'a [String],
     /// Seconds: expiring within this is reported so it can be reissued in the same change.
     pub window: i64,
     pub now: i64,
+}
+
+impl Change<'_> {
+    fn retires(&self, host: &str) -> bool {
+        self.retire.iter().any(|r| same_host(r, host))
+    }
+
+    fn retired_refs(&self) -> Vec<&str> {
+        self.retire.iter().map(String::as_str).collect()
+    }
+
+    /// Where a client of a retired master should point instead: the VIP (with its port), else a
+    /// kept master (an address when one is known) on the port it used.
+    fn replacement(&self, port: Option<u16>) -> String {
+        let port = port.unwrap_or(6443);
+        match (
+            self.vip,
+            self.keep_cover
+                .iter()
+                .find(|k| is_ip(k))
+                .or(self.keep_cover.first()),
+        ) {
+            (Some(v), _) => url(v, self.vip_port),
+            (None, Some(k)) => url(k, port),
+            (None, None) => format!("https://<a kept master or the VIP>:{port}"),
+        }
+    }
+}
+
+fn is_ip(s: &str) -> bool {
+    s.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// `https://HOST:PORT`, an IPv6 host in brackets.
+pub fn url(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("https://[{host}]:{port}")
+    } else {
+        format!("https://{host}:{port}")
+    }
 }
 
 fn covers(cert: &CertEntry, who: &str) -> bool {
@@ -155,7 +209,7 @@ pub fn retirement(inv: &Inventory, change: &Change) -> Vec<Check> {
     let mut out = Vec::new();
     let roles = [Role::Apiserver, Role::EtcdServer, Role::EtcdPeer];
     for c in serving(inv, &roles) {
-        let missing: Vec<&String> = change.keep.iter().filter(|k| !covers(c, k)).collect();
+        let missing: Vec<&String> = change.keep_cover.iter().filter(|k| !covers(c, k)).collect();
         if !missing.is_empty() {
             let list = missing
                 .iter()
@@ -179,7 +233,7 @@ pub fn retirement(inv: &Inventory, change: &Change) -> Vec<Check> {
                     c.location.path.display()
                 )),
             ));
-        } else if !change.keep.is_empty() {
+        } else if !change.keep_cover.is_empty() {
             out.push(Check::pass(
                 "retire-keep-san",
                 format!("{} covers every kept member", path(c)),
@@ -221,10 +275,7 @@ pub fn retirement(inv: &Inventory, change: &Change) -> Vec<Check> {
             })
             .collect();
     if !members.is_empty() && !change.retire.is_empty() {
-        let left: Vec<&String> = members
-            .iter()
-            .filter(|m| !change.retire.contains(m))
-            .collect();
+        let left: Vec<&String> = members.iter().filter(|m| !change.retires(m)).collect();
         out.push(if left.is_empty() {
             Check::fail(
                 "retire-last-control-plane",
@@ -252,19 +303,38 @@ pub fn retirement(inv: &Inventory, change: &Change) -> Vec<Check> {
     out
 }
 
-/// Kubeconfigs, node-local proxies and apiserver `--etcd-servers` that still name retired
-/// masters, or that bypass a new VIP.
+/// Kubeconfigs, node-local proxies, kube-apiserver `--etcd-servers` and etcd
+/// `--initial-cluster` that still name retired masters, or that bypass a new VIP.
 pub fn clients(inv: &Inventory, configs: &[ConfigFile], change: &Change) -> Vec<Check> {
+    let mut out = kubeconfigs(inv, change);
+    if change.retire.is_empty() {
+        return out;
+    }
+    for file in configs {
+        out.extend(proxy_upstreams(file, change));
+        out.extend(etcd_servers(file, change));
+        out.extend(initial_cluster(file, change));
+    }
+    out
+}
+
+fn kubeconfigs(inv: &Inventory, change: &Change) -> Vec<Check> {
     let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for kc in &inv.kubeconfigs {
+        if !seen.insert(&kc.path) {
+            continue;
+        }
         for cl in &kc.config.clusters {
-            let host = super::etcd::url_host(&cl.server).unwrap_or_default();
-            if change.retire.contains(&host) {
-                let server = change
-                    .vip
-                    .map_or("https://<a kept master or the VIP>:6443".to_string(), |v| {
-                        format!("https://{v}:6443")
-                    });
+            let (host, port) = host_port(&cl.server);
+            let set = |server: &str| {
+                format!(
+                    "kubectl --kubeconfig {} config set-cluster {} --server={server}",
+                    kc.path.display(),
+                    cl.name
+                )
+            };
+            if change.retires(host) {
                 out.push(Check::fail(
                     "kubeconfig-retired",
                     format!(
@@ -273,66 +343,33 @@ pub fn clients(inv: &Inventory, configs: &[ConfigFile], change: &Change) -> Vec<
                         cl.name,
                         cl.server
                     ),
-                    Some(format!(
-                        "kubectl --kubeconfig {} config set-cluster {} --server={server}",
-                        kc.path.display(),
-                        cl.name
-                    )),
+                    Some(set(&change.replacement(port))),
                 ));
             } else if let Some(vip) = change.vip {
-                let local = host == "127.0.0.1" || host == "localhost";
-                if host != vip && !local {
+                let local = matches!(host, "localhost" | "127.0.0.1" | "::1");
+                let on_vip = same_host(host, vip) && port.unwrap_or(443) == change.vip_port;
+                let own = change.own.iter().any(|o| same_host(o, host));
+                if own && local_component(inv, kc) {
+                    out.push(Check::pass(
+                        "kubeconfig-vip",
+                        format!(
+                            "{} (cluster {}) stays on this node's apiserver {}",
+                            kc.path.display(),
+                            cl.name,
+                            cl.server
+                        ),
+                    ));
+                } else if !on_vip && !local {
+                    let target = url(vip, change.vip_port);
                     out.push(Check::warn(
                         "kubeconfig-vip",
-                        format!("{} (cluster {}) points at {} rather than the VIP {vip}", kc.path.display(), cl.name, cl.server),
-                        Some(format!("kubectl --kubeconfig {} config set-cluster {} --server=https://{vip}:6443", kc.path.display(), cl.name)),
-                    ));
-                }
-            }
-        }
-    }
-    for file in configs {
-        for (n, line) in file.text.lines().enumerate() {
-            let trimmed = line.trim();
-            let where_ = format!("{}:{}", file.path.display(), n + 1);
-            // nginx stream `server 10.0.0.1:6443;`, haproxy `server m1 10.0.0.1:6443 check`.
-            let upstream = trimmed.starts_with("server ") && trimmed.contains(':');
-            if upstream {
-                if let Some(r) = change.retire.iter().find(|r| names(trimmed, r)) {
-                    out.push(Check::fail(
-                        "proxy-upstream",
-                        format!("{where_} still sends traffic to retired {r}: `{trimmed}`"),
-                        Some(format!(
-                            "remove that line from {} and reload the proxy on every node",
-                            file.path.display()
-                        )),
-                    ));
-                }
-            }
-            if let Some(pos) = line.find("--etcd-servers=") {
-                let value = line[pos + "--etcd-servers=".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .trim_end_matches(['\\', '"']);
-                let listed: Vec<&str> = value.split(',').collect();
-                if let Some(r) = change.retire.iter().find(|r| {
-                    listed
-                        .iter()
-                        .any(|u| super::etcd::url_host(u).as_deref() == Some(r.as_str()))
-                }) {
-                    let kept: Vec<&str> = listed
-                        .iter()
-                        .copied()
-                        .filter(|u| super::etcd::url_host(u).as_deref() != Some(r.as_str()))
-                        .collect();
-                    out.push(Check::fail(
-                        "etcd-servers-flag",
-                        format!("{where_}: kube-apiserver --etcd-servers lists retired member {r}"),
-                        Some(format!(
-                            "set --etcd-servers={} and restart kube-apiserver",
-                            kept.join(",")
-                        )),
+                        format!(
+                            "{} (cluster {}) points at {} rather than the VIP {target}",
+                            kc.path.display(),
+                            cl.name,
+                            cl.server
+                        ),
+                        Some(set(&target)),
                     ));
                 }
             }
@@ -341,16 +378,210 @@ pub fn clients(inv: &Inventory, configs: &[ConfigFile], change: &Change) -> Vec<
     out
 }
 
-/// `text` names `who` as a whole address (not 10.0.0.1 inside 10.0.0.10).
-fn names(text: &str, who: &str) -> bool {
-    text.match_indices(who).any(|(i, _)| {
-        let before = text[..i].chars().last();
-        let after = text[i + who.len()..].chars().next();
-        let boundary = |c: Option<char>| {
-            c.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+/// A kubeconfig of the controller-manager or the scheduler, which talk to their own node's
+/// apiserver whatever the VIP (by user name, or by the role of its client certificate).
+fn local_component(inv: &Inventory, kc: &crate::pki::inventory::KubeconfigEntry) -> bool {
+    let Some(user) = kc.config.current_user.as_deref() else {
+        return false;
+    };
+    let by_name = matches!(
+        user,
+        "system:kube-controller-manager" | "system:kube-scheduler"
+    );
+    let by_cert = kc
+        .config
+        .users
+        .iter()
+        .position(|u| u.name == user)
+        .and_then(|i| kc.users.get(i))
+        .and_then(|(cert, _)| *cert)
+        .is_some_and(|c| {
+            matches!(
+                inv.certificates[c].role,
+                Role::ControllerManager | Role::Scheduler
+            )
+        });
+    by_name || by_cert
+}
+
+/// nginx/haproxy upstream lines of retired masters: live ones fail (one check per file, the
+/// `sed` that removes exactly those lines), drained ones (`down`, `disabled`) pass.
+fn proxy_upstreams(file: &ConfigFile, change: &Change) -> Vec<Check> {
+    let mut out = Vec::new();
+    let all = proxy::servers(&file.text);
+    let retired: Vec<&proxy::Server> = all
+        .iter()
+        .filter(|s| change.retire.iter().any(|r| s.is(r)))
+        .collect();
+    let at = |s: &proxy::Server| format!("{}:{}", file.path.display(), s.line);
+    let endpoint = |s: &proxy::Server| s.port.map_or(s.host.clone(), |p| format!("{}:{p}", s.host));
+    for s in retired.iter().filter(|s| s.down) {
+        let word = match s.syntax {
+            proxy::Syntax::Nginx => "down",
+            proxy::Syntax::Haproxy => "disabled",
         };
-        boundary(before) && boundary(after)
-    })
+        out.push(Check::pass(
+            "proxy-upstream",
+            format!(
+                "{} already drained: retired {} is marked {word} (`{}`); the line can go",
+                at(s),
+                endpoint(s),
+                s.text
+            ),
+        ));
+    }
+    let live: Vec<&&proxy::Server> = retired.iter().filter(|s| !s.down).collect();
+    if live.is_empty() {
+        return out;
+    }
+    let kept: Vec<String> = all
+        .iter()
+        .filter(|s| !retired.iter().any(|r| r.line == s.line) && !s.down)
+        .map(endpoint)
+        .collect();
+    let fix = match proxy::upstreams(&file.text, &change.retired_refs(), &[]) {
+        Ok(_) => format!(
+            "sed -i{} {}   # then reload the proxy on every node; left: {}",
+            retired
+                .iter()
+                .map(|s| format!(" -e '{}d'", s.line))
+                .collect::<String>(),
+            file.path.display(),
+            if kept.is_empty() {
+                "no live servers".to_string()
+            } else {
+                kept.join(", ")
+            }
+        ),
+        Err(e) => format!("{}: {e}", file.path.display()),
+    };
+    out.push(Check::fail(
+        "proxy-upstream",
+        format!(
+            "{} still send{} traffic to retired {}: {}",
+            live.iter().map(|s| at(s)).collect::<Vec<_>>().join(", "),
+            if live.len() == 1 { "s" } else { "" },
+            live.iter()
+                .map(|s| endpoint(s))
+                .collect::<Vec<_>>()
+                .join(", "),
+            live.iter()
+                .map(|s| format!("`{}`", s.text))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(fix),
+    ));
+    out
+}
+
+/// How to apply a changed setting in `file` to the component that reads it.
+fn restart(file: &ConfigFile, component: &str) -> String {
+    let p = file.path.to_string_lossy();
+    if p.contains("/manifests/") {
+        "(the kubelet restarts the static pod)".to_string()
+    } else if p.ends_with(".service") || p.ends_with(".conf") && p.contains(".service.d/") {
+        format!("then systemctl daemon-reload && systemctl restart {component}")
+    } else {
+        format!("then restart {component}")
+    }
+}
+
+/// The values of `key` in `old` and `new` that differ, with the line of the old one.
+fn changed(old: &str, new: &str, key: &'static str) -> Vec<(usize, String, String)> {
+    config::find(old, key)
+        .into_iter()
+        .zip(config::find(new, key))
+        .filter(|(a, b)| a.value != b.value)
+        .map(|(a, b)| (a.line, a.value, b.value))
+        .collect()
+}
+
+fn retired_in(change: &Change, entries: &str, host_of: impl Fn(&str) -> String) -> Vec<String> {
+    entries
+        .split(',')
+        .map(host_of)
+        .filter(|h| !h.is_empty() && change.retire.iter().any(|r| same_host(r, h) || r == h))
+        .collect()
+}
+
+/// kube-apiserver `--etcd-servers` listing retired members: the corrected value keeps every
+/// other member and drops every retired one.
+fn etcd_servers(file: &ConfigFile, change: &Change) -> Vec<Check> {
+    let key = config::ETCD_SERVERS;
+    match config::etcd_servers(&file.text, &change.retired_refs(), &[]) {
+        Ok(None) => vec![],
+        Ok(Some(new)) => changed(&file.text, &new, key)
+            .into_iter()
+            .map(|(line, old, value)| {
+                let gone = retired_in(change, &old, |u| config::url_host(u).to_string());
+                Check::fail(
+                    "etcd-servers-flag",
+                    format!(
+                        "{}:{line}: kube-apiserver {key} lists retired member{} {}",
+                        file.path.display(),
+                        if gone.len() == 1 { "" } else { "s" },
+                        gone.join(", ")
+                    ),
+                    Some(format!(
+                        "set {key}={value} in {}, {}",
+                        file.path.display(),
+                        restart(file, "kube-apiserver")
+                    )),
+                )
+            })
+            .collect(),
+        Err(e) => vec![Check::fail(
+            "etcd-servers-flag",
+            format!("{}: {e}", file.path.display()),
+            Some("keep at least one etcd member: add the new members first".into()),
+        )],
+    }
+}
+
+/// etcd `--initial-cluster`/`ETCD_INITIAL_CLUSTER` naming retired members: read only when a
+/// member's data directory is created, so a warning, with the corrected value.
+fn initial_cluster(file: &ConfigFile, change: &Change) -> Vec<Check> {
+    let mut out = Vec::new();
+    match config::initial_cluster(&file.text, &change.retired_refs(), &[]) {
+        Ok(None) => {}
+        Ok(Some(new)) => {
+            for key in config::INITIAL_CLUSTER {
+                for (line, old, value) in changed(&file.text, &new, key) {
+                    let gone: Vec<String> = old
+                        .split(',')
+                        .filter_map(|e| e.split_once('='))
+                        .filter(|(n, u)| {
+                            change
+                                .retire
+                                .iter()
+                                .any(|r| r == n || same_host(r, config::url_host(u)))
+                        })
+                        .map(|(n, u)| format!("{n}={u}"))
+                        .collect();
+                    out.push(Check::warn(
+                        "etcd-initial-cluster",
+                        format!(
+                            "{}:{line}: etcd {key} still lists retired {} (read when a member's data directory is created: a rebuilt member would look for it)",
+                            file.path.display(),
+                            gone.join(", ")
+                        ),
+                        Some(format!(
+                            "set {key}={value} in {}, {}",
+                            file.path.display(),
+                            restart(file, "etcd")
+                        )),
+                    ));
+                }
+            }
+        }
+        Err(e) => out.push(Check::fail(
+            "etcd-initial-cluster",
+            format!("{}: {e}", file.path.display()),
+            Some("keep at least one etcd member: add the new members first".into()),
+        )),
+    }
+    out
 }
 
 pub fn files(inv: &Inventory, backup_dir: &Path) -> Vec<Check> {

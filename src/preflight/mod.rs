@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod etcd;
+pub mod names;
 
 use serde::Serialize;
 
@@ -59,7 +60,8 @@ pub struct ConfigFile {
     pub text: String,
 }
 
-/// Where such files live on the nodes of each layout (relative to the node's `/`).
+/// Where such files live on the nodes of each layout (relative to the node's `/`); the units
+/// and manifests the node's components are read from are added to these.
 pub const CONFIG_LOCATIONS: &[&str] = &[
     "/etc/kubernetes/manifests",
     "/etc/systemd/system",
@@ -67,4 +69,10 @@ pub const CONFIG_LOCATIONS: &[&str] = &[
     "/etc/nginx",
     "/etc/haproxy",
     "/etc/etcd.env",
+    "/etc/etcd/etcd.conf",
 ];
+
+/// Kubeconfigs read besides the PKI's standard locations (relative to the node's `/`): the
+/// administrator's, where kubeasz and most guides copy admin.conf. `$HOME/.kube/config` is
+/// added for the user running preflight.
+pub const KUBECONFIG_LOCATIONS: &[&str] = &["/root/.kube/config"];

@@ -142,10 +142,18 @@ fn binary_cluster_retiring_two_masters() {
         set(&["etcd-servers-flag", "proxy-upstream"]),
         "{report}"
     );
+    // etcd.service's --initial-cluster still lists etcd2 and etcd3: a warning (read only when a
+    // member's data directory is created), with the value that keeps etcd1 alone.
     assert_eq!(
         warned,
-        set(&["ca-lifetime", "retire-stale-san"]),
+        set(&["ca-lifetime", "etcd-initial-cluster", "retire-stale-san"]),
         "{report}"
+    );
+    let initial = messages(&report, "etcd-initial-cluster");
+    assert!(
+        initial.contains("etcd.service:24")
+            && initial.contains("set --initial-cluster=etcd1=https://172.72.0.95:2380 in "),
+        "{initial}"
     );
     let stale = messages(&report, "retire-stale-san");
     assert!(
@@ -161,15 +169,28 @@ fn binary_cluster_retiring_two_masters() {
         proxy.contains("kube-lb.conf:13") && proxy.contains("kube-lb.conf:14"),
         "{proxy}"
     );
-    let flag = messages(&report, "etcd-servers-flag");
+    // Every retired member leaves --etcd-servers, not only the first (the fix used to keep
+    // https://172.72.0.97:2379).
+    let flag = fixes(&report, "etcd-servers-flag");
+    assert_eq!(flag.len(), 1, "{report}");
     assert!(
-        flag.contains("kube-apiserver.service")
-            && flag.contains("--etcd-servers=https://172.72.0.95:2379"),
-        "{flag}"
+        flag[0].starts_with("set --etcd-servers=https://172.72.0.95:2379 in ")
+            && flag[0].contains("kube-apiserver.service"),
+        "{flag:?}"
     );
-    // Retiring every master fails outright.
-    let mut all = args.clone();
-    all.extend(["--retire".into(), "172.72.0.95".into()]);
+    assert!(!flag[0].contains("172.72.0.96") && !flag[0].contains("172.72.0.97"));
+    let proxy_fix = fixes(&report, "proxy-upstream");
+    assert!(
+        proxy_fix[0].starts_with("sed -i -e '13d' -e '14d' ")
+            && proxy_fix[0].contains("left: 172.72.0.95:6443"),
+        "{proxy_fix:?}"
+    );
+    // Retiring every master fails outright (without --keep 172.72.0.95: a node both kept and
+    // retired is a usage error).
+    let mut all = args[..4].to_vec();
+    for r in ["172.72.0.95", "172.72.0.96", "172.72.0.97"] {
+        all.extend(["--retire".into(), r.into()]);
+    }
     let (_, report) = preflight(&all);
     assert!(
         ids(&report).0.contains("retire-last-control-plane"),
@@ -192,6 +213,22 @@ fn binary_cluster_retiring_two_masters() {
         messages(&report, "kubeconfig-retired").contains("kube-proxy.kubeconfig"),
         "{report}"
     );
+    // The fix points it at the kept master (no VIP given), on the port it used.
+    assert!(
+        fixes(&report, "kubeconfig-retired")[0].ends_with("--server=https://172.72.0.96:6443"),
+        "{report}"
+    );
+}
+
+/// The fix texts of the checks with `id`.
+fn fixes(report: &Value, id: &str) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .filter_map(|c| c["fix"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn statuses(report: &Value, id: &str) -> Vec<String> {
@@ -202,6 +239,218 @@ fn statuses(report: &Value, id: &str) -> Vec<String> {
         .filter(|c| c["id"] == id)
         .map(|c| c["status"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// `--retire etcd2 --retire etcd3 --keep etcd1`: the names etcd.service's --initial-cluster
+/// ties to 172.72.0.96, .97 and .95 find the same lines, certificates and fixes as the
+/// addresses do.
+#[test]
+fn binary_retirement_by_etcd_member_name() {
+    let dir = fixture("binary");
+    let root = dir.path();
+    let by = |retire: [&str; 2], keep: &str| {
+        let mut args: Vec<String> = vec![
+            "--root".into(),
+            s(root),
+            "--state-dir".into(),
+            s(&root.join("state")),
+            "--keep".into(),
+            keep.into(),
+        ];
+        for r in retire {
+            args.extend(["--retire".into(), r.into()]);
+        }
+        preflight(&args)
+    };
+    let (code, named) = by(["etcd2", "etcd3"], "etcd1");
+    let (_, addressed) = by(["172.72.0.96", "172.72.0.97"], "172.72.0.95");
+    assert_eq!(code, 1);
+    assert_eq!(ids(&named), ids(&addressed), "{named}");
+    for id in [
+        "etcd-servers-flag",
+        "proxy-upstream",
+        "retire-stale-san",
+        "etcd-initial-cluster",
+    ] {
+        assert_eq!(fixes(&named, id), fixes(&addressed, id), "{id}: {named}");
+    }
+    let resolved = messages(&named, "member-names");
+    assert!(
+        resolved.contains("--retire etcd2 is 172.72.0.96: etcd2=172.72.0.96 (")
+            && resolved.contains("etcd.service ExecStart --initial-cluster)")
+            && resolved.contains("--keep etcd1 is 172.72.0.95"),
+        "{resolved}"
+    );
+    assert_eq!(
+        statuses(&named, "retire-keep-san"),
+        ["pass", "pass"],
+        "{named}"
+    );
+    // A name nothing ties to an address is a warning; one node both kept and retired is a
+    // usage error.
+    let (_, ghost) = by(["etcd2", "etcd9"], "etcd1");
+    assert!(
+        messages(&ghost, "member-names").contains("--retire etcd9: no file on this node ties"),
+        "{ghost}"
+    );
+    let run = certs([
+        "preflight",
+        "--root",
+        &s(root),
+        "--retire",
+        "etcd2",
+        "--keep",
+        "172.72.0.96",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("172.72.0.96") && run.stderr.lines().count() == 1,
+        "{}",
+        run.stderr
+    );
+}
+
+/// Upstream lines already marked `down` receive no traffic: reported as drained (pass), and
+/// only the live line of a retired master fails.
+#[test]
+fn drained_upstream_lines_do_not_fail() {
+    let dir = fixture("binary");
+    let root = dir.path();
+    let conf = root.join("etc/kube-lb/conf/kube-lb.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let drained = text.replace("server 172.72.0.96:6443;", "server 172.72.0.96:6443 down;");
+    assert_ne!(drained, text);
+    std::fs::write(&conf, &drained).unwrap();
+    let args: Vec<String> = [
+        "--root",
+        &s(root),
+        "--state-dir",
+        &s(&root.join("state")),
+        "--retire",
+        "172.72.0.96",
+        "--retire",
+        "172.72.0.97",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (_, report) = preflight(&args);
+    let mut st = statuses(&report, "proxy-upstream");
+    st.sort();
+    assert_eq!(st, ["fail", "pass"], "{report}");
+    let all = messages(&report, "proxy-upstream");
+    assert!(
+        all.contains("kube-lb.conf:13 already drained: retired 172.72.0.96:6443 is marked down"),
+        "{all}"
+    );
+    let failing: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == "proxy-upstream" && c["status"] == "fail")
+        .collect();
+    let msg = failing[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("kube-lb.conf:14") && !msg.contains("kube-lb.conf:13"),
+        "{msg}"
+    );
+    // Both drained: the proxy fails nothing any more.
+    std::fs::write(
+        &conf,
+        drained.replace("server 172.72.0.97:6443;", "server 172.72.0.97:6443 down;"),
+    )
+    .unwrap();
+    let (_, report) = preflight(&args);
+    assert_eq!(
+        statuses(&report, "proxy-upstream"),
+        ["pass", "pass"],
+        "{report}"
+    );
+    assert_eq!(ids(&report).0, set(&["etcd-servers-flag"]), "{report}");
+}
+
+/// kubeasz VIP move to 192.168.1.40:8443: `/root/.kube/config` is read without being named,
+/// and every fix keeps port 8443; the kube-lb kubeconfig on 127.0.0.1 and the
+/// controller-manager's on its own apiserver stay.
+#[test]
+fn kubeasz_vip_with_a_port_keeps_it_in_every_fix() {
+    let dir = fixture("kubeasz-ecdsa");
+    let root = dir.path();
+    let proxy_kc =
+        std::fs::read_to_string(root.join("etc/kubernetes/kube-proxy.kubeconfig")).unwrap();
+    std::fs::create_dir_all(root.join("root/.kube")).unwrap();
+    std::fs::write(
+        root.join("root/.kube/config"),
+        proxy_kc.replace("https://127.0.0.1:6443", "https://192.168.1.39:8443"),
+    )
+    .unwrap();
+    // The apiserver of this node (192.168.1.1) and a controller-manager kubeconfig on it.
+    let unit_dir = root.join("etc/systemd/system");
+    std::fs::create_dir_all(&unit_dir).unwrap();
+    std::fs::write(
+        unit_dir.join("kube-apiserver.service"),
+        "[Service]\nExecStart=/usr/local/bin/kube-apiserver \\\n  --advertise-address=192.168.1.1 \\\n  --tls-cert-file=/etc/kubernetes/ssl/kubernetes.pem\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/kubernetes/kube-controller-manager.kubeconfig"),
+        proxy_kc
+            .replace("https://127.0.0.1:6443", "https://192.168.1.1:6443")
+            .replace("kube-proxy", "system:kube-controller-manager"),
+    )
+    .unwrap();
+    let args = |vip: &str| -> Vec<String> {
+        [
+            "--root",
+            &s(root),
+            "--vip",
+            vip,
+            "--offline",
+            "--state-dir",
+            &s(&root.join("state")),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (code, report) = preflight(&args("192.168.1.40:8443"));
+    assert_eq!(code, 1, "{report}");
+    let vip = fixes(&report, "kubeconfig-vip");
+    assert_eq!(vip.len(), 1, "{report}");
+    assert!(
+        vip[0].contains("root/.kube/config")
+            && vip[0].ends_with("--server=https://192.168.1.40:8443"),
+        "{vip:?}"
+    );
+    let stays = messages(&report, "kubeconfig-vip");
+    assert!(
+        stays.contains("kube-controller-manager.kubeconfig (cluster kubernetes) stays on this node's apiserver"),
+        "{stays}"
+    );
+    assert!(
+        !report.to_string().contains("192.168.1.40:6443"),
+        "{report}"
+    );
+    assert!(
+        fixes(&report, "vip-san")[0].ends_with("--add-san 192.168.1.40"),
+        "{report}"
+    );
+    // Retiring the master it points at moves it to the VIP, port included.
+    let mut retire = args("192.168.1.40:8443");
+    retire.extend(["--retire".into(), "192.168.1.39".into()]);
+    let (_, report) = preflight(&retire);
+    assert_eq!(
+        fixes(&report, "kubeconfig-retired"),
+        [format!(
+            "kubectl --kubeconfig {} config set-cluster kubernetes --server=https://192.168.1.40:8443",
+            s(&root.join("root/.kube/config"))
+        )],
+        "{report}"
+    );
+    // No port given: 6443.
+    let (_, report) = preflight(&args("192.168.1.40"));
+    assert!(
+        fixes(&report, "kubeconfig-vip")[0].ends_with("--server=https://192.168.1.40:6443"),
+        "{report}"
+    );
 }
 
 /// preflight checks that the state directory could be created, and does not create it.

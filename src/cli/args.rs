@@ -30,6 +30,9 @@ pub enum Command {
     /// Install a reissue bundle: back up, swap, restart in a safe order behind health gates
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Edit kubeconfigs (server, CA) into a bundle for `certs rollout`
+    #[command(subcommand)]
+    Kubeconfig(KubeconfigCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -368,6 +371,70 @@ pub struct InspectArgs {
     /// instead of printing
     #[arg(long, value_name = "PATH")]
     pub textfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KubeconfigCommand {
+    /// Point kubeconfigs at another apiserver URL (a VIP): only the `server:` line changes
+    SetServer(KubeconfigSetServerArgs),
+    /// Replace the CA kubeconfigs embed (`certificate-authority-data:`): only that line changes
+    SetCa(KubeconfigSetCaArgs),
+}
+
+/// Where the edited files go: a new bundle, or an existing one.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct BundleDestArgs {
+    /// Bundle directory to create (it must not exist, or be empty)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Add the files to this existing bundle (verified intact first; a target it already
+    /// replaces is refused)
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KubeconfigSetServerArgs {
+    /// The new server: https://HOST[:PORT]
+    pub url: String,
+
+    /// Kubeconfigs to edit
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// The cluster to change [default: every cluster, when they all point at one server]
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Treat DIR as the node's `/` (where the absolute files kubeconfigs reference are)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    #[command(flatten)]
+    pub dest: BundleDestArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KubeconfigSetCaArgs {
+    /// The CA certificate(s) to embed (PEM; a bundle of old and new during a CA rotation)
+    pub ca_file: PathBuf,
+
+    /// Kubeconfigs to edit
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// The cluster to change [default: every cluster, when they all trust one CA]
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Treat DIR as the node's `/` (where the absolute files kubeconfigs reference are)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    #[command(flatten)]
+    pub dest: BundleDestArgs,
 }
 
 #[cfg(test)]

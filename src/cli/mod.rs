@@ -4,6 +4,7 @@
 mod args;
 mod config;
 mod inspect;
+mod kubeconfig;
 mod preflight;
 mod reissue;
 mod render;
@@ -40,6 +41,7 @@ pub fn main() -> ExitCode {
         Command::Reissue(a) => config::reissue(a).and_then(|c| reissue::run(&c)),
         Command::Rollout(cmd) => rollout::run(&cmd),
         Command::Preflight(a) => preflight::run(&a),
+        Command::Kubeconfig(cmd) => kubeconfig::run(&cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

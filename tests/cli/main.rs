@@ -6,6 +6,7 @@ mod etcd;
 mod inspect;
 mod inspect_kubeadm;
 mod inspect_prometheus;
+mod kubeconfig;
 mod preflight;
 mod reissue;
 mod rollout;

@@ -316,6 +316,18 @@ pub struct ReissueArgs {
     /// Issue as of this instant (RFC 3339) instead of now
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+
+    /// What happened to each target: lines, or one JSON document (certs.reissue/v1)
+    #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
+    pub output: ResultOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResultOutput {
+    /// readable lines
+    Text,
+    /// one JSON document: each target, its action and why (README.md)
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -89,10 +89,11 @@ pub struct ReissueConfig {
     pub validity: Option<i64>,
     pub dry_run: bool,
     pub now: i64,
+    pub output: super::args::ResultOutput,
 }
 
 pub fn reissue(a: super::args::ReissueArgs) -> Result<ReissueConfig> {
-    let edit = crate::spec::SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
+    let edit = san_edit(&a.sans.add, &a.sans.drop)?;
     let now = match a.now {
         Some(t) => parse_time(&t)?,
         None => crate::sys::clock::now(),
@@ -118,6 +119,27 @@ pub fn reissue(a: super::args::ReissueArgs) -> Result<ReissueConfig> {
         validity,
         dry_run: a.dry_run,
         now,
+        output: a.output,
+    })
+}
+
+/// `--add-san` and `--drop-san`. A SAN both dropped and added stays in both lists: on a
+/// certificate that carries it the pair cancels out (reported `unchanged`), on one that does
+/// not, the drop is refused like any drop of an absent SAN.
+fn san_edit(add: &[String], drop: &[String]) -> Result<crate::spec::SanEdit> {
+    let parse = |v: &[String]| -> Result<Vec<crate::spec::San>> {
+        let mut out: Vec<crate::spec::San> = Vec::new();
+        for text in v {
+            let san = crate::spec::San::parse(text).map_err(Error::Usage)?;
+            if !out.contains(&san) {
+                out.push(san);
+            }
+        }
+        Ok(out)
+    };
+    Ok(crate::spec::SanEdit {
+        add: parse(add)?,
+        drop: parse(drop)?,
     })
 }
 

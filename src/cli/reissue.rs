@@ -1,10 +1,15 @@
 //! `certs reissue`: an adapter over [`crate::issue::reissue::reissue`] and the bundle writer.
+//! The per-target lines, the bundle writing and the JSON document are shared with `renew`.
 
 use std::io::Write;
+use std::path::Path;
 
+use super::args::ResultOutput;
 use super::config::ReissueConfig;
 use crate::error::{exit, Error, Result};
-use crate::issue::reissue::{reissue, ReissueRequest};
+use crate::issue::bundle::Manifest;
+use crate::issue::reissue::{reissue, Action, Outcome, ReissueRequest};
+use crate::issue::report::Report;
 
 pub fn run(c: &ReissueConfig) -> Result<u8> {
     let req = ReissueRequest {
@@ -16,69 +21,169 @@ pub fn run(c: &ReissueConfig) -> Result<u8> {
         validity: c.validity,
         now: c.now,
     };
-    let r = reissue(&req)?;
-    let mut out = std::io::stdout().lock();
-    let w = |e| Error::Output(e);
-    for d in &r.done {
-        let who = match &d.target.user {
-            Some(user) => format!("{} (user {user})", d.target.path.display()),
-            None => d.target.path.display().to_string(),
-        };
-        writeln!(
-            out,
-            "{who}: {} signed by {}",
-            d.target.info.subject, d.ca_location
-        )
-        .map_err(w)?;
-        for s in &d.outcome.added {
-            writeln!(out, "  + {s}").map_err(w)?;
+    let mut r = reissue(&req)?;
+    let refused = r.refused();
+    for o in r.outcomes.iter().filter(|o| o.action == Action::Refused) {
+        eprintln!(
+            "certs: error: {}: {}",
+            who(o),
+            o.reason.as_deref().unwrap_or("refused")
+        );
+    }
+    // One bundle for every target or none: with a refusal, the others are not written either.
+    if refused > 0 {
+        let mut held_back = 0;
+        for o in r
+            .outcomes
+            .iter_mut()
+            .filter(|o| o.action == Action::Reissued)
+        {
+            o.action = Action::Refused;
+            o.reason = Some(format!(
+                "not written: reissue writes all its targets or none, and {refused} {} refused",
+                if refused == 1 { "was" } else { "were" }
+            ));
+            held_back += 1;
         }
-        for s in &d.outcome.removed {
-            writeln!(out, "  - {s}").map_err(w)?;
-        }
-        for s in &d.outcome.already_present {
-            writeln!(out, "  = {s} (already present)").map_err(w)?;
-        }
-        let kept = d.outcome.sans.len() - d.outcome.added.len();
-        let key = if d.issued.new_key.is_some() {
-            "new key"
-        } else {
-            "key kept"
-        };
-        writeln!(
-            out,
-            "  {kept} SANs kept; serial {} -> {}; {key}; valid until {}",
-            d.target.info.serial,
-            d.issued.info.serial,
-            crate::duration::rfc3339(d.issued.info.not_after)
-        )
-        .map_err(w)?;
-        for warning in &d.issued.warnings {
-            writeln!(out, "  warning: {warning}").map_err(w)?;
+        if held_back > 0 {
+            eprintln!("certs: nothing written: {held_back} other target(s) not reissued either");
         }
     }
-    if c.dry_run {
+    warn(&r.outcomes);
+    let manifest = r.manifest.as_ref().filter(|_| refused == 0);
+    let written = match manifest {
+        Some(m) if !c.dry_run => {
+            write_bundle(&c.out, m)?;
+            Some(absolute(&c.out))
+        }
+        _ => None,
+    };
+    let mut out = std::io::stdout().lock();
+    let w = Error::Output;
+    match c.output {
+        ResultOutput::Json => {
+            let report = crate::issue::report::build(
+                "certs.reissue/v1",
+                c.now,
+                &r.outcomes,
+                None,
+                manifest,
+                written,
+                c.dry_run,
+            );
+            print_json(&mut out, &report)?;
+        }
+        ResultOutput::Text => {
+            for o in &r.outcomes {
+                outcome_lines(&mut out, o).map_err(w)?;
+            }
+            if refused == 0 {
+                bundle_lines(&mut out, manifest, &c.out, c.dry_run).map_err(w)?;
+            }
+        }
+    }
+    Ok(if refused > 0 { exit::USAGE } else { exit::OK })
+}
+
+/// `path` or `path (user NAME)`.
+pub(super) fn who(o: &Outcome) -> String {
+    match &o.target.user {
+        Some(user) => format!("{} (user {user})", o.target.path.display()),
+        None => o.target.path.display().to_string(),
+    }
+}
+
+/// Each reissued target's warnings (validity clamped …), on stderr.
+pub(super) fn warn(outcomes: &[Outcome]) {
+    for o in outcomes.iter().filter(|o| o.action == Action::Reissued) {
+        for warning in o.issued.iter().flat_map(|i| &i.warnings) {
+            eprintln!("certs: warning: {}: {warning}", who(o));
+        }
+    }
+}
+
+/// What happened to one target, for people. Refusals are said on stderr, not here.
+pub(super) fn outcome_lines(out: &mut impl Write, o: &Outcome) -> std::io::Result<()> {
+    let who = who(o);
+    match (o.action, &o.issued) {
+        (Action::Reissued, Some(issued)) => {
+            let ca = o.ca.as_ref().map(|(l, _)| l.as_str()).unwrap_or("?");
+            writeln!(out, "{who}: {} signed by {ca}", o.target.info.subject)?;
+            if let Some(edit) = &o.edit {
+                for s in &edit.added {
+                    writeln!(out, "  + {s}")?;
+                }
+                for s in &edit.removed {
+                    writeln!(out, "  - {s}")?;
+                }
+                for s in &edit.already_present {
+                    writeln!(out, "  = {s} (already present)")?;
+                }
+            }
+            for s in &o.cancelled {
+                writeln!(out, "  = {s} (dropped and added back: kept)")?;
+            }
+            let kept = o.diff.after.len() - o.diff.added.len();
+            let key = if issued.new_key.is_some() {
+                "new key"
+            } else {
+                "key kept"
+            };
+            writeln!(
+                out,
+                "  {kept} SANs kept; serial {} -> {}; {key}; valid until {}",
+                o.target.info.serial,
+                issued.info.serial,
+                crate::duration::rfc3339(issued.info.not_after)
+            )
+        }
+        (Action::Unchanged, _) => writeln!(
+            out,
+            "{who}: unchanged: {}",
+            o.reason.as_deref().unwrap_or("nothing to do")
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The closing lines: where the bundle went, or that nothing was written.
+pub(super) fn bundle_lines(
+    out: &mut impl Write,
+    manifest: Option<&Manifest>,
+    dir: &Path,
+    dry_run: bool,
+) -> std::io::Result<()> {
+    let Some(m) = manifest else {
+        return writeln!(out, "nothing to reissue: no bundle written");
+    };
+    if dry_run {
         writeln!(
             out,
             "dry run: would write {} files and bundle.json to {}",
-            r.files.len(),
-            c.out.display()
-        )
-        .map_err(w)?;
-        for f in &r.files {
+            m.files.len(),
+            dir.display()
+        )?;
+        for f in &m.files {
             writeln!(
                 out,
                 "  {} (replaces {})",
                 f.bundle_path.display(),
                 f.target.display()
-            )
-            .map_err(w)?;
+            )?;
         }
-        return Ok(exit::OK);
+        return Ok(());
     }
-    let manifest =
-        serde_json::to_vec_pretty(&r.manifest).map_err(|e| Error::Usage(e.to_string()))?;
-    let files: Vec<_> = r
+    writeln!(
+        out,
+        "bundle written to {} ({} files, bundle.json); originals untouched",
+        dir.display(),
+        m.files.len()
+    )
+}
+
+pub(super) fn write_bundle(dir: &Path, m: &Manifest) -> Result<()> {
+    let manifest = serde_json::to_vec_pretty(m).map_err(|e| Error::Usage(e.to_string()))?;
+    let files: Vec<_> = m
         .files
         .iter()
         .map(|f| {
@@ -86,13 +191,18 @@ pub fn run(c: &ReissueConfig) -> Result<u8> {
             (f.bundle_path.clone(), mode, f.contents.clone())
         })
         .collect();
-    crate::sys::fs::write_bundle(&c.out, &files, &manifest)?;
-    writeln!(
-        out,
-        "bundle written to {} ({} files, bundle.json); originals untouched",
-        c.out.display(),
-        files.len()
-    )
-    .map_err(w)?;
-    Ok(exit::OK)
+    crate::sys::fs::write_bundle(dir, &files, &manifest)
+}
+
+pub(super) fn print_json(out: &mut impl Write, report: &Report) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)
+        .map_err(|e| Error::Output(std::io::Error::other(e)))?;
+    writeln!(out).map_err(Error::Output)
+}
+
+pub(super) fn absolute(dir: &Path) -> String {
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
 }

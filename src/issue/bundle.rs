@@ -31,6 +31,17 @@ impl SanDiff {
             removed: s(&outcome.removed),
         }
     }
+
+    /// The SANs of a certificate left as it is.
+    pub fn unchanged(sans: &[crate::spec::San]) -> SanDiff {
+        let all: Vec<String> = sans.iter().map(|x| x.to_string()).collect();
+        SanDiff {
+            before: all.clone(),
+            after: all,
+            added: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
 }
 
 /// One file of the bundle.

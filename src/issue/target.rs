@@ -126,13 +126,21 @@ pub fn explicit_ca(cert: &Path, key: &Path) -> Result<Ca> {
 /// (kubespray's nine etcd certificates sit in one directory).
 pub struct Scans {
     now: i64,
+    /// Where the references kubeconfigs make (absolute paths on the node) resolve.
+    root: PathBuf,
     done: std::collections::HashMap<PathBuf, crate::pki::Inventory>,
 }
 
 impl Scans {
     pub fn new(now: i64) -> Scans {
+        Scans::under_root(now, Path::new("/"))
+    }
+
+    /// Scans of a node mounted at `root` (`certs renew --root`).
+    pub fn under_root(now: i64, root: &Path) -> Scans {
         Scans {
             now,
+            root: root.to_path_buf(),
             done: Default::default(),
         }
     }
@@ -141,7 +149,7 @@ impl Scans {
         if !self.done.contains_key(dir) {
             let req = crate::pki::scan::ScanRequest {
                 paths: &[dir.to_path_buf()],
-                root: Path::new("/"),
+                root: &self.root,
                 now: self.now,
                 warn_within: 0,
             };
@@ -152,32 +160,62 @@ impl Scans {
     }
 }
 
+/// An inventory already read (the whole node, for `certs renew`), searched for a target's CA
+/// after the target's own directory and before its parent.
+pub struct Scope<'a> {
+    pub inventory: &'a crate::pki::Inventory,
+    /// What it covers, for messages (`the standard locations under /`).
+    pub name: String,
+}
+
 /// Finds the CA that signed `target` among the certificates under the target's directory and
 /// its parent (kubeadm keeps `pki/etcd/ca.crt` below `pki/`, kubeconfigs sit above `pki/`).
 /// Targets are absolute ([`load`]), so both directories are named.
 pub fn discover_ca(target: &Target, scans: &mut Scans) -> Result<Ca> {
+    discover_ca_in(target, scans, None)
+}
+
+/// [`discover_ca`], with `node` (an inventory already read) searched instead of the parent
+/// directory: the kubelet's client certificate in `/var/lib/kubelet/pki` is signed by
+/// `/etc/kubernetes/pki/ca.crt`, and walking `/var/lib/kubelet` (pod volumes) would be slow and
+/// find only keyless copies of CAs. In each place, a CA whose signature verifies the target and
+/// whose private key is there wins. A CA found without its key in the target's directory sends
+/// the search on to `node` (never to the parent directory), and is reported if that has none.
+pub fn discover_ca_in(target: &Target, scans: &mut Scans, node: Option<&Scope>) -> Result<Ca> {
     let dir = target.path.parent().unwrap_or(Path::new("/"));
     let mut tried = Vec::new();
-    for scope in [Some(dir), dir.parent()].into_iter().flatten() {
-        tried.push(scope.display().to_string());
-        let inv = scans.of(scope)?;
-        let Some(found) = inv
-            .certificates
-            .iter()
-            .filter(|c| {
-                c.info.is_ca && c.location.embedded.is_none() && target.info.is_signed_by(&c.info)
-            })
-            .min_by_key(|c| c.location.path.components().count())
+    let mut keyless: Option<String> = None;
+    let mut places: Vec<Option<&Path>> = vec![Some(dir)];
+    match node {
+        Some(_) => places.push(None),
+        None => places.extend(dir.parent().map(Some)),
+    }
+    for place in places {
+        let inv = match place {
+            Some(_) if keyless.is_some() => break,
+            Some(p) => {
+                tried.push(p.display().to_string());
+                scans.of(p)?
+            }
+            None => {
+                let scope = node.expect("pushed only with a scope");
+                tried.push(scope.name.clone());
+                scope.inventory
+            }
+        };
+        let signers = inv.certificates.iter().filter(|c| {
+            c.info.is_ca && c.location.embedded.is_none() && target.info.is_signed_by(&c.info)
+        });
+        let Some(found) =
+            signers.min_by_key(|c| (c.key.is_none(), c.location.path.components().count()))
         else {
             continue;
         };
         let location = found.location.to_string();
-        let key = found.key.map(|k| &inv.keys[k]).ok_or_else(|| {
-            Error::Usage(format!(
-                "found the CA that signed `{}` ({location}) but no private key that matches it beside it; pass --ca and --ca-key",
-                target.path.display()
-            ))
-        })?;
+        let Some(key) = found.key.map(|k| &inv.keys[k]) else {
+            keyless.get_or_insert(location);
+            continue;
+        };
         let signer = load_key(&key.location)?;
         return Ca::new(
             found.info.clone(),
@@ -187,12 +225,18 @@ pub fn discover_ca(target: &Target, scans: &mut Scans) -> Result<Ca> {
         )
         .map_err(Error::Usage);
     }
-    Err(Error::Usage(format!(
-        "no CA certificate under {} verifies `{}` (issuer `{}`); pass --ca and --ca-key",
-        tried.join(" or "),
-        target.path.display(),
-        target.info.issuer
-    )))
+    Err(Error::Usage(match keyless {
+        Some(location) => format!(
+            "found the CA that signed `{}` ({location}) but no private key that matches it beside it; pass --ca and --ca-key",
+            target.path.display()
+        ),
+        None => format!(
+            "no CA certificate under {} verifies `{}` (issuer `{}`); pass --ca and --ca-key",
+            tried.join(" or "),
+            target.path.display(),
+            target.info.issuer
+        ),
+    }))
 }
 
 /// Reads the private key at `loc` (the n-th key block of a file) into a signer.

@@ -25,6 +25,9 @@ pub enum Command {
     Spec(SpecArgs),
     /// Reissue certificates from the cluster CA with an edited SAN set, into a bundle directory
     Reissue(ReissueArgs),
+    /// Renew every leaf certificate that expires soon (subject, SANs, key and usages kept), into
+    /// one bundle for `certs rollout`
+    Renew(RenewArgs),
     /// Before a VIP change or a master retirement: everything that would break
     Preflight(PreflightArgs),
     /// Install a reissue bundle: back up, swap, restart in a safe order behind health gates
@@ -330,6 +333,52 @@ pub enum ResultOutput {
     Json,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct RenewArgs {
+    /// Files or directories to read [default: the standard locations under --root]
+    pub paths: Vec<PathBuf>,
+
+    /// Treat DIR as the node's `/` (where the standard locations and kubeconfig references are)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// Renew the leaves that expire within DURATION, and those already expired
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    pub within: String,
+
+    /// Renew every leaf, due or not
+    #[arg(long, conflicts_with = "within")]
+    pub all: bool,
+
+    /// A CA certificate for the leaves it signed [default: each leaf's CA found on the node]
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    pub ca: Option<PathBuf>,
+
+    /// Its private key (PKCS#1, PKCS#8 or SEC1, unencrypted)
+    #[arg(long, value_name = "FILE", requires = "ca")]
+    pub ca_key: Option<PathBuf>,
+
+    /// Bundle directory to create (nothing is written when nothing is due)
+    #[arg(long, value_name = "DIR", required_unless_present = "dry_run")]
+    pub out: Option<PathBuf>,
+
+    /// Validity of the new certificates [default: each original's validity period]
+    #[arg(long, value_name = "DURATION")]
+    pub validity: Option<String>,
+
+    /// Print what would be renewed; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Judge what is due and issue as of this instant (RFC 3339) instead of now
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+
+    /// What happened to each leaf: lines, or one JSON document (certs.renew/v1)
+    #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
+    pub output: ResultOutput,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     /// kubeadm-like tables
@@ -505,6 +554,27 @@ mod tests {
         // --ca without --ca-key is a usage error, and so is a spec with neither CERT nor template.
         assert!(Args::try_parse_from(["certs", "reissue", "a.pem", "--ca", "ca.pem"]).is_err());
         assert!(Args::try_parse_from(["certs", "spec"]).is_err());
+    }
+
+    #[test]
+    fn parses_renew() {
+        let args = Args::try_parse_from([
+            "certs", "renew", "--root", "/mnt", "--within", "60d", "--out", "b", "-o", "json",
+        ])
+        .unwrap();
+        let Command::Renew(r) = args.command else {
+            panic!("not renew")
+        };
+        assert_eq!(r.within, "60d");
+        assert_eq!(r.output, ResultOutput::Json);
+        assert!(r.paths.is_empty() && !r.all);
+        // --out is needed unless nothing is written; --all and --within say different things.
+        assert!(Args::try_parse_from(["certs", "renew"]).is_err());
+        assert!(Args::try_parse_from(["certs", "renew", "--dry-run"]).is_ok());
+        assert!(
+            Args::try_parse_from(["certs", "renew", "--all", "--within", "5d", "--dry-run"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -93,6 +93,13 @@ pub struct ReissueConfig {
 }
 
 pub fn reissue(a: super::args::ReissueArgs) -> Result<ReissueConfig> {
+    if let Some(dir) = a.certs.iter().find(|p| p.is_dir()) {
+        return Err(Error::Usage(format!(
+            "`{}` is a directory: reissue takes the certificate files and kubeconfigs to edit, each named (one SAN edit for a whole directory would reach client and etcd certificates too); to renew every leaf under it as it is, run `certs renew {} --out DIR`",
+            dir.display(),
+            dir.display()
+        )));
+    }
     let edit = san_edit(&a.sans.add, &a.sans.drop)?;
     let now = match a.now {
         Some(t) => parse_time(&t)?,
@@ -140,6 +147,49 @@ fn san_edit(add: &[String], drop: &[String]) -> Result<crate::spec::SanEdit> {
     Ok(crate::spec::SanEdit {
         add: parse(add)?,
         drop: parse(drop)?,
+    })
+}
+
+/// `certs renew`, resolved.
+#[derive(Debug)]
+pub struct RenewConfig {
+    pub paths: Vec<PathBuf>,
+    pub root: PathBuf,
+    /// Seconds.
+    pub within: i64,
+    pub all: bool,
+    pub ca: Option<(PathBuf, PathBuf)>,
+    /// `None` only with `--dry-run`.
+    pub out: Option<PathBuf>,
+    pub validity: Option<i64>,
+    pub dry_run: bool,
+    pub now: i64,
+    pub output: super::args::ResultOutput,
+}
+
+pub fn renew(a: super::args::RenewArgs) -> Result<RenewConfig> {
+    let within = parse_duration(&a.within)
+        .map_err(|e| Error::Usage(format!("--within: {e}")))?
+        .as_secs() as i64;
+    Ok(RenewConfig {
+        paths: a.paths,
+        root: a.root,
+        within,
+        all: a.all,
+        ca: a.ca.zip(a.ca_key),
+        out: a.out,
+        validity: a
+            .validity
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?
+            .map(|d| d.as_secs() as i64),
+        dry_run: a.dry_run,
+        now: match a.now {
+            Some(t) => parse_time(&t)?,
+            None => crate::sys::clock::now(),
+        },
+        output: a.output,
     })
 }
 

@@ -8,6 +8,7 @@ mod kubeconfig;
 mod preflight;
 mod reissue;
 mod render;
+mod renew;
 mod rollout;
 mod spec;
 
@@ -39,6 +40,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => config::inspect(a).and_then(|c| inspect::run(&c)),
         Command::Spec(a) => spec::run(&a),
         Command::Reissue(a) => config::reissue(a).and_then(|c| reissue::run(&c)),
+        Command::Renew(a) => config::renew(a).and_then(|c| renew::run(&c)),
         Command::Rollout(cmd) => rollout::run(&cmd),
         Command::Preflight(a) => preflight::run(&a),
         Command::Kubeconfig(cmd) => kubeconfig::run(&cmd),

@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod der;
 pub mod key;
 pub mod reissue;
+pub mod renew;
 pub mod report;
 pub mod target;
 pub mod verify;

@@ -90,10 +90,11 @@ impl Component {
             .map_or_else(
                 || format!("{} (default)", self.source.display()),
                 |s| {
-                    if s.from.contains(" ETCD_") {
-                        s.from.clone()
-                    } else {
+                    // A flag names itself; a variable or a config file key is named in `from`.
+                    if s.from.ends_with(" ExecStart") || s.from.ends_with(" command") {
                         format!("{} --{name}", s.from)
+                    } else {
+                        s.from.clone()
                     }
                 },
             )

@@ -9,6 +9,7 @@ mod inspect_prometheus;
 mod kubeconfig;
 mod preflight;
 mod reissue;
+mod renew;
 mod rollout;
 mod rollout_node;
 mod rollout_plan;

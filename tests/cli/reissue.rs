@@ -796,6 +796,21 @@ fn json_refusal_writes_nothing() {
     assert!(!out.exists());
 }
 
+/// `reissue DIR` says what it takes, and points to `renew` for a whole directory.
+#[test]
+fn a_directory_points_to_renew() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let run = certs(["reissue", s(&pki), "--add-san", "10.21.22.101"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is a directory") && run.stderr.contains("certs renew"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// Warnings go to stderr, never stdout, in both output forms.
 #[test]
 fn warnings_go_to_stderr() {

@@ -20,36 +20,6 @@ fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
-/// A copy of the kubeadm fixture with what a kubeadm node also has: the kubelet's unit
-/// (pkgs.k8s.io layout, the kubeadm drop-in beside it) and its config file, so that rollout
-/// finds how the kubelet runs and where its /healthz is.
-fn kubeadm_node() -> tempfile::TempDir {
-    let dir = fixture("kubeadm");
-    let units = dir.path().join("usr/lib/systemd/system");
-    std::fs::create_dir_all(units.join("kubelet.service.d")).unwrap();
-    std::fs::write(
-        units.join("kubelet.service"),
-        "[Unit]\nDescription=kubelet: The Kubernetes Node Agent\n\n[Service]\nExecStart=/usr/bin/kubelet\nRestart=always\n\n[Install]\nWantedBy=multi-user.target\n",
-    )
-    .unwrap();
-    std::fs::write(
-        units.join("kubelet.service.d/10-kubeadm.conf"),
-        "[Service]\n\
-         Environment=\"KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf\"\n\
-         Environment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"\n\
-         EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n\
-         ExecStart=\n\
-         ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("var/lib/kubelet/config.yaml"),
-        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nauthentication:\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\nhealthzBindAddress: 127.0.0.1\nhealthzPort: 10248\nrotateCertificates: true\n",
-    )
-    .unwrap();
-    dir
-}
-
 /// Replaces `rel` under `node` with itself reissued at `at` for `validity`: a leaf that ends
 /// earlier than the others.
 fn shorten(node: &Path, rel: &str, at: &str, validity: &str) {
@@ -260,7 +230,7 @@ fn check_bundle(doc: &Value, bundle: &Path, attime: Option<&str>) -> usize {
 /// left. A 10-day window renews exactly the first two; rollout accepts the bundle.
 #[test]
 fn renews_exactly_the_expired_and_expiring_leaves() {
-    let dir = kubeadm_node();
+    let dir = fixture("kubeadm");
     let node = dir.path();
     // apiserver.crt ended 2034-11-30T23:55Z; etcd/server.crt ends 2034-12-20T23:55Z.
     shorten(
@@ -376,7 +346,7 @@ fn renews_exactly_the_expired_and_expiring_leaves() {
 /// (exit 1) and the others are still renewed.
 #[test]
 fn kubeadm_year_end_renews_every_leaf_and_refuses_the_kubelets_own() {
-    let dir = kubeadm_node();
+    let dir = fixture("kubeadm");
     let node = dir.path();
     let bundle = node.join("renewed");
     let (run, doc) = renew_json(&[

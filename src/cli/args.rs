@@ -33,7 +33,7 @@ pub enum Command {
     /// Install a reissue bundle: back up, swap, restart in a safe order behind health gates
     #[command(subcommand)]
     Rollout(RolloutCommand),
-    /// Edit kubeconfigs (server, CA) into a bundle for `certs rollout`
+    /// Edit kubeconfigs (server, CA, client certificate) into a bundle for `certs rollout`
     #[command(subcommand)]
     Kubeconfig(KubeconfigCommand),
 }
@@ -440,6 +440,8 @@ pub enum KubeconfigCommand {
     SetServer(KubeconfigSetServerArgs),
     /// Replace the CA kubeconfigs embed (`certificate-authority-data:`): only that line changes
     SetCa(KubeconfigSetCaArgs),
+    /// Reissue the client certificate kubeconfigs embed or reference, subject, SANs and key kept
+    Renew(KubeconfigRenewArgs),
 }
 
 /// Where the edited files go: a new bundle, or an existing one.
@@ -493,6 +495,28 @@ pub struct KubeconfigSetCaArgs {
     /// Treat DIR as the node's `/` (where the absolute files kubeconfigs reference are)
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+
+    #[command(flatten)]
+    pub dest: BundleDestArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KubeconfigRenewArgs {
+    /// Kubeconfigs whose client certificates to renew
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Treat DIR as the node's `/` (where the absolute files kubeconfigs reference are)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// CA certificate [default: the CA found on the node whose signature verifies each one]
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    pub ca: Option<PathBuf>,
+
+    /// CA private key (PKCS#1, PKCS#8 or SEC1, unencrypted)
+    #[arg(long, value_name = "FILE", requires = "ca")]
+    pub ca_key: Option<PathBuf>,
 
     #[command(flatten)]
     pub dest: BundleDestArgs,

@@ -1,13 +1,15 @@
-//! `certs kubeconfig set-server | set-ca`: single-file kubeconfig changes into a bundle
+//! `certs kubeconfig set-server | set-ca | renew`: single-file kubeconfig changes into a bundle
 //! `certs rollout` installs (a new one with `--out`, or an existing one with `--into`).
-//! The edits are [`crate::edit::kubeconfig`]'s, the bundle entries [`crate::edit::bundle`]'s.
-//! Everything is read and checked before anything is written: a bad input writes nothing.
+//! The edits are [`crate::edit::kubeconfig`]'s, the bundle entries [`crate::edit::bundle`]'s,
+//! renewal is `certs renew`'s ([`crate::issue::renew`]) on the kubeconfigs named. Everything is
+//! read and checked before anything is written: a bad input writes nothing.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::args::{
-    BundleDestArgs, KubeconfigCommand, KubeconfigSetCaArgs, KubeconfigSetServerArgs,
+    BundleDestArgs, KubeconfigCommand, KubeconfigRenewArgs, KubeconfigSetCaArgs,
+    KubeconfigSetServerArgs,
 };
 use crate::edit::bundle::{self as eb, Change, Edited, NewFile};
 use crate::edit::kubeconfig as kc;
@@ -20,6 +22,7 @@ pub fn run(cmd: &KubeconfigCommand) -> Result<u8> {
     match cmd {
         KubeconfigCommand::SetServer(a) => set_server(a),
         KubeconfigCommand::SetCa(a) => set_ca(a),
+        KubeconfigCommand::Renew(a) => renew(a),
     }
 }
 
@@ -246,6 +249,93 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<u8> {
     let ca = Some((ca_path.display().to_string(), subject));
     deliver(&mut out, &a.dest, ca, now, |taken| {
         Ok(eb::edited_files(&edits, taken))
+    })?;
+    print(&out)
+}
+
+fn renew(a: &KubeconfigRenewArgs) -> Result<u8> {
+    use crate::issue::reissue::Action;
+    let root = absolute(&a.root)?;
+    let inputs = load(&a.files, &root)?;
+    for input in &inputs {
+        let parsed = crate::pki::kubeconfig::parse(&input.path, &input.text)
+            .map_err(|e| usage(&input.path, e))?;
+        if !parsed.users.iter().any(|u| u.client_cert.is_some()) {
+            return Err(usage(
+                &input.path,
+                "expected a user with a client certificate (embedded or by file), found none: token and exec credentials have nothing to renew".into(),
+            ));
+        }
+    }
+    let paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
+    let now = crate::sys::clock::now();
+    let req = crate::issue::renew::RenewRequest {
+        paths: &paths,
+        root: &root,
+        within: 0,
+        all: true,
+        ca: a.ca.as_deref().zip(a.ca_key.as_deref()),
+        validity: None,
+        now,
+    };
+    let r = crate::issue::renew::renew(&req)?;
+    if let Some(o) = r.outcomes.iter().find(|o| o.action == Action::Refused) {
+        return Err(usage(
+            &o.target.path,
+            format!(
+                "cannot renew {}: {}",
+                o.target
+                    .user
+                    .as_ref()
+                    .map_or("its certificate".to_string(), |u| format!(
+                        "the client certificate of user `{u}`"
+                    )),
+                o.reason.as_deref().unwrap_or("refused")
+            ),
+        ));
+    }
+    let manifest = r.manifest.ok_or_else(|| {
+        Error::Usage(
+            "nothing to renew: no client certificate found in the kubeconfigs named".into(),
+        )
+    })?;
+    // Said once everything is written: a refused run prints its one line and nothing else.
+    let mut out: Vec<u8> = Vec::new();
+    let w = Error::Output;
+    for o in r.outcomes.iter().filter(|o| o.action == Action::Reissued) {
+        let Some(issued) = &o.issued else { continue };
+        let who = match &o.target.user {
+            Some(u) => format!("{} (user {u})", o.target.path.display()),
+            None => o.target.path.display().to_string(),
+        };
+        writeln!(
+            out,
+            "{who}: {} renewed, key and SANs kept; serial {} -> {}; valid until {}{}",
+            o.target.info.subject,
+            o.target.info.serial,
+            issued.info.serial,
+            crate::duration::rfc3339(issued.info.not_after),
+            o.ca.as_ref()
+                .map(|(loc, _)| format!("; signed by {loc}"))
+                .unwrap_or_default()
+        )
+        .map_err(w)?;
+        for warning in &issued.warnings {
+            writeln!(out, "  warning: {warning}").map_err(w)?;
+        }
+    }
+    let entries: Vec<(serde_json::Value, Vec<u8>)> = manifest
+        .files
+        .iter()
+        .map(|f| {
+            serde_json::to_value(f)
+                .map(|v| (v, f.contents.clone()))
+                .map_err(|e| Error::Usage(e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    let ca = Some((manifest.ca.certificate.clone(), manifest.ca.subject.clone()));
+    deliver(&mut out, &a.dest, ca, now, |taken| {
+        eb::placed(entries, taken).map_err(Error::Usage)
     })?;
     print(&out)
 }

@@ -1,4 +1,4 @@
-//! `certs kubeconfig set-server | set-ca` on copies of the fixtures: the edited
+//! `certs kubeconfig set-server | set-ca | renew` on copies of the fixtures: the edited
 //! kubeconfig is read back by the real kubectl with the new value, differs from the original in
 //! exactly one line, and its bundle is one `certs rollout plan` accepts; `--into` adds to a
 //! bundle only when the bundle is intact; a bad input exits 2 with one line and writes nothing.
@@ -207,17 +207,17 @@ fn set_server_on_kubeadm_is_one_line_kubectl_reads_and_rollout_plans() {
 
     // The rollout takes the bundle as it is: admin.conf restarts nothing, the
     // controller-manager restarts for its kubeconfig (its static pod reads it), the kubelet for
-    // its own. This fixture has no kubelet unit, so the profile's systemd restart is used and the
-    // node says nothing about the kubelet's health port: the gate is given.
+    // its own (its unit's drop-in names it), behind the healthz port its config file gives.
     let bin = fake_systemctl(&root.join("tools"));
-    let health = ["--health", "kubelet=http://127.0.0.1:10248/healthz"];
-    let p = plan(&bundle, root, &bin, &health);
+    let p = plan(&bundle, root, &bin, &[]);
     let admin_step = step_of(&p, &admin);
     assert!(admin_step["restart"].is_null(), "{admin_step:#}");
+    let kubelet_step = step_of(&p, &kubelet);
     assert_eq!(
-        step_of(&p, &kubelet)["restart"],
+        kubelet_step["restart"],
         serde_json::json!({"systemd": "kubelet"})
     );
+    assert_eq!(kubelet_step["gates"][0]["url"], "http://127.0.0.1:10248");
     let kcm_step = step_of(&p, &kcm);
     assert_eq!(kcm_step["component"], "kube-controller-manager");
     assert_eq!(
@@ -457,6 +457,13 @@ fn bad_inputs_exit_2_with_one_line_and_write_nothing() {
             ),
             "PRIVATE KEY block",
         ),
+        (
+            args(&["kubeconfig", "renew"], &[&kubelet])
+                .into_iter()
+                .chain(["--root".into(), root_s.clone()])
+                .collect(),
+            "kubelet-client-current.pem",
+        ),
     ];
     let before = tree_digest(root);
     for (mut a, says) in cases {
@@ -491,4 +498,97 @@ fn bad_inputs_exit_2_with_one_line_and_write_nothing() {
     );
     assert_eq!(run.code, 2);
     assert!(!out.exists());
+}
+
+#[test]
+fn renew_reissues_the_embedded_client_certificate_in_one_line() {
+    use base64::Engine;
+    let dir = fixture("kubeadm");
+    let root = dir.path();
+    let k8s = root.join("etc/kubernetes");
+    let admin = k8s.join("admin.conf");
+    let bundle = root.join("renewed");
+    let stdout = ok(&args(&["kubeconfig", "renew"], &[&admin])
+        .into_iter()
+        .chain(["--root".into(), s(root), "--out".into(), s(&bundle)])
+        .collect::<Vec<_>>());
+    assert!(stdout.contains("renewed, key and SANs kept"), "{stdout}");
+    let m = manifest(&bundle);
+    let e = entry(&m, &admin);
+    assert_eq!(e["kind"], "kubeconfig");
+    assert_ne!(e["old_serial"], e["new_serial"]);
+    let new = bundle.join(e["bundle_path"].as_str().unwrap());
+    let (old_text, new_text) = (
+        std::fs::read_to_string(&admin).unwrap(),
+        std::fs::read_to_string(&new).unwrap(),
+    );
+    let changed = changed_lines(&old_text, &new_text);
+    assert_eq!(changed.len(), 1, "only the certificate line: {changed:?}");
+    assert!(changed[0]
+        .1
+        .trim_start()
+        .starts_with("client-certificate-data: "));
+    // kubectl reads it; openssl verifies it against the cluster CA, same subject and key.
+    let cert = |f: &Path| {
+        base64::engine::general_purpose::STANDARD
+            .decode(kubectl_view(f, "{.users[0].user.client-certificate-data}").trim())
+            .unwrap()
+    };
+    let (old_pem, new_pem) = (root.join("old.pem"), root.join("new.pem"));
+    std::fs::write(&old_pem, cert(&admin)).unwrap();
+    std::fs::write(&new_pem, cert(&new)).unwrap();
+    let ca = s(&k8s.join("pki/ca.crt"));
+    assert!(openssl(["verify", "-CAfile", &ca, &s(&new_pem)]).contains(": OK"));
+    for what in ["-subject", "-pubkey"] {
+        assert_eq!(
+            openssl(["x509", "-noout", what, "-in", &s(&old_pem)]),
+            openssl(["x509", "-noout", what, "-in", &s(&new_pem)]),
+            "{what} kept"
+        );
+    }
+}
+
+#[test]
+fn renew_a_referenced_client_certificate_needs_the_ca_beside_it_or_given() {
+    let dir = fixture("kubeadm");
+    let root = dir.path();
+    let k8s = root.join("etc/kubernetes");
+    let kubelet = k8s.join("kubelet.conf");
+    let client = root.join("var/lib/kubelet/pki/kubelet-client-current.pem");
+    let bundle = root.join("renewed");
+    let base = args(&["kubeconfig", "renew"], &[&kubelet])
+        .into_iter()
+        .chain(["--root".into(), s(root), "--out".into(), s(&bundle)]);
+    // No CA beside /var/lib/kubelet/pki: refused, one line saying what to pass, nothing written.
+    let run = certs(base.clone());
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--ca"), "{}", run.stderr);
+    assert!(!bundle.exists());
+    // Given: the referenced file is what the bundle replaces; its key block stays as it was.
+    let ca = k8s.join("pki/ca.crt");
+    ok(&base
+        .chain([
+            "--ca".into(),
+            s(&ca),
+            "--ca-key".into(),
+            s(&k8s.join("pki/ca.key")),
+        ])
+        .collect::<Vec<_>>());
+    let m = manifest(&bundle);
+    assert_eq!(m["files"].as_array().unwrap().len(), 1, "{m:#}");
+    let e = entry(&m, &client);
+    assert_eq!(e["kind"], "certificate");
+    assert_eq!(e["key"], "kept");
+    let new = bundle.join(e["bundle_path"].as_str().unwrap());
+    assert!(openssl(["verify", "-CAfile", &s(&ca), &s(&new)]).contains(": OK"));
+    let key_block = |p: &Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        text[text.find("-----BEGIN").unwrap()..]
+            .split("-----END CERTIFICATE-----")
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(key_block(&client), key_block(&new));
 }

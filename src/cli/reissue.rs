@@ -157,11 +157,15 @@ pub(super) fn bundle_lines(
         return writeln!(out, "nothing to reissue: no bundle written");
     };
     if dry_run {
+        let to = if dir.as_os_str().is_empty() {
+            String::new()
+        } else {
+            format!(" to {}", dir.display())
+        };
         writeln!(
             out,
-            "dry run: would write {} files and bundle.json to {}",
-            m.files.len(),
-            dir.display()
+            "dry run: would write {} files and bundle.json{to}",
+            m.files.len()
         )?;
         for f in &m.files {
             writeln!(

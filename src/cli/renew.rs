@@ -82,16 +82,18 @@ pub fn run(c: &RenewConfig) -> Result<u8> {
                     .map_err(w)?;
                 }
             }
+            let refused = r.count(Action::Refused);
+            if refused > 0 {
+                writeln!(out, "refused ({refused}, why on stderr):").map_err(w)?;
+                for o in r.outcomes.iter().filter(|o| o.action == Action::Refused) {
+                    writeln!(out, "  {}", who(o)).map_err(w)?;
+                }
+            }
             match (&r.manifest, &c.out) {
-                (None, _) if r.count(Action::Refused) == 0 => {
+                (None, _) if refused == 0 => {
                     writeln!(out, "nothing due: no bundle written").map_err(w)?
                 }
-                (None, _) => writeln!(
-                    out,
-                    "nothing renewed ({} refused): no bundle written",
-                    r.count(Action::Refused)
-                )
-                .map_err(w)?,
+                (None, _) => writeln!(out, "nothing renewed: no bundle written").map_err(w)?,
                 (Some(m), dir) => {
                     let dir = dir.clone().unwrap_or_default();
                     bundle_lines(&mut out, Some(m), &dir, c.dry_run).map_err(w)?;

@@ -159,6 +159,11 @@ pub struct RolloutPlanArgs {
     #[arg(long, value_name = "NAME")]
     pub restart: Vec<String>,
 
+    /// Leave out the etcd membership steps of a retirement (bundle.json `etcd_membership`):
+    /// no snapshot, leader move or member removal
+    #[arg(long)]
+    pub no_etcd_membership: bool,
+
     #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
     pub output: PlanOutput,
 }

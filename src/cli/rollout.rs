@@ -9,6 +9,7 @@ use super::args::{PlanOutput, RolloutCommand, RolloutPlanArgs, RolloutRunArgs};
 use crate::error::{exit, Error, Result};
 use crate::rollout::exec::{Ended, Event, Executor, Timing};
 use crate::rollout::journal::Journal;
+use crate::rollout::membership::{self, GatewayAdmin};
 use crate::rollout::plan::{self, Plan};
 use crate::rollout::probe::{SystemRestarter, TlsProber};
 use crate::rollout::profile::{self, Profile};
@@ -18,22 +19,27 @@ use crate::rollout::resolve::Overrides;
 pub const ROLLED_BACK: u8 = 3;
 /// Failed, and the rollback failed too: manual action needed.
 pub const ROLLBACK_FAILED: u8 = 4;
+/// Bound on one etcd request of the membership steps (a snapshot gets longer).
+const ETCD_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(cmd: &RolloutCommand) -> Result<u8> {
     match cmd {
         RolloutCommand::Plan(a) => {
-            let plan = build_plan(&a.plan)?;
+            let plan = build_plan(&a.plan, &a.run)?;
             print_plan(&plan, a.plan.output)?;
             Ok(exit::OK)
         }
         RolloutCommand::Apply(a) => {
-            let plan = build_plan(&a.plan)?;
+            let plan = build_plan(&a.plan, &a.run)?;
             if a.dry_run {
                 print_plan(&plan, a.plan.output)?;
                 return Ok(exit::OK);
             }
             let _lock = lock(&a.run)?;
             let ended = with_executor(&a.run, a.plan.output, |ex| ex.apply(&plan))?;
+            if ended == Ended::Done && plan.etcd.is_some() && a.plan.output == PlanOutput::Text {
+                membership_summary(&a.run.state.state_dir)?;
+            }
             finish(ended, a.plan.output)
         }
         RolloutCommand::Status(a) => status(&a.state.state_dir, a.output),
@@ -60,9 +66,16 @@ pub fn run(cmd: &RolloutCommand) -> Result<u8> {
 }
 
 /// Reads the bundle and the node, binds them into a plan, and proves every step can pass:
-/// any problem refuses the plan (exit 2) before anything is touched.
-fn build_plan(a: &RolloutPlanArgs) -> Result<Plan> {
+/// any problem refuses the plan (exit 2) before anything is touched. A retirement's etcd
+/// membership steps (snapshots into `state_dir`) read the live member list, and only that.
+fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
+    let state_dir = run.state.state_dir.as_path();
     let manifest = plan::read_bundle(&a.bundle)?;
+    let retire = manifest
+        .etcd_membership
+        .as_ref()
+        .filter(|_| !a.no_etcd_membership)
+        .map(|m| m.remove.clone());
     let root = std::path::absolute(&a.root).map_err(|source| Error::Read {
         path: a.root.clone(),
         source,
@@ -89,22 +102,44 @@ fn build_plan(a: &RolloutPlanArgs) -> Result<Plan> {
                     _ => f.target.clone(),
                 })
                 .collect();
-            let name = match profile::detect_from_node(&node) {
-                Some(n) => n,
-                None => profile::detect(&targets).map_err(Error::Usage)?,
-            };
-            profile::builtin(name)
-                .map_err(Error::Usage)?
-                .rerooted(&root)
+            match profile::detect_from_node(&node) {
+                Some(n) => profile::builtin(n).map_err(Error::Usage)?.rerooted(&root),
+                // Membership steps alone restart nothing: no profile needed.
+                None if manifest.files.is_empty() => Profile {
+                    name: "none".into(),
+                    components: vec![],
+                },
+                None => profile::builtin(profile::detect(&targets).map_err(Error::Usage)?)
+                    .map_err(Error::Usage)?
+                    .rerooted(&root),
+            }
         }
     };
     // Only components that will run need their addresses; a failed lookup says how to override.
     profile.resolve(&node);
-    let overrides = overrides(a)?;
+    let mut overrides = overrides(a)?;
+    overrides.etcd_membership = retire.is_some();
     let read = |p: &Path| crate::sys::fs::read_opt(p);
-    let (plan, mut problems) = crate::rollout::resolve::build(
+    let (mut plan, mut problems) = crate::rollout::resolve::build(
         &a.bundle, &root, &manifest, &node, &profile, &overrides, &read,
     )?;
+    if let Some(remove) = retire {
+        let access = crate::rollout::resolve::etcd_access(&root, &node, &overrides, &read);
+        let state_dir = std::path::absolute(state_dir).map_err(|source| Error::Read {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        problems.extend(membership::plan(
+            &mut plan,
+            &remove,
+            access,
+            &node,
+            &GatewayAdmin {
+                timeout: ETCD_REQUEST_TIMEOUT,
+            },
+            &state_dir.join("snapshots"),
+        ));
+    }
     let runnable = |program: &str| crate::sys::proc::runnable(program);
     problems.extend(crate::rollout::validate::validate(
         &plan,
@@ -161,6 +196,7 @@ fn overrides(a: &RolloutPlanArgs) -> Result<Overrides> {
         health_cert: files("--health-cert", &a.health_cert)?,
         health_key: files("--health-key", &a.health_key)?,
         restart: a.restart.clone(),
+        etcd_membership: false,
     })
 }
 
@@ -219,6 +255,9 @@ fn with_executor(
         now: &crate::sys::clock::now,
         on_event: &mut print,
         fault: &|_| Ok(()),
+        etcd: &GatewayAdmin {
+            timeout: ETCD_REQUEST_TIMEOUT,
+        },
     };
     f(&mut ex)
 }
@@ -262,6 +301,23 @@ fn say(output: PlanOutput, message: &str) -> Result<()> {
     .map_err(Error::Output)
 }
 
+/// What the etcd membership steps of the recorded rollout changed, one line.
+fn membership_summary(state_dir: &Path) -> Result<()> {
+    let Some(j) = Journal::load(state_dir)? else {
+        return Ok(());
+    };
+    let prefix = format!("{}: done: ", membership::COMPONENT);
+    let done: Vec<&str> = j
+        .log
+        .iter()
+        .filter_map(|e| e.message.strip_prefix(&prefix))
+        .collect();
+    say(
+        PlanOutput::Text,
+        &format!("etcd membership changed: {}", done.join("; ")),
+    )
+}
+
 /// Newlines (a restart command's output) folded, so a verdict is one line.
 fn one_line(text: &str) -> String {
     text.lines()
@@ -294,6 +350,25 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
             ROLLBACK_FAILED,
             format!("rollout failed at {component} ({reason}) and the rollback failed: {manual}"),
         ),
+        Ended::Stopped {
+            component,
+            step,
+            reason,
+            done,
+            resumable,
+        } => {
+            let did = if done.is_empty() {
+                String::new()
+            } else {
+                format!(" Done before it stopped: {}.", done.join("; "))
+            };
+            let message = if *resumable {
+                format!("rollout stopped at {component} ({step}): {reason}.{did} A removed member cannot be put back by a rollback; no file was changed (the membership steps come first). Fix the cause, then `certs rollout resume` continues with this membership step (it checks what is already done) and the rest")
+            } else {
+                format!("rollout stopped at {component} ({step}): {reason}.{did} No member was removed and no file was changed; fix the cause and run `certs rollout apply` again")
+            };
+            ("stopped", ROLLED_BACK, message)
+        }
     };
     let message = one_line(&message);
     if output == PlanOutput::Json {
@@ -312,6 +387,19 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
                 v["component"] = component.as_str().into();
                 v["reason"] = reason.as_str().into();
                 v["manual"] = manual.as_str().into();
+            }
+            Ended::Stopped {
+                component,
+                step,
+                reason,
+                done,
+                resumable,
+            } => {
+                v["component"] = component.as_str().into();
+                v["step"] = step.as_str().into();
+                v["reason"] = reason.as_str().into();
+                v["done"] = done.clone().into();
+                v["resumable"] = (*resumable).into();
             }
         }
         let mut out = std::io::stdout().lock();
@@ -376,8 +464,14 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         format!("rollout of {}: {:?}", j.plan.bundle.display(), j.outcome),
     )?;
     w(&mut out, format!("backup: {}", j.backup.display()))?;
-    for (s, st) in j.plan.steps.iter().zip(&j.steps) {
-        w(&mut out, format!("  {}: {:?}", s.component, st))?;
+    for (i, (s, st)) in j.plan.steps.iter().zip(&j.steps).enumerate() {
+        match j.plan.etcd.as_ref().and_then(|r| r.action(i)) {
+            Some(a) => w(
+                &mut out,
+                format!("  {} ({}): {:?}", s.component, a.description, st),
+            )?,
+            None => w(&mut out, format!("  {}: {:?}", s.component, st))?,
+        }
     }
     for (c, m, p) in &parked {
         w(
@@ -390,10 +484,21 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         )?;
     }
     match j.outcome {
-        Outcome::Running => w(&mut out, "interrupted: run `certs rollout resume` to finish it or `certs rollout rollback` to undo it".into())?,
+        Outcome::Running => {
+            if let Some(why) = j.failure(membership::COMPONENT) {
+                w(
+                    &mut out,
+                    format!("stopped in an etcd membership step: {}", one_line(why)),
+                )?;
+            }
+            w(&mut out, "interrupted: run `certs rollout resume` to finish it or `certs rollout rollback` to undo it".into())?
+        }
         Outcome::RolledBack | Outcome::RollbackFailed => {
             if let Some(last) = j.log.last() {
-                w(&mut out, format!("last: {} {}", last.time, one_line(&last.message)))?;
+                w(
+                    &mut out,
+                    format!("last: {} {}", last.time, one_line(&last.message)),
+                )?;
             }
         }
         Outcome::Done => {}

@@ -59,6 +59,8 @@ pub struct Executor<'a> {
     /// Called before every mutating action with its label; an Err injects a failure there.
     /// Production passes a function that always says Ok.
     pub fault: &'a dyn Fn(&str) -> std::result::Result<(), String>,
+    /// The etcd requests of membership steps ([`super::membership::NoEtcd`] without them).
+    pub etcd: &'a dyn super::membership::EtcdAdmin,
 }
 
 /// How a rollout ended.
@@ -75,6 +77,17 @@ pub enum Ended {
         component: String,
         reason: String,
         manual: String,
+    },
+    /// Stopped in an etcd membership step. They come before every file step, so no file needs
+    /// restoring; `done` is what the membership steps changed (a removal cannot be undone).
+    /// `resumable`: a member was removed, the rollout stays interrupted and `resume` continues;
+    /// otherwise nothing was changed and the rollout ended.
+    Stopped {
+        component: String,
+        step: String,
+        reason: String,
+        done: Vec<String>,
+        resumable: bool,
     },
 }
 
@@ -93,7 +106,7 @@ fn current_sha(path: &Path) -> Option<String> {
 }
 
 impl Executor<'_> {
-    fn event(
+    pub(super) fn event(
         &mut self,
         component: &str,
         action: &str,
@@ -112,7 +125,7 @@ impl Executor<'_> {
         (self.on_event)(&e);
     }
 
-    fn save(&self, j: &Journal) -> Result<()> {
+    pub(super) fn save(&self, j: &Journal) -> Result<()> {
         j.save(&self.state_dir)
     }
 
@@ -181,6 +194,17 @@ impl Executor<'_> {
                 "the recorded rollout is not interrupted (it ended: {:?}); nothing to resume",
                 j.outcome
             )));
+        }
+        // Stopped in an etcd membership step: continue there (each checks what is done).
+        if let Some(i) = j.steps.iter().position(|s| *s == StepState::Failed) {
+            if super::membership::is_membership(&j.plan, i) {
+                j.note(
+                    (self.now)(),
+                    format!("resumed at etcd membership step {}", i + 1),
+                );
+                self.save(&j)?;
+                return self.run_from(&mut j, i);
+            }
         }
         // Stopped while rolling a step back: finish that rollback, never run the step forward.
         if let Some(i) = j.steps.iter().position(|s| *s == StepState::Failed) {
@@ -255,6 +279,12 @@ impl Executor<'_> {
     fn run_from(&mut self, j: &mut Journal, first: usize) -> Result<Ended> {
         let plan = j.plan.clone();
         for (i, step) in plan.steps.iter().enumerate().skip(first) {
+            if super::membership::is_membership(&plan, i) {
+                if let Err(stop) = self.run_membership(j, i) {
+                    return self.membership_stopped(j, i, stop);
+                }
+                continue;
+            }
             match self.run_step(j, i, step) {
                 Ok(()) => {}
                 Err(reason) => {
@@ -495,6 +525,7 @@ impl Executor<'_> {
             now: self.now,
             on_event: &mut |_| {},
             fault: &|_| Ok(()),
+            etcd: self.etcd,
         };
         quiet.swap(plan, step, false)
     }
@@ -568,6 +599,7 @@ impl Executor<'_> {
             }
             j.steps[i] = StepState::RolledBack;
         }
+        super::membership::not_undone(self, &j);
         let component = touched
             .last()
             .map(|&i| plan.steps[i].component.clone())
@@ -768,6 +800,7 @@ mod tests {
             profile: "test".into(),
             files,
             steps: vec![step("etcd", vec![0, 1]), step("kube-apiserver", vec![2])],
+            etcd: None,
         };
         (dir, plan)
     }
@@ -811,6 +844,7 @@ mod tests {
             now: &|| 1_800_000_000,
             on_event: &mut sink,
             fault: &fault,
+            etcd: &crate::rollout::membership::NoEtcd,
         };
         let ended = ex.apply(plan);
         (ended, calls.get())
@@ -829,6 +863,7 @@ mod tests {
             now: &|| 1_800_000_000,
             on_event: &mut sink,
             fault: &|_| Ok(()),
+            etcd: &crate::rollout::membership::NoEtcd,
         };
         ex.rollback(None).unwrap()
     }
@@ -951,6 +986,7 @@ mod tests {
             now: &|| 1_800_000_000,
             on_event: &mut sink,
             fault: &|_| Ok(()),
+            etcd: &crate::rollout::membership::NoEtcd,
         };
         let out = f(&mut ex);
         (out, events)

@@ -10,6 +10,7 @@
 
 pub mod exec;
 pub mod journal;
+pub mod membership;
 pub mod plan;
 pub mod probe;
 pub mod profile;

@@ -15,6 +15,17 @@ pub struct BundleManifest {
     pub schema: String,
     pub ca: BundleCa,
     pub files: Vec<BundleEntry>,
+    /// A master retirement's etcd membership change (`certs change --retire` writes it).
+    #[serde(default)]
+    pub etcd_membership: Option<BundleMembership>,
+}
+
+/// `"etcd_membership": {"remove": ["etcd3", "10.6.0.13"]}`: the members (names, or addresses
+/// of their peer or client URLs) a retirement removes from the etcd cluster.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BundleMembership {
+    #[serde(default)]
+    pub remove: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +176,9 @@ pub struct Plan {
     pub profile: String,
     pub files: Vec<FileSwap>,
     pub steps: Vec<Step>,
+    /// The etcd membership change of a retirement: its steps come first in `steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<super::membership::Retirement>,
 }
 
 /// Reads `bundle.json` and checks that every new file is intact.
@@ -209,8 +223,15 @@ impl Plan {
                 f.mode
             ));
         }
+        if let Some(r) = &self.etcd {
+            out.push_str(&r.render_header());
+        }
         out.push_str("steps, one at a time:\n");
         for (n, s) in self.steps.iter().enumerate() {
+            if let Some(text) = self.etcd.as_ref().and_then(|r| r.render_step(n)) {
+                out.push_str(&text);
+                continue;
+            }
             let restart = match &s.restart {
                 Some(Restart::Systemd(u)) => format!("systemctl restart {u}"),
                 Some(Restart::SystemdReload(u)) => {

@@ -35,7 +35,39 @@ pub fn validate(plan: &Plan, io: &Io) -> Vec<String> {
             gate(plan, step, g, io, &mut out);
         }
     }
+    if let Some(r) = &plan.etcd {
+        membership(plan, r, io, &mut out);
+    }
     out
+}
+
+/// An etcd retirement: what [`super::membership::check`] refuses, and the TLS files its
+/// requests use (the CA, the client certificate and key: readable, pairing), checked as a gate's.
+fn membership(plan: &Plan, r: &super::membership::Retirement, io: &Io, out: &mut Vec<String>) {
+    out.extend(super::membership::check(r));
+    let Some(a) = &r.access else { return };
+    let step = Step {
+        component: "etcd".into(),
+        kind: "etcd".into(),
+        restart: None,
+        files: vec![],
+        reads: vec![],
+        gates: vec![],
+        note: None,
+        from: String::new(),
+    };
+    let g = Gate {
+        url: a.bootstrap.clone(),
+        path: Some("/health".into()),
+        expect: None,
+        trust: Trust::Ca(a.ca.clone()),
+        client: a.client.clone(),
+        serves: None,
+        origin: a.origin.clone(),
+    };
+    let mut lines = Vec::new();
+    gate(plan, &step, &g, io, &mut lines);
+    out.extend(lines.into_iter().map(|l| format!("etcd membership: {l}")));
 }
 
 fn restart(step: &Step, io: &Io, out: &mut Vec<String>) {

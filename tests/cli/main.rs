@@ -11,6 +11,7 @@ mod preflight;
 mod reissue;
 mod renew;
 mod rollout;
+mod rollout_membership;
 mod rollout_node;
 mod rollout_plan;
 mod rollout_safety;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs the real tools the tests drive
-# (openssl, cfssl, etcd, nginx with its stream module), then format, lint and every test. `.ci/run` calls exactly this.
+# (openssl, cfssl, etcd, nginx with its stream module, kubectl, promtool), then format, lint and every test. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,10 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v nginx >/dev/null || need+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v mkfifo >/dev/null || need+=(coreutils)
+# kubectl reads the kubeconfigs the tool writes (on the machine image; Debian's otherwise).
+command -v kubectl >/dev/null || need+=(kubernetes-client)
+# promtool checks the -o prometheus text format.
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -30,6 +30,9 @@ pub enum Command {
     Renew(RenewArgs),
     /// Before a VIP change or a master retirement: everything that would break
     Preflight(PreflightArgs),
+    /// A VIP add or move, a master retirement or a new master as one bundle: every
+    /// certificate, kubeconfig and configuration file of this node the change touches
+    Change(ChangeArgs),
     /// Install a reissue bundle: back up, swap, restart in a safe order behind health gates
     #[command(subcommand)]
     Rollout(RolloutCommand),
@@ -611,3 +614,91 @@ mod tests {
         assert!(Args::try_parse_from(["certs", "inspect", "-o", "yaml"]).is_err());
     }
 }
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  # kubeadm, one master becomes HA behind an HAProxy VIP
+  certs change --vip 10.21.22.100 --out /root/vip-bundle
+  # kubeasz: the external VIP moves (port kept)
+  certs change --vip 192.168.1.40:8443 --old-vip 192.168.1.39:8443
+  # binary cluster: two of three masters retire, then install on this node
+  certs change --retire etcd2 --retire 172.72.0.97 --apply --state-dir /var/lib/certs")]
+pub struct ChangeArgs {
+    /// Files or directories to read [default: the standard locations under --root, and
+    /// /root/.kube/config and $HOME/.kube/config]
+    pub paths: Vec<PathBuf>,
+
+    /// The node's `/`: where its manifests, units, configuration and PKI are read
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// The load-balancer address clients will use: ADDR or ADDR:PORT (6443)
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub vip: Option<String>,
+
+    /// The VIP clients use now, for a VIP move: kubeconfigs on it move to --vip; its SAN stays
+    /// unless --drop-san names it
+    #[arg(long, value_name = "ADDR[:PORT]", requires = "vip")]
+    pub old_vip: Option<String>,
+
+    /// A master to retire: etcd member name, node name or address; repeatable
+    #[arg(long, value_name = "NODE|ADDR")]
+    pub retire: Vec<String>,
+
+    /// A new master joining: its certificates-shared SANs, --etcd-servers, --initial-cluster
+    /// and proxy upstreams gain it; repeatable
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub add_master: Vec<String>,
+
+    /// Another SAN for the apiserver serving certificates; repeatable
+    #[arg(long = "add-san", value_name = "SAN")]
+    pub add_san: Vec<String>,
+
+    /// A SAN to drop from the apiserver serving certificates; repeatable
+    #[arg(long = "drop-san", value_name = "SAN")]
+    pub drop_san: Vec<String>,
+
+    /// CA certificate to sign with [default: found beside each certificate]
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    pub ca: Option<PathBuf>,
+
+    /// Its private key
+    #[arg(long, value_name = "FILE", requires = "ca")]
+    pub ca_key: Option<PathBuf>,
+
+    /// Bundle directory to create [default: ./certs-change-<time>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Issue as of this instant (RFC 3339) instead of now
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+
+    /// Continue into `certs rollout apply` with the bundle (else its plan is printed)
+    #[arg(long)]
+    pub apply: bool,
+
+    /// Write the bundle even if preflight, run on the node as the change leaves it, fails
+    #[arg(long)]
+    pub force: bool,
+
+    /// Probe nothing: the rollout plan leaves out the etcd membership steps, which read the
+    /// live member list (they stay in the bundle for `certs rollout` on the node)
+    #[arg(long, conflicts_with = "apply")]
+    pub offline: bool,
+
+    /// For the rollout: restart a component with a command instead: NAME='CMD'; repeatable
+    #[arg(long, value_name = "NAME=CMD")]
+    pub restart_cmd: Vec<String>,
+
+    /// For the rollout: probe a component here instead: NAME=https://host:port[/path]
+    #[arg(long, value_name = "NAME=URL")]
+    pub health: Vec<String>,
+
+    #[command(flatten)]
+    pub run: RolloutRunArgs,
+
+    #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
+    pub output: ResultOutput,
+}
+

@@ -2,6 +2,7 @@
 //! subcommand, render, and map the outcome to an exit code.
 
 mod args;
+mod change;
 mod config;
 mod inspect;
 mod kubeconfig;
@@ -44,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Rollout(cmd) => rollout::run(&cmd),
         Command::Preflight(a) => preflight::run(&a),
         Command::Kubeconfig(cmd) => kubeconfig::run(&cmd),
+        Command::Change(a) => change::run(&a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -197,6 +197,7 @@ fn overrides(a: &RolloutPlanArgs) -> Result<Overrides> {
         health_key: files("--health-key", &a.health_key)?,
         restart: a.restart.clone(),
         etcd_membership: false,
+        profile_given: a.profile.is_some(),
     })
 }
 

@@ -27,6 +27,11 @@ pub struct Overrides {
     pub health_key: Vec<(String, PathBuf)>,
     /// Restart these even if none of their files changed.
     pub restart: Vec<String>,
+    /// `--profile` was given: its components describe this node, so they take the files of
+    /// their kind even where the node runs a component of that kind that reads other files.
+    /// Detected (not given), the node's own components are the authority: a file of a kind
+    /// whose component on this node does not read it is swapped without a restart.
+    pub profile_given: bool,
     /// The plan has etcd membership steps: `--health*` for `etcd` reach them, so they are not
     /// an error when no file of etcd changed.
     pub etcd_membership: bool,
@@ -161,9 +166,12 @@ pub fn build(
             }
             (0..cands.len())
                 .filter(|&c| {
+                    let kind = &cands[c].kind;
+                    let node_runs_it = node.iter().any(|n| &n.kind == kind);
                     cands[c].node.is_none()
                         && cands[c].explicit.is_empty()
-                        && manifest.files[i].components.contains(&cands[c].kind)
+                        && manifest.files[i].components.contains(kind)
+                        && (overrides.profile_given || !node_runs_it)
                 })
                 .take(1)
                 .collect()
@@ -240,7 +248,7 @@ pub fn build(
             reads: vec![],
             gates: vec![],
             note: Some(
-                "read by no component of this node or the profile: swapped, nothing restarted"
+                "read by no component of this node (another node's copy, or a file for kubectl): swapped, nothing restarted"
                     .into(),
             ),
             from: String::new(),
@@ -434,7 +442,16 @@ fn gates_for(
     let name = &cand.name;
     let (mut gates, mut note, serves_path) = match cand.node {
         Some(c) => derive(c, root, node, mine, files, read, problems),
-        None => (profile_gates(cand, mine, files)?, None, None),
+        None => {
+            let gates = profile_gates(cand, mine, files)?;
+            let note = gates.is_empty().then(|| {
+                format!(
+                    "{} was not found on this node and its profile ({}) names no health endpoint: only the restart's exit status proves it",
+                    cand.name, cand.from
+                )
+            });
+            (gates, note, None)
+        }
     };
     if let Some((_, u)) = ov.health.iter().rev().find(|(n, _)| n == name) {
         let (scheme_url, path) = match u
@@ -511,10 +528,18 @@ fn gates_for(
 }
 
 /// The certificate a profile component most likely serves: a server role among its files.
+/// The certificate a profile component most likely serves: a serving role among its files
+/// (a client certificate such as the controller-manager's is not served).
 fn main_cert(mine: &[usize], files: &[FileSwap]) -> Option<usize> {
     mine.iter()
         .copied()
-        .filter(|&i| files[i].kind == "certificate")
+        .filter(|&i| {
+            files[i].kind == "certificate"
+                && matches!(
+                    files[i].role.as_str(),
+                    "etcd-server" | "etcd-peer" | "apiserver" | "kubelet"
+                )
+        })
         .max_by_key(|&i| {
             (
                 matches!(files[i].role.as_str(), "etcd-server" | "apiserver"),
@@ -538,7 +563,7 @@ fn profile_gates(cand: &Cand, mine: &[usize], files: &[FileSwap]) -> Result<Vec<
             None => mine
                 .iter()
                 .copied()
-                .filter(|&i| files[i].kind == "certificate" && covers(&files[i].sans, &host))
+                .filter(|&i| main_cert(&[i], files).is_some() && covers(&files[i].sans, &host))
                 .max_by_key(|&i| {
                     (
                         matches!(files[i].role.as_str(), "etcd-server" | "apiserver"),

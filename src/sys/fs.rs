@@ -86,6 +86,12 @@ fn walk_problem(e: walkdir::Error) -> Walked {
 
 /// Reads one file, or says why not. Only regular files are opened: a FIFO would block forever.
 pub fn read_entry(path: &Path) -> Walked {
+    if let Some(bytes) = overlay::get(path) {
+        return Walked::File {
+            path: path.to_path_buf(),
+            bytes,
+        };
+    }
     let problem = |code, message: String| Walked::Problem {
         path: path.to_path_buf(),
         code,
@@ -138,7 +144,32 @@ fn read_bounded(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
 /// Reads one file the user named (a CA bundle, a spec): any failure is an error naming it.
 /// A file's bytes, or `None` when it cannot be read (for hashing and comparisons).
 pub fn read_opt(path: &Path) -> Option<Vec<u8>> {
-    std::fs::read(path).ok()
+    overlay::get(path).or_else(|| std::fs::read(path).ok())
+}
+
+/// The node as it will be after a bundle: while [`overlay::with`] runs, every read through
+/// this module (and [`crate::sys::node`]) of a file the overlay holds returns the overlay's
+/// bytes instead of the disk's. Nothing is written. `certs change` evaluates its preflight
+/// checks against the node after the change this way.
+pub mod overlay {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::RwLock;
+
+    static FILES: RwLock<Option<HashMap<PathBuf, Vec<u8>>>> = RwLock::new(None);
+
+    /// Runs `f` with `files` (absolute paths) read in place of the disk's.
+    pub fn with<T>(files: HashMap<PathBuf, Vec<u8>>, f: impl FnOnce() -> T) -> T {
+        *FILES.write().unwrap_or_else(|p| p.into_inner()) = Some(files);
+        let out = f();
+        *FILES.write().unwrap_or_else(|p| p.into_inner()) = None;
+        out
+    }
+
+    pub fn get(path: &Path) -> Option<Vec<u8>> {
+        let guard = FILES.read().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref()?.get(path).cloned()
+    }
 }
 
 /// Whether nothing at all is at `path` (a dangling symlink counts as something).

@@ -20,6 +20,9 @@ pub const UNIT_DIRS: &[&str] = &[
 const MAX_CONFIG: u64 = 1 << 20;
 
 fn read_text(path: &Path) -> Option<String> {
+    if let Some(bytes) = crate::sys::fs::overlay::get(path) {
+        return String::from_utf8(bytes).ok();
+    }
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() || meta.len() > MAX_CONFIG {
         return None;
@@ -65,15 +68,23 @@ pub fn read(root: &Path) -> Vec<Component> {
     // Units by name, the first directory that has one wins; drop-ins by file name likewise.
     let mut units: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut drop_ins: BTreeMap<String, BTreeMap<String, PathBuf>> = BTreeMap::new();
-    for dir in UNIT_DIRS {
-        let dir = crate::sys::fs::under_root(root, Path::new(dir));
-        for path in list(&dir, &["service"]) {
+    let dirs: Vec<PathBuf> = UNIT_DIRS
+        .iter()
+        .map(|d| crate::sys::fs::under_root(root, Path::new(d)))
+        .collect();
+    for dir in &dirs {
+        for path in list(dir, &["service"]) {
             let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
                 continue;
             };
             units.entry(name.to_string()).or_insert(path.clone());
-            let d = dir.join(format!("{name}.service.d"));
-            for conf in list(&d, &["conf"]) {
+        }
+    }
+    // systemd merges a unit's drop-ins from every unit directory (an /etc drop-in over a
+    // packaged unit in /lib), the same file name in a higher directory hiding a lower one.
+    for name in units.keys() {
+        for dir in &dirs {
+            for conf in list(&dir.join(format!("{name}.service.d")), &["conf"]) {
                 let file = conf.file_name().unwrap().to_string_lossy().into_owned();
                 drop_ins
                     .entry(name.to_string())
@@ -312,5 +323,32 @@ mod tests {
         assert_eq!(comps[2].runs, Runs::Systemd("kube-lb".into()));
         assert!(comps[1].reads(&root.join("etc/kubernetes/ssl/kubernetes.pem")));
         assert_eq!(comps[1].get("anonymous-auth"), Some("false"));
+    }
+
+    #[test]
+    fn drop_ins_in_etc_apply_to_a_packaged_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let lib = root.join("lib/systemd/system");
+        let etc = root.join("etc/systemd/system/kubelet.service.d");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            lib.join("kubelet.service"),
+            "[Service]\nExecStart=/usr/bin/kubelet\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("10-kubeadm.conf"),
+            "[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --kubeconfig=/etc/kubernetes/kubelet.conf\n",
+        )
+        .unwrap();
+        let comps = read(root);
+        assert_eq!(comps.len(), 1);
+        assert!(comps[0].reads(&root.join("etc/kubernetes/kubelet.conf")));
+        assert_eq!(
+            comps[0].unit_files,
+            [lib.join("kubelet.service"), etc.join("10-kubeadm.conf")]
+        );
     }
 }

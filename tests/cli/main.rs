@@ -2,6 +2,7 @@
 //! against openssl and real TLS servers on loopback.
 #![allow(clippy::disallowed_methods)] // a test/generator program: std::fs and processes directly
 
+mod change;
 mod etcd;
 mod inspect;
 mod inspect_kubeadm;

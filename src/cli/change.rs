@@ -1,0 +1,650 @@
+//! `certs change`: reads the node, works out every file a VIP add or move, a retirement or a new
+//! master touches ([`crate::change`]), reissues the certificates, edits the kubeconfigs and the
+//! configuration that names masters ([`crate::edit`]), and writes ONE bundle that
+//! `certs rollout` installs; prints what changes and the rollout plan; `--apply` installs it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::args::{ChangeArgs, ResultOutput};
+use super::config::parse_time;
+use crate::change::{self, CertEdit, Endpoint, Request, Retired, ServerMove};
+use crate::edit::bundle::{Change as EditChange, Edited, NewFile};
+use crate::error::{exit, Error, Result};
+use crate::issue::reissue::{reissue, Action, ReissueRequest};
+use crate::node::Component;
+use crate::pki::inventory::Inventory;
+use crate::pki::Role;
+use crate::spec::san::SanEdit;
+
+/// Extra places a change reads kubeconfigs from, besides the standard PKI locations.
+const KUBECONFIGS: &[&str] = &["/root/.kube/config"];
+
+pub fn run(a: &ChangeArgs) -> Result<u8> {
+    let now = match &a.now {
+        Some(t) => parse_time(t)?,
+        None => crate::sys::clock::now(),
+    };
+    let root = std::path::absolute(&a.root).map_err(|source| Error::Read {
+        path: a.root.clone(),
+        source,
+    })?;
+    let req = request(a)?;
+    if req.vip.is_none()
+        && req.retire.is_empty()
+        && req.add_master.is_empty()
+        && req.add_san.is_empty()
+        && req.drop_san.is_empty()
+    {
+        return Err(Error::Usage(
+            "nothing asked: give --vip, --retire, --add-master, --add-san or --drop-san".into(),
+        ));
+    }
+    let node = crate::sys::node::read(&root);
+    let inv = scan(a, &root, now)?;
+    let proxies = proxy_configs(&node);
+    let masters = change::masters(&node, &proxies);
+    let retired = change::resolve_retired(&req.retire, &masters).map_err(Error::Usage)?;
+    let kept = masters
+        .iter()
+        .filter(|m| !retired.iter().any(|r| r.is(&m.addr)))
+        .count();
+    if !retired.is_empty() && kept == 0 && masters.len() > 0 {
+        return Err(Error::Usage(format!(
+            "--retire: expected at least one master to stay, found every master this node names retired ({})",
+            masters.iter().map(|m| m.addr.clone()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let edits = change::cert_edits(&inv, &req, &retired, &masters);
+    let moves = change::server_moves(&inv, &node, &req, &retired, &masters);
+    let mut edited = kubeconfig_edits(&inv, &moves)?;
+    edited.extend(config_edits(&node, &proxies, &req, &retired)?);
+    let membership: Vec<String> = retired
+        .iter()
+        .flat_map(|r| {
+            r.names
+                .first()
+                .cloned()
+                .or_else(|| r.addrs.first().cloned())
+        })
+        .collect();
+    let runs_etcd = node.iter().any(|c| c.kind == "etcd");
+
+    let (cert_files, ca) = reissue_all(a, &inv, &edits, now)?;
+    if cert_files.is_empty() && edited.is_empty() && !(runs_etcd && !membership.is_empty()) {
+        say(
+            a.output,
+            &json!({"schema": "certs.change/v1", "changed": false}),
+            "nothing to change: no file on this node names what the change moves",
+        )?;
+        return Ok(exit::OK);
+    }
+    let mut files: Vec<NewFile> =
+        crate::edit::bundle::placed(cert_files, &[]).map_err(Error::Usage)?;
+    let taken: Vec<PathBuf> = files.iter().map(|f| f.bundle_path.clone()).collect();
+    files.extend(crate::edit::bundle::edited_files(&edited, &taken));
+    let mut manifest = crate::edit::bundle::manifest(&crate::duration::rfc3339(now), ca, &files);
+    if runs_etcd && !membership.is_empty() {
+        manifest["etcd_membership"] = json!({"remove": membership});
+    }
+    // Preflight against the node as it will be after the bundle: a problem the change fixes
+    // does not fail it; anything still failing refuses the change (unless --force).
+    let overlay: std::collections::HashMap<PathBuf, Vec<u8>> = files
+        .iter()
+        .map(|f| (PathBuf::from(f.target()), f.contents.clone()))
+        .collect();
+    let verdict = crate::sys::fs::overlay::with(overlay, || preflight(a, &root))?;
+    if verdict != exit::OK && !a.force {
+        eprintln!(
+            "certs: error: preflight still fails on the node as the change would leave it (above); nothing was written (--force writes the bundle anyway)"
+        );
+        return Ok(exit::PROBLEM);
+    }
+    let out = a.out.clone().unwrap_or_else(|| {
+        let stamp = crate::duration::rfc3339(now).replace([':', '-'], "");
+        PathBuf::from(format!("certs-change-{stamp}"))
+    });
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(e.to_string()))?;
+    let written: Vec<(PathBuf, u32, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.bundle_path.clone(), f.mode, f.contents.clone()))
+        .collect();
+    crate::sys::fs::write_bundle(&out, &written, &bytes)?;
+    let out = std::path::absolute(&out).unwrap_or(out);
+
+    // The rollout, as `certs rollout apply BUNDLE --root ROOT [options]` would be typed: its
+    // plan (a dry run) is printed; with --apply it runs.
+    let mut argv: Vec<String> = vec![
+        "certs".into(),
+        "rollout".into(),
+        "apply".into(),
+        out.display().to_string(),
+        "--root".into(),
+        root.display().to_string(),
+        "--state-dir".into(),
+        a.run.state.state_dir.display().to_string(),
+        "--health-timeout".into(),
+        a.run.health_timeout.clone(),
+        "--health-interval".into(),
+        a.run.health_interval.clone(),
+        "--restart-timeout".into(),
+        a.run.restart_timeout.clone(),
+        "--park".into(),
+        a.run.park.clone(),
+    ];
+    for r in &a.restart_cmd {
+        argv.extend(["--restart-cmd".to_string(), r.clone()]);
+    }
+    for h in &a.health {
+        argv.extend(["--health".to_string(), h.clone()]);
+    }
+    if a.output == ResultOutput::Json {
+        argv.extend(["-o".to_string(), "json".into()]);
+    }
+    if !a.apply {
+        argv.push("--dry-run".into());
+    }
+    if a.offline {
+        // The membership steps read the live member list: offline, the plan leaves them out.
+        argv.push("--no-etcd-membership".into());
+    }
+    let parsed = <super::args::Args as clap::Parser>::try_parse_from(&argv)
+        .map_err(|e| Error::Usage(format!("the rollout options: {e}")))?;
+    let super::args::Command::Rollout(rollout) = parsed.command else {
+        return Err(Error::Usage(
+            "the rollout options did not parse as `rollout apply`".into(),
+        ));
+    };
+    summary(a, &inv, &edits, &moves, &edited, &retired, &manifest, &out)?;
+    // The plan (printed by a dry run), then, with --apply, the rollout itself.
+    super::rollout::run(&rollout)
+}
+
+/// `certs preflight` with the change's options, offline: a live probe could only show the node
+/// as it is before the change.
+fn preflight(a: &ChangeArgs, root: &Path) -> Result<u8> {
+    let mut argv: Vec<String> = vec![
+        "certs".into(),
+        "preflight".into(),
+        "--root".into(),
+        root.display().to_string(),
+        "--offline".into(),
+        "--state-dir".into(),
+        a.run.state.state_dir.display().to_string(),
+    ];
+    argv.extend(a.paths.iter().map(|p| p.display().to_string()));
+    if let Some(v) = &a.vip {
+        argv.extend(["--vip".to_string(), v.clone()]);
+    }
+    for r in &a.retire {
+        argv.extend(["--retire".to_string(), r.clone()]);
+    }
+    if let Some(n) = &a.now {
+        argv.extend(["--now".to_string(), n.clone()]);
+    }
+    if a.output == ResultOutput::Json {
+        argv.extend(["-o".to_string(), "json".into()]);
+    }
+    let parsed = <super::args::Args as clap::Parser>::try_parse_from(&argv)
+        .map_err(|e| Error::Usage(format!("the preflight options: {e}")))?;
+    let super::args::Command::Preflight(p) = parsed.command else {
+        return Err(Error::Usage("the preflight options did not parse".into()));
+    };
+    super::preflight::run(&p)
+}
+
+fn request(a: &ChangeArgs) -> Result<Request> {
+    let ep = |flag: &str, v: &Option<String>| -> Result<Option<Endpoint>> {
+        v.as_deref()
+            .map(|t| Endpoint::parse(t).map_err(|e| Error::Usage(format!("{flag}: {e}"))))
+            .transpose()
+    };
+    let add_master = a
+        .add_master
+        .iter()
+        .map(|s| {
+            let (n, addr) = s
+                .split_once('=')
+                .filter(|(n, a)| !n.is_empty() && !a.is_empty())
+                .ok_or_else(|| {
+                    Error::Usage(format!("--add-master: expected NAME=ADDR, found `{s}`"))
+                })?;
+            Endpoint::parse(addr).map_err(|e| Error::Usage(format!("--add-master {n}: {e}")))?;
+            Ok((n.to_string(), addr.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The SAN edits must parse like reissue's.
+    SanEdit::parse(&a.add_san, &a.drop_san).map_err(Error::Usage)?;
+    Ok(Request {
+        vip: ep("--vip", &a.vip)?,
+        old_vip: ep("--old-vip", &a.old_vip)?,
+        retire: a.retire.clone(),
+        add_master,
+        add_san: a.add_san.clone(),
+        drop_san: a.drop_san.clone(),
+    })
+}
+
+/// The node's PKI and kubeconfigs: the paths given, or the standard locations plus the admin
+/// kubeconfigs (`/root/.kube/config`, `$HOME/.kube/config`) under --root.
+fn scan(a: &ChangeArgs, root: &Path, now: i64) -> Result<Inventory> {
+    let paths = if a.paths.is_empty() {
+        let mut p = crate::pki::scan::resolve_paths(&[], root)?;
+        let home = std::env::var("HOME")
+            .ok()
+            .map(|h| format!("{h}/.kube/config"));
+        for extra in KUBECONFIGS.iter().map(|s| s.to_string()).chain(home) {
+            let path = crate::sys::fs::under_root(root, Path::new(&extra));
+            if path.is_file() && !p.contains(&path) {
+                p.push(path);
+            }
+        }
+        p
+    } else {
+        a.paths.clone()
+    };
+    crate::pki::scan::scan(&crate::pki::scan::ScanRequest {
+        paths: &paths,
+        root,
+        now,
+        warn_within: 0,
+    })
+}
+
+/// The node-local proxies' config files (nginx, haproxy) with their text.
+fn proxy_configs(node: &[Component]) -> Vec<(PathBuf, String)> {
+    let mut out: Vec<(PathBuf, String)> = Vec::new();
+    for c in node.iter().filter(|c| c.kind == "node-local-lb") {
+        for f in &c.files {
+            let Some(text) = crate::sys::fs::read_opt(f).and_then(|b| String::from_utf8(b).ok())
+            else {
+                continue;
+            };
+            let is_config = !crate::edit::proxy::servers(&text).is_empty();
+            if is_config && !out.iter().any(|(p, _)| p == f) {
+                out.push((f.clone(), text));
+            }
+        }
+    }
+    out
+}
+
+fn mode_of(path: &Path, default: u32) -> u32 {
+    crate::sys::fs::mode(path).unwrap_or(default) & 0o7777
+}
+
+/// Kubeconfigs moved to their new server, one edit per cluster, every other byte kept.
+fn kubeconfig_edits(inv: &Inventory, moves: &[ServerMove]) -> Result<Vec<Edited>> {
+    let _ = inv;
+    let mut out: Vec<Edited> = Vec::new();
+    for m in moves {
+        let i = match out.iter().position(|e| e.target == m.path) {
+            Some(i) => i,
+            None => {
+                let old = crate::sys::fs::read_file(&m.path)?;
+                out.push(Edited {
+                    target: std::path::absolute(&m.path).unwrap_or(m.path.clone()),
+                    kind: "kubeconfig",
+                    role: Role::Unknown,
+                    components: vec![],
+                    mode: mode_of(&m.path, 0o600),
+                    new: old.clone(),
+                    old,
+                    changes: vec![],
+                });
+                out.len() - 1
+            }
+        };
+        let text = String::from_utf8_lossy(&out[i].new).into_owned();
+        let new =
+            crate::edit::kubeconfig::set_server(&text, &m.to, Some(&m.cluster)).map_err(|e| {
+                Error::Input {
+                    path: m.path.clone(),
+                    expected: "a kubeconfig whose server can be moved".into(),
+                    found: e,
+                }
+            })?;
+        out[i].new = new.into_bytes();
+        out[i].changes.push(EditChange {
+            at: format!("clusters[{}].server", m.cluster),
+            before: m.from.clone(),
+            after: m.to.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Units, manifests and env files whose master lists change (`--etcd-servers`,
+/// `--initial-cluster`/`ETCD_INITIAL_CLUSTER`), and the node-local proxies' server lines.
+fn config_edits(
+    node: &[Component],
+    proxies: &[(PathBuf, String)],
+    req: &Request,
+    retired: &[Retired],
+) -> Result<Vec<Edited>> {
+    let retire: Vec<&str> = retired
+        .iter()
+        .flat_map(|r| r.addrs.iter().chain(&r.names).map(String::as_str))
+        .collect();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for c in node
+        .iter()
+        .filter(|c| matches!(c.kind.as_str(), "etcd" | "kube-apiserver"))
+    {
+        files.push(c.source.clone());
+        // Environment files: every file of the component that sets an ETCD_ variable.
+        for s in &c.settings {
+            if let Some((file, _)) = s.from.split_once(" ETCD_") {
+                let p = PathBuf::from(file);
+                if !files.contains(&p) {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    let adds_etcd: Vec<String> = req
+        .add_master
+        .iter()
+        .map(|(_, addr)| {
+            Endpoint {
+                host: addr.clone(),
+                port: 2379,
+            }
+            .url()
+        })
+        .collect();
+    let adds_peer: Vec<(String, String)> = req
+        .add_master
+        .iter()
+        .map(|(n, addr)| {
+            (
+                n.clone(),
+                Endpoint {
+                    host: addr.clone(),
+                    port: 2380,
+                }
+                .url(),
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for f in files {
+        let Some(old) = crate::sys::fs::read_opt(&f) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&old).into_owned();
+        let mut new = text.clone();
+        let mut changes = Vec::new();
+        let fail = |e: String| Error::Input {
+            path: f.clone(),
+            expected: "configuration whose master lists can be edited".into(),
+            found: e,
+        };
+        if let Some(t) =
+            crate::edit::config::etcd_servers(&new, &retire, &adds_etcd).map_err(fail)?
+        {
+            changes.push(EditChange {
+                at: "--etcd-servers".into(),
+                before: String::new(),
+                after: String::new(),
+            });
+            new = t;
+        }
+        if let Some(t) =
+            crate::edit::config::initial_cluster(&new, &retire, &adds_peer).map_err(fail)?
+        {
+            changes.push(EditChange {
+                at: "initial-cluster".into(),
+                before: String::new(),
+                after: String::new(),
+            });
+            new = t;
+        }
+        if new != text {
+            fill(&mut changes, &text, &new);
+            out.push(edited("config", &f, old, new.into_bytes(), changes));
+        }
+    }
+    let adds_lb: Vec<String> = req
+        .add_master
+        .iter()
+        .map(|(_, addr)| addr.clone())
+        .collect();
+    for (f, text) in proxies {
+        let fail = |e: String| Error::Input {
+            path: f.clone(),
+            expected: "a proxy configuration whose server lines can be edited".into(),
+            found: e,
+        };
+        if let Some(new) = crate::edit::proxy::upstreams(text, &retire, &adds_lb).map_err(fail)? {
+            let mut changes = Vec::new();
+            fill(&mut changes, text, &new);
+            out.push(edited(
+                "config",
+                f,
+                text.clone().into_bytes(),
+                new.into_bytes(),
+                changes,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The changed lines, as `line N` before/after pairs (removed and added lines too).
+fn fill(changes: &mut Vec<EditChange>, old: &str, new: &str) {
+    changes.clear();
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let mut i = 0;
+    while i < a.len() && i < b.len() && a[i] == b[i] {
+        i += 1;
+    }
+    let (mut ea, mut eb) = (a.len(), b.len());
+    while ea > i && eb > i && a[ea - 1] == b[eb - 1] {
+        ea -= 1;
+        eb -= 1;
+    }
+    changes.push(EditChange {
+        at: format!("line {}", i + 1),
+        before: a[i..ea].join("\n"),
+        after: b[i..eb].join("\n"),
+    });
+}
+
+fn edited(
+    kind: &'static str,
+    path: &Path,
+    old: Vec<u8>,
+    new: Vec<u8>,
+    changes: Vec<EditChange>,
+) -> Edited {
+    Edited {
+        target: std::path::absolute(path).unwrap_or(path.to_path_buf()),
+        kind,
+        role: Role::Unknown,
+        components: vec![],
+        mode: mode_of(path, 0o644),
+        old,
+        new,
+        changes,
+    }
+}
+
+type CertFiles = (Vec<(Value, Vec<u8>)>, Option<(String, String)>);
+
+/// Reissues the certificates, one reissue per distinct SAN edit, keys kept. Any refusal (no CA
+/// key on this node, a SAN to drop that is not there) refuses the whole change.
+fn reissue_all(a: &ChangeArgs, inv: &Inventory, edits: &[CertEdit], now: i64) -> Result<CertFiles> {
+    let mut groups: Vec<(Vec<String>, Vec<String>, Vec<PathBuf>)> = Vec::new();
+    for e in edits {
+        let path = inv.certificates[e.cert].location.path.clone();
+        match groups
+            .iter_mut()
+            .find(|(add, drop, _)| *add == e.add && *drop == e.drop)
+        {
+            Some(g) => g.2.push(path),
+            None => groups.push((e.add.clone(), e.drop.clone(), vec![path])),
+        }
+    }
+    let mut files = Vec::new();
+    let mut ca: Option<(String, String)> = None;
+    let mut refused = Vec::new();
+    for (add, drop, targets) in &groups {
+        let edit = SanEdit::parse(add, drop).map_err(Error::Usage)?;
+        let r = reissue(&ReissueRequest {
+            targets,
+            edit: &edit,
+            ca: a.ca.as_deref().zip(a.ca_key.as_deref()),
+            new_key: false,
+            key_algo: None,
+            validity: None,
+            now,
+        })?;
+        for o in r.outcomes.iter().filter(|o| o.action == Action::Refused) {
+            refused.push(format!(
+                "{}: {}",
+                o.target.path.display(),
+                o.reason.as_deref().unwrap_or("refused")
+            ));
+        }
+        if let Some(m) = r.manifest {
+            if ca.is_none() || m.files.iter().any(|f| f.role == Role::Apiserver) {
+                ca = Some((m.ca.certificate.clone(), m.ca.subject.clone()));
+            }
+            for f in m.files {
+                let v = serde_json::to_value(&f).map_err(|e| Error::Usage(e.to_string()))?;
+                files.push((v, f.contents));
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Error::Refused {
+            what: "the change cannot reissue every certificate it touches; nothing was written"
+                .into(),
+            problems: refused,
+        });
+    }
+    Ok((files, ca))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    a: &ChangeArgs,
+    inv: &Inventory,
+    edits: &[CertEdit],
+    moves: &[ServerMove],
+    edited: &[Edited],
+    retired: &[Retired],
+    manifest: &Value,
+    out: &Path,
+) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    if a.output == ResultOutput::Json {
+        let v = json!({
+            "schema": "certs.change/v1",
+            "changed": true,
+            "bundle": out,
+            "certificates": edits.iter().map(|e| json!({
+                "target": inv.certificates[e.cert].location.path,
+                "add": e.add, "drop": e.drop, "why": e.why,
+            })).collect::<Vec<_>>(),
+            "kubeconfigs": moves.iter().map(|m| json!({
+                "target": m.path, "cluster": m.cluster, "from": m.from, "to": m.to, "why": m.why,
+            })).collect::<Vec<_>>(),
+            "configuration": edited.iter().filter(|e| e.kind == "config").map(|e| json!({
+                "target": e.target, "edits": e.changes,
+            })).collect::<Vec<_>>(),
+            "etcd_membership": manifest.get("etcd_membership"),
+        });
+        return writeln!(o, "{v}").map_err(Error::Output);
+    }
+    let w = |o: &mut std::io::StdoutLock, s: String| writeln!(o, "{s}").map_err(Error::Output);
+    if !edits.is_empty() {
+        w(
+            &mut o,
+            "certificates (reissued from their CA, keys kept):".into(),
+        )?;
+        for e in edits {
+            let mut d: Vec<String> = e.add.iter().map(|s| format!("+{s}")).collect();
+            d.extend(e.drop.iter().map(|s| format!("-{s}")));
+            w(
+                &mut o,
+                format!(
+                    "  {}  {}  ({})",
+                    inv.certificates[e.cert].location.path.display(),
+                    d.join(" "),
+                    e.why.join(", ")
+                ),
+            )?;
+        }
+    }
+    if !moves.is_empty() {
+        w(&mut o, "kubeconfigs (server: only):".into())?;
+        for m in moves {
+            w(
+                &mut o,
+                format!(
+                    "  {}  cluster {}: {} -> {}  ({})",
+                    m.path.display(),
+                    m.cluster,
+                    m.from,
+                    m.to,
+                    m.why
+                ),
+            )?;
+        }
+    }
+    let configs: Vec<&Edited> = edited.iter().filter(|e| e.kind == "config").collect();
+    if !configs.is_empty() {
+        w(&mut o, "configuration naming masters:".into())?;
+        for e in configs {
+            for c in &e.changes {
+                w(&mut o, format!("  {} {}:", e.target.display(), c.at))?;
+                for l in c.before.lines() {
+                    w(&mut o, format!("    - {}", l.trim()))?;
+                }
+                for l in c.after.lines() {
+                    w(&mut o, format!("    + {}", l.trim()))?;
+                }
+            }
+        }
+    }
+    if let Some(m) = manifest.get("etcd_membership") {
+        let names: Vec<String> = m["remove"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        w(
+            &mut o,
+            format!(
+                "etcd membership: remove {} (snapshot first, leader moved off, one at a time)",
+                names.join(", ")
+            ),
+        )?;
+    } else if !retired.is_empty() {
+        w(&mut o, "etcd membership: no etcd runs on this node; remove the retired members from a node that runs one".into())?;
+    }
+    w(
+        &mut o,
+        format!(
+            "bundle: {} ({} file(s))",
+            out.display(),
+            manifest["files"].as_array().map_or(0, Vec::len)
+        ),
+    )?;
+    Ok(())
+}
+
+fn say(output: ResultOutput, v: &Value, text: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    match output {
+        ResultOutput::Json => writeln!(o, "{v}"),
+        ResultOutput::Text => writeln!(o, "{text}"),
+    }
+    .map_err(Error::Output)
+}

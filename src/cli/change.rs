@@ -159,7 +159,18 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
     };
     summary(a, &inv, &edits, &moves, &edited, &retired, &manifest, &out)?;
     // The plan (printed by a dry run), then, with --apply, the rollout itself.
-    super::rollout::run(&rollout)
+    match super::rollout::run(&rollout) {
+        // The plan cannot pass: the bundle is taken back, so a refusal leaves nothing behind.
+        Err(e @ (Error::Refused { .. } | Error::Usage(_))) if !a.force => {
+            crate::sys::fs::remove_bundle(&out)?;
+            eprintln!(
+                "certs: the bundle {} was removed again (--force keeps it)",
+                out.display()
+            );
+            Err(e)
+        }
+        other => other,
+    }
 }
 
 /// `certs preflight` with the change's options, offline: a live probe could only show the node

@@ -142,6 +142,21 @@ fn read_bounded(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
 }
 
 /// Reads one file the user named (a CA bundle, a spec): any failure is an error naming it.
+/// Removes a bundle directory this run wrote (`bundle.json` must be in it: never anything else).
+pub fn remove_bundle(dir: &Path) -> Result<()> {
+    if !dir.join("bundle.json").is_file() {
+        return Err(Error::Input {
+            path: dir.to_path_buf(),
+            expected: "a bundle directory (with bundle.json) to remove".into(),
+            found: "no bundle.json".into(),
+        });
+    }
+    std::fs::remove_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
 /// A file's bytes, or `None` when it cannot be read (for hashing and comparisons).
 pub fn read_opt(path: &Path) -> Option<Vec<u8>> {
     overlay::get(path).or_else(|| std::fs::read(path).ok())

@@ -548,3 +548,38 @@ fn kubectl_reaches_the_vip_with_the_new_certificate_only() {
         "{err}"
     );
 }
+
+/// A rollout plan that cannot pass takes the bundle back: the change leaves nothing behind.
+#[test]
+fn a_plan_that_cannot_pass_leaves_no_bundle() {
+    let (_dir, root) = node("kubeadm");
+    let bin = tools(root.parent().unwrap());
+    let bundle = root.parent().unwrap().join("vip");
+    let before = tree_digest(&root);
+    let run = certs_env(
+        [
+            "change",
+            "--root",
+            root.to_str().unwrap(),
+            "--vip",
+            "10.21.22.100",
+            "--now",
+            NOW,
+            "--out",
+            bundle.to_str().unwrap(),
+            // 127.0.0.1 is not in the apiserver certificate: the gate could never see it.
+            "--health",
+            "kube-apiserver=https://127.0.0.1:6443/readyz",
+        ],
+        &[("PATH", path_with(&bin))],
+    );
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("does not cover 127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("was removed again"), "{}", run.stderr);
+    assert!(!bundle.exists());
+    assert_eq!(before, tree_digest(&root));
+}

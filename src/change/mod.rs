@@ -338,7 +338,19 @@ pub fn cert_edits(
                 why.push(format!("new master {name}"));
             }
             let dns = format!("DNS:{name}");
-            if shared_names && !have.contains(&dns) {
+            // Or it names two or more hosts of the new one's family (node1, node2 → node4).
+            let family = name.trim_end_matches(|c: char| c.is_ascii_digit());
+            let siblings = family.len() < name.len()
+                && have
+                    .iter()
+                    .filter_map(|s| s.strip_prefix("DNS:"))
+                    .filter(|d| {
+                        d.strip_prefix(family)
+                            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                    })
+                    .count()
+                    >= 2;
+            if (shared_names || siblings) && !have.contains(&dns) {
                 push(&mut add, dns);
                 why.push(format!("new master {name}"));
             }

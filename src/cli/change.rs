@@ -51,7 +51,7 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         .iter()
         .filter(|m| !retired.iter().any(|r| r.is(&m.addr)))
         .count();
-    if !retired.is_empty() && kept == 0 && masters.len() > 0 {
+    if !retired.is_empty() && kept == 0 && !masters.is_empty() {
         return Err(Error::Usage(format!(
             "--retire: expected at least one master to stay, found every master this node names retired ({})",
             masters.iter().map(|m| m.addr.clone()).collect::<Vec<_>>().join(", ")
@@ -73,7 +73,8 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
     let runs_etcd = node.iter().any(|c| c.kind == "etcd");
 
     let (cert_files, ca) = reissue_all(a, &inv, &edits, now)?;
-    if cert_files.is_empty() && edited.is_empty() && !(runs_etcd && !membership.is_empty()) {
+    let membership_step = runs_etcd && !membership.is_empty();
+    if cert_files.is_empty() && edited.is_empty() && !membership_step {
         say(
             a.output,
             &json!({"schema": "certs.change/v1", "changed": false}),

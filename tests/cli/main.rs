@@ -17,3 +17,4 @@ mod rollout_node;
 mod rollout_plan;
 mod rollout_safety;
 mod util;
+mod walkthrough;

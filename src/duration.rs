@@ -19,24 +19,60 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// kubeadm's short residual time (`ShortHumanDuration` in k8s.io/apimachinery): `<invalid>` once
-/// past, then seconds, minutes, hours below 48h, days below two years, years after that.
+/// Go's `Jan 02, 2006 15:04 MST` as kubeadm prints EXPIRES, always UTC; the raw number if it is
+/// out of range.
+pub fn kubeadm_date(unix: i64) -> String {
+    let fmt =
+        time::macros::format_description!("[month repr:short] [day], [year] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+const SECOND: i64 = 1_000_000_000;
+const MINUTE: i64 = 60 * SECOND;
+const HOUR: i64 = 60 * MINUTE;
+
+/// Residual time as kubeadm prints it (`RESIDUAL TIME`): apimachinery's `ShortHumanDuration`
+/// of a number of whole seconds. `<invalid>` from two seconds in the past, `0s` just before,
+/// then seconds, minutes, hours below a day, days below 365, whole years of 365 days: `1d` for
+/// 30 hours, `1y` for 395 days. Beyond Go's `time.Duration` (about 292 years) it saturates as
+/// Go's `Time.Sub` does.
 pub fn short_human(seconds: i64) -> String {
-    if seconds < 0 {
-        return "<invalid>".to_string();
+    const LIMIT: i64 = i64::MAX / SECOND;
+    short_human_nanos(seconds.clamp(-LIMIT, LIMIT) * SECOND)
+}
+
+/// Go's `Duration.Seconds()`/`Minutes()`/`Hours()`: whole units plus the remainder as a fraction.
+fn go_units(d: i64, unit: i64) -> f64 {
+    (d / unit) as f64 + (d % unit) as f64 / unit as f64
+}
+
+/// apimachinery's `duration.ShortHumanDuration`, rule for rule, for a Go `time.Duration` (ns).
+fn short_human_nanos(d: i64) -> String {
+    // Go converts the float to int by truncating toward zero, as `as` does.
+    let seconds = go_units(d, SECOND) as i64;
+    if seconds < -1 {
+        return "<invalid>".into();
     }
-    let minutes = seconds / 60;
-    let hours = minutes / 60;
+    if seconds < 0 {
+        return "0s".into();
+    }
     if seconds < 60 {
-        format!("{seconds}s")
-    } else if minutes < 60 {
-        format!("{minutes}m")
-    } else if hours < 48 {
+        return format!("{seconds}s");
+    }
+    let minutes = go_units(d, MINUTE) as i64;
+    if minutes < 60 {
+        return format!("{minutes}m");
+    }
+    let hours = go_units(d, HOUR) as i64;
+    if hours < 24 {
         format!("{hours}h")
-    } else if hours < 24 * 365 * 2 {
+    } else if hours < 24 * 365 {
         format!("{}d", hours / 24)
     } else {
-        format!("{}y", hours / 24 / 365)
+        format!("{}y", (go_units(d, HOUR) / 24.0 / 365.0) as i64)
     }
 }
 
@@ -51,13 +87,55 @@ mod tests {
         assert!(parse("soon").unwrap_err().contains("found `soon`"));
     }
 
+    const MS: i64 = 1_000_000;
+
+    /// apimachinery's own table (pkg/util/duration/duration_test.go,
+    /// TestShortHumanDurationBoundaries), case for case.
     #[test]
-    fn short_human_matches_kubeadm() {
-        assert_eq!(short_human(-1), "<invalid>");
+    fn short_human_nanos_matches_apimachinery() {
+        let day = 24 * HOUR;
+        let cases: &[(i64, &str)] = &[
+            (-2 * SECOND, "<invalid>"),
+            (-2 * SECOND + 1, "0s"),
+            (0, "0s"),
+            (SECOND - MS, "0s"),
+            (SECOND, "1s"),
+            (2 * SECOND - MS, "1s"),
+            (MINUTE - MS, "59s"),
+            (MINUTE, "1m"),
+            (2 * MINUTE - MS, "1m"),
+            (HOUR - MS, "59m"),
+            (HOUR, "1h"),
+            (2 * HOUR - MS, "1h"),
+            (day - MS, "23h"),
+            (day, "1d"),
+            (2 * day - MS, "1d"),
+            (365 * day - MS, "364d"),
+            (365 * day, "1y"),
+            (2 * 365 * day - MS, "1y"),
+            (2 * 365 * day, "2y"),
+        ];
+        for &(d, want) in cases {
+            assert_eq!(short_human_nanos(d), want, "ShortHumanDuration({d}ns)");
+        }
+    }
+
+    /// Whole seconds, as kubeadm keeps them; not `HumanDuration` (kubectl's AGE): `1d`, not
+    /// `30h`; `1y`, not `395d`.
+    #[test]
+    fn short_human_is_kubeadms_residual_time() {
+        assert_eq!(short_human(-2), "<invalid>");
+        assert_eq!(short_human(-1), "0s");
         assert_eq!(short_human(59), "59s");
+        assert_eq!(short_human(90), "1m");
         assert_eq!(short_human(3599), "59m");
-        assert_eq!(short_human(47 * 3600), "47h");
+        assert_eq!(short_human(30 * 3600), "1d");
+        assert_eq!(short_human(47 * 3600), "1d");
         assert_eq!(short_human(364 * 86400), "364d");
+        assert_eq!(short_human(395 * 86400), "1y");
         assert_eq!(short_human(9 * 365 * 86400 + 86400 * 3), "9y");
+        // Go's Time.Sub saturates near 292 years; kubeadm prints what is left of it
+        assert_eq!(short_human(i64::MAX), "292y");
+        assert_eq!(short_human(i64::MIN), "<invalid>");
     }
 }

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::duration::{kubeadm_date, short_human};
 use crate::pki::inventory::Inventory;
 
 /// Where kubeadm would look: its `kubernetesDir` (kubeconfigs) and `certificatesDir`, and
@@ -241,54 +242,6 @@ fn residual_seconds(not_after: i64, now: i64) -> i64 {
     not_after.saturating_sub(now).clamp(-LIMIT, LIMIT)
 }
 
-const SECOND: i64 = 1_000_000_000;
-const MINUTE: i64 = 60 * SECOND;
-const HOUR: i64 = 60 * MINUTE;
-
-/// Go's `Duration.Seconds()`/`Minutes()`/`Hours()`: whole units plus the remainder as a fraction.
-fn go_units(d: i64, unit: i64) -> f64 {
-    (d / unit) as f64 + (d % unit) as f64 / unit as f64
-}
-
-/// apimachinery's `duration.ShortHumanDuration` (what kubeadm prints as RESIDUAL TIME), for a
-/// duration in nanoseconds: `<invalid>` from two seconds in the past, `0s` just before, then
-/// seconds, minutes, hours below a day, days below 365, whole years of 365 days.
-pub fn short_human_duration(d: i64) -> String {
-    // Go converts the float to int by truncating toward zero, as `as` does.
-    let seconds = go_units(d, SECOND) as i64;
-    if seconds < -1 {
-        return "<invalid>".into();
-    }
-    if seconds < 0 {
-        return "0s".into();
-    }
-    if seconds < 60 {
-        return format!("{seconds}s");
-    }
-    let minutes = go_units(d, MINUTE) as i64;
-    if minutes < 60 {
-        return format!("{minutes}m");
-    }
-    let hours = go_units(d, HOUR) as i64;
-    if hours < 24 {
-        format!("{hours}h")
-    } else if hours < 24 * 365 {
-        format!("{}d", hours / 24)
-    } else {
-        format!("{}y", (go_units(d, HOUR) / 24.0 / 365.0) as i64)
-    }
-}
-
-/// Go's `Jan 02, 2006 15:04 MST` for a UTC time.
-fn kubeadm_date(unix: i64) -> String {
-    let fmt =
-        time::macros::format_description!("[month repr:short] [day], [year] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_else(|| unix.to_string())
-}
-
 /// The two tables, as kubeadm's text printer writes them.
 pub fn write_table(out: &mut dyn Write, info: &ExpirationInfo) -> io::Result<()> {
     let yes_no = |b: bool| if b { "yes" } else { "no" };
@@ -302,7 +255,7 @@ pub fn write_table(out: &mut dyn Write, info: &ExpirationInfo) -> io::Result<()>
                 "{}\t{}\t{}\t{}\t{:<8}\n",
                 e.name,
                 kubeadm_date(t),
-                short_human_duration(residual_seconds(t, info.now) * SECOND),
+                short_human(residual_seconds(t, info.now)),
                 e.ca_name.unwrap_or(""),
                 yes_no(e.externally_managed),
             )),
@@ -317,7 +270,7 @@ pub fn write_table(out: &mut dyn Write, info: &ExpirationInfo) -> io::Result<()>
                 "{}\t{}\t{}\t{:<8}\n",
                 e.name,
                 kubeadm_date(t),
-                short_human_duration(residual_seconds(t, info.now) * SECOND),
+                short_human(residual_seconds(t, info.now)),
                 yes_no(e.externally_managed),
             )),
         }
@@ -454,60 +407,16 @@ fn write_lines(
 mod tests {
     use super::*;
 
-    const MS: i64 = 1_000_000;
-
-    /// apimachinery's own table (pkg/util/duration/duration_test.go,
-    /// TestShortHumanDurationBoundaries), case for case.
+    /// RESIDUAL TIME is [`short_human`] (apimachinery's `ShortHumanDuration`, tested against
+    /// its own table in crate::duration) of whole seconds, as kubeadm keeps them.
     #[test]
-    fn short_human_duration_matches_apimachinery() {
-        let day = 24 * HOUR;
-        let cases: &[(i64, &str)] = &[
-            (-2 * SECOND, "<invalid>"),
-            (-2 * SECOND + 1, "0s"),
-            (0, "0s"),
-            (SECOND - MS, "0s"),
-            (SECOND, "1s"),
-            (2 * SECOND - MS, "1s"),
-            (MINUTE - MS, "59s"),
-            (MINUTE, "1m"),
-            (2 * MINUTE - MS, "1m"),
-            (HOUR - MS, "59m"),
-            (HOUR, "1h"),
-            (2 * HOUR - MS, "1h"),
-            (day - MS, "23h"),
-            (day, "1d"),
-            (2 * day - MS, "1d"),
-            (365 * day - MS, "364d"),
-            (365 * day, "1y"),
-            (2 * 365 * day - MS, "1y"),
-            (2 * 365 * day, "2y"),
-        ];
-        for &(d, want) in cases {
-            assert_eq!(short_human_duration(d), want, "ShortHumanDuration({d}ns)");
-        }
-    }
-
-    /// Not `HumanDuration` (kubectl's AGE): kubeadm says `1d`, not `30h`; `1y`, not `395d`.
-    #[test]
-    fn residual_time_is_the_short_form() {
-        assert_eq!(short_human_duration(30 * HOUR), "1d");
-        assert_eq!(short_human_duration(395 * 24 * HOUR), "1y");
-        assert_eq!(short_human_duration(90 * SECOND), "1m");
-        // whole seconds, as kubeadm keeps them: 1.5 s in the past is -1 s, "0s"
-        assert_eq!(
-            short_human_duration(residual_seconds(99, 100) * SECOND),
-            "0s"
-        );
-        assert_eq!(
-            short_human_duration(residual_seconds(98, 100) * SECOND),
-            "<invalid>"
-        );
+    fn residual_time_is_whole_seconds() {
+        // 1.5 s in the past is -1 s, "0s"; two seconds is "<invalid>"
+        assert_eq!(short_human(residual_seconds(99, 100)), "0s");
+        assert_eq!(short_human(residual_seconds(98, 100)), "<invalid>");
         // Go's Time.Sub saturates near 292 years; kubeadm prints what is left of it
         assert_eq!(residual_seconds(i64::MAX, 0), 9_223_372_036);
-        assert_eq!(
-            short_human_duration(residual_seconds(i64::MAX, 0) * SECOND),
-            "292y"
-        );
+        assert_eq!(short_human(residual_seconds(i64::MAX, 0)), "292y");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::args::{PlanOutput, PreflightArgs};
 use super::config::{parse_duration, parse_time};
+use super::render;
 use crate::edit::config::same_host;
 use crate::error::{exit, Error, Result};
 use crate::pki::inventory::Inventory;
@@ -406,15 +407,27 @@ fn render(all: &[Check], output: PlanOutput) -> Result<()> {
             .map_err(Error::Output)
         }
         PlanOutput::Text => {
+            // Fitted to the terminal (or COLUMNS): messages and fixes continue under themselves,
+            // at column 33, or at 6 when that leaves less than 40 columns.
+            let width = crate::sys::term::stdout_columns();
+            let indent = match width {
+                Some(w) if w < 33 + 40 => 6,
+                _ => 33,
+            };
             for c in all {
                 let status = match c.status {
                     Status::Pass => "pass",
                     Status::Warn => "WARN",
                     Status::Fail => "FAIL",
                 };
-                writeln!(out, "{status:<5} {:<26} {}", c.id, c.message).map_err(Error::Output)?;
+                let head = format!("{status:<5} {:<26} ", c.id);
+                let mut lines = render::hanging(&head, &c.message, indent, width);
                 if let Some(fix) = &c.fix {
-                    writeln!(out, "{:<33}fix: {fix}", "").map_err(Error::Output)?;
+                    let head = format!("{:indent$}fix: ", "");
+                    lines.extend(render::hanging(&head, fix, indent + 5, width));
+                }
+                for line in lines {
+                    writeln!(out, "{line}").map_err(Error::Output)?;
                 }
             }
             let fails = all.iter().filter(|c| c.status == Status::Fail).count();

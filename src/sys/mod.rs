@@ -5,4 +5,5 @@ pub mod clock;
 pub mod fs;
 pub mod node;
 pub mod proc;
+pub mod term;
 pub mod tls;

@@ -533,16 +533,17 @@ fn root_reads_standard_locations_and_follows_kubeconfig_references() {
         NOW,
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    // Paths are shown relative to the root, as on the node.
+    // Paths are the ones JSON and preflight show: under the root, as on this machine.
+    let root = dir.path().to_str().unwrap();
     assert!(
-        run.stdout.contains("/etc/kubernetes/pki/apiserver.crt"),
+        run.stdout
+            .contains(&format!("{root}/etc/kubernetes/pki/apiserver.crt")),
         "{}",
         run.stdout
     );
-    assert!(run
-        .stdout
-        .contains("/var/lib/kubelet/pki/kubelet-client-current.pem"));
-    assert!(!run.stdout.contains(dir.path().to_str().unwrap()));
+    assert!(run.stdout.contains(&format!(
+        "{root}/var/lib/kubelet/pki/kubelet-client-current.pem"
+    )));
     // Given only /etc/kubernetes, kubelet.conf's absolute reference is still read under --root.
     let etc = dir.path().join("etc/kubernetes");
     let run = certs([

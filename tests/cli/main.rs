@@ -16,5 +16,6 @@ mod rollout_membership;
 mod rollout_node;
 mod rollout_plan;
 mod rollout_safety;
+mod terminal;
 mod util;
 mod walkthrough;

@@ -1,0 +1,261 @@
+//! The terminal: tables that fit 80 columns, paths as JSON has them, kubeadm's residual time.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::util::{certs, certs_env, fixture, tls_server, NOW};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Lines wider than `width` characters (not bytes: `…` is one column).
+fn too_wide(text: &str, width: usize) -> Vec<&str> {
+    text.lines().filter(|l| l.chars().count() > width).collect()
+}
+
+fn widest(text: &str) -> usize {
+    text.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+}
+
+#[test]
+fn inspect_tables_fit_80_columns() {
+    for name in ["kubeadm", "kubespray", "binary", "kubeasz-ecdsa", "broken"] {
+        let dir = fixture(name);
+        let root = s(dir.path());
+        let run = certs_env(
+            ["inspect", "--root", root, "--now", NOW],
+            &[("COLUMNS", "80")],
+        );
+        assert!(run.code == 0 || run.code == 1, "{name}: {}", run.stderr);
+        assert!(run.stdout.lines().count() > 3, "{name}: {}", run.stdout);
+        assert_eq!(too_wide(&run.stdout, 80), Vec::<&str>::new(), "{name}");
+        // The residual time always stays; it is what the table is for.
+        assert!(run.stdout.starts_with("CERTIFICATE "), "{}", run.stdout);
+        assert!(run.stdout.contains("RESIDUAL TIME"), "{}", run.stdout);
+
+        // Not a terminal and no COLUMNS: every column at full width, as before.
+        let full = certs(["inspect", "--root", root, "--now", NOW]);
+        assert!(widest(&full.stdout) > 80, "{name}: {}", full.stdout);
+        assert!(full.stdout.contains("SANS"));
+        // -o wide ignores the width: it is there to show everything.
+        let wide = certs_env(
+            ["inspect", "--root", root, "--now", NOW, "-o", "wide"],
+            &[("COLUMNS", "80")],
+        );
+        assert!(widest(&wide.stdout) > 80, "{name}");
+        assert!(wide.stdout.contains("SHA256"));
+    }
+}
+
+/// Narrower still, and the findings table of a broken tree: every line fits, paths keep their
+/// file name, findings keep their whole message (under the row).
+#[test]
+fn narrow_tables_shorten_paths_from_the_left() {
+    let dir = fixture("broken");
+    let root = s(dir.path());
+    for width in [60, 80, 100, 132] {
+        let run = certs_env(
+            ["inspect", "--root", root, "--now", NOW],
+            &[("COLUMNS", width.to_string())],
+        );
+        assert_eq!(
+            too_wide(&run.stdout, width),
+            Vec::<&str>::new(),
+            "{width}:\n{}",
+            run.stdout
+        );
+    }
+    let run = certs_env(
+        ["inspect", "--root", root, "--now", NOW],
+        &[("COLUMNS", "80")],
+    );
+    let expired = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("expired.crt"))
+        .expect("a row for expired.crt");
+    assert!(expired.starts_with("…/"), "{}", run.stdout);
+    assert!(expired.contains("/pki/expired.crt "), "{}", run.stdout);
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words(&run.stdout).contains(
+            "encrypted private key: its certificate cannot be matched without the passphrase"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+/// With --root, tables show the paths JSON shows: the host's (ROOT/etc/kubernetes/…).
+#[test]
+fn table_paths_are_json_paths() {
+    let dir = fixture("kubeadm");
+    let root = s(dir.path());
+    let table = certs(["inspect", "--root", root, "--now", NOW]);
+    let json = certs(["inspect", "--root", root, "--now", NOW, "-o", "json"]).json();
+    let first_cells: Vec<&str> = table
+        .stdout
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split("   ").next().unwrap())
+        .collect();
+    let paths: Vec<String> = json["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["is_ca"] == false)
+        .map(|c| {
+            let path = c["path"].as_str().unwrap();
+            match c["embedded"].as_str() {
+                Some(e) => format!("{path}#{}", e.split('.').next().unwrap()),
+                None => path.to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(first_cells, paths);
+    assert!(first_cells.contains(&format!("{root}/etc/kubernetes/pki/apiserver.crt").as_str()));
+}
+
+/// The default table's RESIDUAL TIME is kubeadm's: `1d` at 30 hours, `1y` at 395 days.
+#[test]
+fn residual_time_is_kubeadms() {
+    let dir = fixture("kubeadm");
+    let apiserver = dir.path().join("etc/kubernetes/pki/apiserver.crt");
+    // notAfter 2034-12-31T00:00:00Z
+    for (now, want) in [
+        ("2034-12-29T18:00:00Z", "1d"),
+        ("2033-12-01T00:00:00Z", "1y"),
+        ("2034-12-30T23:59:30Z", "30s"),
+        ("2034-12-31T00:00:01Z", "0s"),
+        ("2035-01-01T00:00:00Z", "<invalid>"),
+    ] {
+        let run = certs(["inspect", s(&apiserver), "--now", now]);
+        let row = run.stdout.lines().nth(1).unwrap();
+        let cells: Vec<&str> = row
+            .split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(cells[3], want, "{now}: {row}");
+    }
+}
+
+#[test]
+fn preflight_fits_80_columns_and_stays_whole_when_piped() {
+    let dir = fixture("binary");
+    let args = [
+        "preflight",
+        "--root",
+        s(dir.path()),
+        "--retire",
+        "172.72.0.96",
+        "--retire",
+        "172.72.0.97",
+        "--keep",
+        "172.72.0.95",
+        "--offline",
+        "--now",
+        NOW,
+    ];
+    let narrow = certs_env(args, &[("COLUMNS", "80")]);
+    assert!(narrow.code == 0 || narrow.code == 1, "{}", narrow.stderr);
+    assert_eq!(too_wide(&narrow.stdout, 80), Vec::<&str>::new());
+    let piped = certs(args);
+    assert!(widest(&piped.stdout) > 80);
+    // The same words either way: only the line breaks differ (numbers aside: free space).
+    let words = |t: &str| {
+        t.split_whitespace()
+            .filter(|w| {
+                !w.trim_start_matches('(')
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+            })
+            .collect::<String>()
+    };
+    assert_eq!(words(&narrow.stdout), words(&piped.stdout));
+    // Every check keeps its status column.
+    let checks = piped.stdout.lines().filter(|l| !l.starts_with(' ')).count();
+    let starts = narrow
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .count();
+    assert_eq!(checks, starts);
+}
+
+/// A real terminal (a pty from util-linux's `script`) 80 columns wide, COLUMNS unset: the width
+/// is read from the terminal.
+#[test]
+fn a_real_80_column_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("`script` (util-linux, Debian's bsdutils) is needed for the pty test");
+    }
+    let dir = fixture("kubeadm");
+    let cmd = format!(
+        "stty cols 80 rows 40; exec {} inspect --root {} --now {NOW}",
+        env!("CARGO_BIN_EXE_certs"),
+        s(dir.path())
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("COLUMNS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("RESIDUAL TIME"), "{text}");
+    assert!(text.contains("…/"), "paths shortened on a terminal: {text}");
+    assert_eq!(too_wide(&text, 80), Vec::<&str>::new(), "{text}");
+}
+
+/// Endpoints alone: no certificate files, so no table header without rows.
+#[test]
+fn inspect_url_alone_prints_no_empty_table() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let url = format!(
+        "https://{}",
+        tls_server(
+            &pki.join("etcd/server.crt"),
+            &pki.join("etcd/server.key"),
+            None
+        )
+    );
+    let run = certs([
+        "inspect",
+        &url,
+        "--ca",
+        s(&pki.join("etcd/ca.crt")),
+        "--now",
+        NOW,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with(&format!("ENDPOINT {url}: verified\n")),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("CERTIFICATE "), "{}", run.stdout);
+    let narrow = certs_env(
+        [
+            "inspect",
+            &url,
+            "--ca",
+            s(&pki.join("etcd/ca.crt")),
+            "--now",
+            NOW,
+        ],
+        &[("COLUMNS", "80")],
+    );
+    assert_eq!(
+        too_wide(&narrow.stdout, 80),
+        Vec::<&str>::new(),
+        "{}",
+        narrow.stdout
+    );
+    assert!(narrow.stdout.contains("RESIDUAL TIME"));
+}

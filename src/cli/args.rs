@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
     name = "certs",
     version,
     about = "Inspect, reissue and roll out the PKI of Kubernetes control planes",
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    after_help = super::examples::CERTS
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -20,25 +21,50 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read every certificate, key and kubeconfig of a node (or the chain a live endpoint serves)
+    #[command(after_help = super::examples::INSPECT)]
     Inspect(InspectArgs),
     /// Print the cfssl CSR spec (csr.json) of a certificate, optionally with a SAN edit
+    #[command(after_help = super::examples::SPEC)]
     Spec(SpecArgs),
     /// Reissue certificates from the cluster CA with an edited SAN set, into a bundle directory
+    #[command(after_help = super::examples::REISSUE)]
     Reissue(ReissueArgs),
     /// Renew every leaf certificate that expires soon (subject, SANs, key and usages kept), into
     /// one bundle for `certs rollout`
+    #[command(after_help = super::examples::RENEW)]
     Renew(RenewArgs),
     /// Before a VIP change or a master retirement: everything that would break
+    #[command(after_help = super::examples::PREFLIGHT)]
     Preflight(PreflightArgs),
     /// A VIP add or move, a master retirement or a new master as one bundle: every
     /// certificate, kubeconfig and configuration file of this node the change touches
     Change(ChangeArgs),
     /// Install a reissue bundle: back up, swap, restart in a safe order behind health gates
-    #[command(subcommand)]
+    #[command(subcommand, after_help = super::examples::ROLLOUT)]
     Rollout(RolloutCommand),
     /// Edit kubeconfigs (server, CA, client certificate) into a bundle for `certs rollout`
-    #[command(subcommand)]
+    #[command(subcommand, after_help = super::examples::KUBECONFIG)]
     Kubeconfig(KubeconfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = super::examples::COMPLETIONS)]
+    Completions(CompletionsArgs),
+    /// Print a manual page (roff) for certs or one of its subcommands
+    #[command(after_help = super::examples::MAN)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print, e.g. `rollout apply` [default: certs(1) itself]
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +96,7 @@ pub struct PreflightArgs {
     #[arg(long, value_name = "FILE", requires = "etcd_key")]
     pub etcd_cert: Option<PathBuf>,
 
+    /// Key of the etcd client certificate
     #[arg(long, value_name = "FILE", requires = "etcd_cert")]
     pub etcd_key: Option<PathBuf>,
 
@@ -81,6 +108,7 @@ pub struct PreflightArgs {
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     pub window: String,
 
+    /// Treat DIR as the node's `/` (where its files, units and manifests are read)
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
 
@@ -96,9 +124,11 @@ pub struct PreflightArgs {
     #[arg(long)]
     pub offline: bool,
 
+    /// Judge validity at this instant (RFC 3339) instead of the current time
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
 
+    /// One line per check (wrapped to the terminal), or one JSON document (certs.preflight/v1)
     #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
     pub output: PlanOutput,
 }
@@ -106,18 +136,23 @@ pub struct PreflightArgs {
 #[derive(Debug, Subcommand)]
 pub enum RolloutCommand {
     /// Print the plan for a bundle and prove it can pass; takes every option `apply` takes
+    #[command(after_help = super::examples::ROLLOUT_PLAN)]
     Plan(RolloutApplyArgs),
-    /// Run the plan
+    /// Run the plan: back up, swap, restart one component at a time behind health gates
+    #[command(after_help = super::examples::ROLLOUT_APPLY)]
     Apply(RolloutApplyArgs),
     /// Where the recorded rollout stands
     ///
     /// Exit codes: 0 done, or no rollout recorded; 1 interrupted (run `resume` to finish it or
     /// `rollback` to undo it); 3 failed and rolled back (healthy on the old certificates); 4
     /// failed and the rollback failed too (restore by hand from the backup it names).
+    #[command(after_help = super::examples::ROLLOUT_STATUS)]
     Status(RolloutStatusArgs),
     /// Continue an interrupted rollout
+    #[command(after_help = super::examples::ROLLOUT_RESUME)]
     Resume(RolloutResumeArgs),
     /// Restore the files of the recorded rollout and restart what used them
+    #[command(after_help = super::examples::ROLLOUT_ROLLBACK)]
     Rollback(RolloutRollbackArgs),
 }
 
@@ -167,6 +202,7 @@ pub struct RolloutPlanArgs {
     #[arg(long)]
     pub no_etcd_membership: bool,
 
+    /// The plan as lines or JSON; with apply, progress as lines or one JSON event per line
     #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
     pub output: PlanOutput,
 }
@@ -191,6 +227,7 @@ pub struct RolloutStatusArgs {
     #[command(flatten)]
     pub state: RolloutStateArgs,
 
+    /// Lines, or one JSON document (certs.rollout-status/v1)
     #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
     pub output: PlanOutput,
 }
@@ -200,6 +237,7 @@ pub struct RolloutResumeArgs {
     #[command(flatten)]
     pub run: RolloutRunArgs,
 
+    /// Progress as lines, or one JSON event per line
     #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
     pub output: PlanOutput,
 }
@@ -247,6 +285,7 @@ pub struct RolloutRollbackArgs {
     #[command(flatten)]
     pub run: RolloutRunArgs,
 
+    /// Progress as lines, or one JSON event per line
     #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
     pub output: PlanOutput,
 }
@@ -283,6 +322,7 @@ pub struct SpecArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SpecOutput {
+    /// cfssl's csr.json
     Json,
 }
 
@@ -389,9 +429,10 @@ pub struct RenewArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
-    /// kubeadm-like tables
+    /// kubeadm-like tables, fitted to the terminal (or COLUMNS): long paths shortened from the
+    /// left, the least useful columns left out first
     Table,
-    /// tables with subject, serial, key, usages and fingerprint
+    /// every column at full width, with subject, serial, key, usages and fingerprint
     Wide,
     /// the documented JSON schema (README.md)
     Json,
@@ -412,6 +453,7 @@ pub struct InspectArgs {
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
 
+    /// Output format
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 
@@ -445,10 +487,13 @@ pub struct InspectArgs {
 #[derive(Debug, Subcommand)]
 pub enum KubeconfigCommand {
     /// Point kubeconfigs at another apiserver URL (a VIP): only the `server:` line changes
+    #[command(after_help = super::examples::KUBECONFIG_SET_SERVER)]
     SetServer(KubeconfigSetServerArgs),
     /// Replace the CA kubeconfigs embed (`certificate-authority-data:`): only that line changes
+    #[command(after_help = super::examples::KUBECONFIG_SET_CA)]
     SetCa(KubeconfigSetCaArgs),
     /// Reissue the client certificate kubeconfigs embed or reference, subject, SANs and key kept
+    #[command(after_help = super::examples::KUBECONFIG_RENEW)]
     Renew(KubeconfigRenewArgs),
 }
 
@@ -698,7 +743,7 @@ pub struct ChangeArgs {
     #[command(flatten)]
     pub run: RolloutRunArgs,
 
+    /// What changed: lines, or one JSON document (certs.change/v1)
     #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
     pub output: ResultOutput,
 }
-

@@ -4,6 +4,8 @@
 mod args;
 mod change;
 mod config;
+mod docs;
+mod examples;
 mod inspect;
 mod kubeconfig;
 mod preflight;
@@ -44,6 +46,8 @@ pub fn main() -> ExitCode {
         Command::Renew(a) => config::renew(a).and_then(|c| renew::run(&c)),
         Command::Rollout(cmd) => rollout::run(&cmd),
         Command::Preflight(a) => preflight::run(&a),
+        Command::Completions(a) => docs::completions(&a),
+        Command::Man(a) => docs::man(&a),
         Command::Kubeconfig(cmd) => kubeconfig::run(&cmd),
         Command::Change(a) => change::run(&a),
     };

@@ -1,7 +1,10 @@
-//! The terminal: tables that fit 80 columns, paths as JSON has them, kubeadm's residual time.
+//! The terminal: tables that fit 80 columns, paths as JSON has them, kubeadm's residual time,
+//! help with examples for every subcommand and every flag, completions and man pages.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use clap::CommandFactory;
 
 use crate::util::{certs, certs_env, fixture, tls_server, NOW};
 
@@ -258,4 +261,114 @@ fn inspect_url_alone_prints_no_empty_table() {
         narrow.stdout
     );
     assert!(narrow.stdout.contains("RESIDUAL TIME"));
+}
+
+/// Every subcommand's --help ends with examples; every argument has help text.
+#[test]
+fn help_has_examples_and_every_flag_is_explained() {
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let after = cmd
+            .get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        if !(after.starts_with("Examples:\n  ") || after.starts_with("Example:\n  ")) {
+            missing.push(format!("`{path}` has no Examples section"));
+        }
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            let help = arg.get_help().or(arg.get_long_help());
+            if help.is_none_or(|h| h.to_string().trim().is_empty()) {
+                missing.push(format!("`{path}` argument `{}` has no help", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() {
+                missing.push(format!("`{path} {}` has no description", sub.get_name()));
+            }
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut cmd = certs::cli::Args::command();
+    cmd.build();
+    let mut missing = Vec::new();
+    walk(&cmd, "certs", &mut missing);
+    assert_eq!(missing, Vec::<String>::new());
+
+    let run = certs(["inspect", "--help"]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("\nExamples:\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("certs inspect --warn-within 30d"));
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let run = certs(["completions", shell]);
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        assert!(run.stdout.contains("warn-within"), "{shell}");
+        assert!(run.stdout.contains("rollout"), "{shell}");
+    }
+    // The bash script is valid bash.
+    let script = certs(["completions", "bash"]).stdout;
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), &script).unwrap();
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(certs(["completions", "tcsh"]).code, 2);
+}
+
+#[test]
+fn man_pages_for_certs_and_each_subcommand() {
+    let top = certs(["man"]);
+    assert_eq!(top.code, 0, "{}", top.stderr);
+    assert!(top.stdout.contains(".TH certs 1"), "{}", top.stdout);
+    assert!(top.stdout.contains("certs\\-inspect(1)"), "{}", top.stdout);
+    let page = certs(["man", "rollout", "apply"]);
+    assert_eq!(page.code, 0, "{}", page.stderr);
+    assert!(
+        page.stdout.contains(".TH certs-rollout-apply 1"),
+        "{}",
+        page.stdout
+    );
+    assert!(
+        page.stdout.contains("\\-\\-health\\-timeout"),
+        "{}",
+        page.stdout
+    );
+    // Examples kept line by line (no-fill), not run together.
+    let ex = page.stdout.split(".SH EXAMPLES").nth(1).expect("EXAMPLES");
+    assert!(ex.starts_with("\n.nf\n"), "{ex}");
+    assert!(
+        ex.contains("\ncerts rollout apply /root/vip\n")
+            || ex.contains("  certs rollout apply /root/vip\n"),
+        "{ex}"
+    );
+    let bad = certs(["man", "nope"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("inspect"), "{}", bad.stderr);
+    // Groff, where installed, reads it without a warning.
+    if Command::new("groff").arg("--version").output().is_ok() {
+        let mut child = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.stdout.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    }
 }

@@ -53,7 +53,9 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        // `certs inspect | head`: the reader went away, which is not our failure.
+        // `certs inspect | head`, `certs spec X | head -1`: the reader went away, which is not
+        // our failure; nothing is printed. Output goes through writers whose errors come back
+        // here, never println! (which panics on a closed pipe).
         Err(crate::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::from(exit::OK)
         }

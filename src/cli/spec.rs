@@ -1,5 +1,7 @@
 //! `certs spec`: an adapter over [`crate::spec::reconstruct`] and the SAN edit.
 
+use std::io::Write;
+
 use super::args::SpecArgs;
 use crate::error::{exit, Error, Result};
 use crate::spec::{self, san, CsrSpec, SanEdit};
@@ -47,7 +49,12 @@ pub fn run(a: &SpecArgs) -> Result<u8> {
         (None, None) => return Err(Error::Usage("expected CERT or --template NAME".into())),
     };
     let text = serde_json::to_string_pretty(&value).map_err(|e| Error::Usage(e.to_string()))?;
-    println!("{text}");
+    // Not println!: it panics when the reader has gone (`certs spec X | head -1`); a write
+    // error is returned, and main exits quietly on a broken pipe.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)?;
     Ok(exit::OK)
 }
 

@@ -1,5 +1,6 @@
 //! The terminal: tables that fit 80 columns, paths as JSON has them, kubeadm's residual time,
-//! help with examples for every subcommand and every flag, completions and man pages.
+//! help with examples for every subcommand and every flag, completions and man pages, and a
+//! closed pipe that ends the run quietly.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -214,6 +215,65 @@ fn a_real_80_column_terminal() {
     assert_eq!(too_wide(&text, 80), Vec::<&str>::new(), "{text}");
 }
 
+/// `certs spec X | head -1`, literally, and then with a pipe already closed so that every write
+/// fails with EPIPE: exit 0, nothing on stderr, never a panic.
+#[test]
+fn broken_pipe_ends_quietly() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let apiserver = pki.join("apiserver.crt");
+    let shell = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; {} spec {} | head -1",
+                env!("CARGO_BIN_EXE_certs"),
+                s(&apiserver)
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(shell.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&shell.stdout), "{\n");
+    assert_eq!(String::from_utf8_lossy(&shell.stderr), "");
+
+    let root = s(dir.path());
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["spec", s(&apiserver)],
+        vec!["spec", "--template", "etcd"],
+        vec!["inspect", "--root", root],
+        vec!["inspect", "--root", root, "-o", "json"],
+        vec!["inspect", "--root", root, "-o", "wide"],
+        vec!["inspect", "--root", root, "-o", "kubeadm"],
+        vec!["inspect", "--root", root, "-o", "prometheus"],
+        vec!["inspect", "--root", root, "--warn-within", "3650d"],
+        vec![
+            "preflight",
+            "--root",
+            root,
+            "--vip",
+            "10.21.22.101",
+            "--offline",
+        ],
+        vec!["completions", "bash"],
+        vec!["man"],
+        vec!["--help"],
+        vec!["inspect", "--help"],
+    ];
+    for args in runs {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_certs"))
+            .args(&args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}
+
 /// Endpoints alone: no certificate files, so no table header without rows.
 #[test]
 fn inspect_url_alone_prints_no_empty_table() {
@@ -371,4 +431,13 @@ fn man_pages_for_certs_and_each_subcommand() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     }
+}
+
+/// Notes and warnings go to stderr: stdout stays the document.
+#[test]
+fn notes_go_to_stderr() {
+    let run = certs(["spec", "--template", "etcd", "--add-san", "127.0.0.1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("already present"), "{}", run.stderr);
+    run.json();
 }

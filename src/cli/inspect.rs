@@ -2,6 +2,7 @@
 
 use super::args::Output;
 use super::config::InspectConfig;
+use super::progress::Progress;
 use super::render::{self, Endpoint};
 use crate::error::{exit, Error, Result};
 use crate::pki::cert::CertInfo;
@@ -11,6 +12,8 @@ use crate::sys::tls::{self, ProbeOptions, Trust};
 
 pub fn run(c: &InspectConfig) -> Result<u8> {
     check_report_options(c)?;
+    // A spinner on stderr when it is a terminal and this takes a while; gone before output.
+    let progress = Progress::start(format!("inspecting {}", what(c)));
     let inventory = if c.paths.is_empty() && !c.endpoints.is_empty() {
         Inventory {
             now: c.now,
@@ -25,7 +28,12 @@ pub fn run(c: &InspectConfig) -> Result<u8> {
             warn_within: c.warn_within,
         })?
     };
+    if !c.endpoints.is_empty() {
+        let urls: Vec<String> = c.endpoints.iter().map(|e| e.to_string()).collect();
+        progress.say(format!("probing {}", urls.join(", ")));
+    }
     let endpoints = probe_all(c)?;
+    drop(progress);
     if let Some(path) = &c.textfile {
         let mut text = Vec::new();
         write_report(&mut text, &inventory, c).map_err(Error::Output)?;
@@ -46,6 +54,18 @@ pub fn run(c: &InspectConfig) -> Result<u8> {
         .any(|e| !matches!(e.trust, Trust::Verified | Trust::NotChecked));
     let problem = endpoint_failed || (c.monitor && inventory.has_problems());
     Ok(if problem { exit::PROBLEM } else { exit::OK })
+}
+
+/// What an inspect reads, for the progress line.
+fn what(c: &InspectConfig) -> String {
+    let paths: Vec<String> = c.paths.iter().map(|p| p.display().to_string()).collect();
+    let urls = c.endpoints.iter().map(|e| e.to_string());
+    let all: Vec<String> = paths.into_iter().chain(urls).collect();
+    match all.len() {
+        0 => format!("the standard locations under {}", c.root.display()),
+        1..=3 => all.join(", "),
+        n => format!("{}, … ({n} targets)", all[..2].join(", ")),
+    }
 }
 
 /// Outputs in another tool's format (kubeadm's, x509-certificate-exporter's): they describe the

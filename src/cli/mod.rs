@@ -9,6 +9,7 @@ mod examples;
 mod inspect;
 mod kubeconfig;
 mod preflight;
+mod progress;
 mod reissue;
 mod render;
 mod renew;

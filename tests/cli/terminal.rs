@@ -1,6 +1,6 @@
 //! The terminal: tables that fit 80 columns, paths as JSON has them, kubeadm's residual time,
-//! help with examples for every subcommand and every flag, completions and man pages, and a
-//! closed pipe that ends the run quietly.
+//! help with examples for every subcommand and every flag, completions and man pages, a
+//! closed pipe that ends the run quietly, and a progress line only on a terminal.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -440,4 +440,34 @@ fn notes_go_to_stderr() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("already present"), "{}", run.stderr);
     run.json();
+}
+
+/// A slow inspect (an endpoint that accepts and never answers) shows a progress line on a
+/// terminal's stderr, erased before the error; with stderr a pipe, only the error.
+#[test]
+fn progress_line_only_on_a_terminal() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", silent.local_addr().unwrap());
+    let cmd = format!(
+        "stty cols 80 rows 40; exec {} inspect {url} --insecure --timeout 2s",
+        env!("CARGO_BIN_EXE_certs")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("probing {url}")), "{text}");
+    // The line is erased (ESC [2K) before the error is written.
+    let erased = text.rfind("\x1b[2K").expect("the progress line erased");
+    assert!(
+        text[erased..].contains("did not answer within 2s"),
+        "{text:?}"
+    );
+
+    let piped = certs(["inspect", &url, "--insecure", "--timeout", "1s"]);
+    assert_eq!(piped.code, 2);
+    assert_eq!(piped.stderr.lines().count(), 1, "{:?}", piped.stderr);
+    assert!(!piped.stderr.contains("probing"), "{:?}", piped.stderr);
 }

@@ -28,36 +28,84 @@ pub enum Walked {
 
 /// Walks each root (a file or a directory, recursively, following symlinks) in file-name order.
 pub fn walk(roots: &[PathBuf]) -> Result<Vec<Walked>> {
-    let mut out = Vec::new();
-    for root in roots {
-        let meta = std::fs::metadata(root).map_err(|source| Error::Read {
-            path: root.clone(),
-            source,
-        })?;
-        if !meta.is_dir() {
-            out.push(read_entry(root));
-            continue;
-        }
-        for entry in walkdir::WalkDir::new(root)
-            .follow_links(true)
-            .sort_by_file_name()
-        {
-            match entry {
-                Ok(e) if e.file_type().is_dir() => {}
-                Ok(e) => out.push(read_entry(e.path())),
-                Err(e) if e.depth() == 0 => {
-                    return Err(Error::Read {
-                        path: root.clone(),
-                        source: e
-                            .into_io_error()
-                            .unwrap_or_else(|| std::io::Error::other("cannot walk the directory")),
-                    })
+    listing(roots)
+        .map(|listed| match listed? {
+            Listed::File(path) => Ok(read_entry(&path)),
+            Listed::Problem(problem) => Ok(problem),
+        })
+        .collect()
+}
+
+/// One entry of a walk before anything is read: a path for [`read_entry`], or what went wrong
+/// reaching it (always a [`Walked::Problem`]).
+#[derive(Debug)]
+pub enum Listed {
+    File(PathBuf),
+    Problem(Walked),
+}
+
+/// What [`walk`] visits, in the same order, as it goes and without reading the files: the
+/// caller reads them (with [`read_entry`]) when and where it wants, e.g. on other threads while
+/// the walk goes on. A root that cannot be read at all is an error, and the last item.
+pub fn listing(roots: &[PathBuf]) -> Listing<'_> {
+    Listing {
+        roots: roots.iter(),
+        current: None,
+        failed: false,
+    }
+}
+
+/// The iterator [`listing`] returns.
+pub struct Listing<'a> {
+    roots: std::slice::Iter<'a, PathBuf>,
+    current: Option<(&'a PathBuf, walkdir::IntoIter)>,
+    failed: bool,
+}
+
+impl Iterator for Listing<'_> {
+    type Item = Result<Listed>;
+
+    fn next(&mut self) -> Option<Result<Listed>> {
+        while !self.failed {
+            if let Some((root, entries)) = &mut self.current {
+                match entries.next() {
+                    None => self.current = None,
+                    Some(Ok(e)) if e.file_type().is_dir() => {}
+                    Some(Ok(e)) => return Some(Ok(Listed::File(e.into_path()))),
+                    Some(Err(e)) if e.depth() == 0 => {
+                        self.failed = true;
+                        return Some(Err(Error::Read {
+                            path: root.to_path_buf(),
+                            source: e.into_io_error().unwrap_or_else(|| {
+                                std::io::Error::other("cannot walk the directory")
+                            }),
+                        }));
+                    }
+                    Some(Err(e)) => return Some(Ok(Listed::Problem(walk_problem(e)))),
                 }
-                Err(e) => out.push(walk_problem(e)),
+                continue;
+            }
+            let root = self.roots.next()?;
+            match std::fs::metadata(root) {
+                Err(source) => {
+                    self.failed = true;
+                    return Some(Err(Error::Read {
+                        path: root.clone(),
+                        source,
+                    }));
+                }
+                Ok(meta) if !meta.is_dir() => return Some(Ok(Listed::File(root.clone()))),
+                Ok(_) => {
+                    let entries = walkdir::WalkDir::new(root)
+                        .follow_links(true)
+                        .sort_by_file_name()
+                        .into_iter();
+                    self.current = Some((root, entries));
+                }
             }
         }
+        None
     }
-    Ok(out)
 }
 
 fn walk_problem(e: walkdir::Error) -> Walked {

@@ -3,18 +3,30 @@
 //!
 //! Building it is pure: the walked files come in, and so do `now` and a reader for files that
 //! kubeconfigs reference outside the scanned paths. Nothing here touches the OS.
+//!
+//! It scales to fleets (thousands of node trees whose CAs all carry kubeadm's names): every
+//! lookup goes through an index (paths, key identities, CA identities, fingerprints, where the
+//! copies of a CA lie), so no step compares each item with every other; decoding and signature
+//! checks run on all cores, and the result does not depend on how many there are.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
 use serde::Serialize;
+use x509_parser::asn1_rs::{Any, BitString};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::verify::verify_signature;
+use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 
 use super::cert::CertInfo;
-use super::decode::{decode, CfsslCsr, CsrInfo, Item};
+use super::decode::{decode, CfsslCsr, CsrInfo, Decoded, Item};
 use super::key::{KeyInfo, PublicKeyId};
 use super::kubeconfig::{Kubeconfig, Source};
 use super::role::{self, Role};
-use crate::sys::fs::Walked;
+use crate::error::Result;
+use crate::sys::fs::{Listed, Walked};
 
 /// Where an item sits: a file, its position among the file's certificates (or keys), and for
 /// data embedded in a kubeconfig, the field it came from.
@@ -147,19 +159,74 @@ pub struct Options<'a> {
 }
 
 impl Inventory {
-    /// Builds the linked inventory. `read` fetches a file a kubeconfig references that the walk
-    /// did not cover (the CLI passes [`crate::sys::fs::read_entry`]).
-    pub fn build(walked: Vec<Walked>, opts: &Options, read: &dyn Fn(&Path) -> Walked) -> Inventory {
+    /// Builds the linked inventory from files already read. `read` fetches a file a kubeconfig
+    /// references that the walk did not cover (the CLI passes [`crate::sys::fs::read_entry`]).
+    /// Files are decoded, and signatures checked, on all cores; the result does not depend on
+    /// how many there are.
+    pub fn build(
+        walked: Vec<Walked>,
+        opts: &Options,
+        read: &(dyn Fn(&Path) -> Walked + Sync),
+    ) -> Inventory {
+        let taken = par_map_stream(walked.into_iter(), Taken::from);
+        Self::from_taken(taken, opts, read)
+    }
+
+    /// Builds the linked inventory from a walk as it goes ([`crate::sys::fs::listing`]): this
+    /// thread pulls the walk while the others read (with `read`) and decode the files listed so
+    /// far, each file's bytes dropped once decoded, so memory holds what the inventory keeps,
+    /// never the tree. The first error of the walk is the result.
+    pub fn build_listed(
+        listing: impl Iterator<Item = Result<Listed>>,
+        opts: &Options,
+        read: &(dyn Fn(&Path) -> Walked + Sync),
+    ) -> Result<Inventory> {
+        let taken = par_map_stream(listing, |listed| match listed? {
+            Listed::File(path) => Ok(Taken::from(read(&path))),
+            Listed::Problem(problem) => Ok(Taken::from(problem)),
+        });
+        let taken = taken.into_iter().collect::<Result<Vec<Taken>>>()?;
+        Ok(Self::from_taken(taken, opts, read))
+    }
+
+    fn from_taken(
+        taken: Vec<Taken>,
+        opts: &Options,
+        read: &(dyn Fn(&Path) -> Walked + Sync),
+    ) -> Inventory {
         let mut inv = Inventory {
             now: opts.now,
             warn_within: opts.warn_within,
             ..Default::default()
         };
+        // The lists are sized once, from what the files hold (kubeconfigs add their users').
+        let (mut certs, mut keys) = (0, 0);
+        for t in &taken {
+            let Taken::File { decoded, .. } = t else {
+                continue;
+            };
+            for item in &decoded.items {
+                match item {
+                    Item::Cert { .. } => certs += 1,
+                    Item::Key { .. } => keys += 1,
+                    Item::Kubeconfig(kc) => {
+                        for u in &kc.users {
+                            certs +=
+                                usize::from(matches!(u.client_cert, Some(Source::Embedded(_))));
+                            keys += usize::from(matches!(u.client_key, Some(Source::Embedded(_))));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        inv.certificates.reserve_exact(certs);
+        inv.keys.reserve_exact(keys);
         let mut seen: HashSet<PathBuf> = HashSet::new();
         let mut pending: Vec<Kubeconfig> = Vec::new();
         let mut pending_paths: Vec<PathBuf> = Vec::new();
-        for w in walked {
-            inv.take(w, &mut seen, &mut pending, &mut pending_paths);
+        for t in taken {
+            inv.take(t, &mut seen, &mut pending, &mut pending_paths);
         }
         // Kubeconfigs point at files by absolute path on the node: read those the walk missed.
         for (kc, kc_path) in pending.iter().zip(&pending_paths) {
@@ -179,13 +246,28 @@ impl Inventory {
                     }
                     walked => {
                         let (mut more, mut more_paths) = (Vec::new(), Vec::new());
-                        inv.take(walked, &mut seen, &mut more, &mut more_paths);
+                        inv.take(Taken::from(walked), &mut seen, &mut more, &mut more_paths);
                     }
                 }
             }
         }
+        // What kubeconfigs refer to, by path and by fingerprint: only files are referenced,
+        // and all of them are in by now. Keys are looked up by path among embedded ones too.
+        let mut index = Lookup::default();
+        for (i, c) in inv.certificates.iter().enumerate() {
+            if c.location.embedded.is_none() {
+                index.cert_at.entry(c.location.path.clone()).or_insert(i);
+                index
+                    .cert_by_sha256
+                    .entry(c.info.sha256.clone())
+                    .or_insert(i);
+            }
+        }
+        for (k, key) in inv.keys.iter().enumerate() {
+            index.key_at.entry(key.location.path.clone()).or_insert(k);
+        }
         for (path, kc) in pending_paths.into_iter().zip(pending) {
-            inv.add_kubeconfig(path, kc, opts.root);
+            inv.add_kubeconfig(path, kc, opts.root, &mut index);
         }
         inv.link();
         inv
@@ -193,13 +275,13 @@ impl Inventory {
 
     fn take(
         &mut self,
-        walked: Walked,
+        taken: Taken,
         seen: &mut HashSet<PathBuf>,
         kubeconfigs: &mut Vec<Kubeconfig>,
         kubeconfig_paths: &mut Vec<PathBuf>,
     ) {
-        let (path, bytes) = match walked {
-            Walked::Problem {
+        let (path, decoded) = match taken {
+            Taken::Problem {
                 path,
                 code,
                 message,
@@ -209,14 +291,12 @@ impl Inventory {
                 } else {
                     Severity::Warning
                 };
-                seen.insert(path.clone());
                 self.finding(&path, severity, code, message);
+                seen.insert(path);
                 return;
             }
-            Walked::File { path, bytes } => (path, bytes),
+            Taken::File { path, decoded } => (path, decoded),
         };
-        seen.insert(path.clone());
-        let decoded = decode(&path, &bytes);
         for problem in decoded.problems {
             self.finding(&path, Severity::Warning, "unparseable", problem);
         }
@@ -236,6 +316,7 @@ impl Inventory {
                 }
             }
         }
+        seen.insert(path);
     }
 
     fn push_cert(&mut self, location: Location, info: CertInfo) {
@@ -251,7 +332,13 @@ impl Inventory {
         });
     }
 
-    fn add_kubeconfig(&mut self, path: PathBuf, config: Kubeconfig, root: &Path) {
+    fn add_kubeconfig(
+        &mut self,
+        path: PathBuf,
+        config: Kubeconfig,
+        root: &Path,
+        index: &mut Lookup,
+    ) {
         let mut users = Vec::new();
         for user in &config.users {
             let field = |f: &str| Location {
@@ -264,7 +351,10 @@ impl Inventory {
                     self.push_cert(field("client-certificate-data"), (**info).clone());
                     Some(self.certificates.len() - 1)
                 }
-                Some(Source::File(p)) => self.cert_at(&crate::sys::fs::under_root(root, p)),
+                Some(Source::File(p)) => index
+                    .cert_at
+                    .get(&crate::sys::fs::under_root(root, p))
+                    .copied(),
                 Some(Source::Broken(why)) => {
                     self.finding(
                         &path,
@@ -282,12 +372,14 @@ impl Inventory {
                         location: field("client-key-data"),
                         info: info.clone(),
                     });
-                    Some(self.keys.len() - 1)
+                    let k = self.keys.len() - 1;
+                    index.key_at.entry(path.clone()).or_insert(k);
+                    Some(k)
                 }
-                Some(Source::File(p)) => {
-                    let p = crate::sys::fs::under_root(root, p);
-                    self.keys.iter().position(|k| k.location.path == p)
-                }
+                Some(Source::File(p)) => index
+                    .key_at
+                    .get(&crate::sys::fs::under_root(root, p))
+                    .copied(),
                 Some(Source::Broken(why)) => {
                     self.finding(
                         &path,
@@ -305,11 +397,11 @@ impl Inventory {
             .clusters
             .iter()
             .map(|c| match &c.ca {
-                Some(Source::Embedded(ca)) => self
-                    .certificates
-                    .iter()
-                    .position(|e| e.location.embedded.is_none() && e.info.sha256 == ca.sha256),
-                Some(Source::File(p)) => self.cert_at(&crate::sys::fs::under_root(root, p)),
+                Some(Source::Embedded(ca)) => index.cert_by_sha256.get(&ca.sha256).copied(),
+                Some(Source::File(p)) => index
+                    .cert_at
+                    .get(&crate::sys::fs::under_root(root, p))
+                    .copied(),
                 _ => None,
             })
             .collect();
@@ -319,12 +411,6 @@ impl Inventory {
             users,
             cluster_cas,
         });
-    }
-
-    fn cert_at(&self, path: &Path) -> Option<usize> {
-        self.certificates
-            .iter()
-            .position(|c| c.location.path == path && c.location.embedded.is_none())
     }
 
     fn finding(&mut self, path: &Path, severity: Severity, code: &'static str, message: String) {
@@ -377,128 +463,131 @@ impl Inventory {
     }
 
     fn link_issuers(&mut self) {
+        let certs = &self.certificates;
         // Issuer groups: certificates with the same subject, SKI and key (copies of one CA).
         // may_have_issued depends only on those, and the signature only on the key.
         let mut interned: HashMap<&PublicKeyId, usize> = HashMap::new();
         let mut group_of: HashMap<(&[u8], Option<&str>, usize), usize> = HashMap::new();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut group_key: Vec<usize> = Vec::new();
+        let mut member_of: Vec<usize> = Vec::with_capacity(certs.len());
         let mut by_subject: HashMap<&[u8], Vec<usize>> = HashMap::new();
-        for (i, c) in self.certificates.iter().enumerate() {
+        let mut by_subject_ski: HashMap<(&[u8], Option<&str>), Vec<usize>> = HashMap::new();
+        for c in certs {
             let n = interned.len();
             let key = *interned.entry(&c.info.public_key).or_insert(n);
-            let id = (
-                c.info.subject_raw.as_slice(),
-                c.info.subject_key_id.as_deref(),
-                key,
-            );
+            let ski = c.info.subject_key_id.as_deref();
+            let id = (c.info.subject_raw.as_slice(), ski, key);
             let g = *group_of.entry(id).or_insert_with(|| {
                 groups.push(Vec::new());
                 group_key.push(key);
-                by_subject
-                    .entry(&c.info.subject_raw)
+                let g = groups.len() - 1;
+                by_subject.entry(&c.info.subject_raw).or_default().push(g);
+                by_subject_ski
+                    .entry((&c.info.subject_raw, ski))
                     .or_default()
-                    .push(groups.len() - 1);
-                groups.len() - 1
+                    .push(g);
+                g
             });
-            groups[g].push(i);
+            groups[g].push(member_of.len());
+            member_of.push(g);
         }
-        // Per group, lazily: ancestor path -> first member (scan order) under it, files and
-        // embedded copies apart.
-        type Index<'p> = [HashMap<&'p Path, usize>; 2];
-        let mut indexes: Vec<Option<Index>> = (0..groups.len()).map(|_| None).collect();
-        let mut links = Vec::with_capacity(self.certificates.len());
-        let mut findings = Vec::new();
-        for (i, c) in self.certificates.iter().enumerate() {
-            let cand_groups: Vec<usize> = by_subject
-                .get(c.info.issuer_raw.as_slice())
-                .map(|v| {
-                    v.iter()
-                        .copied()
-                        .filter(|&g| {
-                            self.certificates[groups[g][0]]
-                                .info
-                                .may_have_issued(&c.info)
-                        })
-                        .collect()
+        // Candidate classes: which groups may have issued a certificate depends only on its
+        // issuer name and AKI (may_have_issued: the same name, and the AKI is the SKI when both
+        // are there). Groups are numbered in scan order, and each class is sorted.
+        let mut class_ids: HashMap<(&[u8], Option<&str>), usize> = HashMap::new();
+        let mut classes: Vec<Vec<usize>> = Vec::new();
+        let class_of: Vec<usize> = certs
+            .iter()
+            .map(|c| {
+                let issuer = c.info.issuer_raw.as_slice();
+                let aki = c.info.authority_key_id.as_deref();
+                *class_ids.entry((issuer, aki)).or_insert_with(|| {
+                    let mut class: Vec<usize> = match aki {
+                        None => by_subject.get(issuer).cloned().unwrap_or_default(),
+                        Some(_) => [aki, None]
+                            .iter()
+                            .flat_map(|&ski| {
+                                by_subject_ski.get(&(issuer, ski)).into_iter().flatten()
+                            })
+                            .copied()
+                            .collect(),
+                    };
+                    class.sort_unstable();
+                    classes.push(class);
+                    classes.len() - 1
                 })
-                .unwrap_or_default();
-            let mut tried: Vec<(usize, bool)> = Vec::new();
-            let mut best: Option<(Nearness, usize)> = None;
-            let mut self_verified = false;
-            for &g in &cand_groups {
-                let key = group_key[g];
-                let ok = match tried.iter().find(|(k, _)| *k == key) {
-                    Some(&(_, ok)) => ok,
-                    None => {
-                        let ok = c.info.is_signed_by(&self.certificates[groups[g][0]].info);
-                        tried.push((key, ok));
-                        ok
+            })
+            .collect();
+        // On all cores. Per certificate: its own group first (a self-signed CA), then the
+        // candidates from the nearest copy to the farthest, until a signature verifies; each
+        // signature is checked once per distinct key. A class's index of where its copies lie
+        // and a group's public key (parsed from its first member) are made once, by the first
+        // thread to need them.
+        let near: Vec<OnceLock<Near>> = (0..classes.len()).map(|_| OnceLock::new()).collect();
+        let keys: Vec<OnceLock<Option<SubjectPublicKeyInfo>>> =
+            (0..groups.len()).map(|_| OnceLock::new()).collect();
+        let links: Vec<Option<usize>> =
+            par_map(certs, |i, c| {
+                let class = &classes[class_of[i]];
+                if class.is_empty() {
+                    return None;
+                }
+                let (tbs, algorithm, signature) = signed_parts(&c.info.der)?;
+                let mut tried: Vec<(usize, bool)> = Vec::new();
+                let mut verifies = |g: usize| {
+                    let key = group_key[g];
+                    if let Some(&(_, ok)) = tried.iter().find(|(k, _)| *k == key) {
+                        return ok;
                     }
+                    let spki = keys[g].get_or_init(|| {
+                        X509Certificate::from_der(&certs[groups[g][0]].info.der)
+                            .ok()
+                            .map(|(_, x)| x.tbs_certificate.subject_pki)
+                    });
+                    let ok = spki.as_ref().is_some_and(|spki| {
+                        verify_signature(spki, &algorithm, &signature, tbs).is_ok()
+                    });
+                    tried.push((key, ok));
+                    ok
                 };
-                if !ok {
-                    continue;
+                let own = member_of[i];
+                if class.binary_search(&own).is_ok() && verifies(own) {
+                    return Some(i);
                 }
-                if groups[g].binary_search(&i).is_ok() {
-                    self_verified = true;
-                    break;
-                }
-                let certs = &self.certificates;
-                let index = indexes[g].get_or_insert_with(|| {
-                    let mut idx: Index = [HashMap::new(), HashMap::new()];
-                    for &j in &groups[g] {
-                        let loc = &certs[j].location;
-                        let side = usize::from(loc.embedded.is_none());
-                        for a in loc.path.ancestors() {
-                            idx[side].entry(a).or_insert(j);
-                        }
-                    }
-                    idx
-                });
-                for side in [1, 0] {
-                    let depth = c.location.path.components().count();
-                    let hit = c
-                        .location
-                        .path
-                        .ancestors()
-                        .enumerate()
-                        .find_map(|(up, a)| index[side].get(a).map(|&j| (depth - up, j)));
-                    if let Some((shared, j)) = hit {
-                        let score = (side == 1, shared, std::cmp::Reverse(j));
-                        if best.is_none_or(|(s, _)| score > s) {
-                            best = Some((score, j));
-                        }
-                        break;
-                    }
-                }
+                near[class_of[i]]
+                    .get_or_init(|| {
+                        Near::new(class.iter().flat_map(|&g| {
+                            groups[g].iter().map(move |&j| (j, g, &certs[j].location))
+                        }))
+                    })
+                    .search(&c.location.path, |g| g != own && verifies(g))
+            });
+        drop((near, keys));
+        let mut findings = Vec::new();
+        for (i, (c, link)) in certs.iter().zip(&links).enumerate() {
+            if link.is_some() {
+                continue;
             }
-            let best = if self_verified {
-                Some(i)
-            } else {
-                best.map(|(_, j)| j)
-            };
-            if best.is_none() {
-                let path = c.location.to_string();
-                let first = cand_groups.iter().map(|&g| groups[g][0]).min();
-                findings.push(match first {
-                    Some(j) => Finding {
-                        path,
-                        severity: Severity::Error,
-                        code: "issuer-mismatch",
-                        message: format!(
-                            "expected a signature by `{}` ({}), found none: that CA's key did not sign this certificate",
-                            c.info.issuer, self.certificates[j].location
-                        ),
-                    },
-                    None => Finding {
-                        path,
-                        severity: Severity::Warning,
-                        code: "issuer-missing",
-                        message: format!("issuer `{}` is not among the scanned certificates", c.info.issuer),
-                    },
-                });
-            }
-            links.push(best);
+            let path = c.location.to_string();
+            let first = classes[class_of[i]].first().map(|&g| groups[g][0]);
+            findings.push(match first {
+                Some(j) => Finding {
+                    path,
+                    severity: Severity::Error,
+                    code: "issuer-mismatch",
+                    message: format!(
+                        "expected a signature by `{}` ({}), found none: that CA's key did not sign this certificate",
+                        c.info.issuer, certs[j].location
+                    ),
+                },
+                None => Finding {
+                    path,
+                    severity: Severity::Warning,
+                    code: "issuer-missing",
+                    message: format!("issuer `{}` is not among the scanned certificates", c.info.issuer),
+                },
+            });
         }
         for (c, link) in self.certificates.iter_mut().zip(links) {
             c.signed_by = link;
@@ -507,23 +596,30 @@ impl Inventory {
     }
 
     fn link_keys(&mut self) {
-        let mut by_public: HashMap<&PublicKeyId, Vec<usize>> = HashMap::new();
+        let keys = &self.keys;
+        let mut by_public: HashMap<&PublicKeyId, usize> = HashMap::new();
+        let mut holders: Vec<Vec<usize>> = Vec::new();
         let mut by_path: HashMap<&Path, Vec<usize>> = HashMap::new();
-        for (k, key) in self.keys.iter().enumerate() {
+        for (k, key) in keys.iter().enumerate() {
             by_path.entry(&key.location.path).or_default().push(k);
             if let (true, Some(id)) = (key.info.format.is_private(), &key.info.public_key) {
-                by_public.entry(id).or_default().push(k);
+                let n = holders.len();
+                let h = *by_public.entry(id).or_insert(n);
+                if h == n {
+                    holders.push(Vec::new());
+                }
+                holders[h].push(k);
             }
         }
-        let mut links = Vec::with_capacity(self.certificates.len());
-        let mut findings = Vec::new();
-        let mut paired: HashSet<usize> = HashSet::new();
-        for c in &self.certificates {
+        // On all cores. Per public key, built by the first thread to need it: where the
+        // private keys that hold it lie.
+        let near: Vec<OnceLock<Near>> = (0..holders.len()).map(|_| OnceLock::new()).collect();
+        let pairs: Vec<(Vec<usize>, Option<usize>)> = par_map(&self.certificates, |_, c| {
             let beside: Vec<usize> = conventional_key_paths(&c.location)
                 .iter()
                 .flat_map(|p| by_path.get(p.as_path()).into_iter().flatten().copied())
                 .filter(|&k| {
-                    let key = &self.keys[k];
+                    let key = &keys[k];
                     key.info.format.is_private()
                         && key
                             .location
@@ -536,20 +632,29 @@ impl Inventory {
                                 .map(|f| f.replace("client-certificate-data", ""))
                 })
                 .collect();
-            let matching = by_public
-                .get(&c.info.public_key)
-                .cloned()
-                .unwrap_or_default();
-            let chosen = matching
+            // The first private key beside it that holds its public key, or else the nearest
+            // one that does.
+            let holds = |k: usize| keys[k].info.public_key.as_ref() == Some(&c.info.public_key);
+            let chosen = beside
                 .iter()
                 .copied()
-                .find(|k| beside.contains(k))
+                .filter(|&k| holds(k))
+                .min()
                 .or_else(|| {
-                    nearest(
-                        &c.location,
-                        matching.iter().map(|&k| (k, &self.keys[k].location)),
-                    )
+                    let h = *by_public.get(&c.info.public_key)?;
+                    near[h]
+                        .get_or_init(|| {
+                            Near::new(holders[h].iter().map(|&k| (k, k, &keys[k].location)))
+                        })
+                        .search(&c.location.path, |_| true)
                 });
+            (beside, chosen)
+        });
+        drop(near);
+        let mut links = Vec::with_capacity(self.certificates.len());
+        let mut findings = Vec::new();
+        let mut paired: HashSet<usize> = HashSet::new();
+        for (c, (beside, chosen)) in self.certificates.iter().zip(pairs) {
             for &k in &beside {
                 if Some(k) == chosen {
                     continue;
@@ -676,43 +781,516 @@ fn conventional_key_paths(loc: &Location) -> Vec<PathBuf> {
     out
 }
 
-/// The candidate whose location is closest to `to`: files before embedded copies, then the most
-/// shared leading path components, then scan order.
-fn nearest<'a>(
-    to: &Location,
-    candidates: impl Iterator<Item = (usize, &'a Location)>,
-) -> Option<usize> {
-    candidates
-        .max_by_key(|(i, loc)| {
-            let shared = shared_components(&loc.path, &to.path);
-            (loc.embedded.is_none(), shared, std::cmp::Reverse(*i))
-        })
-        .map(|(i, _)| i)
+/// Where candidates lie (copies of CAs, private keys), to visit them from the nearest to a
+/// location to the farthest without comparing the location with each: files before embedded
+/// copies, then the most leading path components shared, then scan order. Candidates come in
+/// sets (the copies of one CA are one set; a key is a set of its own), each visited once.
+struct Near<'p> {
+    /// Per side (`[embedded, files]`): for each ancestor directory of a member (and its own
+    /// path), the first member of each set under it, as `(member, set)` in scan order.
+    under: [HashMap<&'p Path, Vec<(usize, usize)>>; 2],
+    /// Per side, the first member of each set in scan order: for a location that shares no
+    /// ancestor at all with them (a relative path and an absolute one).
+    first: [Vec<(usize, usize)>; 2],
+    sets: usize,
 }
 
-/// How close a candidate is: a file before an embedded copy, then shared leading path
-/// components, then earlier in scan order.
-type Nearness = (bool, usize, std::cmp::Reverse<usize>);
+impl<'p> Near<'p> {
+    /// `(member, set, location)`: each set's members together, in scan order.
+    fn new(members: impl Iterator<Item = (usize, usize, &'p Location)>) -> Self {
+        let mut near = Near {
+            under: [HashMap::new(), HashMap::new()],
+            first: [Vec::new(), Vec::new()],
+            sets: 0,
+        };
+        let mut last_set = None;
+        let mut seen_side = [false; 2];
+        for (j, set, loc) in members {
+            if last_set != Some(set) {
+                last_set = Some(set);
+                near.sets += 1;
+                seen_side = [false; 2];
+            }
+            let side = usize::from(loc.embedded.is_none());
+            if !seen_side[side] {
+                seen_side[side] = true;
+                near.first[side].push((j, set));
+            }
+            // Not the empty path above a relative one: sharing it is sharing nothing.
+            for a in loc.path.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+                let list = near.under[side].entry(a).or_default();
+                if list.last().is_some_and(|&(_, s)| s == set) {
+                    break; // the set is under `a` already, and so under all of `a`'s ancestors
+                }
+                list.push((j, set));
+            }
+        }
+        for side in &mut near.under {
+            for list in side.values_mut() {
+                list.sort_unstable();
+            }
+        }
+        for first in &mut near.first {
+            first.sort_unstable();
+        }
+        near
+    }
+
+    /// The first member, nearest first, of the first set `accept` takes. Each set is offered
+    /// once, at its nearest member.
+    fn search(&self, to: &Path, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
+        let mut offered: HashSet<usize> = HashSet::new();
+        for side in [1, 0] {
+            let nearest_first = to
+                .ancestors()
+                .filter_map(|a| self.under[side].get(a))
+                .flatten()
+                .chain(&self.first[side]);
+            for &(j, set) in nearest_first {
+                if offered.len() == self.sets {
+                    return None;
+                }
+                if offered.insert(set) && accept(set) {
+                    return Some(j);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The lookups kubeconfigs need: the first file certificate at a path and with a fingerprint,
+/// the first key at a path.
+#[derive(Default)]
+struct Lookup {
+    cert_at: HashMap<PathBuf, usize>,
+    cert_by_sha256: HashMap<String, usize>,
+    key_at: HashMap<PathBuf, usize>,
+}
+
+/// One file, decoded (on any thread), before it is merged into the inventory in walk order.
+enum Taken {
+    File {
+        path: PathBuf,
+        decoded: Decoded,
+    },
+    Problem {
+        path: PathBuf,
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl From<Walked> for Taken {
+    fn from(w: Walked) -> Taken {
+        match w {
+            Walked::File { path, bytes } => {
+                let decoded = decode(&path, &bytes);
+                Taken::File { path, decoded }
+            }
+            Walked::Problem {
+                path,
+                code,
+                message,
+            } => Taken::Problem {
+                path,
+                code,
+                message,
+            },
+        }
+    }
+}
+
+/// How many threads to decode and verify on: the cores this process may use.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Items go to the threads in batches: enough to make the hand-over cheap, few enough that a
+/// busy core does not hold the others up.
+const BATCH: usize = 16;
+
+/// `items.map(f)` on all cores, in order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let batches = items.len().div_ceil(BATCH);
+    let threads = threads().min(batches);
+    if threads <= 1 {
+        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let b = next.fetch_add(1, Ordering::Relaxed);
+            if b >= batches {
+                return done;
+            }
+            let start = b * BATCH;
+            let end = (start + BATCH).min(items.len());
+            let out: Vec<R> = (start..end).map(|i| f(i, &items[i])).collect();
+            done.push((b, out));
+        }
+    };
+    let done = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut done = work();
+        for h in helpers {
+            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        done
+    });
+    in_order(done, items.len())
+}
+
+/// `items.map(f)` on all cores, in order, while `items` is still being pulled. This thread
+/// pulls, and takes a batch itself whenever the others have enough waiting; then it helps
+/// with what is left. (One thread per core in all, not one more: each thread that allocates
+/// gets an arena of its own from the allocator, and the memory it holds.)
+fn par_map_stream<T: Send, R: Send>(
+    items: impl Iterator<Item = T>,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads();
+    if threads <= 1 {
+        return items.map(f).collect();
+    }
+    let queue = Queue {
+        batches: Mutex::new((VecDeque::new(), false)),
+        ready: Condvar::new(),
+    };
+    let run = |(b, batch): (usize, Vec<T>)| (b, batch.into_iter().map(&f).collect::<Vec<R>>());
+    let work = || {
+        let mut done = Vec::new();
+        while let Some(batch) = queue.pop() {
+            done.push(run(batch));
+        }
+        done
+    };
+    let (done, total) = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut done = Vec::new();
+        let total = {
+            // Closes the queue however the pulling ends, so that no helper waits forever.
+            let _close = Closer(&queue);
+            let (mut b, mut total) = (0, 0);
+            let mut batch = Vec::with_capacity(BATCH);
+            for item in items {
+                batch.push(item);
+                if batch.len() < BATCH {
+                    continue;
+                }
+                total += BATCH;
+                queue.push(b, std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                b += 1;
+                if let Some(waiting) = queue.pop_if_more_than(2 * threads) {
+                    done.push(run(waiting));
+                }
+            }
+            total += batch.len();
+            if !batch.is_empty() {
+                queue.push(b, batch);
+            }
+            total
+        };
+        done.extend(work());
+        for h in helpers {
+            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        (done, total)
+    });
+    in_order(done, total)
+}
+
+/// Numbered batches of work, and whether more may come.
+struct Queue<T> {
+    batches: Mutex<Batches<T>>,
+    ready: Condvar,
+}
+
+type Batches<T> = (VecDeque<(usize, Vec<T>)>, bool);
+
+impl<T> Queue<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Batches<T>> {
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, b: usize, batch: Vec<T>) {
+        self.lock().0.push_back((b, batch));
+        self.ready.notify_one();
+    }
+
+    /// The first batch, when more than `n` are waiting.
+    fn pop_if_more_than(&self, n: usize) -> Option<(usize, Vec<T>)> {
+        let mut q = self.lock();
+        if q.0.len() > n {
+            q.0.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// The next batch, waiting for one while more may come.
+    fn pop(&self) -> Option<(usize, Vec<T>)> {
+        let mut q = self.lock();
+        loop {
+            if let Some(batch) = q.0.pop_front() {
+                return Some(batch);
+            }
+            if q.1 {
+                return None;
+            }
+            q = self.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+struct Closer<'a, T>(&'a Queue<T>);
+
+impl<T> Drop for Closer<'_, T> {
+    fn drop(&mut self) {
+        self.0.lock().1 = true;
+        self.0.ready.notify_all();
+    }
+}
+
+/// The results of numbered batches, in batch order.
+fn in_order<R>(mut done: Vec<(usize, Vec<R>)>, total: usize) -> Vec<R> {
+    done.sort_unstable_by_key(|(b, _)| *b);
+    let mut out = Vec::with_capacity(total);
+    for (_, batch) in done {
+        out.extend(batch);
+    }
+    out
+}
+
+/// The signed bytes of a certificate (its TBSCertificate), its signature algorithm and its
+/// signature, read without parsing the rest: what a signature check needs.
+fn signed_parts(der: &[u8]) -> Option<(&[u8], AlgorithmIdentifier<'_>, BitString<'_>)> {
+    let (_, certificate) = Any::from_der(der).ok()?;
+    let body = certificate.data;
+    let (rest, _) = Any::from_der(body).ok()?;
+    let tbs = &body[..body.len() - rest.len()];
+    let (rest, algorithm) = AlgorithmIdentifier::from_der(rest).ok()?;
+    let (_, signature) = BitString::from_der(rest).ok()?;
+    Some((tbs, algorithm, signature))
+}
 
 fn ago(seconds: i64) -> String {
     format!("{} ago", crate::duration::short_human(seconds))
 }
 
-/// Leading path components `a` and `b` share, on bytes (paths from one walk are normalised).
-fn shared_components(a: &Path, b: &Path) -> usize {
-    use std::os::unix::ffi::OsStrExt;
-    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
-    let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let ends = |p: &[u8]| n == p.len() || p[n] == b'/';
-    let full = if ends(a) && ends(b) {
-        n
-    } else {
-        a[..n].iter().rposition(|&c| c == b'/').unwrap_or(0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
     };
-    let prefix = &a[..full];
-    usize::from(prefix.first() == Some(&b'/'))
-        + prefix
-            .split(|&c| c == b'/')
-            .filter(|s| !s.is_empty())
-            .count()
+
+    fn loc(path: &str, embedded: bool) -> Location {
+        Location {
+            path: PathBuf::from(path),
+            index: 0,
+            embedded: embedded.then(|| "users[u].client-key-data".to_string()),
+        }
+    }
+
+    /// The linear scan `Near` replaces: files first, then the most leading path components
+    /// shared (on bytes), then scan order.
+    fn brute_nearest(to: &Path, candidates: &[Location]) -> Option<usize> {
+        fn shared(a: &Path, b: &Path) -> usize {
+            use std::os::unix::ffi::OsStrExt;
+            let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+            let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+            let ends = |p: &[u8]| n == p.len() || p[n] == b'/';
+            let full = if ends(a) && ends(b) {
+                n
+            } else {
+                a[..n].iter().rposition(|&c| c == b'/').unwrap_or(0)
+            };
+            let prefix = &a[..full];
+            usize::from(prefix.first() == Some(&b'/'))
+                + prefix
+                    .split(|&c| c == b'/')
+                    .filter(|s| !s.is_empty())
+                    .count()
+        }
+        candidates
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, l)| {
+                (
+                    l.embedded.is_none(),
+                    shared(&l.path, to),
+                    std::cmp::Reverse(*i),
+                )
+            })
+            .map(|(i, _)| i)
+    }
+
+    #[test]
+    fn near_finds_what_a_linear_scan_finds() {
+        let candidates = [
+            loc("/fleet/c1/cp/etc/kubernetes/pki/ca.key", false),
+            loc("/fleet/c1/cp/etc/kubernetes/admin.conf", true),
+            loc("/fleet/c2/cp/etc/kubernetes/pki/ca.key", false),
+            loc("/fleet/c2/worker/etc/kubernetes/pki/ca.key", false),
+            loc("/fleet/c3/cp/etc/kubernetes/admin.conf", true),
+            loc("/fleet/c10/cp/etc/kubernetes/pki/ca.key", false),
+            loc("/other/ca.key", false),
+            loc("relative/c1/ca.key", false),
+        ];
+        let targets = [
+            "/fleet/c1/cp/etc/kubernetes/pki/apiserver.crt",
+            "/fleet/c1/cp/etc/kubernetes/admin.conf",
+            "/fleet/c2/worker/var/lib/kubelet/pki/kubelet-client-current.pem",
+            "/fleet/c3/cp/etc/kubernetes/pki/apiserver.crt",
+            "/fleet/c1/cp/etc/kubernetes/pki/ca.key",
+            "/fleet/c1",
+            "/elsewhere/x.crt",
+            "relative/c1/x.crt",
+            "relative2/x.crt",
+        ];
+        // Every subset of the candidates (each its own set, as keys are), every target.
+        for mask in 1u32..(1 << candidates.len()) {
+            let subset: Vec<Location> = (0..candidates.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| candidates[i].clone())
+                .collect();
+            let near = Near::new(subset.iter().enumerate().map(|(i, l)| (i, i, l)));
+            for to in targets {
+                let to = Path::new(to);
+                assert_eq!(
+                    near.search(to, |_| true),
+                    brute_nearest(to, &subset),
+                    "{to:?} among {subset:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn near_offers_each_set_once_nearest_first() {
+        let members = [
+            (0, 0, loc("/a/x/1.crt", false)),
+            (1, 0, loc("/a/y/1.crt", false)),
+            (2, 1, loc("/a/y/2.crt", false)),
+            (3, 2, loc("/b/3.crt", false)),
+        ];
+        let near = Near::new(members.iter().map(|(j, s, l)| (*j, *s, l)));
+        let mut offered = Vec::new();
+        let found = near.search(Path::new("/a/y/leaf.crt"), |set| {
+            offered.push(set);
+            false
+        });
+        assert_eq!(found, None);
+        assert_eq!(offered, vec![0, 1, 2]);
+        // The set taken is answered with its member nearest the location.
+        assert_eq!(near.search(Path::new("/a/y/leaf.crt"), |s| s == 0), Some(1));
+        assert_eq!(near.search(Path::new("/a/x/leaf.crt"), |s| s == 0), Some(0));
+    }
+
+    #[test]
+    fn par_maps_keep_order() {
+        let items: Vec<usize> = (0..1000).collect();
+        let doubled: Vec<usize> = items.iter().map(|i| i * 2).collect();
+        assert_eq!(
+            par_map(&items, |i, &x| {
+                assert_eq!(i, x);
+                x * 2
+            }),
+            doubled
+        );
+        assert_eq!(par_map_stream(items.iter().copied(), |x| x * 2), doubled);
+        assert!(par_map_stream(std::iter::empty::<usize>(), |x| x).is_empty());
+    }
+
+    struct Ca {
+        pem: String,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    /// A self-signed CA named `CN=kubernetes` (no AKI, as kubeadm writes CAs).
+    fn ca() -> Ca {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::new(vec![]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kubernetes");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Ca {
+            pem,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    fn leaf(ca: &Ca, cn: &str, aki: bool) -> String {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::new(vec![]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.use_authority_key_identifier_extension = aki;
+        params.signed_by(&key, &ca.issuer).unwrap().pem() + &key.serialize_pem()
+    }
+
+    fn file(path: &str, text: String) -> Walked {
+        Walked::File {
+            path: PathBuf::from(path),
+            bytes: text.into_bytes(),
+        }
+    }
+
+    #[test]
+    fn cas_of_one_name_link_within_their_cluster() {
+        // Three clusters whose CAs share kubeadm's name; leaves with and without an AKI, and a
+        // leaf whose CA was not scanned.
+        let cas: Vec<Ca> = (0..3).map(|_| ca()).collect();
+        let stray = ca();
+        let mut walked = Vec::new();
+        for (c, ca) in cas.iter().enumerate() {
+            walked.push(file(&format!("/fleet/c{c}/pki/ca.crt"), ca.pem.clone()));
+            walked.push(file(&format!("/fleet/c{c}/pki/a.pem"), leaf(ca, "a", true)));
+            walked.push(file(
+                &format!("/fleet/c{c}/pki/b.pem"),
+                leaf(ca, "b", false),
+            ));
+            walked.push(file(&format!("/fleet/c{c}/copy/ca.crt"), ca.pem.clone()));
+        }
+        walked.push(file("/fleet/c0/pki/stray.pem", leaf(&stray, "s", false)));
+        let opts = Options {
+            now: 1_800_000_000,
+            warn_within: 0,
+            root: Path::new("/"),
+        };
+        let inv = Inventory::build(walked, &opts, &|p| Walked::Problem {
+            path: p.to_path_buf(),
+            code: "unreadable",
+            message: "not in the test".into(),
+        });
+        let at = |p: &str| {
+            inv.certificates
+                .iter()
+                .position(|c| c.location.path == Path::new(p))
+                .unwrap()
+        };
+        for c in 0..3 {
+            let ca = at(&format!("/fleet/c{c}/pki/ca.crt"));
+            let copy = at(&format!("/fleet/c{c}/copy/ca.crt"));
+            assert_eq!(inv.certificates[ca].signed_by, Some(ca));
+            assert_eq!(inv.certificates[copy].signed_by, Some(copy));
+            for name in ["a", "b"] {
+                let leaf = at(&format!("/fleet/c{c}/pki/{name}.pem"));
+                assert_eq!(inv.certificates[leaf].signed_by, Some(ca), "c{c}/{name}");
+                assert!(inv.certificates[leaf].key.is_some());
+            }
+        }
+        let stray = at("/fleet/c0/pki/stray.pem");
+        assert_eq!(inv.certificates[stray].signed_by, None);
+        let codes: Vec<_> = inv
+            .findings
+            .iter()
+            .map(|f| (f.code, f.path.as_str()))
+            .collect();
+        assert_eq!(codes, vec![("issuer-mismatch", "/fleet/c0/pki/stray.pem")]);
+        assert!(inv.findings[0].message.contains("/fleet/c0/pki/ca.crt"));
+    }
 }

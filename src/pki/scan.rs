@@ -43,11 +43,11 @@ pub fn resolve_paths(paths: &[PathBuf], root: &Path) -> Result<Vec<PathBuf>> {
 
 pub fn scan(req: &ScanRequest) -> Result<Inventory> {
     let paths = resolve_paths(req.paths, req.root)?;
-    let walked = fs::walk(&paths)?;
     let opts = Options {
         now: req.now,
         warn_within: req.warn_within,
         root: req.root,
     };
-    Ok(Inventory::build(walked, &opts, &fs::read_entry))
+    // The inventory reads and decodes the files on all cores as the walk lists them.
+    Inventory::build_listed(fs::listing(&paths), &opts, &fs::read_entry)
 }

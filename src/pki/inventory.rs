@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
+use aws_lc_rs::signature::ParsedPublicKey;
 use serde::Serialize;
 use x509_parser::asn1_rs::{Any, BitString};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -522,10 +523,10 @@ impl Inventory {
         // On all cores. Per certificate: its own group first (a self-signed CA), then the
         // candidates from the nearest copy to the farthest, until a signature verifies; each
         // signature is checked once per distinct key. A class's index of where its copies lie
-        // and a group's public key (parsed from its first member) are made once, by the first
-        // thread to need them.
+        // and a group's public key (parsed from its first member, and by aws-lc) are made
+        // once, by the first thread to need them.
         let near: Vec<OnceLock<Near>> = (0..classes.len()).map(|_| OnceLock::new()).collect();
-        let keys: Vec<OnceLock<Option<SubjectPublicKeyInfo>>> =
+        let signers: Vec<OnceLock<Option<Signer>>> =
             (0..groups.len()).map(|_| OnceLock::new()).collect();
         let links: Vec<Option<usize>> =
             par_map(certs, |i, c| {
@@ -540,14 +541,14 @@ impl Inventory {
                     if let Some(&(_, ok)) = tried.iter().find(|(k, _)| *k == key) {
                         return ok;
                     }
-                    let spki = keys[g].get_or_init(|| {
+                    let signer = signers[g].get_or_init(|| {
                         X509Certificate::from_der(&certs[groups[g][0]].info.der)
                             .ok()
-                            .map(|(_, x)| x.tbs_certificate.subject_pki)
+                            .map(|(_, x)| Signer::new(x.tbs_certificate.subject_pki))
                     });
-                    let ok = spki.as_ref().is_some_and(|spki| {
-                        verify_signature(spki, &algorithm, &signature, tbs).is_ok()
-                    });
+                    let ok = signer
+                        .as_ref()
+                        .is_some_and(|s| s.signed(tbs, &algorithm, &signature));
                     tried.push((key, ok));
                     ok
                 };
@@ -563,7 +564,7 @@ impl Inventory {
                     })
                     .search(&c.location.path, |g| g != own && verifies(g))
             });
-        drop((near, keys));
+        drop((near, signers));
         let mut findings = Vec::new();
         for (i, (c, link)) in certs.iter().zip(&links).enumerate() {
             if link.is_some() {
@@ -1061,6 +1062,104 @@ fn in_order<R>(mut done: Vec<(usize, Vec<R>)>, total: usize) -> Vec<R> {
         out.extend(batch);
     }
     out
+}
+
+/// A CA's public key, to check the signatures of the certificates it may have issued.
+struct Signer<'a> {
+    spki: SubjectPublicKeyInfo<'a>,
+    /// aws-lc's parsed key for the first common algorithm it is asked to check (an RSA key
+    /// keeps its Montgomery context), or `None` when aws-lc rejects the key for it.
+    parsed: OnceLock<(Common, Option<ParsedPublicKey>)>,
+}
+
+/// The signature algorithms of nearly every certificate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Common {
+    RsaSha256,
+    RsaSha384,
+    RsaSha512,
+    EcdsaP256Sha256,
+    EcdsaP256Sha384,
+    EcdsaP384Sha256,
+    EcdsaP384Sha384,
+    Ed25519,
+}
+
+impl Common {
+    /// The algorithm x509-parser's `verify_signature` checks `signature` with for a key like
+    /// `issuer`, when it is a common one.
+    fn of(signature: &AlgorithmIdentifier, issuer: &SubjectPublicKeyInfo) -> Option<Common> {
+        use x509_parser::oid_registry::*;
+        let oid = &signature.algorithm;
+        let curve = || {
+            let params = issuer.algorithm.parameters.as_ref()?;
+            let curve = params.as_oid().ok()?;
+            Some((curve == OID_EC_P256, curve == OID_NIST_EC_P384))
+        };
+        Some(if *oid == OID_PKCS1_SHA256WITHRSA {
+            Common::RsaSha256
+        } else if *oid == OID_PKCS1_SHA384WITHRSA {
+            Common::RsaSha384
+        } else if *oid == OID_PKCS1_SHA512WITHRSA {
+            Common::RsaSha512
+        } else if *oid == OID_SIG_ECDSA_WITH_SHA256 {
+            match curve()? {
+                (true, _) => Common::EcdsaP256Sha256,
+                (_, true) => Common::EcdsaP384Sha256,
+                _ => return None,
+            }
+        } else if *oid == OID_SIG_ECDSA_WITH_SHA384 {
+            match curve()? {
+                (true, _) => Common::EcdsaP256Sha384,
+                (_, true) => Common::EcdsaP384Sha384,
+                _ => return None,
+            }
+        } else if *oid == OID_SIG_ED25519 {
+            Common::Ed25519
+        } else {
+            return None;
+        })
+    }
+
+    fn algorithm(self) -> &'static dyn aws_lc_rs::signature::VerificationAlgorithm {
+        use aws_lc_rs::signature::*;
+        match self {
+            Common::RsaSha256 => &RSA_PKCS1_2048_8192_SHA256,
+            Common::RsaSha384 => &RSA_PKCS1_2048_8192_SHA384,
+            Common::RsaSha512 => &RSA_PKCS1_2048_8192_SHA512,
+            Common::EcdsaP256Sha256 => &ECDSA_P256_SHA256_ASN1,
+            Common::EcdsaP256Sha384 => &ECDSA_P256_SHA384_ASN1,
+            Common::EcdsaP384Sha256 => &ECDSA_P384_SHA256_ASN1,
+            Common::EcdsaP384Sha384 => &ECDSA_P384_SHA384_ASN1,
+            Common::Ed25519 => &ED25519,
+        }
+    }
+}
+
+impl<'a> Signer<'a> {
+    fn new(spki: SubjectPublicKeyInfo<'a>) -> Self {
+        Signer {
+            spki,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// Whether this key made `signature` over `tbs`: what x509-parser's `verify_signature`
+    /// says, with the key parsed once rather than for every certificate.
+    fn signed(&self, tbs: &[u8], algorithm: &AlgorithmIdentifier, signature: &BitString) -> bool {
+        if let Some(common) = Common::of(algorithm, &self.spki) {
+            let (first, key) = self.parsed.get_or_init(|| {
+                let key = &self.spki.subject_public_key.data;
+                (common, ParsedPublicKey::new(common.algorithm(), key).ok())
+            });
+            if *first == common {
+                return key
+                    .as_ref()
+                    .is_some_and(|k| k.verify_sig(tbs, &signature.data).is_ok());
+            }
+        }
+        verify_signature(&self.spki, algorithm, signature, tbs).is_ok()
+    }
 }
 
 /// The signed bytes of a certificate (its TBSCertificate), its signature algorithm and its

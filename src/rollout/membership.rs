@@ -4,8 +4,11 @@
 //! ([`super::resolve::etcd_access`]):
 //!
 //! 1. a snapshot of the keyspace to `<state-dir>/snapshots/<time>.db` (the gateway's stream of
-//!    base64 `blob`s, the last one etcd's SHA-256 of the rest: verified, and written as etcdctl
-//!    writes it), its size and revision recorded;
+//!    base64 `blob`s, the last one etcd's SHA-256 of the rest, decoded as it arrives into a temp
+//!    file beside it, the SHA-256 computed on the way: verified, then the file renamed into
+//!    place, as etcdctl writes it), its size and revision recorded. Memory stays bounded (one
+//!    gateway message at a time), the size by the free space of the state dir, the time by
+//!    progress (`--health-timeout` between two reads);
 //! 2. leadership moved to a kept member when a retired member leads, the new leader verified;
 //! 3. `member remove` of each retired member, behind a gate: the kept members healthy, a leader
 //!    among them, the member list without it.
@@ -16,6 +19,7 @@
 //! restoring) and `resume` continues with the membership step that stopped, each step checking
 //! first what is already done. A failure before any removal changes nothing.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -164,6 +168,10 @@ pub struct Retirement {
     pub db_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
+    /// The bytes free for the snapshot when planned (on the file system of the snapshot
+    /// directory, or of its nearest existing ancestor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_room: Option<u64>,
     /// The kept members' https client URLs: where the requests go.
     pub endpoints: Vec<String>,
     pub actions: Vec<Planned>,
@@ -367,6 +375,7 @@ pub fn plan(
         leader: None,
         db_size: None,
         revision: None,
+        snapshot_room: None,
         endpoints: vec![],
         actions: vec![],
     };
@@ -382,6 +391,7 @@ pub fn plan(
             r.db_size = Some(s.db_size);
             r.revision = Some(s.revision);
         }
+        r.snapshot_room = crate::sys::fs::free_bytes(snapshots);
     }
     let local = node
         .iter()
@@ -511,26 +521,27 @@ impl Retirement {
     }
 }
 
-/// Whether the gateway's snapshot stream of a keyspace of `db_size` bytes fits in one response
-/// [`tls::https_request`] reads (base64 is 4/3 of the bytes, plus about 100 bytes of JSON per
-/// 32 KiB message).
-pub fn gateway_fits(db_size: u64) -> bool {
-    let messages = db_size / (32 * 1024) + 2;
-    db_size.saturating_mul(4) / 3 + messages * 128 + 1024 <= tls::MAX_BODY as u64
+/// The most a snapshot may hold whatever the free space: far above any etcd keyspace (etcd
+/// warns above an 8 GiB quota), it only stops a stream that never ends.
+pub const SNAPSHOT_CAP: u64 = 16 << 30;
+
+/// The snapshot file of a keyspace of `db_size` bytes: the database, then its SHA-256.
+fn snapshot_size(db_size: u64) -> u64 {
+    db_size.saturating_add(32)
 }
 
-fn too_large(db_size: u64) -> String {
+fn no_room(db_size: u64, dir: &Path, room: u64) -> String {
     format!(
-        "the keyspace is {db_size} bytes, more than certs reads through the gateway in one answer ({} bytes of base64 JSON, about {} bytes of keyspace): take the snapshot by hand (the plan prints the etcdctl line), then run the member steps by hand too, or the rollout with --no-etcd-membership",
-        tls::MAX_BODY,
-        tls::MAX_BODY as u64 * 3 / 4 - 4096
+        "the keyspace is {db_size} bytes, its snapshot does not fit in the {room} bytes free for {}: free space there or give --state-dir on a larger file system; or take the snapshot by hand (the plan prints the etcdctl line), then run the member steps by hand too, or the rollout with --no-etcd-membership",
+        dir.display()
     )
 }
 
 /// Everything that refuses a retirement before anything changes, one line each: no member
 /// named, a name that designates no member or several, no member left, a removal (one at a
 /// time, in order) that would leave fewer healthy members than a quorum, a kept member
-/// unhealthy or no leader now, a keyspace too large for the gateway.
+/// unhealthy or no leader now, a keyspace whose snapshot does not fit in the free space of the
+/// state dir.
 pub fn check(r: &Retirement) -> Vec<String> {
     let mut out = Vec::new();
     let p = "etcd membership";
@@ -646,8 +657,18 @@ pub fn check(r: &Retirement) -> Vec<String> {
         if r.leader.is_none() && !retired.is_empty() {
             out.push(format!("{p}: the cluster reports no leader now"));
         }
-        if let Some(size) = r.db_size.filter(|&s| !gateway_fits(s)) {
-            out.push(format!("{p}: {}", too_large(size)));
+        if let (Some(size), Some(room)) = (r.db_size, r.snapshot_room) {
+            if snapshot_size(size) > room {
+                let dir = r
+                    .actions
+                    .iter()
+                    .find_map(|a| match &a.action {
+                        Action::Snapshot { dir, .. } => Some(dir.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| PathBuf::from("the snapshot directory"));
+                out.push(format!("{p}: {}", no_room(size, &dir, room)));
+            }
         }
     }
     out
@@ -676,8 +697,17 @@ pub trait EtcdAdmin {
     ) -> std::result::Result<Vec<MemberRef>, String>;
     fn status(&self, access: &Access, endpoint: &str) -> std::result::Result<Status, String>;
     fn healthy(&self, access: &Access, endpoint: &str) -> std::result::Result<bool, String>;
-    /// The snapshot as etcdctl saves it: the database, then etcd's SHA-256 of it.
-    fn snapshot(&self, access: &Access, endpoint: &str) -> std::result::Result<Vec<u8>, String>;
+    /// Streams the snapshot as etcdctl saves it (the database, then etcd's SHA-256 of it) into
+    /// `out` as it arrives: each read waits at most `idle`, and a snapshot of more than `limit`
+    /// bytes fails (as soon as etcd announces it, when it does).
+    fn snapshot(
+        &self,
+        access: &Access,
+        endpoint: &str,
+        idle: Duration,
+        limit: u64,
+        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String>;
     /// Asks the leader (at `leader`) to hand leadership to member `to` (decimal id).
     fn move_leader(
         &self,
@@ -701,7 +731,14 @@ impl EtcdAdmin for NoEtcd {
     fn healthy(&self, _: &Access, _: &str) -> std::result::Result<bool, String> {
         Err("no etcd access in this run".into())
     }
-    fn snapshot(&self, _: &Access, _: &str) -> std::result::Result<Vec<u8>, String> {
+    fn snapshot(
+        &self,
+        _: &Access,
+        _: &str,
+        _: Duration,
+        _: u64,
+        _: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
         Err("no etcd access in this run".into())
     }
     fn move_leader(&self, _: &Access, _: &str, _: &str) -> std::result::Result<(), String> {
@@ -718,9 +755,6 @@ pub struct GatewayAdmin {
     /// Bound on one request.
     pub timeout: Duration,
 }
-
-/// The most a snapshot request may take.
-const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl GatewayAdmin {
     fn opts(&self, a: &Access, timeout: Duration) -> std::result::Result<ProbeOptions, String> {
@@ -845,10 +879,51 @@ impl EtcdAdmin for GatewayAdmin {
         .healthy(&target)
     }
 
-    fn snapshot(&self, a: &Access, endpoint: &str) -> std::result::Result<Vec<u8>, String> {
-        let timeout = self.timeout.max(SNAPSHOT_TIMEOUT);
-        let body = self.request(a, endpoint, "/v3/maintenance/snapshot", &json!({}), timeout)?;
-        parse_snapshot_stream(&body).map_err(|e| format!("{endpoint}/v3/maintenance/snapshot: {e}"))
+    fn snapshot(
+        &self,
+        a: &Access,
+        endpoint: &str,
+        idle: Duration,
+        limit: u64,
+        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        const PATH: &str = "/v3/maintenance/snapshot";
+        let target: Target = endpoint.parse().map_err(|e| format!("{e}"))?;
+        // Connecting and the answer's head within the request timeout (or `idle`, if longer);
+        // then the body by progress.
+        let opts = self.opts(a, self.timeout.max(idle))?;
+        let limits = tls::StreamLimits {
+            idle,
+            max_body: max_stream(limit),
+        };
+        let mut resp = tls::https_stream(&target, "POST", PATH, Some(b"{}"), &opts, limits)
+            .map_err(|e| e.to_string())?;
+        if resp.status != 200 {
+            let mut said = Vec::new();
+            let _ = (&mut resp.body).take(64 * 1024).read_to_end(&mut said);
+            return Err(gateway_error(endpoint, PATH, resp.status, &said));
+        }
+        let mut decoder = SnapshotDecoder::new(limit);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = resp.body.read(&mut buf).map_err(|e| {
+                format!(
+                    "{endpoint}{PATH}: reading the stream after {} message(s), {} bytes of snapshot: {e}",
+                    decoder.messages(),
+                    decoder.decoded()
+                )
+            })?;
+            if n == 0 {
+                break;
+            }
+            decoder
+                .feed(&buf[..n], out)
+                .map_err(|e| format!("{endpoint}{PATH}: {e}"))?;
+        }
+        decoder
+            .finish()
+            .map(|_| ())
+            .map_err(|e| format!("{endpoint}{PATH}: {e}"))
     }
 
     fn move_leader(&self, a: &Access, leader: &str, to: &str) -> std::result::Result<(), String> {
@@ -872,20 +947,138 @@ impl EtcdAdmin for GatewayAdmin {
     }
 }
 
-/// The gateway streams a server-streaming call as one JSON object per line:
-/// `{"result":{"blob":"<base64>","remaining_bytes":"…"}}` (etcd 3.4 leaves out the header and a
-/// zero `remaining_bytes`), or `{"error":{…}}` when the stream fails. The blobs, in order.
-pub fn parse_snapshot_stream(body: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    use base64::Engine;
-    let mut out = Vec::new();
-    let mut messages = 0;
-    for line in body.split(|&b| b == b'\n') {
-        let line = line.trim_ascii();
-        if line.is_empty() {
-            continue;
+/// The most gateway bytes read for a snapshot of at most `limit` bytes: base64 is 4/3 of the
+/// bytes, plus about 100 bytes of JSON per 32 KiB message; twice, and a MiB, is ample.
+fn max_stream(limit: u64) -> u64 {
+    limit.saturating_mul(2).saturating_add(1 << 20)
+}
+
+/// The largest gateway message taken (etcd sends 32 KiB of snapshot per message, about 44 KB of
+/// JSON): what bounds the decoder's memory.
+const MAX_MESSAGE: usize = 4 << 20;
+
+/// The gateway's answer to a server-streaming call, decoded as it arrives: one JSON object per
+/// message, `{"result":{"blob":"<base64>","remaining_bytes":"…"}}` (etcd 3.4 leaves out the
+/// header and a zero `remaining_bytes`), or `{"error":{…}}` when the stream fails; the gateway
+/// ends each with a newline, but objects are found by their braces, so any split of the bytes
+/// (across an object, a string, a base64 quantum) and any whitespace between objects decode the
+/// same. Each message's blob goes to the sink as soon as its object is complete: memory holds
+/// one message.
+#[derive(Debug)]
+pub struct SnapshotDecoder {
+    /// The bytes of the object under way.
+    pending: Vec<u8>,
+    /// Nesting depth inside the object under way (0 between objects).
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    messages: usize,
+    decoded: u64,
+    limit: u64,
+}
+
+impl SnapshotDecoder {
+    /// A decoder refusing more than `limit` bytes of snapshot.
+    pub fn new(limit: u64) -> SnapshotDecoder {
+        SnapshotDecoder {
+            pending: Vec::new(),
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            messages: 0,
+            decoded: 0,
+            limit,
         }
-        let v: Value = serde_json::from_slice(line)
-            .map_err(|e| format!("message {} is not JSON ({e})", messages + 1))?;
+    }
+
+    /// Messages decoded so far.
+    pub fn messages(&self) -> usize {
+        self.messages
+    }
+
+    /// Snapshot bytes handed to the sink so far.
+    pub fn decoded(&self) -> u64 {
+        self.decoded
+    }
+
+    /// Takes the next bytes of the answer, handing the blob of each message completed to `out`.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        // Where the object under way starts in `bytes` (0: it began in an earlier feed).
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if self.depth == 0 {
+                match b {
+                    b' ' | b'\t' | b'\r' | b'\n' => continue,
+                    b'{' => {
+                        self.depth = 1;
+                        start = i;
+                        continue;
+                    }
+                    _ => {
+                        return Err(format!(
+                            "after {} message(s): {:?} where a JSON object should start",
+                            self.messages, b as char
+                        ))
+                    }
+                }
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        self.take(&bytes[start..=i])?;
+                        let message = std::mem::take(&mut self.pending);
+                        let done = self.message(&message, out);
+                        self.pending = message;
+                        self.pending.clear();
+                        done?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if self.depth > 0 {
+            self.take(&bytes[start..])?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, part: &[u8]) -> std::result::Result<(), String> {
+        if self.pending.len() + part.len() > MAX_MESSAGE {
+            return Err(format!(
+                "message {} is longer than {MAX_MESSAGE} bytes",
+                self.messages + 1
+            ));
+        }
+        self.pending.extend_from_slice(part);
+        Ok(())
+    }
+
+    fn message(
+        &mut self,
+        text: &[u8],
+        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        use base64::Engine;
+        let n = self.messages + 1;
+        let v: Value =
+            serde_json::from_slice(text).map_err(|e| format!("message {n} is not JSON ({e})"))?;
         if !v["error"].is_null() {
             let e = &v["error"];
             let said = e["message"]
@@ -893,49 +1086,135 @@ pub fn parse_snapshot_stream(body: &[u8]) -> std::result::Result<Vec<u8>, String
                 .or(e.as_str())
                 .map_or_else(|| e.to_string(), str::to_string);
             return Err(format!(
-                "the stream failed after {messages} message(s): {said}"
+                "the stream failed after {} message(s): {said}",
+                self.messages
             ));
         }
         let blob = v["result"]["blob"].as_str().unwrap_or("");
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(blob)
-            .map_err(|e| {
-                format!(
-                    "message {} has a blob that is not base64 ({e})",
-                    messages + 1
-                )
-            })?;
-        out.extend_from_slice(&bytes);
-        messages += 1;
+            .map_err(|e| format!("message {n} has a blob that is not base64 ({e})"))?;
+        self.messages = n;
+        self.decoded += bytes.len() as u64;
+        // etcd says how much follows: refuse what cannot fit before it is written.
+        let remaining = uint(&v["result"]["remaining_bytes"]);
+        let announced = self.decoded.saturating_add(remaining);
+        if announced > self.limit {
+            let what = if remaining > 0 {
+                format!("{announced} bytes announced")
+            } else {
+                format!("{} bytes received", self.decoded)
+            };
+            return Err(format!(
+                "the snapshot is larger than the {} bytes it may take ({what} after {n} message(s))",
+                self.limit
+            ));
+        }
+        if !bytes.is_empty() {
+            out(&bytes)?;
+        }
+        Ok(())
     }
-    if messages == 0 {
-        return Err("the answer holds no snapshot message".into());
+
+    /// The end of the answer: every message complete, at least one. Returns the bytes decoded.
+    pub fn finish(self) -> std::result::Result<u64, String> {
+        if self.depth > 0 {
+            return Err(format!(
+                "the answer ends inside message {} ({} bytes of it)",
+                self.messages + 1,
+                self.pending.len()
+            ));
+        }
+        if self.messages == 0 {
+            return Err("the answer holds no snapshot message".into());
+        }
+        Ok(self.decoded)
     }
-    Ok(out)
 }
 
-/// Checks a snapshot as etcd sends it: a bbolt database (its meta page's magic 0xED0CDAED at
-/// byte 16) followed by etcd's SHA-256 of it. Returns the database's size.
+/// The snapshot's bytes, checked as they pass: a bbolt database (its meta page's magic
+/// 0xED0CDAED at byte 16) followed by etcd's SHA-256 of it. The digest runs over everything but
+/// the last 32 bytes seen, which are held back: the end of the stream tells they were the sum.
+pub struct SnapshotSum {
+    head: Vec<u8>,
+    digest: aws_lc_rs::digest::Context,
+    /// The last (at most) 32 bytes, not digested yet.
+    tail: Vec<u8>,
+    total: u64,
+}
+
+impl Default for SnapshotSum {
+    fn default() -> Self {
+        SnapshotSum::new()
+    }
+}
+
+impl SnapshotSum {
+    pub fn new() -> SnapshotSum {
+        SnapshotSum {
+            head: Vec::with_capacity(20),
+            digest: aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
+            tail: Vec::with_capacity(64),
+            total: 0,
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        if self.head.len() < 20 {
+            let n = (20 - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..n]);
+        }
+        if bytes.len() >= 32 {
+            self.digest.update(&self.tail);
+            let (body, last) = bytes.split_at(bytes.len() - 32);
+            self.digest.update(body);
+            self.tail.clear();
+            self.tail.extend_from_slice(last);
+        } else {
+            self.tail.extend_from_slice(bytes);
+            if self.tail.len() > 32 {
+                let over = self.tail.len() - 32;
+                self.digest.update(&self.tail[..over]);
+                self.tail.drain(..over);
+            }
+        }
+    }
+
+    /// Bytes seen.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Checks the snapshot seen; returns the database's size.
+    pub fn finish(self) -> std::result::Result<u64, String> {
+        if self.total < 32 + 20 {
+            return Err(format!("{} bytes: too short for a snapshot", self.total));
+        }
+        if self.head[16..20] != [0xED, 0xDA, 0x0C, 0xED] {
+            return Err("not a bbolt database (no meta page magic at byte 16)".into());
+        }
+        let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let want = hex(&self.tail);
+        let got = hex(self.digest.finish().as_ref());
+        if got != want {
+            return Err(format!(
+                "its SHA-256 is {got}, etcd sent {want}: the snapshot is damaged"
+            ));
+        }
+        Ok(self.total - 32)
+    }
+}
+
+/// Checks a snapshot as etcd sends it, whole: see [`SnapshotSum`]. Returns the database's size.
 pub fn verify_snapshot(bytes: &[u8]) -> std::result::Result<usize, String> {
-    if bytes.len() < 32 + 20 {
-        return Err(format!("{} bytes: too short for a snapshot", bytes.len()));
-    }
-    let (db, sum) = bytes.split_at(bytes.len() - 32);
-    if db[16..20] != [0xED, 0xDA, 0x0C, 0xED] {
-        return Err("not a bbolt database (no meta page magic at byte 16)".into());
-    }
-    let want: String = sum.iter().map(|b| format!("{b:02x}")).collect();
-    let got = crate::pki::cert::sha256_hex(db);
-    if got != want {
-        return Err(format!(
-            "its SHA-256 is {got}, etcd sent {want}: the snapshot is damaged"
-        ));
-    }
-    Ok(db.len())
+    let mut sum = SnapshotSum::new();
+    sum.push(bytes);
+    sum.finish().map(|n| n as usize)
 }
 
-/// Writes `bytes` to `<dir>/<time>.db` (0600, synced, never over an existing file).
-fn write_snapshot(dir: &Path, bytes: &[u8], now: i64) -> std::result::Result<PathBuf, String> {
+/// A new name for a snapshot in `dir` (created, 0700, if missing): `<time>.db`, `<time>-2.db`, …
+fn snapshot_path(dir: &Path, now: i64) -> std::result::Result<PathBuf, String> {
     crate::sys::fs::create_new_dir(dir)
         .or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })
         .map_err(|e| e.to_string())?;
@@ -946,13 +1225,7 @@ fn write_snapshot(dir: &Path, bytes: &[u8], now: i64) -> std::result::Result<Pat
         path = dir.join(format!("{stamp}-{n}.db"));
         n += 1;
     }
-    let tmp = crate::sys::fs::temp_beside(&path);
-    crate::sys::fs::write_synced(&tmp, bytes, 0o600).map_err(|e| e.to_string())?;
-    crate::sys::fs::commit_temp(&tmp, &path).map_err(|e| e.to_string())?;
-    match crate::sys::fs::read_opt(&path) {
-        Some(b) if b.len() == bytes.len() => Ok(path),
-        _ => Err(format!("{} does not read back as written", path.display())),
-    }
+    Ok(path)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1197,11 +1470,24 @@ impl Executor<'_> {
         let taken = (|| -> std::result::Result<String, String> {
             (self.fault)("etcd snapshot")?;
             let before = live.admin.status(live.access, endpoint)?;
-            if !gateway_fits(before.db_size) {
-                return Err(too_large(before.db_size));
+            let path = snapshot_path(dir, (self.now)())?;
+            let room = crate::sys::fs::free_bytes(dir);
+            if let Some(room) = room.filter(|&r| snapshot_size(before.db_size) > r) {
+                return Err(no_room(before.db_size, dir, room));
             }
-            let bytes = live.admin.snapshot(live.access, endpoint)?;
-            verify_snapshot(&bytes)?;
+            let limit = room.unwrap_or(SNAPSHOT_CAP).min(SNAPSHOT_CAP);
+            // Into a temp file beside `path` (removed on any failure), checked on the way.
+            let mut file =
+                crate::sys::fs::StreamedFile::create(&path, 0o600).map_err(|e| e.to_string())?;
+            let mut sum = SnapshotSum::new();
+            let idle = self.timing.deadline.max(Duration::from_secs(1));
+            live.admin
+                .snapshot(live.access, endpoint, idle, limit, &mut |bytes| {
+                    sum.push(bytes);
+                    file.write(bytes).map_err(|e| e.to_string())
+                })?;
+            let total = sum.total();
+            sum.finish()?;
             let revision = match live.admin.status(live.access, endpoint) {
                 Ok(after) if after.revision != before.revision => format!(
                     "revision between {} and {} (written to while saved)",
@@ -1209,11 +1495,16 @@ impl Executor<'_> {
                 ),
                 _ => format!("revision {}", before.revision),
             };
-            let path = write_snapshot(dir, &bytes, (self.now)())?;
+            let written = file.commit().map_err(|e| e.to_string())?;
+            if written != total {
+                return Err(format!(
+                    "{} holds {written} bytes, {total} were received",
+                    path.display()
+                ));
+            }
             Ok(format!(
-                "snapshot saved to {}: {} bytes, {revision}, etcd's SHA-256 verified",
-                path.display(),
-                bytes.len()
+                "snapshot saved to {}: {total} bytes, {revision}, etcd's SHA-256 verified",
+                path.display()
             ))
         })();
         match taken {
@@ -1549,13 +1840,26 @@ mod tests {
             let m = self.at(ep)?;
             Ok(!self.unhealthy.borrow().contains(&m.id))
         }
-        fn snapshot(&self, _: &Access, ep: &str) -> std::result::Result<Vec<u8>, String> {
+        fn snapshot(
+            &self,
+            _: &Access,
+            ep: &str,
+            _: Duration,
+            limit: u64,
+            out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
+        ) -> std::result::Result<(), String> {
             self.at(ep)?;
             self.calls.borrow_mut().push(format!("snapshot {ep}"));
-            if self.fail_snapshot {
-                return Err("the stream failed after 1 message(s): boom".into());
+            // The gateway's answer through the real decoder, in awkward pieces.
+            let body = gateway_answer(&fake_snapshot(), 5000);
+            let mut d = SnapshotDecoder::new(limit);
+            for piece in body.as_bytes().chunks(777) {
+                d.feed(piece, out)?;
+                if self.fail_snapshot && d.messages() > 0 {
+                    return Err("the stream failed after 1 message(s): boom".into());
+                }
             }
-            Ok(fake_snapshot())
+            d.finish().map(|_| ())
         }
         fn move_leader(&self, _: &Access, ep: &str, to: &str) -> std::result::Result<(), String> {
             let m = self.at(ep)?;
@@ -1735,10 +2039,10 @@ mod tests {
                 .any(|l| l.contains("no quorum to commit the removal of etcd3")),
             "{p:?}"
         );
+        // A keyspace far larger than one gateway answer (1 MiB) of old: streamed, not refused.
         let mut big = Fake::new(1);
         big.db_size = 64 << 20;
-        let p = refused(&["etcd3"], &big);
-        assert!(p.len() == 1 && p[0].contains("67108864 bytes"), "{p:?}");
+        assert_eq!(refused(&["etcd3"], &big), Vec::<String>::new());
     }
 
     #[test]
@@ -1862,6 +2166,12 @@ mod tests {
         }
         assert_eq!(fake.called("move-leader") + fake.called("remove"), 0);
         assert_eq!(fake.members.borrow().len(), 3);
+        // The part written is gone with its temp file.
+        let left: Vec<_> = std::fs::read_dir(state.join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         let j = Journal::load(&state).unwrap().unwrap();
         assert_eq!(j.outcome, Outcome::RolledBack, "a new apply may start");
         // Also when a kept member is unhealthy once the removal is due: nothing is removed.
@@ -1924,35 +2234,205 @@ mod tests {
         assert_eq!(kept.len(), 2, "{events:?}");
     }
 
-    #[test]
-    fn the_gateway_stream_and_the_snapshot_are_checked() {
+    /// The gateway's answer for `snap`: as etcd sends it, `per` bytes of database per message
+    /// with the bytes still to come, then the SHA-256 alone (zero remaining_bytes left out).
+    fn gateway_answer(snap: &[u8], per: usize) -> String {
         use base64::Engine;
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let snap = fake_snapshot();
         let (db, sum) = snap.split_at(snap.len() - 32);
-        // etcd 3.4's answer: one message per 32 KiB, then the SHA-256; zero remaining_bytes left out.
-        let body = format!(
-            "{{\"result\":{{\"blob\":\"{}\"}}}}\n{{\"result\":{{\"blob\":\"{}\"}}}}\n",
-            b64(db),
-            b64(sum)
+        let mut out = String::new();
+        let mut sent = 0;
+        for piece in db.chunks(per) {
+            sent += piece.len();
+            out.push_str(&format!(
+                "{{\"result\":{{\"blob\":\"{}\",\"remaining_bytes\":\"{}\"}}}}\n",
+                b64(piece),
+                db.len() - sent
+            ));
+        }
+        out.push_str(&format!("{{\"result\":{{\"blob\":\"{}\"}}}}\n", b64(sum)));
+        out
+    }
+
+    /// Decodes `body` fed in the pieces `cuts` makes (offsets), checked as it goes.
+    fn decode_in_pieces(
+        body: &[u8],
+        cuts: &[usize],
+        limit: u64,
+    ) -> std::result::Result<(Vec<u8>, u64), String> {
+        let mut got = Vec::new();
+        let mut sum = SnapshotSum::new();
+        let mut d = SnapshotDecoder::new(limit);
+        let mut at = 0;
+        for &cut in cuts.iter().chain([body.len()].iter()) {
+            let cut = cut.clamp(at, body.len());
+            d.feed(&body[at..cut], &mut |b| {
+                got.extend_from_slice(b);
+                sum.push(b);
+                Ok(())
+            })?;
+            at = cut;
+        }
+        d.finish()?;
+        let db = sum.finish()?;
+        Ok((got, db))
+    }
+
+    #[test]
+    fn the_gateway_stream_decodes_the_same_however_it_is_split() {
+        let snap = fake_snapshot();
+        let body = gateway_answer(&snap, 5000);
+        let bytes = body.as_bytes();
+        let whole = decode_in_pieces(bytes, &[], u64::MAX).unwrap();
+        assert_eq!(whole, (snap.clone(), 16384));
+        // Where the awkward places are: inside `"blob":"`, inside a base64 quantum of a blob
+        // (offset not a multiple of 4 from its start), on the padding, on the newline between
+        // two objects, between `}` and `}`.
+        let blob = body.find("\"blob\":\"").unwrap() + 8;
+        let second = body[1..].find('{').unwrap() + 1;
+        let second = body[second..].find("\n{").unwrap() + second;
+        let pad = body.find("=\"").unwrap();
+        let braces = body.find("}}").unwrap() + 1;
+        let awkward = [
+            vec![3],
+            vec![blob - 2, blob + 1, blob + 2, blob + 3],
+            vec![blob + 5, blob + 6, blob + 4097],
+            vec![pad, pad + 1],
+            vec![second, second + 1],
+            vec![braces],
+            (0..bytes.len()).step_by(7).collect(),
+            (0..bytes.len()).collect(),
+        ];
+        for cuts in &awkward {
+            let got = decode_in_pieces(bytes, cuts, u64::MAX);
+            assert_eq!(
+                got.as_ref().map(|g| g.1),
+                Ok(16384),
+                "cut at {:?}",
+                &cuts[..cuts.len().min(8)]
+            );
+            assert_eq!(got.unwrap().0, snap);
+        }
+        // Objects back to back, or with other whitespace, are the same stream.
+        let packed = body.replace('\n', "");
+        assert_eq!(
+            decode_in_pieces(packed.as_bytes(), &[100, 101], u64::MAX)
+                .unwrap()
+                .0,
+            snap
         );
-        let got = parse_snapshot_stream(body.as_bytes()).unwrap();
-        assert_eq!(got, snap);
-        assert_eq!(verify_snapshot(&got), Ok(16384));
+        let spaced = body.replace('\n', "\r\n \t");
+        assert_eq!(
+            decode_in_pieces(spaced.as_bytes(), &[9999], u64::MAX)
+                .unwrap()
+                .0,
+            snap
+        );
+        // Braces and escaped quotes inside strings do not end an object.
+        let odd = format!(
+            "{{\"result\":{{\"note\":\"}}\\\"{{\",\"blob\":\"\"}}}}{}",
+            body
+        );
+        assert_eq!(
+            decode_in_pieces(odd.as_bytes(), &[12, 13], u64::MAX)
+                .unwrap()
+                .0,
+            snap
+        );
+    }
+
+    #[test]
+    fn the_gateway_stream_and_the_snapshot_are_checked() {
+        let snap = fake_snapshot();
+        let body = gateway_answer(&snap, 32 * 1024);
+        let (got, db) = decode_in_pieces(body.as_bytes(), &[], u64::MAX).unwrap();
+        assert_eq!((got.as_slice(), db), (snap.as_slice(), 16384));
+        assert_eq!(verify_snapshot(&snap), Ok(16384));
+        let first = body.lines().next().unwrap();
         let failed = format!(
-            "{{\"result\":{{\"blob\":\"{}\"}}}}\n{{\"error\":{{\"grpc_code\":14,\"message\":\"transport is closing\"}}}}\n",
-            b64(db)
+            "{first}\n{{\"error\":{{\"grpc_code\":14,\"message\":\"transport is closing\"}}}}\n"
         );
-        assert!(parse_snapshot_stream(failed.as_bytes())
+        let err = decode_in_pieces(failed.as_bytes(), &[first.len() + 3], u64::MAX).unwrap_err();
+        assert!(
+            err.contains("after 1 message(s): transport is closing"),
+            "{err}"
+        );
+        assert!(decode_in_pieces(b"", &[], u64::MAX)
             .unwrap_err()
-            .contains("after 1 message(s): transport is closing"));
-        assert!(parse_snapshot_stream(b"").is_err());
+            .contains("no snapshot message"));
+        let cut = decode_in_pieces(&body.as_bytes()[..body.len() - 10], &[], u64::MAX).unwrap_err();
+        assert!(cut.contains("ends inside message 2"), "{cut}");
+        let err = decode_in_pieces(b"HTTP/1.1 200", &[], u64::MAX).unwrap_err();
+        assert!(err.contains("where a JSON object should start"), "{err}");
+        let bad = body.replacen("\"blob\":\"", "\"blob\":\"*", 1);
+        assert!(decode_in_pieces(bad.as_bytes(), &[], u64::MAX)
+            .unwrap_err()
+            .contains("message 1 has a blob that is not base64"));
+        // Without the last message, the last 32 bytes of the database pass for the sum.
+        let short = body.lines().take(1).collect::<String>();
+        assert!(decode_in_pieces(short.as_bytes(), &[], u64::MAX)
+            .unwrap_err()
+            .contains("damaged"));
         let mut damaged = snap.clone();
         damaged[100] = 8;
         assert!(verify_snapshot(&damaged).unwrap_err().contains("damaged"));
-        let mut not_bolt = snap;
+        let mut not_bolt = snap.clone();
         not_bolt[16] = 0;
         assert!(verify_snapshot(&not_bolt).unwrap_err().contains("bbolt"));
-        assert!(gateway_fits(700_000) && !gateway_fits(800_000));
+        assert!(verify_snapshot(&snap[..40])
+            .unwrap_err()
+            .contains("too short"));
+        // The limit: refused as soon as etcd announces more (the first of four messages here).
+        let four = gateway_answer(&snap, 5000);
+        let mut seen = 0;
+        let mut d = SnapshotDecoder::new(10_000);
+        let err = d
+            .feed(four.as_bytes(), &mut |b| {
+                seen += b.len();
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(
+            err.contains("larger than the 10000 bytes") && err.contains("16384 bytes announced"),
+            "{err}"
+        );
+        assert_eq!(seen, 0, "nothing handed on once refused");
+        // Without remaining_bytes, once the bytes pass it.
+        let quiet = gateway_answer(&snap, 5000).replace(",\"remaining_bytes\":", ",\"x\":");
+        let err = decode_in_pieces(quiet.as_bytes(), &[], 10_000).unwrap_err();
+        assert!(err.contains("larger than the 10000 bytes"), "{err}");
+        // One message may not grow without bound.
+        let endless = format!("{{\"result\":{{\"blob\":\"{}", "A".repeat(MAX_MESSAGE));
+        let err = decode_in_pieces(endless.as_bytes(), &[1000], u64::MAX).unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
+        // The sink's failure stops the stream.
+        let mut d = SnapshotDecoder::new(u64::MAX);
+        let err = d
+            .feed(body.as_bytes(), &mut |_| Err("disk full".into()))
+            .unwrap_err();
+        assert_eq!(err, "disk full");
+    }
+
+    #[test]
+    fn a_keyspace_larger_than_the_room_for_its_snapshot_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::new(1);
+        let (p, problems) = planned(&fake, &["etcd3"], dir.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut r = p.etcd.clone().unwrap();
+        assert!(r.snapshot_room.is_some_and(|room| room > 20480), "{r:?}");
+        // Far more than one gateway answer of old (1 MiB) is fine while it fits.
+        r.db_size = Some(64 << 20);
+        r.snapshot_room = Some(1 << 30);
+        assert_eq!(check(&r), Vec::<String>::new());
+        r.snapshot_room = Some(32 << 20);
+        let p = check(&r);
+        assert!(
+            p.len() == 1
+                && p[0].contains("the keyspace is 67108864 bytes")
+                && p[0].contains("33554432 bytes free for")
+                && p[0].contains("state/snapshots"),
+            "{p:?}"
+        );
     }
 }

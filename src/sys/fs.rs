@@ -568,19 +568,146 @@ pub fn probe_writable(dir: &Path) -> std::result::Result<(PathBuf, u64), String>
         .open(&probe)
         .map_err(|e| format!("cannot create a file in {}: {e}", at.display()))?;
     let _ = std::fs::remove_file(&probe);
+    Ok((at.clone(), df_free(&at)?.unwrap_or(0)))
+}
+
+/// The bytes free for an unprivileged writer (`df -Pk`'s "Available") on the file system that
+/// holds `dir`, or would hold it: its nearest existing ancestor is asked. Writes nothing. `None`
+/// when `df` cannot tell.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let mut at = dir.to_path_buf();
+    loop {
+        if at.as_os_str().is_empty() {
+            at = PathBuf::from(".");
+        }
+        if std::fs::metadata(&at).is_ok() || !at.pop() {
+            break;
+        }
+    }
+    df_free(&at).ok().flatten()
+}
+
+/// `df -Pk PATH`'s available KiB, in bytes.
+fn df_free(at: &Path) -> std::result::Result<Option<u64>, String> {
     let out = std::process::Command::new("df")
         .arg("-Pk")
-        .arg(&at)
+        .arg(at)
         .output()
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let kib: u64 = text
+    Ok(text
         .lines()
         .nth(1)
         .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Ok((at, kib * 1024))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|kib| kib.saturating_mul(1024)))
+}
+
+/// A file written as its bytes arrive, for what is too large to hold in memory (an etcd
+/// snapshot): [`StreamedFile::create`] opens a new temp file beside the target ([`temp_beside`],
+/// with its mode), [`StreamedFile::write`] appends, [`StreamedFile::commit`] syncs it and renames
+/// it over the target (then syncs the directory). Dropped uncommitted (an error, a refused
+/// stream), the temp file is removed: a reader never sees a partial file at the target.
+#[derive(Debug)]
+pub struct StreamedFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    written: u64,
+}
+
+impl StreamedFile {
+    /// Opens the temp file beside `path` (a stale one from a crash is replaced), `mode` exactly
+    /// (the umask does not narrow it).
+    pub fn create(path: &Path, mode: u32) -> Result<StreamedFile> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let tmp = temp_beside(path);
+        let err = |source| Error::Write {
+            path: tmp.clone(),
+            source,
+        };
+        let _ = std::fs::remove_file(&tmp);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(err)?;
+        // From here on, a failure removes the temp file (Drop).
+        let mut out = StreamedFile {
+            path: path.to_path_buf(),
+            tmp: tmp.clone(),
+            file: None,
+            written: 0,
+        };
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(err)?;
+        out.file = Some(std::io::BufWriter::with_capacity(256 * 1024, f));
+        Ok(out)
+    }
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(f) = self.file.as_mut() else {
+            return Err(self.closed());
+        };
+        std::io::Write::write_all(f, bytes).map_err(|source| Error::Write {
+            path: self.tmp.clone(),
+            source,
+        })?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Flushes and syncs the temp file, checks that it holds every byte written, renames it over
+    /// the target and syncs the directory. Returns the target's size.
+    pub fn commit(mut self) -> Result<u64> {
+        let err = |path: &Path, source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let Some(f) = self.file.take() else {
+            return Err(self.closed());
+        };
+        let f = f.into_inner().map_err(|e| err(&self.tmp, e.into_error()))?;
+        f.sync_all().map_err(|e| err(&self.tmp, e))?;
+        let len = f.metadata().map_err(|e| err(&self.tmp, e))?.len();
+        drop(f);
+        if len != self.written {
+            return Err(err(
+                &self.tmp,
+                std::io::Error::other(format!(
+                    "holds {len} bytes after the sync, {} were written",
+                    self.written
+                )),
+            ));
+        }
+        commit_temp(&self.tmp, &self.path)?;
+        // Committed: nothing for Drop to remove.
+        self.tmp = PathBuf::new();
+        Ok(len)
+    }
+
+    fn closed(&self) -> Error {
+        Error::Write {
+            path: self.tmp.clone(),
+            source: std::io::Error::other("already closed"),
+        }
+    }
+}
+
+impl Drop for StreamedFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            drop(self.file.take());
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// `path` as seen from a node whose file system is mounted at `root` (`/` for the live node).
@@ -632,6 +759,56 @@ pub fn add_to_bundle(dir: &Path, files: &[(PathBuf, u32, Vec<u8>)], manifest: &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_file_appears_whole_or_not_at_all() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.db");
+        let tmp = temp_beside(&path);
+        // A stale temp file of a crash is replaced.
+        std::fs::write(&tmp, b"stale").unwrap();
+        let mut f = StreamedFile::create(&path, 0o600).unwrap();
+        let piece: Vec<u8> = (0..100_000u32).map(|i| (i % 256) as u8).collect();
+        for _ in 0..40 {
+            f.write(&piece).unwrap();
+        }
+        assert_eq!(f.written(), 4_000_000);
+        assert!(is_absent(&path), "nothing at the target before the commit");
+        assert_eq!(
+            std::fs::metadata(&tmp).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        assert_eq!(f.commit().unwrap(), 4_000_000);
+        assert!(is_absent(&tmp));
+        let back = std::fs::read(&path).unwrap();
+        assert_eq!(back.len(), 4_000_000);
+        assert!(back.chunks(100_000).all(|c| c == piece.as_slice()));
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        // Dropped before the commit (a failed stream): no target, no temp file.
+        let other = dir.path().join("other.db");
+        let mut f = StreamedFile::create(&other, 0o600).unwrap();
+        f.write(b"part of it").unwrap();
+        drop(f);
+        assert!(is_absent(&other) && is_absent(&temp_beside(&other)));
+        // A directory that is not there.
+        assert!(StreamedFile::create(&dir.path().join("no/such.db"), 0o600).is_err());
+    }
+
+    #[test]
+    fn free_bytes_asks_the_nearest_existing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = free_bytes(dir.path()).unwrap();
+        assert!(here > 0);
+        let deeper = dir.path().join("state/snapshots");
+        let there = free_bytes(&deeper).unwrap();
+        // Same file system; others may write meanwhile.
+        assert!(there.abs_diff(here) < 1 << 30, "{here} {there}");
+        assert!(is_absent(&dir.path().join("state")), "nothing created");
+    }
 
     #[test]
     fn loops_fifos_and_big_files_are_problems() {

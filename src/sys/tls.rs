@@ -5,13 +5,16 @@
 //!   (leaf first) and say whether it verifies against the given CA(s) and covers the server name;
 //! - [`https_get`] / [`https_request`]: a minimal HTTP/1.1 exchange over the same, verified
 //!   connection, for health gates (etcd `/health` with a client certificate, apiserver `/readyz`,
-//!   the etcd v3 gateway).
+//!   the etcd v3 gateway);
+//! - [`https_stream`]: the same request, its body read as it arrives rather than into memory
+//!   (an etcd snapshot through the gateway).
 //!
 //! Rules it keeps:
 //! - the chain is captured before the verdict, so a rejected or aborted handshake still tells
 //!   what the server presented;
 //! - one [`ProbeOptions::timeout`] budget bounds a whole call (name resolution, connect,
-//!   handshake, request and response): nothing here can hang;
+//!   handshake, request and response): nothing here can hang; a streamed body is bounded by
+//!   progress instead (each read within [`StreamLimits::idle`]) and by its size;
 //! - no global crypto provider is installed, every configuration names aws-lc-rs explicitly;
 //! - private keys are never printed (the `Debug` of [`ProbeOptions`] leaves them out).
 
@@ -463,6 +466,185 @@ pub fn https_request(
     body: Option<&[u8]>,
     opts: &ProbeOptions,
 ) -> Result<HttpResponse, ProbeError> {
+    let Exchange {
+        mut conn,
+        mut sock,
+        probe,
+        client_cert_requested,
+        had_identity,
+    } = send_request(target, method, path, body, opts)?;
+    let mut reader = BufReader::new(CloseTolerant(rustls::Stream::new(&mut conn, &mut sock)));
+    match read_response(&mut reader, method) {
+        Ok((status, body)) => Ok(HttpResponse {
+            status,
+            body,
+            probe,
+        }),
+        Err(HttpFailure::Io(e)) => Err(io_failure(
+            e,
+            target,
+            "reading the HTTP response",
+            opts.timeout,
+            probe,
+            client_cert_requested,
+            had_identity,
+        )),
+        Err(HttpFailure::Protocol(detail)) => Err(ProbeError::Http {
+            target: target.clone(),
+            detail,
+        }),
+    }
+}
+
+/// How a body read by [`https_stream`] is bounded: by progress, not by the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// The longest wait for the next bytes of the body: every read gets it afresh, so a body
+    /// that keeps coming may take any time, one that stalls fails after `idle`.
+    pub idle: Duration,
+    /// The most body bytes (chunked coding removed) read before reading fails.
+    pub max_body: u64,
+}
+
+/// A response whose body is read as it arrives ([`https_stream`]).
+pub struct StreamedResponse {
+    pub status: u16,
+    /// The connection's facts: served chain and verdict.
+    pub probe: Probe,
+    pub body: StreamBody,
+}
+
+impl fmt::Debug for StreamedResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamedResponse")
+            .field("status", &self.status)
+            .field("probe", &self.probe)
+            .field("received", &self.body.received())
+            .finish()
+    }
+}
+
+type TlsReader = BufReader<CloseTolerant<rustls::StreamOwned<ClientConnection, DeadlineStream>>>;
+
+/// The body of a [`StreamedResponse`], chunked coding removed. A read fails (`TimedOut`) when no
+/// byte came within [`StreamLimits::idle`], (`InvalidData`) past [`StreamLimits::max_body`]
+/// bytes, when the response ends before its announced length or final chunk, or on bad chunk
+/// framing; the end of the body reads as 0.
+pub struct StreamBody {
+    inner: BodyReader<TlsReader>,
+    idle: Duration,
+}
+
+impl StreamBody {
+    /// Body bytes read so far.
+    pub fn received(&self) -> u64 {
+        self.inner.read
+    }
+}
+
+impl Read for StreamBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            if is_timeout(&e) {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no byte of the response body for {:?} (after {} bytes)",
+                        self.idle, self.inner.read
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
+}
+
+/// [`https_request`] whose body is not read into memory: once the status and headers are in
+/// (within [`ProbeOptions::timeout`], like the whole of an [`https_request`]), the caller reads
+/// [`StreamedResponse::body`] as it arrives, each read waiting at most [`StreamLimits::idle`],
+/// at most [`StreamLimits::max_body`] bytes in all (a Content-Length above it is refused at
+/// once). For long answers: an etcd snapshot over the v3 gateway.
+pub fn https_stream(
+    target: &Target,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    opts: &ProbeOptions,
+    limits: StreamLimits,
+) -> Result<StreamedResponse, ProbeError> {
+    let Exchange {
+        conn,
+        sock,
+        probe,
+        client_cert_requested,
+        had_identity,
+    } = send_request(target, method, path, body, opts)?;
+    let mut reader: TlsReader = BufReader::with_capacity(
+        64 * 1024,
+        CloseTolerant(rustls::StreamOwned::new(conn, sock)),
+    );
+    let (status, framing) = match read_head(&mut reader, method) {
+        Ok(head) => head,
+        Err(HttpFailure::Io(e)) => {
+            return Err(io_failure(
+                e,
+                target,
+                "reading the HTTP response",
+                opts.timeout,
+                probe,
+                client_cert_requested,
+                had_identity,
+            ))
+        }
+        Err(HttpFailure::Protocol(detail)) => {
+            return Err(ProbeError::Http {
+                target: target.clone(),
+                detail,
+            })
+        }
+    };
+    if let Framing::Length(n) = framing {
+        if n > limits.max_body {
+            return Err(ProbeError::Http {
+                target: target.clone(),
+                detail: format!(
+                    "a response body of {n} bytes, more than the {} accepted",
+                    limits.max_body
+                ),
+            });
+        }
+    }
+    let idle = limits.idle.max(Duration::from_millis(1));
+    reader.get_mut().0.sock.idle = Some(idle);
+    Ok(StreamedResponse {
+        status,
+        probe,
+        body: StreamBody {
+            inner: BodyReader::new(reader, framing, limits.max_body),
+            idle,
+        },
+    })
+}
+
+/// A request sent over a connection fit for it: what [`send_request`] hands on.
+struct Exchange {
+    conn: ClientConnection,
+    sock: DeadlineStream,
+    probe: Probe,
+    client_cert_requested: bool,
+    had_identity: bool,
+}
+
+/// Connects, refuses a chain that did not verify (unless insecure) or a failed handshake, and
+/// sends the request of [`https_request`].
+fn send_request(
+    target: &Target,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    opts: &ProbeOptions,
+) -> Result<Exchange, ProbeError> {
     check_request(target, method, path)?;
     let session = establish(target, opts)?;
     let Session {
@@ -510,17 +692,6 @@ pub fn https_request(
         None => request.extend_from_slice(b"\r\n"),
     }
 
-    let fail = |e: io::Error, what: &str, probe: Probe| {
-        io_failure(
-            e,
-            target,
-            what,
-            opts.timeout,
-            probe,
-            client_cert_requested,
-            had_identity,
-        )
-    };
     let sent = {
         let mut stream = rustls::Stream::new(&mut conn, &mut sock);
         stream.write_all(&request).and_then(|()| stream.flush())
@@ -530,21 +701,23 @@ pub fn https_request(
             Some(tls) => io::Error::new(io::ErrorKind::InvalidData, tls),
             None => e,
         };
-        return Err(fail(e, "sending the HTTP request", probe));
-    }
-    let mut reader = BufReader::new(CloseTolerant(rustls::Stream::new(&mut conn, &mut sock)));
-    match read_response(&mut reader, method) {
-        Ok((status, body)) => Ok(HttpResponse {
-            status,
-            body,
+        return Err(io_failure(
+            e,
+            target,
+            "sending the HTTP request",
+            opts.timeout,
             probe,
-        }),
-        Err(HttpFailure::Io(e)) => Err(fail(e, "reading the HTTP response", probe)),
-        Err(HttpFailure::Protocol(detail)) => Err(ProbeError::Http {
-            target: target.clone(),
-            detail,
-        }),
+            client_cert_requested,
+            had_identity,
+        ));
     }
+    Ok(Exchange {
+        conn,
+        sock,
+        probe,
+        client_cert_requested,
+        had_identity,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,6 +840,7 @@ fn establish(target: &Target, opts: &ProbeOptions) -> Result<Session, ProbeError
         tcp,
         deadline,
         first_bytes: Vec::new(),
+        idle: None,
     };
     let mut conn = ClientConnection::new(Arc::new(config), server_name)
         .map_err(|e| invalid(format!("cannot start a TLS session: {e}")))?;
@@ -1003,15 +1177,21 @@ fn resolve(
 }
 
 /// A TCP stream whose every read and write gets the time left until one deadline, and which
-/// remembers the first bytes the server sent (to quote non-TLS answers).
+/// remembers the first bytes the server sent (to quote non-TLS answers). With `idle` set (a
+/// streamed body, [`https_stream`]), every read and write gets `idle` instead: progress renews
+/// the budget.
 struct DeadlineStream {
     tcp: TcpStream,
     deadline: Instant,
     first_bytes: Vec<u8>,
+    idle: Option<Duration>,
 }
 
 impl DeadlineStream {
     fn left(&self) -> io::Result<Duration> {
+        if let Some(idle) = self.idle {
+            return Ok(idle);
+        }
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             Err(io::Error::new(io::ErrorKind::TimedOut, "time budget spent"))
@@ -1367,6 +1547,39 @@ fn read_line<R: BufRead>(
 }
 
 fn read_response<R: BufRead>(r: &mut R, method: &str) -> Result<(u16, Vec<u8>), HttpFailure> {
+    let (status, framing) = read_head(r, method)?;
+    let body = match framing {
+        Framing::Empty => Vec::new(),
+        Framing::Chunked => read_chunked(r)?,
+        Framing::Length(n) => read_exact_body(r, usize::try_from(n).unwrap_or(usize::MAX))?,
+        Framing::ToClose => {
+            let mut body = Vec::new();
+            r.take(MAX_BODY as u64 + 1).read_to_end(&mut body)?;
+            if body.len() > MAX_BODY {
+                return Err(too_big());
+            }
+            body
+        }
+    };
+    Ok((status, body))
+}
+
+/// How a response's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (HEAD, 204, 304, 101).
+    Empty,
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// `Content-Length`.
+    Length(u64),
+    /// Read until the server closes.
+    ToClose,
+}
+
+/// The status line and headers of the final response (interim 1xx ones skipped), and how its
+/// body is delimited.
+fn read_head<R: BufRead>(r: &mut R, method: &str) -> Result<(u16, Framing), HttpFailure> {
     loop {
         let Some(status_line) = read_line(r, MAX_HEAD, "the status line")? else {
             return Err(HttpFailure::Protocol(
@@ -1433,21 +1646,18 @@ fn read_response<R: BufRead>(r: &mut R, method: &str) -> Result<(u16, Vec<u8>), 
             continue; // interim response (100 Continue …): the real one follows
         }
         if method == "HEAD" || status == 204 || status == 304 || status == 101 {
-            return Ok((status, Vec::new()));
+            return Ok((status, Framing::Empty));
         }
-        let body = if chunked {
-            read_chunked(r)?
-        } else if let Some(n) = content_length {
-            read_exact_body(r, n)?
-        } else {
-            let mut body = Vec::new();
-            r.take(MAX_BODY as u64 + 1).read_to_end(&mut body)?;
-            if body.len() > MAX_BODY {
-                return Err(too_big());
-            }
-            body
-        };
-        return Ok((status, body));
+        return Ok((
+            status,
+            if chunked {
+                Framing::Chunked
+            } else if let Some(n) = content_length {
+                Framing::Length(n as u64)
+            } else {
+                Framing::ToClose
+            },
+        ));
     }
 }
 
@@ -1507,6 +1717,139 @@ fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, HttpFailure> {
                 ))
             }
         }
+    }
+}
+
+/// A body read as it arrives ([`https_stream`]): the bytes of `framing`, chunked coding
+/// removed, at most `max` of them.
+struct BodyReader<R> {
+    r: R,
+    framing: Framing,
+    /// Bytes left in the current chunk, or of the Content-Length.
+    left: u64,
+    /// A chunk's data was read: its CRLF comes before the next size line.
+    in_chunks: bool,
+    done: bool,
+    /// Body bytes handed out.
+    read: u64,
+    max: u64,
+}
+
+fn protocol(detail: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, detail)
+}
+
+fn to_io(e: HttpFailure) -> io::Error {
+    match e {
+        HttpFailure::Io(e) => e,
+        HttpFailure::Protocol(d) => protocol(d),
+    }
+}
+
+impl<R: BufRead> BodyReader<R> {
+    fn new(r: R, framing: Framing, max: u64) -> BodyReader<R> {
+        BodyReader {
+            r,
+            framing,
+            left: match framing {
+                Framing::Length(n) => n,
+                _ => 0,
+            },
+            in_chunks: false,
+            done: framing == Framing::Empty,
+            read: 0,
+            max,
+        }
+    }
+
+    /// Reads up to the next chunk's data; false after the last chunk (and its trailers).
+    fn next_chunk(&mut self) -> io::Result<bool> {
+        if self.in_chunks {
+            match read_line(&mut self.r, 2, "the line ending after a chunk") {
+                Ok(Some(rest)) if rest.is_empty() => {}
+                Err(HttpFailure::Io(e)) => return Err(e),
+                _ => return Err(protocol("a chunk is not followed by CRLF".into())),
+            }
+        }
+        let Some(line) = read_line(&mut self.r, 4096, "a chunk size line").map_err(to_io)? else {
+            return Err(protocol(
+                "the chunked response ended without its final chunk".into(),
+            ));
+        };
+        let size_text = line.split(';').next().unwrap_or_default().trim();
+        let size = u64::from_str_radix(size_text, 16)
+            .ok()
+            .filter(|_| !size_text.is_empty() && size_text.len() <= 16)
+            .ok_or_else(|| protocol(format!("chunk size {}", quote(line.as_bytes()))))?;
+        if size == 0 {
+            while let Some(trailer) =
+                read_line(&mut self.r, MAX_HEAD, "a trailer line").map_err(to_io)?
+            {
+                if trailer.is_empty() {
+                    break;
+                }
+            }
+            return Ok(false);
+        }
+        if size > self.max - self.read {
+            return Err(self.too_big());
+        }
+        self.in_chunks = true;
+        self.left = size;
+        Ok(true)
+    }
+
+    fn too_big(&self) -> io::Error {
+        protocol(format!(
+            "a response body larger than the {} bytes accepted",
+            self.max
+        ))
+    }
+}
+
+impl<R: BufRead> Read for BodyReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.done {
+            return Ok(0);
+        }
+        if self.framing == Framing::Chunked && self.left == 0 && !self.next_chunk()? {
+            self.done = true;
+            return Ok(0);
+        }
+        let want = match self.framing {
+            Framing::Length(_) | Framing::Chunked => self.left,
+            _ => u64::MAX,
+        };
+        if want == 0 {
+            self.done = true;
+            return Ok(0);
+        }
+        let cap = buf.len().min(usize::try_from(want).unwrap_or(usize::MAX));
+        let n = self.r.read(&mut buf[..cap])?;
+        if n == 0 {
+            return match self.framing {
+                Framing::Length(total) => Err(protocol(format!(
+                    "the response ended after {} of {total} announced body bytes",
+                    self.read
+                ))),
+                Framing::Chunked => Err(protocol(format!(
+                    "the response ended inside a chunk ({} bytes of it missing)",
+                    self.left
+                ))),
+                _ => {
+                    self.done = true;
+                    Ok(0)
+                }
+            };
+        }
+        if n as u64 > self.max - self.read {
+            return Err(self.too_big());
+        }
+        self.read += n as u64;
+        if matches!(self.framing, Framing::Length(_) | Framing::Chunked) {
+            self.left -= n as u64;
+        }
+        Ok(n)
     }
 }
 
@@ -1630,6 +1973,18 @@ mod tests {
         Nothing,
         /// Read one request, answer `200 OK` with [`HEALTH`].
         Health { chunked: bool },
+        /// Read one request, answer `200 OK`, chunked: `pieces` chunks of [`stream_piece`]
+        /// bytes each, `pause` before each chunk after the first.
+        Stream {
+            pieces: usize,
+            size: usize,
+            pause: Duration,
+        },
+    }
+
+    /// Piece `i` of a [`Reply::Stream`] body.
+    fn stream_piece(i: usize, size: usize) -> Vec<u8> {
+        (0..size).map(|j| ((i * size + j) % 251) as u8).collect()
     }
 
     /// A rustls server on loopback for `connections` connections; yields the requests it read.
@@ -1662,6 +2017,16 @@ mod tests {
                         if let Some(request) = read_request(&mut tls) {
                             requests.push(request);
                             let _ = answer(&mut tls, chunked);
+                        }
+                    }
+                    Reply::Stream {
+                        pieces,
+                        size,
+                        pause,
+                    } => {
+                        if let Some(request) = read_request(&mut tls) {
+                            requests.push(request);
+                            let _ = stream_answer(&mut tls, pieces, size, pause);
                         }
                     }
                 }
@@ -1723,6 +2088,28 @@ mod tests {
             out.extend_from_slice(HEALTH);
         }
         tls.write_all(&out)?;
+        tls.conn.send_close_notify();
+        tls.flush()
+    }
+
+    fn stream_answer(
+        tls: &mut rustls::StreamOwned<ServerConnection, TcpStream>,
+        pieces: usize,
+        size: usize,
+        pause: Duration,
+    ) -> io::Result<()> {
+        tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+        for i in 0..pieces {
+            if i > 0 {
+                tls.flush()?;
+                thread::sleep(pause);
+            }
+            let piece = stream_piece(i, size);
+            tls.write_all(format!("{:x}\r\n", piece.len()).as_bytes())?;
+            tls.write_all(&piece)?;
+            tls.write_all(b"\r\n")?;
+        }
+        tls.write_all(b"0\r\n\r\n")?;
         tls.conn.send_close_notify();
         tls.flush()
     }
@@ -2330,6 +2717,236 @@ mod tests {
         let mut raw = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         raw.extend_from_slice(&endless);
         assert!(parse(&raw, "GET").unwrap_err().contains("larger"));
+    }
+
+    /// Reads `body` from `raw` as [`https_stream`] does, the source giving `feed` bytes at a
+    /// time and each read asking for `ask` bytes.
+    fn stream_body(
+        raw: &[u8],
+        framing: Framing,
+        max: u64,
+        feed: usize,
+        ask: usize,
+    ) -> Result<Vec<u8>, String> {
+        let mut r = BodyReader::new(BufReader::with_capacity(feed, raw), framing, max);
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; ask];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return Ok(out),
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    assert_eq!(r.read, out.len() as u64);
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_streamed_body_reads_the_same_however_its_bytes_arrive() {
+        let chunked =
+            b"3;ext=1\r\nabc\r\n1\r\nd\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        let want = b"abcd0123456789abcdef".to_vec();
+        for feed in [1, 2, 3, 5, 7, 64] {
+            for ask in [1, 2, 3, 16, 4096] {
+                let at = format!("feed {feed}, ask {ask}");
+                assert_eq!(
+                    stream_body(chunked, Framing::Chunked, 1000, feed, ask),
+                    Ok(want.clone()),
+                    "{at}"
+                );
+                assert_eq!(
+                    stream_body(b"hello world", Framing::Length(5), 1000, feed, ask),
+                    Ok(b"hello".to_vec()),
+                    "{at}"
+                );
+                assert_eq!(
+                    stream_body(b"to the end", Framing::ToClose, 1000, feed, ask),
+                    Ok(b"to the end".to_vec()),
+                    "{at}"
+                );
+            }
+        }
+        assert_eq!(
+            stream_body(b"ignored", Framing::Empty, 10, 8, 8),
+            Ok(vec![])
+        );
+        // Much more than an in-memory answer may hold.
+        let big: Vec<u8> = (0..3 * MAX_BODY).map(|i| (i % 253) as u8).collect();
+        let mut raw = Vec::new();
+        for piece in big.chunks(70_001) {
+            raw.extend_from_slice(format!("{:X}\r\n", piece.len()).as_bytes());
+            raw.extend_from_slice(piece);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(
+            stream_body(&raw, Framing::Chunked, u64::MAX, 8192, 65536),
+            Ok(big.clone())
+        );
+        // What ends early, breaks the framing or passes the limit fails.
+        let failing: [(&[u8], Framing, u64, &str); 8] = [
+            (
+                b"5\r\nab",
+                Framing::Chunked,
+                100,
+                "ended inside a chunk (3 bytes",
+            ),
+            (
+                b"2\r\nab\r\n",
+                Framing::Chunked,
+                100,
+                "without its final chunk",
+            ),
+            (
+                b"2\r\nabXY1\r\nc\r\n0\r\n\r\n",
+                Framing::Chunked,
+                100,
+                "not followed by CRLF",
+            ),
+            (b"zz\r\n", Framing::Chunked, 100, "chunk size"),
+            (b"abc", Framing::Length(10), 100, "ended after 3 of 10"),
+            (
+                b"65\r\n",
+                Framing::Chunked,
+                100,
+                "larger than the 100 bytes",
+            ),
+            (
+                b"3\r\nabc\r\n3\r\nabc\r\n0\r\n\r\n",
+                Framing::Chunked,
+                5,
+                "larger than the 5",
+            ),
+            (b"abcdef", Framing::ToClose, 5, "larger than the 5"),
+        ];
+        for (raw, framing, max, words) in failing {
+            for feed in [1, 4, 64] {
+                let got = stream_body(raw, framing, max, feed, 2);
+                assert!(
+                    got.as_ref().is_err_and(|e| e.contains(words)),
+                    "{:?} (feed {feed}): {got:?}",
+                    String::from_utf8_lossy(raw)
+                );
+            }
+        }
+    }
+
+    fn stream_target(
+        pieces: usize,
+        size: usize,
+        pause: Duration,
+    ) -> (Ca, Target, JoinHandle<Vec<String>>) {
+        let ca = ca("etcd-ca");
+        let leaf = server_leaf(&ca);
+        let (target, server) = serve(
+            server_config(&leaf, ClientAuth::None, false),
+            1,
+            Reply::Stream {
+                pieces,
+                size,
+                pause,
+            },
+        );
+        (ca, target, server)
+    }
+
+    #[test]
+    fn a_streamed_answer_may_be_large_and_slow_while_it_progresses() {
+        // 3 MiB: more than https_request takes, read here as it comes.
+        let (ca, target, server) = stream_target(48, 65536, Duration::ZERO);
+        let limits = StreamLimits {
+            idle: Duration::from_secs(5),
+            max_body: 4 << 20,
+        };
+        let mut resp = https_stream(
+            &target,
+            "POST",
+            "/v3/maintenance/snapshot",
+            Some(b"{}"),
+            &opts(&[&ca]),
+            limits,
+        )
+        .expect("stream");
+        assert_eq!(
+            (resp.status, resp.probe.trust.clone()),
+            (200, Trust::Verified)
+        );
+        let mut buf = vec![0u8; 50_000];
+        let (mut i, mut at) = (0, 0);
+        loop {
+            let n = resp.body.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            for &b in &buf[..n] {
+                assert_eq!(b, ((i * 65536 + at) % 251) as u8, "byte {at} of piece {i}");
+                at += 1;
+                if at == 65536 {
+                    (i, at) = (i + 1, 0);
+                }
+            }
+        }
+        assert_eq!((i, at, resp.body.received()), (48, 0, 48 * 65536));
+        let requests = server.join().expect("server thread");
+        assert!(
+            requests[0].starts_with("POST /v3/maintenance/snapshot HTTP/1.1\r\n"),
+            "{requests:?}"
+        );
+        assert!(requests[0].ends_with("\r\n\r\n{}"), "{requests:?}");
+
+        // Slower in all (7 pieces, 300 ms apart) than the request timeout, never idle for the
+        // idle budget: read whole.
+        let (ca, target, server) = stream_target(7, 1000, Duration::from_millis(300));
+        let mut o = opts(&[&ca]);
+        o.timeout = Duration::from_secs(1);
+        let limits = StreamLimits {
+            idle: Duration::from_secs(5),
+            max_body: 1 << 20,
+        };
+        let mut resp = https_stream(&target, "POST", "/", None, &o, limits).expect("stream");
+        let mut body = Vec::new();
+        resp.body.read_to_end(&mut body).expect("progressing body");
+        let want: Vec<u8> = (0..7).flat_map(|i| stream_piece(i, 1000)).collect();
+        assert_eq!(body, want);
+        server.join().expect("server thread");
+    }
+
+    #[test]
+    fn a_streamed_answer_that_stalls_or_grows_too_large_fails() {
+        let (ca, target, server) = stream_target(2, 1000, Duration::from_secs(2));
+        let limits = StreamLimits {
+            idle: Duration::from_millis(500),
+            max_body: 1 << 20,
+        };
+        let mut resp =
+            https_stream(&target, "POST", "/", None, &opts(&[&ca]), limits).expect("stream");
+        let mut body = Vec::new();
+        let err = resp.body.read_to_end(&mut body).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(
+            err.to_string()
+                .contains("no byte of the response body for 500ms (after "),
+            "{err}"
+        );
+        drop(resp);
+        server.join().expect("server thread");
+
+        let (ca, target, server) = stream_target(4, 1000, Duration::ZERO);
+        let limits = StreamLimits {
+            idle: Duration::from_secs(5),
+            max_body: 2500,
+        };
+        let mut resp =
+            https_stream(&target, "POST", "/", None, &opts(&[&ca]), limits).expect("stream");
+        let err = resp.body.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("larger than the 2500 bytes"),
+            "{err}"
+        );
+        drop(resp);
+        server.join().expect("server thread");
     }
 
     #[test]

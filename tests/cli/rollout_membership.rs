@@ -6,7 +6,7 @@
 //! Retirements that cannot pass are refused before anything is touched.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -37,22 +37,7 @@ fn retirement_bundle(dir: &Path, remove: &[&str]) -> PathBuf {
 }
 
 fn rollout(verb: &str, bundle: &Path, root: &Path, state: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "rollout".to_string(),
-        verb.into(),
-        s(bundle),
-        "--root".into(),
-        s(root),
-        "--state-dir".into(),
-        s(state),
-    ];
-    if verb == "apply" {
-        args.extend(
-            ["--health-interval", "500ms", "--health-timeout", "60s"]
-                .iter()
-                .map(|a| a.to_string()),
-        );
-    }
+    let mut args = rollout_args(verb, bundle, root, state);
     args.extend(extra.iter().map(|a| a.to_string()));
     certs(&args)
 }
@@ -112,6 +97,197 @@ fn snapshot_status(file: &Path) -> Value {
         text(&out)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The one snapshot a rollout saved in `state`: its path, its size, what `snapshot status` says
+/// of it, and the journal's notes; checked: the note of the snapshot step gives its size, and
+/// the revision recorded ("revision R", or "revision between A and B" when written to while
+/// saved) holds the snapshot's.
+fn saved_snapshot(state: &Path) -> (PathBuf, u64, Value, Vec<String>) {
+    let snaps: Vec<PathBuf> = std::fs::read_dir(state.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let size = std::fs::metadata(&snaps[0]).unwrap().len();
+    let status = snapshot_status(&snaps[0]);
+    let journal: Value =
+        serde_json::from_slice(&std::fs::read(state.join("journal.json")).unwrap()).unwrap();
+    let notes: Vec<String> = journal["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    let saved = notes
+        .iter()
+        .find(|n| n.starts_with("etcd-membership: done: snapshot saved to"))
+        .unwrap_or_else(|| panic!("{notes:?}"));
+    assert!(
+        saved.contains(&format!("{}: {size} bytes, revision", s(&snaps[0]))),
+        "{saved}"
+    );
+    let revision = status["revision"].as_u64().unwrap();
+    let numbers: Vec<u64> = saved
+        .split("revision ")
+        .nth(1)
+        .unwrap()
+        .split([' ', ','])
+        .take(4)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (lo, hi) = (numbers[0], *numbers.last().unwrap());
+    assert!(
+        lo <= revision && revision <= hi,
+        "snapshot at revision {revision}, recorded: {saved}"
+    );
+    (snaps[0].clone(), size, status, notes)
+}
+
+/// `certs ARGS`, and the most memory it held (VmHWM, in bytes: read from /proc while it runs;
+/// the mark only grows, and the steps after the snapshot keep it running a while).
+fn certs_peak(args: &[String], out_dir: &Path) -> (crate::util::Run, u64) {
+    let (out, err) = (out_dir.join("stdout"), out_dir.join("stderr"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certs"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("run certs");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let code = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            if let Some(kib) = hwm {
+                peak = peak.max(kib * 1024);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let run = crate::util::Run {
+        code,
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr: std::fs::read_to_string(&err).unwrap(),
+    };
+    (run, peak)
+}
+
+fn rollout_args(verb: &str, bundle: &Path, root: &Path, state: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "rollout",
+        verb,
+        &s(bundle),
+        "--root",
+        &s(root),
+        "--state-dir",
+        &s(state),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    if verb == "apply" {
+        args.extend(
+            ["--health-interval", "500ms", "--health-timeout", "60s"]
+                .iter()
+                .map(|a| a.to_string()),
+        );
+    }
+    args
+}
+
+/// A keyspace of several MiB, far more than one in-memory gateway answer (1 MiB) could carry:
+/// the plan takes it, the snapshot is streamed into its file (larger than 2 MiB, read by etcd's
+/// own tool at the revision recorded), and the memory the apply holds stays well below the
+/// snapshot's size above what the plan holds.
+#[test]
+fn a_keyspace_of_several_mib_is_streamed_into_its_snapshot() {
+    let src = fixture("etcd-loopback");
+    let cluster = EtcdCluster::start_nodes(&src.path().join(NODE_PKI), Form::Flags);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = retirement_bundle(&work.path().join("bundle"), &["etcd3"]);
+    let state = work.path().join("state");
+    let node1 = cluster.node_root(1);
+
+    // 600 values of 8 KiB, each its own (so nothing on the way can shrink them), four writers.
+    const KEYS: usize = 600;
+    std::thread::scope(|scope| {
+        for w in 0..4 {
+            let cluster = &cluster;
+            scope.spawn(move || {
+                for i in (w..KEYS).step_by(4) {
+                    let value: String = (0..8192)
+                        .map(|j| char::from(b'!' + ((i * 7919 + j * 31 + j / 97) % 94) as u8))
+                        .collect();
+                    cluster
+                        .put(&format!("/bulk/{i:04}"), &value)
+                        .unwrap_or_else(|e| panic!("put {i}: {e}"));
+                }
+            });
+        }
+    });
+
+    // The plan takes it (no refusal for its size), with the room there is for it.
+    let plan = rollout("plan", &bundle, node1, &state, &["-o", "json"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let plan = plan.json();
+    let db_size = plan["etcd"]["db_size"].as_u64().unwrap();
+    assert!(db_size > 4 << 20, "{:#}", plan["etcd"]);
+    assert!(
+        plan["etcd"]["snapshot_room"].as_u64().unwrap() > db_size,
+        "{:#}",
+        plan["etcd"]
+    );
+    // What certs holds without a snapshot: the same plan, in text.
+    let (base, base_peak) = certs_peak(&rollout_args("plan", &bundle, node1, &state), work.path());
+    assert_eq!(base.code, 0, "{}{}", base.stdout, base.stderr);
+
+    let (run, peak) = certs_peak(&rollout_args("apply", &bundle, node1, &state), work.path());
+    assert_eq!(
+        run.code,
+        0,
+        "{}{}\n{}",
+        run.stdout,
+        run.stderr,
+        cluster.logs()
+    );
+    assert_eq!(members(&cluster).len(), 2);
+
+    let (path, size, status, _) = saved_snapshot(&state);
+    assert!(size > 2 << 20, "{}: {size} bytes", path.display());
+    assert!(
+        status["totalKey"].as_u64().unwrap() >= KEYS as u64,
+        "{status}"
+    );
+    assert_eq!(
+        status["totalSize"].as_u64(),
+        Some(size - 32),
+        "the database, then its SHA-256: {status}"
+    );
+    // Streamed: what the apply held above the plan is a small part of the snapshot (whole in
+    // memory, it would be more than the snapshot, its base64 more again).
+    eprintln!(
+        "snapshot {size} bytes; peak memory: plan {base_peak}, apply {peak} (+{})",
+        peak.saturating_sub(base_peak)
+    );
+    assert!(base_peak > 0 && peak > 0);
+    assert!(
+        peak < base_peak + size / 4,
+        "apply peaked at {peak} bytes, the plan at {base_peak}: more than a quarter of the {size}-byte snapshot above it"
+    );
+    // No temp file is left beside it.
+    let left: Vec<_> = std::fs::read_dir(state.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
 }
 
 #[test]
@@ -249,46 +425,9 @@ fn retiring_the_leading_member_keeps_every_client_request() {
     assert!(report.ok > 20, "too few client requests ({})", report.ok);
 
     // The snapshot: written, non-empty, readable by etcd's own tool, at the revision recorded.
-    let snaps: Vec<PathBuf> = std::fs::read_dir(state.join("snapshots"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(snaps.len(), 1, "{snaps:?}");
-    let size = std::fs::metadata(&snaps[0]).unwrap().len();
+    let (_, size, status, notes) = saved_snapshot(&state);
     assert!(size > 0);
-    let status = snapshot_status(&snaps[0]);
     assert!(status["totalKey"].as_u64().unwrap() > 0, "{status}");
-    let journal: Value =
-        serde_json::from_slice(&std::fs::read(state.join("journal.json")).unwrap()).unwrap();
-    let notes: Vec<&str> = journal["log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["message"].as_str().unwrap())
-        .collect();
-    let saved = notes
-        .iter()
-        .find(|n| n.starts_with("etcd-membership: done: snapshot saved to"))
-        .unwrap_or_else(|| panic!("{notes:?}"));
-    assert!(
-        saved.contains(&format!("{}: {size} bytes, revision", s(&snaps[0]))),
-        "{saved}"
-    );
-    // "revision R" or, when written to while saved, "revision between A and B".
-    let revision = status["revision"].as_u64().unwrap();
-    let numbers: Vec<u64> = saved
-        .split("revision ")
-        .nth(1)
-        .unwrap()
-        .split([' ', ','])
-        .take(4)
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    let (lo, hi) = (numbers[0], *numbers.last().unwrap());
-    assert!(
-        lo <= revision && revision <= hi,
-        "snapshot at revision {revision}, recorded: {saved}"
-    );
     assert!(
         notes
             .iter()

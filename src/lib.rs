@@ -11,6 +11,7 @@
 
 pub mod change;
 pub mod cli;
+pub mod cluster;
 pub mod duration;
 pub mod edit;
 pub mod error;

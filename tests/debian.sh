@@ -16,12 +16,30 @@ command -v mkfifo >/dev/null || need+=(coreutils)
 command -v kubectl >/dev/null || need+=(kubernetes-client)
 # promtool checks the -o prometheus text format.
 command -v promtool >/dev/null || need+=(prometheus)
+# certs cluster: the generated playbook is run by real ansible-playbook (tests/cli/cluster.rs),
+# whose test also traces the files each play opens.
+command -v ansible-playbook >/dev/null || need+=(ansible-core)
+command -v strace >/dev/null || need+=(strace)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${need[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# ansible-lint comes from PyPI only: when it cannot be installed (no network, no wheel), the
+# lint of the generated playbook is skipped, saying why; nothing else depends on it.
+if ! command -v ansible-lint >/dev/null; then
+  lint_venv="${CERTS_LINT_VENV:-$HOME/.cache/certs-ansible-lint}"
+  if [ -x "$lint_venv/bin/ansible-lint" ] ||
+    { python3 -m venv "$lint_venv" >/dev/null 2>&1 &&
+      timeout 600 "$lint_venv/bin/pip" install -q ansible-lint >/dev/null 2>&1; }; then
+    export PATH="$PATH:$lint_venv/bin"
+  else
+    echo "ansible-lint could not be installed from PyPI: the ansible-lint check of the generated playbook is skipped"
+  fi
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 2; }
 

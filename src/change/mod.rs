@@ -106,7 +106,9 @@ pub fn masters(node: &[Component], proxies: &[(PathBuf, String)]) -> Vec<Master>
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        if addr.is_empty() || crate::rollout::resolve::is_loopback(&addr) {
+        // The node's own local endpoint (a proxy's or apiserver's `127.0.0.1`) is no master;
+        // other loopback addresses are (several members on one test machine, 127.0.0.11-13).
+        if addr.is_empty() || matches!(addr.as_str(), "127.0.0.1" | "localhost" | "::1") {
             return;
         }
         match out.iter_mut().find(|m| m.addr == addr) {

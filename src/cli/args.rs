@@ -45,6 +45,9 @@ pub enum Command {
     /// Edit kubeconfigs (server, CA, client certificate) into a bundle for `certs rollout`
     #[command(subcommand, after_help = super::examples::KUBECONFIG)]
     Kubeconfig(KubeconfigCommand),
+    /// A change to a whole cluster through Ansible: render one playbook from its inventory that
+    /// checks every node, reissues on the CA host and rolls out node by node
+    Cluster(ClusterArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = super::examples::COMPLETIONS)]
     Completions(CompletionsArgs),
@@ -201,6 +204,12 @@ pub struct RolloutPlanArgs {
     /// no snapshot, leader move or member removal
     #[arg(long)]
     pub no_etcd_membership: bool,
+
+    /// Install onto a node whose target files differ from those the bundle was made from (a
+    /// rebuilt machine): each changed target must be a certificate whose new certificate pairs
+    /// with the key on this node; its current file becomes the one backed up and restored
+    #[arg(long)]
+    pub rebase: bool,
 
     /// The plan as lines or JSON; with apply, progress as lines or one JSON event per line
     #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
@@ -744,6 +753,139 @@ pub struct ChangeArgs {
     pub run: RolloutRunArgs,
 
     /// What changed: lines, or one JSON document (certs.change/v1)
+    #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
+    pub output: ResultOutput,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Example:
+  # kubespray: retire node3 (its etcd member too), then run the playbook
+  certs cluster --inventory inventory/mycluster/hosts.yaml --retire node3 --out certs-retire
+  ansible-playbook -i inventory/mycluster/hosts.yaml certs-retire/playbook.yml"
+)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: Option<ClusterCommand>,
+
+    #[command(flatten)]
+    pub render: ClusterRenderArgs,
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterRenderArgs {
+    /// The Ansible inventory (INI or YAML) of a kubespray/kubean cluster (groups
+    /// kube_control_plane, etcd, kube_node) or a kubeasz one (kube_master, etcd, kube_node)
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// The load-balancer address clients will use: ADDR or ADDR:PORT (6443)
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub vip: Option<String>,
+
+    /// The VIP clients use now, for a VIP move
+    #[arg(long, value_name = "ADDR[:PORT]", requires = "vip")]
+    pub old_vip: Option<String>,
+
+    /// A master to retire: inventory host name or address; repeatable
+    #[arg(long, value_name = "HOST|ADDR")]
+    pub retire: Vec<String>,
+
+    /// A new master joining: NAME=ADDR; repeatable
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub add_master: Vec<String>,
+
+    /// Another SAN for the apiserver serving certificates; repeatable
+    #[arg(long = "add-san", value_name = "SAN")]
+    pub add_san: Vec<String>,
+
+    /// A SAN to drop from the apiserver serving certificates; repeatable
+    #[arg(long = "drop-san", value_name = "SAN")]
+    pub drop_san: Vec<String>,
+
+    /// The host holding the CA keys, where every certificate is reissued [default: the first
+    /// control-plane host that stays]
+    #[arg(long, value_name = "HOST")]
+    pub ca_host: Option<String>,
+
+    /// The certs binary the playbook copies to every host [default: this one]
+    #[arg(long, value_name = "FILE")]
+    pub certs_binary: Option<PathBuf>,
+
+    /// Workers whose node-local proxy reloads at once (play 4's `serial`)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub worker_serial: u32,
+
+    /// Let preflight probe live endpoints (the VIP, etcd) instead of checking files only
+    #[arg(long)]
+    pub online: bool,
+
+    /// Directory to write the playbook, its variables and README into (new or empty)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// On a node (the playbook's play 1): the files a change reads, private keys and
+    /// kubeconfigs that embed one left out, as one JSON document on stdout
+    Export(ClusterExportArgs),
+    /// On the CA host (the playbook's play 2): one node's bundle from its export, signed with
+    /// the CA keys of this host; targets as on the node (bundle.json `root` is `/`)
+    Reissue(Box<ClusterReissueArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterExportArgs {
+    /// The node's `/`
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterReissueArgs {
+    /// The node's export (`certs cluster export` on the node)
+    #[arg(long, value_name = "FILE")]
+    pub export: PathBuf,
+
+    /// The CA host's `/`: where its CA certificates and keys are read
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// Where the node's files are laid out while its change is worked out (removed after)
+    #[arg(long, value_name = "DIR")]
+    pub scratch: PathBuf,
+
+    /// The node's bundle directory (replaced when it holds a bundle of an earlier run)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub vip: Option<String>,
+
+    #[arg(long, value_name = "ADDR[:PORT]", requires = "vip")]
+    pub old_vip: Option<String>,
+
+    #[arg(long, value_name = "NODE|ADDR")]
+    pub retire: Vec<String>,
+
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub add_master: Vec<String>,
+
+    #[arg(long = "add-san", value_name = "SAN")]
+    pub add_san: Vec<String>,
+
+    #[arg(long = "drop-san", value_name = "SAN")]
+    pub drop_san: Vec<String>,
+
+    /// Leave the etcd membership steps out of this node's bundle (they run on one host only)
+    #[arg(long)]
+    pub no_etcd_membership: bool,
+
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+
     #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
     pub output: ResultOutput,
 }

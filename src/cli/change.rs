@@ -90,6 +90,8 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
     if runs_etcd && !membership.is_empty() {
         manifest["etcd_membership"] = json!({"remove": membership});
     }
+    // The targets are absolute paths under --root: a rollout with another --root re-roots them.
+    manifest["root"] = json!(root);
     // Preflight against the node as it will be after the bundle: a problem the change fixes
     // does not fail it; anything still failing refuses the change (unless --force).
     let overlay: std::collections::HashMap<PathBuf, Vec<u8>> = files
@@ -207,7 +209,7 @@ fn preflight(a: &ChangeArgs, root: &Path) -> Result<u8> {
     super::preflight::run(&p)
 }
 
-fn request(a: &ChangeArgs) -> Result<Request> {
+pub(crate) fn request(a: &ChangeArgs) -> Result<Request> {
     let ep = |flag: &str, v: &Option<String>| -> Result<Option<Endpoint>> {
         v.as_deref()
             .map(|t| Endpoint::parse(t).map_err(|e| Error::Usage(format!("{flag}: {e}"))))
@@ -266,7 +268,7 @@ fn scan(a: &ChangeArgs, root: &Path, now: i64) -> Result<Inventory> {
 }
 
 /// The node-local proxies' config files (nginx, haproxy) with their text.
-fn proxy_configs(node: &[Component]) -> Vec<(PathBuf, String)> {
+pub(crate) fn proxy_configs(node: &[Component]) -> Vec<(PathBuf, String)> {
     let mut out: Vec<(PathBuf, String)> = Vec::new();
     for c in node.iter().filter(|c| c.kind == "node-local-lb") {
         for f in &c.files {
@@ -288,7 +290,7 @@ fn mode_of(path: &Path, default: u32) -> u32 {
 }
 
 /// Kubeconfigs moved to their new server, one edit per cluster, every other byte kept.
-fn kubeconfig_edits(inv: &Inventory, moves: &[ServerMove]) -> Result<Vec<Edited>> {
+pub(crate) fn kubeconfig_edits(inv: &Inventory, moves: &[ServerMove]) -> Result<Vec<Edited>> {
     let _ = inv;
     let mut out: Vec<Edited> = Vec::new();
     for m in moves {
@@ -330,7 +332,7 @@ fn kubeconfig_edits(inv: &Inventory, moves: &[ServerMove]) -> Result<Vec<Edited>
 
 /// Units, manifests and env files whose master lists change (`--etcd-servers`,
 /// `--initial-cluster`/`ETCD_INITIAL_CLUSTER`), and the node-local proxies' server lines.
-fn config_edits(
+pub(crate) fn config_edits(
     node: &[Component],
     proxies: &[(PathBuf, String)],
     req: &Request,

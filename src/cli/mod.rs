@@ -3,6 +3,7 @@
 
 mod args;
 mod change;
+mod cluster;
 mod config;
 mod docs;
 mod examples;
@@ -51,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Man(a) => docs::man(&a),
         Command::Kubeconfig(cmd) => kubeconfig::run(&cmd),
         Command::Change(a) => change::run(&a),
+        Command::Cluster(a) => cluster::run(&a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -70,16 +70,18 @@ pub fn run(cmd: &RolloutCommand) -> Result<u8> {
 /// membership steps (snapshots into `state_dir`) read the live member list, and only that.
 fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
     let state_dir = run.state.state_dir.as_path();
-    let manifest = plan::read_bundle(&a.bundle)?;
+    let root = std::path::absolute(&a.root).map_err(|source| Error::Read {
+        path: a.root.clone(),
+        source,
+    })?;
+    // A bundle made under another root (on the CA host, from a node's export; or `certs change
+    // --root DIR`) has its targets moved under this one.
+    let manifest = plan::read_bundle(&a.bundle)?.rerooted(&root);
     let retire = manifest
         .etcd_membership
         .as_ref()
         .filter(|_| !a.no_etcd_membership)
         .map(|m| m.remove.clone());
-    let root = std::path::absolute(&a.root).map_err(|source| Error::Read {
-        path: a.root.clone(),
-        source,
-    })?;
     let node = crate::sys::node::read(&root);
     let mut profile: Profile = match &a.profile {
         Some(p) if Path::new(p).is_file() => {
@@ -123,6 +125,15 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
     let (mut plan, mut problems) = crate::rollout::resolve::build(
         &a.bundle, &root, &manifest, &node, &profile, &overrides, &read,
     )?;
+    if a.rebase {
+        let r = crate::rollout::rebase::rebase(&mut plan, &read);
+        if a.output == PlanOutput::Text {
+            for line in &r.rebased {
+                eprintln!("certs: {line}");
+            }
+        }
+        problems.extend(r.problems);
+    }
     if let Some(remove) = retire {
         let access = crate::rollout::resolve::etcd_access(&root, &node, &overrides, &read);
         let state_dir = std::path::absolute(state_dir).map_err(|source| Error::Read {

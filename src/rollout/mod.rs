@@ -14,5 +14,6 @@ pub mod membership;
 pub mod plan;
 pub mod probe;
 pub mod profile;
+pub mod rebase;
 pub mod resolve;
 pub mod validate;

@@ -18,6 +18,40 @@ pub struct BundleManifest {
     /// A master retirement's etcd membership change (`certs change --retire` writes it).
     #[serde(default)]
     pub etcd_membership: Option<BundleMembership>,
+    /// The `--root` the bundle was made under (`certs change --root R` records R; a bundle
+    /// made on the CA host from a node's export records `/`): its targets and CA paths are
+    /// absolute paths under it, and a rollout with another `--root` re-roots them
+    /// ([`BundleManifest::rerooted`]). Absent: the targets are used as written.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+}
+
+impl BundleManifest {
+    /// The targets and CA paths of a bundle made under `self.root`, moved under `root` (the
+    /// rollout's `--root`): `<made-under>/etc/x` becomes `<root>/etc/x`. A path outside the
+    /// root it was made under is kept as written. Without a recorded root nothing moves.
+    pub fn rerooted(mut self, root: &Path) -> BundleManifest {
+        let Some(from) = self.root.clone() else {
+            return self;
+        };
+        let move_path = |p: &Path| -> PathBuf {
+            match p.strip_prefix(&from) {
+                Ok(rel) => crate::sys::fs::under_root(root, &Path::new("/").join(rel)),
+                Err(_) => p.to_path_buf(),
+            }
+        };
+        for f in &mut self.files {
+            f.target = move_path(&f.target);
+            if let Some(ca) = &f.ca {
+                f.ca = Some(move_path(ca));
+            }
+        }
+        self.ca.certificate = move_path(Path::new(&self.ca.certificate))
+            .display()
+            .to_string();
+        self.root = Some(root.to_path_buf());
+        self
+    }
 }
 
 /// `"etcd_membership": {"remove": ["etcd3", "10.6.0.13"]}`: the members (names, or addresses

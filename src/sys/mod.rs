@@ -5,5 +5,6 @@ pub mod clock;
 pub mod fs;
 pub mod node;
 pub mod proc;
+pub mod scratch;
 pub mod term;
 pub mod tls;

@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)] // a test/generator program: std::fs and processes directly
 
 mod change;
+mod cluster;
 mod etcd;
 mod inspect;
 mod inspect_kubeadm;

@@ -29,6 +29,9 @@ pub enum Command {
     /// Reissue certificates from the cluster CA with an edited SAN set, into a bundle directory
     #[command(after_help = super::examples::REISSUE)]
     Reissue(ReissueArgs),
+    /// Issue a certificate for a new identity made like an existing one (its subject with the
+    /// CN replaced, its SANs edited, its usages, a new key), into a bundle for `certs rollout`
+    Issue(IssueArgs),
     /// Renew every leaf certificate that expires soon (subject, SANs, key and usages kept), into
     /// one bundle for `certs rollout`
     #[command(after_help = super::examples::RENEW)]
@@ -753,6 +756,59 @@ pub struct ChangeArgs {
     pub run: RolloutRunArgs,
 
     /// What changed: lines, or one JSON document (certs.change/v1)
+    #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
+    pub output: ResultOutput,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  # kubespray/kubean scaling up: node4's etcd member certificate, made like node1's
+  certs issue --like /etc/ssl/etcd/ssl/member-node1.pem --cn etcd-member-node4 \\
+      --add-san 10.6.0.14 --add-san node4 --out /root/node4-certs")]
+pub struct IssueArgs {
+    /// The certificate to make the new one like: subject (only the CN value replaced), SANs,
+    /// key usages, extended key usages, other extensions, key algorithm and size, CA
+    #[arg(long, value_name = "CERT")]
+    pub like: PathBuf,
+
+    /// The common name of the new identity
+    #[arg(long, value_name = "NAME")]
+    pub cn: String,
+
+    #[command(flatten)]
+    pub sans: SanArgs,
+
+    /// File name of the new certificate, beside the template [default: the template's with the
+    /// part of the CN that changes replaced: member-node1.pem -> member-node4.pem]
+    #[arg(long, value_name = "FILE")]
+    pub name: Option<String>,
+
+    /// CA certificate [default: the certificate beside the template whose signature verifies it]
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    pub ca: Option<PathBuf>,
+
+    /// CA private key (PKCS#1, PKCS#8 or SEC1, unencrypted)
+    #[arg(long, value_name = "FILE", requires = "ca")]
+    pub ca_key: Option<PathBuf>,
+
+    /// Key of the new identity: rsa:2048, rsa:4096, ecdsa:256, ecdsa:384, ed25519 [default:
+    /// the template's algorithm and size]
+    #[arg(long, value_name = "ALGO:SIZE")]
+    pub key_algo: Option<String>,
+
+    /// Validity of the new certificate [default: the template's validity period]
+    #[arg(long, value_name = "DURATION")]
+    pub validity: Option<String>,
+
+    /// Issue as of this instant (RFC 3339) instead of now
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+
+    /// Bundle directory to create (it must not exist, or be empty)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// What was issued: lines, or one JSON document (certs.issue/v1)
     #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
     pub output: ResultOutput,
 }

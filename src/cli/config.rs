@@ -193,7 +193,7 @@ pub fn renew(a: super::args::RenewArgs) -> Result<RenewConfig> {
     })
 }
 
-fn parse_key_algo(text: &str) -> Result<crate::pki::key::KeyAlgo> {
+pub(super) fn parse_key_algo(text: &str) -> Result<crate::pki::key::KeyAlgo> {
     use crate::pki::key::KeyAlgo;
     let bad = || {
         Error::Usage(format!("--key-algo: expected rsa:2048, rsa:4096, ecdsa:256, ecdsa:384 or ed25519, found `{text}`"))

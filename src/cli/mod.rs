@@ -8,6 +8,7 @@ mod config;
 mod docs;
 mod examples;
 mod inspect;
+mod issue;
 mod kubeconfig;
 mod preflight;
 mod progress;
@@ -45,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => config::inspect(a).and_then(|c| inspect::run(&c)),
         Command::Spec(a) => spec::run(&a),
         Command::Reissue(a) => config::reissue(a).and_then(|c| reissue::run(&c)),
+        Command::Issue(a) => issue::run(&a),
         Command::Renew(a) => config::renew(a).and_then(|c| renew::run(&c)),
         Command::Rollout(cmd) => rollout::run(&cmd),
         Command::Preflight(a) => preflight::run(&a),

@@ -16,6 +16,8 @@ const OID_AKI: &str = "2.5.29.35";
 
 /// What changes between the original and the new certificate.
 pub struct Changes<'a> {
+    /// A DER Name for another subject (`certs issue --like`); `None` keeps the original's.
+    pub subject: Option<&'a [u8]>,
     pub sans: &'a [San],
     /// DER SubjectPublicKeyInfo of the new certificate (the original's when the key is kept).
     pub spki: &'a [u8],
@@ -114,7 +116,7 @@ pub fn build(
             &der::time(changes.not_before)?,
             &der::time(changes.not_after)?,
         ]),
-        &original.subject_raw,
+        changes.subject.unwrap_or(&original.subject_raw),
         changes.spki,
         &der::explicit(3, &der::seq(&ext_refs)),
     ]);

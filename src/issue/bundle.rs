@@ -70,6 +70,10 @@ pub struct BundleFile {
     /// For a certificate: `kept` or `new`; for a key: the certificate it pairs with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// `certs issue --like`: the file this new one was made like (the template certificate,
+    /// or its key). Such a file is new: `old_sha256` is empty and nothing is at `target` yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub like: Option<PathBuf>,
     #[serde(skip)]
     pub contents: Vec<u8>,
 }
@@ -184,6 +188,7 @@ pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, String> {
             } else {
                 "kept".into()
             }),
+            like: None,
             target: target.clone(),
             contents,
         };
@@ -211,6 +216,7 @@ pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, String> {
                 new_serial: None,
                 sans: None,
                 key: Some(target.display().to_string()),
+                like: None,
                 target: key_target,
                 contents: key_pem.into_bytes(),
             });
@@ -291,7 +297,7 @@ fn rewrite_kubeconfig(
     Ok(lines.concat().into_bytes())
 }
 
-fn common_ancestor(dirs: &[PathBuf]) -> PathBuf {
+pub(crate) fn common_ancestor(dirs: &[PathBuf]) -> PathBuf {
     let mut base = dirs.first().cloned().unwrap_or_default();
     for d in dirs.iter().skip(1) {
         while !d.starts_with(&base) {

@@ -83,6 +83,61 @@ pub fn time(unix: i64) -> Result<Vec<u8>, String> {
     })
 }
 
+/// Reads one definite-length TLV from the front of `input`: its tag, its whole encoding and
+/// its content, and what follows it. Only what DER allows (no indefinite lengths, minimal
+/// lengths are not insisted on: the bytes are copied, never re-encoded).
+pub fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, String> {
+    let short = || "truncated DER".to_string();
+    let tag = *input.first().ok_or_else(short)?;
+    if tag & 0x1f == 0x1f {
+        return Err("unsupported DER: a multi-byte tag".into());
+    }
+    let first = *input.get(1).ok_or_else(short)?;
+    let (len, header) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return Err("unsupported DER: an indefinite or oversized length".into());
+        }
+        let bytes = input.get(2..2 + n).ok_or_else(short)?;
+        (
+            bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize),
+            2 + n,
+        )
+    };
+    let end = header.checked_add(len).ok_or_else(short)?;
+    let whole = input.get(..end).ok_or_else(short)?;
+    Ok(Tlv {
+        tag,
+        whole,
+        content: &whole[header..],
+        rest: &input[end..],
+    })
+}
+
+/// One TLV read by [`read_tlv`].
+#[derive(Debug, Clone, Copy)]
+pub struct Tlv<'a> {
+    pub tag: u8,
+    /// Tag, length and content, as found.
+    pub whole: &'a [u8],
+    pub content: &'a [u8],
+    /// The bytes after it.
+    pub rest: &'a [u8],
+}
+
+/// Every TLV of `content`, in order (the elements of a SEQUENCE or SET).
+pub fn read_all(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, String> {
+    let mut out = Vec::new();
+    while !content.is_empty() {
+        let t = read_tlv(content)?;
+        content = t.rest;
+        out.push(t);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +150,23 @@ mod tests {
         assert_eq!(uint(&[0x80]), vec![0x02, 2, 0, 0x80]);
         assert_eq!(uint(&[0, 0, 5]), vec![0x02, 1, 5]);
         assert_eq!(uint(&[]), vec![0x02, 1, 0]);
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        let long = octet_string(&[7; 300]);
+        let inner = seq(&[&uint(&[5]), &long]);
+        let input = [inner.as_slice(), &[1, 2]].concat();
+        let t = read_tlv(&input).unwrap();
+        assert_eq!(
+            (t.tag, t.whole, t.rest),
+            (0x30, inner.as_slice(), &[1u8, 2][..])
+        );
+        let parts = read_all(t.content).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[1].content, &[7; 300][..]);
+        assert!(read_tlv(&[0x30, 0x05, 1]).is_err());
+        assert!(read_tlv(&[0x30, 0x80]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod build;
 pub mod bundle;
 pub mod der;
 pub mod key;
+pub mod like;
 pub mod reissue;
 pub mod renew;
 pub mod report;
@@ -80,6 +81,12 @@ pub struct Issued {
 
 /// Signs `req.original` again with the edit applied, and verifies the result.
 pub fn sign(ca: &Ca, req: &Request) -> Result<Issued, String> {
+    sign_as(ca, req, None)
+}
+
+/// [`sign`], the certificate made for `subject` (a DER Name) instead of the original's:
+/// `certs issue --like`, a new identity made like an existing certificate.
+pub fn sign_as(ca: &Ca, req: &Request, subject: Option<&[u8]>) -> Result<Issued, String> {
     if ca.info.not_after <= req.now {
         return Err(format!(
             "CA `{}` ({}) expired at {}: renew the CA first",
@@ -118,6 +125,7 @@ pub fn sign(ca: &Ca, req: &Request) -> Result<Issued, String> {
     };
     let serial = build::random_serial()?;
     let changes = build::Changes {
+        subject,
         sans: req.sans,
         spki: &spki,
         key_kept: new_key.is_none(),
@@ -129,6 +137,7 @@ pub fn sign(ca: &Ca, req: &Request) -> Result<Issued, String> {
     let key_id = spki_id(&spki)?;
     let expected = verify::Expected {
         original: req.original,
+        subject: subject.unwrap_or(&req.original.subject_raw),
         sans: req.sans,
         spki_key: &key_id,
         now: req.now,

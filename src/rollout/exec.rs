@@ -13,7 +13,7 @@ use crate::sys::clock::Stopwatch;
 use serde::{Deserialize, Serialize};
 
 use super::journal::{Journal, Outcome, StepState};
-use super::plan::{Gate, Plan, Step};
+use super::plan::{FileSwap, Gate, Plan, Step};
 use super::profile::Restart;
 use crate::error::{Error, Result};
 use crate::pki::cert::sha256_hex;
@@ -99,10 +99,29 @@ struct BackupEntry {
     uid: Option<u32>,
     gid: Option<u32>,
     sha256: String,
+    /// Nothing was at `target` (a file the bundle adds, `certs issue`): restoring it removes
+    /// the file; there is no backup `file`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    absent: bool,
 }
 
 fn current_sha(path: &Path) -> Option<String> {
     crate::sys::fs::read_opt(path).map(|b| sha256_hex(&b))
+}
+
+/// A file the bundle adds (`certs issue`: bundle.json's `old_sha256` is empty): before the
+/// rollout nothing is at its target, and a rollback removes it again.
+fn is_new_file(f: &FileSwap) -> bool {
+    f.old_sha256.is_empty()
+}
+
+/// Whether a target is as it was before the rollout: the old file, or for a new file, nothing.
+fn at_old(f: &FileSwap) -> bool {
+    if is_new_file(f) {
+        crate::sys::fs::is_absent(&f.target)
+    } else {
+        current_sha(&f.target).as_deref() == Some(f.old_sha256.as_str())
+    }
 }
 
 impl Executor<'_> {
@@ -130,7 +149,8 @@ impl Executor<'_> {
     }
 
     /// Checks the tree against the plan before anything changes: every bundle file intact, every
-    /// target still the file the bundle was made from (or already the new one).
+    /// target still the file the bundle was made from (or already the new one); a file the bundle
+    /// adds, nothing there yet (or already the new one).
     pub fn preflight(plan: &Plan) -> Result<()> {
         for f in &plan.files {
             let source = current_sha(&f.source);
@@ -142,6 +162,20 @@ impl Executor<'_> {
                 });
             }
             let now = current_sha(&f.target);
+            if is_new_file(f) {
+                if !crate::sys::fs::is_absent(&f.target)
+                    && now.as_deref() != Some(f.new_sha256.as_str())
+                {
+                    return Err(Error::Input {
+                        path: f.target.clone(),
+                        expected: "nothing there (the bundle adds this file)".into(),
+                        found: now.map_or("something that is not a readable file".into(), |s| {
+                            format!("a file (SHA-256 {s}) the bundle would replace")
+                        }),
+                    });
+                }
+                continue;
+            }
             if now.as_deref() != Some(f.old_sha256.as_str())
                 && now.as_deref() != Some(f.new_sha256.as_str())
             {
@@ -346,8 +380,16 @@ impl Executor<'_> {
     fn swap(&self, plan: &Plan, step: &Step, to_new: bool) -> std::result::Result<(), String> {
         let backup = self.backup_entries().map_err(|e| e.to_string())?;
         let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut removed: Vec<&Path> = Vec::new();
         for &fi in &step.files {
             let f = &plan.files[fi];
+            if !to_new && is_new_file(f) {
+                // A file the bundle added: as it was is no file.
+                if !crate::sys::fs::is_absent(&f.target) {
+                    removed.push(&f.target);
+                }
+                continue;
+            }
             let want = if to_new { &f.new_sha256 } else { &f.old_sha256 };
             if current_sha(&f.target).as_deref() == Some(want.as_str()) {
                 continue;
@@ -383,6 +425,12 @@ impl Executor<'_> {
         for (tmp, target) in &staged {
             (self.fault)(&format!("rename {}", target.display()))?;
             crate::sys::fs::commit_temp(tmp, target).map_err(|e| e.to_string())?;
+        }
+        for target in removed {
+            crate::sys::fs::remove_if_present(target)
+                .map_err(|e| format!("cannot remove `{}`: {e}", target.display()))?;
+            crate::sys::fs::sync_dir(target.parent().unwrap_or(Path::new(".")))
+                .map_err(|e| e.to_string())?;
         }
         if to_new {
             verify_pairs(plan, step)?;
@@ -493,7 +541,7 @@ impl Executor<'_> {
             });
         }
         let manual = format!(
-            "restore by hand from {}: copy each file listed in its manifest.json back to its target, then restart {}; rollback errors: {}",
+            "restore by hand from {}: copy each file listed in its manifest.json back to its target (one recorded `absent` was added by the bundle: remove it), then restart {}; rollback errors: {}",
             j.backup.display(),
             step.component,
             errors.join("; ")
@@ -548,13 +596,11 @@ impl Executor<'_> {
         let plan = j.plan.clone();
         let mut touched = Vec::new();
         for (i, step) in plan.steps.iter().enumerate() {
-            let changed = step.files.iter().any(|&f| {
-                current_sha(&plan.files[f].target).as_deref()
-                    != Some(plan.files[f].old_sha256.as_str())
-            }) || step
-                .files
-                .iter()
-                .any(|&f| crate::sys::fs::temp_beside(&plan.files[f].target).exists());
+            let changed = step.files.iter().any(|&f| !at_old(&plan.files[f]))
+                || step
+                    .files
+                    .iter()
+                    .any(|&f| crate::sys::fs::temp_beside(&plan.files[f].target).exists());
             for &f in &step.files {
                 let _ = crate::sys::fs::remove_if_present(&crate::sys::fs::temp_beside(
                     &plan.files[f].target,
@@ -638,6 +684,18 @@ impl Executor<'_> {
         crate::sys::fs::create_new_dir(&dir)?;
         let mut entries = Vec::new();
         for (n, f) in plan.files.iter().enumerate() {
+            if is_new_file(f) {
+                entries.push(BackupEntry {
+                    target: f.target.clone(),
+                    file: PathBuf::new(),
+                    mode: f.mode,
+                    uid: None,
+                    gid: None,
+                    sha256: String::new(),
+                    absent: true,
+                });
+                continue;
+            }
             let bytes = crate::sys::fs::read_file(&f.target)?;
             let name = f
                 .target
@@ -655,6 +713,7 @@ impl Executor<'_> {
                 uid,
                 gid,
                 sha256: sha256_hex(&bytes),
+                absent: false,
             });
         }
         let manifest =
@@ -948,6 +1007,67 @@ mod tests {
         let state = dir.path().join("state");
         let (ended, calls) = run(&plan, &state, true, None);
         assert!(ended.unwrap_err().to_string().contains("changed since"));
+        assert_eq!(calls, 0);
+        assert!(!state.exists());
+    }
+
+    /// `tree()` with `a.key` a file the bundle adds (`certs issue`): nothing at its target,
+    /// `old_sha256` empty.
+    fn tree_with_a_new_file() -> (tempfile::TempDir, Plan) {
+        let (dir, mut plan) = tree();
+        std::fs::remove_file(&plan.files[1].target).unwrap();
+        plan.files[1].old_sha256 = String::new();
+        (dir, plan)
+    }
+
+    #[test]
+    fn a_new_file_is_installed_and_a_rollback_removes_it() {
+        let (dir, plan) = tree_with_a_new_file();
+        let new = &plan.files[1].target;
+        let state = dir.path().join("state");
+        let (ended, _) = run(&plan, &state, true, None);
+        assert_eq!(ended.unwrap(), Ended::Done);
+        assert_eq!(current_sha(new).unwrap(), plan.files[1].new_sha256);
+        // The backup records that nothing was there.
+        let j = Journal::load(&state).unwrap().unwrap();
+        let manifest = std::fs::read(j.backup.join("manifest.json")).unwrap();
+        let entries: Vec<BackupEntry> = serde_json::from_slice(&manifest).unwrap();
+        assert!(entries.iter().any(|e| &e.target == new && e.absent));
+        assert!(matches!(rollback(&state), Ended::RolledBack { .. }));
+        assert!(crate::sys::fs::is_absent(new));
+        assert_eq!(
+            current_sha(&plan.files[0].target).unwrap(),
+            plan.files[0].old_sha256
+        );
+
+        // A fault anywhere: the rollback leaves the tree as it was, without the new file.
+        let (probe_dir, probe_plan) = tree_with_a_new_file();
+        let (_, points) = run(&probe_plan, &probe_dir.path().join("state"), true, None);
+        for k in 0..points {
+            let (dir, plan) = tree_with_a_new_file();
+            let node = dir.path().join("node");
+            let before = digest(&node);
+            let state = dir.path().join("state");
+            let (ended, _) = run(&plan, &state, true, Some(k));
+            assert!(
+                matches!(ended.unwrap(), Ended::RolledBack { .. }),
+                "fault {k}"
+            );
+            rollback(&state);
+            assert_eq!(
+                digest(&node),
+                before,
+                "fault {k}: tree differs after rollback"
+            );
+        }
+
+        // Something already at the new file's target: refused before anything is written.
+        let (dir, plan) = tree_with_a_new_file();
+        std::fs::write(&plan.files[1].target, "someone else's").unwrap();
+        let state = dir.path().join("state");
+        let (ended, calls) = run(&plan, &state, true, None);
+        let err = ended.unwrap_err().to_string();
+        assert!(err.contains("the bundle adds this file"), "{err}");
         assert_eq!(calls, 0);
         assert!(!state.exists());
     }

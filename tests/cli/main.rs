@@ -8,6 +8,7 @@ mod etcd;
 mod inspect;
 mod inspect_kubeadm;
 mod inspect_prometheus;
+mod issue;
 mod kubeconfig;
 mod preflight;
 mod reissue;

@@ -886,9 +886,11 @@ pub struct ClusterRenderArgs {
 pub enum ClusterCommand {
     /// On a node (the playbook's play 1): the files a change reads, private keys and
     /// kubeconfigs that embed one left out, as one JSON document on stdout
+    #[command(after_help = super::examples::CLUSTER_EXPORT)]
     Export(ClusterExportArgs),
     /// On the CA host (the playbook's play 2): one node's bundle from its export, signed with
     /// the CA keys of this host; targets as on the node (bundle.json `root` is `/`)
+    #[command(after_help = super::examples::CLUSTER_REISSUE)]
     Reissue(Box<ClusterReissueArgs>),
 }
 
@@ -917,21 +919,27 @@ pub struct ClusterReissueArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
+    /// The VIP, as `certs change --vip`
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub vip: Option<String>,
 
+    /// The VIP clients use now, as `certs change --old-vip`
     #[arg(long, value_name = "ADDR[:PORT]", requires = "vip")]
     pub old_vip: Option<String>,
 
+    /// A master to retire, as `certs change --retire`; repeatable
     #[arg(long, value_name = "NODE|ADDR")]
     pub retire: Vec<String>,
 
+    /// A new master, as `certs change --add-master`; repeatable
     #[arg(long, value_name = "NAME=ADDR")]
     pub add_master: Vec<String>,
 
+    /// Another SAN for the apiserver serving certificates; repeatable
     #[arg(long = "add-san", value_name = "SAN")]
     pub add_san: Vec<String>,
 
+    /// A SAN to drop from the apiserver serving certificates; repeatable
     #[arg(long = "drop-san", value_name = "SAN")]
     pub drop_san: Vec<String>,
 
@@ -939,9 +947,11 @@ pub struct ClusterReissueArgs {
     #[arg(long)]
     pub no_etcd_membership: bool,
 
+    /// Issue as of this instant (RFC 3339) instead of now
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
 
+    /// Text lines, or one JSON document
     #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
     pub output: ResultOutput,
 }

@@ -156,3 +156,16 @@ Examples:
   # the kubelet's client certificate has no CA beside it: name the cluster CA
   certs kubeconfig renew /etc/kubernetes/kubelet.conf --ca /etc/kubernetes/pki/ca.crt \\
       --ca-key /etc/kubernetes/pki/ca.key --into /root/kc";
+
+pub const CLUSTER_EXPORT: &str = "\
+Examples:
+  # what the playbook's play 1 runs on each node (no private key leaves it)
+  certs cluster export > /tmp/node1-export.json
+  # a node mounted elsewhere
+  certs cluster export --root /mnt/node1 > node1.json";
+
+pub const CLUSTER_REISSUE: &str = "\
+Examples:
+  # what play 2 runs on the CA host: node2's bundle for retiring etcd3
+  certs cluster reissue --export node2.json --scratch /tmp/node2 --out /tmp/node2-bundle \\
+      --retire etcd3 --no-etcd-membership";

@@ -72,7 +72,9 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         .collect();
     let runs_etcd = node.iter().any(|c| c.kind == "etcd");
 
-    let (cert_files, ca) = reissue_all(a, &inv, &edits, now)?;
+    let (mut cert_files, ca) = reissue_all(a, &inv, &edits, now)?;
+    let (new_identities, joined) = new_identities(a, &inv, &req, &retired, now)?;
+    cert_files.extend(new_identities);
     let membership_step = runs_etcd && !membership.is_empty();
     if cert_files.is_empty() && edited.is_empty() && !membership_step {
         say(
@@ -161,6 +163,17 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         ));
     };
     summary(a, &inv, &edits, &moves, &edited, &retired, &manifest, &out)?;
+    if !joined.is_empty() && a.output == ResultOutput::Text {
+        let mut o = std::io::stdout().lock();
+        writeln!(
+            o,
+            "new identities (issued like an existing master's, new keys):"
+        )
+        .map_err(Error::Output)?;
+        for l in &joined {
+            writeln!(o, "{l}").map_err(Error::Output)?;
+        }
+    }
     // The plan (printed by a dry run), then, with --apply, the rollout itself.
     match super::rollout::run(&rollout) {
         // The plan cannot pass: the bundle is taken back, so a refusal leaves nothing behind.
@@ -207,6 +220,103 @@ fn preflight(a: &ChangeArgs, root: &Path) -> Result<u8> {
         return Err(Error::Usage("the preflight options did not parse".into()));
     };
     super::preflight::run(&p)
+}
+
+/// A new master's own certificates where the node keeps one per master (kubespray/kubean's
+/// `member-node1.pem`, `admin-node1.pem`, `node-node1.pem`): made like the first master's
+/// (`certs issue --like`), the CN's node name replaced, a new key, the shared SANs as the
+/// others will have them. Returns the bundle entries and a line per new identity.
+fn new_identities(
+    a: &ChangeArgs,
+    inv: &Inventory,
+    req: &Request,
+    retired: &[Retired],
+    now: i64,
+) -> Result<(BundleEntries, Vec<String>)> {
+    let mut files = Vec::new();
+    let mut lines = Vec::new();
+    for (name, addr) in &req.add_master {
+        let family = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        if family.len() == name.len() {
+            continue;
+        }
+        // Per-master files: `<prefix>-<family><digits>.pem` whose CN ends with that node name.
+        let mut templates: Vec<(String, String, PathBuf, String)> = Vec::new();
+        for c in &inv.certificates {
+            if c.location.embedded.is_some() || c.info.is_ca {
+                continue;
+            }
+            let path = &c.location.path;
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let Some((prefix, node)) = stem.rsplit_once('-') else {
+                continue;
+            };
+            let sibling = node
+                .strip_prefix(family)
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            let cn = c.info.common_name.clone().unwrap_or_default();
+            if !sibling || node == name || !cn.ends_with(node) {
+                continue;
+            }
+            match templates.iter_mut().find(|t| t.0 == prefix) {
+                Some(t) if node < t.1.as_str() => {
+                    *t = (prefix.into(), node.into(), path.clone(), cn)
+                }
+                Some(_) => {}
+                None => templates.push((prefix.into(), node.into(), path.clone(), cn)),
+            }
+        }
+        for (prefix, node, template, cn) in templates {
+            let target = template.with_file_name(format!("{prefix}-{name}.pem"));
+            if target.exists() {
+                continue;
+            }
+            // The SANs the shared certificates will have: the new master in, the retired out.
+            let mut add = vec![Endpoint {
+                host: addr.clone(),
+                port: 0,
+            }
+            .san()];
+            let have: Vec<String> = inv
+                .certificates
+                .iter()
+                .find(|c| c.location.path == template)
+                .map(|c| crate::rollout::resolve::sans_of(&c.info))
+                .unwrap_or_default();
+            if have.iter().any(|s| s == &format!("DNS:{node}")) {
+                add.push(format!("DNS:{name}"));
+            }
+            let drop: Vec<String> = retired
+                .iter()
+                .flat_map(|r| r.sans())
+                .filter(|s| have.contains(s))
+                .collect();
+            let edit = SanEdit::parse(&add, &drop).map_err(Error::Usage)?;
+            let new_cn = format!("{}{name}", &cn[..cn.len() - node.len()]);
+            let like = crate::issue::like::issue_like(&crate::issue::like::LikeRequest {
+                template: &template,
+                cn: &new_cn,
+                edit: &edit,
+                name: None,
+                ca: a.ca.as_deref().zip(a.ca_key.as_deref()),
+                key_algo: None,
+                validity: None,
+                now,
+            })?;
+            lines.push(format!(
+                "  {}  CN {new_cn}, made like {} (new key)",
+                like.cert_target.display(),
+                template.display()
+            ));
+            for f in like.manifest.files {
+                let v = serde_json::to_value(&f).map_err(|e| Error::Usage(e.to_string()))?;
+                files.push((v, f.contents));
+            }
+        }
+    }
+    Ok((files, lines))
 }
 
 pub(crate) fn request(a: &ChangeArgs) -> Result<Request> {
@@ -487,7 +597,9 @@ fn edited(
     }
 }
 
-type CertFiles = (Vec<(Value, Vec<u8>)>, Option<(String, String)>);
+/// `bundle.json` entries with the new files' bytes.
+type BundleEntries = Vec<(Value, Vec<u8>)>;
+type CertFiles = (BundleEntries, Option<(String, String)>);
 
 /// Reissues the certificates, one reissue per distinct SAN edit, keys kept. Any refusal (no CA
 /// key on this node, a SAN to drop that is not there) refuses the whole change.

@@ -438,6 +438,47 @@ fn kubespray_scales_up_with_a_new_member() {
             assert_eq!(added, want, "{rel}");
         }
     }
+    // node4's own certificates, made like node1's: CN replaced, a new key, the shared SANs.
+    for kind in ["member", "admin", "node"] {
+        let rel = format!("etc/ssl/etcd/ssl/{kind}-node4.pem");
+        let new = c.new_file(root, &rel);
+        let key = c.new_file(root, &format!("etc/ssl/etcd/ssl/{kind}-node4-key.pem"));
+        let verify = openssl([
+            "verify",
+            "-CAfile",
+            ssl.join("ca.pem").to_str().unwrap(),
+            new.to_str().unwrap(),
+        ]);
+        assert!(verify.contains(": OK"), "{verify}");
+        let subject = openssl(["x509", "-noout", "-subject", "-in", new.to_str().unwrap()]);
+        assert!(
+            subject.contains(&format!("CN = etcd-{kind}-node4")),
+            "{subject}"
+        );
+        let template = root.join(format!("etc/ssl/etcd/ssl/{kind}-node1.pem"));
+        let mut want = sans(&template);
+        want.insert("IP:10.6.0.14".into());
+        if want.contains("DNS:node1") {
+            want.insert("DNS:node4".into());
+        }
+        assert_eq!(sans(&new), want, "{kind}");
+        let from_cert = openssl(["x509", "-noout", "-pubkey", "-in", new.to_str().unwrap()]);
+        assert_eq!(
+            from_cert,
+            openssl(["pkey", "-pubout", "-in", key.to_str().unwrap()])
+        );
+        assert_ne!(
+            from_cert,
+            openssl([
+                "x509",
+                "-noout",
+                "-pubkey",
+                "-in",
+                template.to_str().unwrap()
+            ]),
+            "a new key"
+        );
+    }
     let env = c.new_file(root, "etc/etcd.env");
     assert!(std::fs::read_to_string(&env)
         .unwrap()
@@ -462,7 +503,7 @@ fn kubespray_scales_up_with_a_new_member() {
         c.stdout
     );
     assert!(
-        c.stdout.contains("files-only: swap 7 file(s)"),
+        c.stdout.contains("files-only: swap 13 file(s)"),
         "{}",
         c.stdout
     );

@@ -38,16 +38,19 @@ for n in "${sizes[@]}"; do if ((n > largest)); then largest=$n; fi; done
 
 say() { printf '==> %s\n' "$*" >&2; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-# RUNS runs of "$@" (stdout discarded) under GNU time: "WALL CPU RSS", the wall and CPU
-# (user + system) seconds of the fastest run and the largest peak RSS (KiB) of all runs.
+# RUNS runs of "$@" (stdout discarded): "WALL CPU RSS", the wall and CPU (user + system) seconds
+# of the fastest run, from bash's `time` (millisecond precision), and the largest peak RSS (KiB)
+# of all runs, from GNU time wrapped around the command.
 best_of() {
     local best="" cpu="" rss=0 out wall u s m i
+    local TIMEFORMAT='%3R %3U %3S'
     for ((i = 1; i <= RUNS; i++)); do
-        out=$("$gnu_time" -f '%e %U %S %M' "$@" 2>&1 >/dev/null | tail -1)
-        read -r wall u s m <<<"$out"
+        out=$({ time "$gnu_time" -f %M -o "$rss_file" "$@" >/dev/null 2>&1; } 2>&1)
+        read -r wall u s <<<"$out"
+        m=$(tail -1 "$rss_file")
         if [[ -z $best ]] || awk -v a="$wall" -v b="$best" 'BEGIN { exit !(a < b) }'; then
             best=$wall
-            cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+            cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.3f", u + s }')
         fi
         if ((m > rss)); then rss=$m; fi
     done
@@ -91,7 +94,8 @@ done
 
 # --- checks ----------------------------------------------------------------------------------
 json=$(mktemp)
-trap 'rm -f "$json"' EXIT
+rss_file=$(mktemp)
+trap 'rm -f "$json" "$rss_file"' EXIT
 for n in "${sizes[@]}"; do
     dir=$base/clusters-$(printf %04d "$n")
     find "$dir" -type f -print0 | xargs -0 cat >/dev/null # warm the page cache
@@ -167,7 +171,7 @@ END {
         "ratio", "inspect RSS", "floor RSS"
     for (i = 1; i <= NR; i++)
         printf fmt, n[i], n[i] * 20, sprintf("%.3f", tf[i]), sprintf("%.3f", tc[i]),
-            sprintf("%.2fx", tc[i] / tf[i]), sprintf("%.2f", cf[i]), sprintf("%.2f", cc[i]),
+            sprintf("%.2fx", tc[i] / tf[i]), sprintf("%.3f", cf[i]), sprintf("%.3f", cc[i]),
             sprintf("%.2fx", cc[i] / cf[i]), sprintf("%.1f MiB", rss[i] / 1024),
             sprintf("%.1f MiB", rf[i] / 1024)
     print "(s: wall seconds of the fastest run; CPU: its user + system seconds; RSS: the largest of the runs)"

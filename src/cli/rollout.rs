@@ -374,11 +374,8 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
             } else {
                 format!(" Done before it stopped: {}.", done.join("; "))
             };
-            let message = if *resumable {
-                format!("rollout stopped at {component} ({step}): {reason}.{did} A removed member cannot be put back by a rollback; no file was changed (the membership steps come first). Fix the cause, then `certs rollout resume` continues with this membership step (it checks what is already done) and the rest")
-            } else {
-                format!("rollout stopped at {component} ({step}): {reason}.{did} No member was removed and no file was changed; fix the cause and run `certs rollout apply` again")
-            };
+            let _ = resumable;
+            let message = format!("rollout stopped at {component} ({step}): {reason}.{did} Every file step before it is done and healthy on its new certificate (the membership steps come last); a removed member cannot be put back by a rollback. Fix the cause, then `certs rollout resume` continues with this membership step (it checks what is already done)");
             ("stopped", ROLLED_BACK, message)
         }
     };

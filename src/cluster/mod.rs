@@ -38,7 +38,10 @@ pub struct Roles {
     /// Workers (kube_node hosts that are neither control plane nor etcd), play 4.
     pub workers: Vec<String>,
     pub ca_host: String,
-    /// The first etcd member that stays: the one host whose bundle removes the retired members.
+    /// The last etcd member that stays: the one host whose bundle removes the retired members,
+    /// after every member restarted on its new certificates while the cluster had them all
+    /// (a rolling restart of the members that stay keeps quorum only while the retired ones
+    /// still count).
     pub membership_host: Option<String>,
     /// Retired hosts of the inventory, left out of every play.
     pub retired_hosts: Vec<String>,
@@ -106,7 +109,12 @@ pub fn roles(inv: &Inventory, req: &Request) -> Result<Roles, String> {
         }
         None => cp_left[0].clone(),
     };
-    let membership_host = layout.etcd.iter().find(|h| stays(h)).cloned();
+    // The last etcd member in play-3 order: every member has restarted before it removes.
+    let membership_host = control_plane
+        .iter()
+        .rev()
+        .find(|h| layout.etcd.contains(h))
+        .cloned();
     Ok(Roles {
         flavour: layout.flavour,
         control_plane,
@@ -119,8 +127,12 @@ pub fn roles(inv: &Inventory, req: &Request) -> Result<Roles, String> {
 }
 
 /// A YAML flow list of strings (JSON strings are YAML).
+/// A YAML flow list (`["a", "b"]`, a space after each comma, as yamllint wants it).
 fn list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+    format!(
+        "[{}]",
+        items.iter().map(|i| text(i)).collect::<Vec<_>>().join(", ")
+    )
 }
 
 fn text(s: &str) -> String {
@@ -180,8 +192,8 @@ pub fn render(inventory_path: &str, req: &Request, r: &Roles) -> Vec<(String, St
          certs_binary: {binary}\n\
          # The host holding the CA keys: every bundle is signed there.\n\
          certs_ca_host: {ca}\n\
-         # The etcd membership steps of a retirement run once, on this host, before the others\n\
-         # drop the retired members from their certificates.\n\
+         # The etcd membership steps of a retirement run once, on this host (the last etcd\n\
+         # member rolled out), after every member restarted on its new certificates.\n\
          certs_membership_host: {membership}\n\
          # Every node a bundle is made for: control plane (etcd members first), then workers.\n\
          certs_nodes: {nodes}\n\
@@ -269,22 +281,23 @@ mod tests {
         assert_eq!(r.control_plane, ["node2", "node1", "node4"]);
         assert_eq!(r.workers, ["node5"]);
         assert_eq!(r.ca_host, "node1");
-        assert_eq!(r.membership_host.as_deref(), Some("node2"));
+        // node2 then node1 restart while node3 still counts; node1 (the last) removes it.
+        assert_eq!(r.membership_host.as_deref(), Some("node1"));
         assert_eq!(r.retire, ["10.6.0.13"]);
         let files = render("hosts.ini", &req, &r);
         let vars = &files[1].1;
         assert!(
-            vars.contains("certs_change_args: [\"--retire\",\"10.6.0.13\"]"),
+            vars.contains("certs_change_args: [\"--retire\", \"10.6.0.13\"]"),
             "{vars}"
         );
         assert!(
-            vars.contains("certs_nodes: [\"node2\",\"node1\",\"node4\",\"node5\"]"),
+            vars.contains("certs_nodes: [\"node2\", \"node1\", \"node4\", \"node5\"]"),
             "{vars}"
         );
         let pb = &files[0].1;
         assert!(!pb.contains("__CERTS_"), "{pb}");
         assert!(
-            pb.contains("hosts: [\"node2\",\"node1\",\"node4\"]\n  serial: 1"),
+            pb.contains("hosts: [\"node2\", \"node1\", \"node4\"]\n  serial: 1"),
             "{pb}"
         );
         assert!(pb.contains("serial: 2"));

@@ -78,7 +78,8 @@ pub enum Ended {
         reason: String,
         manual: String,
     },
-    /// Stopped in an etcd membership step. They come before every file step, so no file needs
+    /// Stopped in an etcd membership step. They come after every file step, which all passed
+    /// their gates, so no file needs
     /// restoring; `done` is what the membership steps changed (a removal cannot be undone).
     /// `resumable`: a member was removed, the rollout stays interrupted and `resume` continues;
     /// otherwise nothing was changed and the rollout ended.

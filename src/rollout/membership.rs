@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::exec::{failed_prefix, Ended, Executor};
-use super::journal::{Journal, Outcome, StepState};
+use super::journal::{Journal, StepState};
 use super::plan::{Identity, Plan, Step};
 use crate::error::Result;
 use crate::node::Component as NodeComponent;
@@ -334,7 +334,9 @@ pub fn etcdctl(endpoints: &[String], access: Option<&Access>) -> String {
     out
 }
 
-/// Adds the membership steps of retiring `remove` in front of the plan's steps, with what the
+/// Adds the membership steps of retiring `remove` after the plan's file steps (the members
+/// restart on their new certificates while the cluster still has every member, so a rolling
+/// restart keeps quorum; the retired members leave last), with what the
 /// live cluster says (read-only: member list, health, leader, keyspace size). Returns the
 /// problems met (no access, no live cluster); [`check`] judges the rest.
 pub fn plan(
@@ -488,7 +490,9 @@ pub fn plan(
         }
     }
     let mut steps = Vec::new();
+    let base = plan.steps.len();
     for (step, (kind, action, description, manual)) in planned.into_iter().enumerate() {
+        let step = base + step;
         steps.push(Step {
             component: COMPONENT.into(),
             kind: kind.into(),
@@ -506,10 +510,9 @@ pub fn plan(
             manual,
         });
     }
-    let n = steps.len();
-    plan.steps.splice(0..0, steps);
+    plan.steps.extend(steps);
     plan.etcd = Some(r);
-    debug_assert!(plan.steps[..n].iter().all(|s| s.component == COMPONENT));
+    debug_assert!(plan.steps[base..].iter().all(|s| s.component == COMPONENT));
     problems
 }
 
@@ -1696,13 +1699,19 @@ impl Executor<'_> {
                 s.kind == MEMBER_REMOVE
                     && matches!(j.steps[k], StepState::Swapped | StepState::Healthy)
             });
-        if !removed {
-            j.outcome = Outcome::RolledBack;
-            j.note(
-                (self.now)(),
-                format!("{COMPONENT}: stopped before any member was removed: no member and no file changed"),
-            );
-        }
+        // The file steps before it are done and healthy: the rollout stays interrupted, and
+        // `resume` continues with this step (each checks what is already done).
+        j.note(
+            (self.now)(),
+            format!(
+                "{COMPONENT}: stopped {}; every file step is done",
+                if removed {
+                    "after a member was removed"
+                } else {
+                    "before any member was removed"
+                }
+            ),
+        );
         self.save(j)?;
         let step = j
             .plan
@@ -1715,7 +1724,7 @@ impl Executor<'_> {
             step,
             reason: stop.reason,
             done,
-            resumable: removed,
+            resumable: true,
         })
     }
 }
@@ -1740,6 +1749,7 @@ pub(super) fn not_undone(ex: &mut Executor, j: &Journal) {
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests read what the executor wrote with std::fs
 mod tests {
+    use crate::rollout::journal::Outcome;
     use std::cell::{Cell, RefCell};
 
     use super::*;
@@ -1988,7 +1998,7 @@ mod tests {
             );
             let text = p.render();
             assert!(
-                text.contains("1. etcd-membership: snapshot the keyspace"),
+                text.contains(". etcd-membership: snapshot the keyspace"),
                 "{text}"
             );
             assert!(text.contains(&format!("by hand: {}", m(2))), "{text}");
@@ -2145,7 +2155,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_before_any_removal_changes_nothing() {
+    fn a_failure_before_any_removal_removes_nothing_and_stays_resumable() {
         let dir = tempfile::tempdir().unwrap();
         let mut fake = Fake::new(3);
         let (p, _) = planned(&fake, &["etcd3"], dir.path());
@@ -2159,7 +2169,7 @@ mod tests {
                 done,
                 ..
             } => {
-                assert!(!resumable && done.is_empty(), "{reason}");
+                assert!(resumable && done.is_empty(), "{reason}");
                 assert!(reason.contains("boom"), "{reason}");
             }
             other => panic!("{other:?}"),
@@ -2173,7 +2183,8 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "{left:?}");
         let j = Journal::load(&state).unwrap().unwrap();
-        assert_eq!(j.outcome, Outcome::RolledBack, "a new apply may start");
+        // The file steps are done: the rollout stays interrupted, `resume` goes on from here.
+        assert_eq!(j.outcome, Outcome::Running);
         // Also when a kept member is unhealthy once the removal is due: nothing is removed.
         let dir = tempfile::tempdir().unwrap();
         let fake = Fake::new(1);
@@ -2181,7 +2192,7 @@ mod tests {
         fake.unhealthy.borrow_mut().push(member(2).id);
         let (ended, _) = run(&fake, &dir.path().join("state"), |ex| ex.apply(&p));
         assert!(
-            matches!(&ended, Ended::Stopped { resumable: false, reason, done, .. }
+            matches!(&ended, Ended::Stopped { resumable: true, reason, done, .. }
                 if reason.contains("kept member not healthy") && done.len() == 1),
             "{ended:?}"
         );

@@ -210,7 +210,7 @@ pub struct Plan {
     pub profile: String,
     pub files: Vec<FileSwap>,
     pub steps: Vec<Step>,
-    /// The etcd membership change of a retirement: its steps come first in `steps`.
+    /// The etcd membership change of a retirement: its steps come last in `steps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd: Option<super::membership::Retirement>,
 }

@@ -689,31 +689,8 @@ pub struct ChangeArgs {
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
 
-    /// The load-balancer address clients will use: ADDR or ADDR:PORT (6443)
-    #[arg(long, value_name = "ADDR[:PORT]")]
-    pub vip: Option<String>,
-
-    /// The VIP clients use now, for a VIP move: kubeconfigs on it move to --vip; its SAN stays
-    /// unless --drop-san names it
-    #[arg(long, value_name = "ADDR[:PORT]", requires = "vip")]
-    pub old_vip: Option<String>,
-
-    /// A master to retire: etcd member name, node name or address; repeatable
-    #[arg(long, value_name = "NODE|ADDR")]
-    pub retire: Vec<String>,
-
-    /// A new master joining: its certificates-shared SANs, --etcd-servers, --initial-cluster
-    /// and proxy upstreams gain it; repeatable
-    #[arg(long, value_name = "NAME=ADDR")]
-    pub add_master: Vec<String>,
-
-    /// Another SAN for the apiserver serving certificates; repeatable
-    #[arg(long = "add-san", value_name = "SAN")]
-    pub add_san: Vec<String>,
-
-    /// A SAN to drop from the apiserver serving certificates; repeatable
-    #[arg(long = "drop-san", value_name = "SAN")]
-    pub drop_san: Vec<String>,
+    #[command(flatten)]
+    pub spec: ChangeSpecArgs,
 
     /// CA certificate to sign with [default: found beside each certificate]
     #[arg(long, value_name = "FILE", requires = "ca_key")]
@@ -919,29 +896,8 @@ pub struct ClusterReissueArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// The VIP, as `certs change --vip`
-    #[arg(long, value_name = "ADDR[:PORT]")]
-    pub vip: Option<String>,
-
-    /// The VIP clients use now, as `certs change --old-vip`
-    #[arg(long, value_name = "ADDR[:PORT]", requires = "vip")]
-    pub old_vip: Option<String>,
-
-    /// A master to retire, as `certs change --retire`; repeatable
-    #[arg(long, value_name = "NODE|ADDR")]
-    pub retire: Vec<String>,
-
-    /// A new master, as `certs change --add-master`; repeatable
-    #[arg(long, value_name = "NAME=ADDR")]
-    pub add_master: Vec<String>,
-
-    /// Another SAN for the apiserver serving certificates; repeatable
-    #[arg(long = "add-san", value_name = "SAN")]
-    pub add_san: Vec<String>,
-
-    /// A SAN to drop from the apiserver serving certificates; repeatable
-    #[arg(long = "drop-san", value_name = "SAN")]
-    pub drop_san: Vec<String>,
+    #[command(flatten)]
+    pub spec: ChangeSpecArgs,
 
     /// Leave the etcd membership steps out of this node's bundle (they run on one host only)
     #[arg(long)]
@@ -954,4 +910,34 @@ pub struct ClusterReissueArgs {
     /// Text lines, or one JSON document
     #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
     pub output: ResultOutput,
+}
+
+/// What a change moves, as `certs change` and `certs cluster reissue` take it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChangeSpecArgs {
+    /// The load-balancer address clients will use: ADDR or ADDR:PORT (6443)
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub vip: Option<String>,
+
+    /// The VIP clients use now, for a VIP move: kubeconfigs on it move to --vip; its SAN stays
+    /// unless --drop-san names it
+    #[arg(long, value_name = "ADDR[:PORT]", requires = "vip")]
+    pub old_vip: Option<String>,
+
+    /// A master to retire: etcd member name, node name or address; repeatable
+    #[arg(long, value_name = "NODE|ADDR")]
+    pub retire: Vec<String>,
+
+    /// A new master joining: its certificates-shared SANs, --etcd-servers, --initial-cluster
+    /// and proxy upstreams gain it; repeatable
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub add_master: Vec<String>,
+
+    /// Another SAN for the apiserver serving certificates; repeatable
+    #[arg(long = "add-san", value_name = "SAN")]
+    pub add_san: Vec<String>,
+
+    /// A SAN to drop from the apiserver serving certificates; repeatable
+    #[arg(long = "drop-san", value_name = "SAN")]
+    pub drop_san: Vec<String>,
 }

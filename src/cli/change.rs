@@ -202,10 +202,10 @@ fn preflight(a: &ChangeArgs, root: &Path) -> Result<u8> {
         a.run.state.state_dir.display().to_string(),
     ];
     argv.extend(a.paths.iter().map(|p| p.display().to_string()));
-    if let Some(v) = &a.vip {
+    if let Some(v) = &a.spec.vip {
         argv.extend(["--vip".to_string(), v.clone()]);
     }
-    for r in &a.retire {
+    for r in &a.spec.retire {
         argv.extend(["--retire".to_string(), r.clone()]);
     }
     if let Some(n) = &a.now {
@@ -326,6 +326,7 @@ pub(crate) fn request(a: &ChangeArgs) -> Result<Request> {
             .transpose()
     };
     let add_master = a
+        .spec
         .add_master
         .iter()
         .map(|s| {
@@ -340,14 +341,14 @@ pub(crate) fn request(a: &ChangeArgs) -> Result<Request> {
         })
         .collect::<Result<Vec<_>>>()?;
     // The SAN edits must parse like reissue's.
-    SanEdit::parse(&a.add_san, &a.drop_san).map_err(Error::Usage)?;
+    SanEdit::parse(&a.spec.add_san, &a.spec.drop_san).map_err(Error::Usage)?;
     Ok(Request {
-        vip: ep("--vip", &a.vip)?,
-        old_vip: ep("--old-vip", &a.old_vip)?,
-        retire: a.retire.clone(),
+        vip: ep("--vip", &a.spec.vip)?,
+        old_vip: ep("--old-vip", &a.spec.old_vip)?,
+        retire: a.spec.retire.clone(),
         add_master,
-        add_san: a.add_san.clone(),
-        drop_san: a.drop_san.clone(),
+        add_san: a.spec.add_san.clone(),
+        drop_san: a.spec.drop_san.clone(),
     })
 }
 

@@ -319,7 +319,13 @@ fn remap(v: &mut Value, from: &Path) {
 }
 
 fn reissue(a: &ClusterReissueArgs) -> Result<u8> {
-    check_change_options(&a.vip, &a.old_vip, &a.add_master, &a.add_san, &a.drop_san)?;
+    check_change_options(
+        &a.spec.vip,
+        &a.spec.old_vip,
+        &a.spec.add_master,
+        &a.spec.add_san,
+        &a.spec.drop_san,
+    )?;
     let now = match &a.now {
         Some(t) => parse_time(t)?,
         None => crate::sys::clock::now(),
@@ -395,17 +401,17 @@ fn bundle(a: &ClusterReissueArgs, ca_root: &Path, scratch: &Path, now: i64) -> R
         scratch.display().to_string(),
         "--offline".into(),
     ];
-    if let Some(v) = &a.vip {
+    if let Some(v) = &a.spec.vip {
         argv.extend(["--vip".into(), v.clone()]);
     }
-    if let Some(v) = &a.old_vip {
+    if let Some(v) = &a.spec.old_vip {
         argv.extend(["--old-vip".into(), v.clone()]);
     }
     for (flag, vals) in [
-        ("--retire", &a.retire),
-        ("--add-master", &a.add_master),
-        ("--add-san", &a.add_san),
-        ("--drop-san", &a.drop_san),
+        ("--retire", &a.spec.retire),
+        ("--add-master", &a.spec.add_master),
+        ("--add-san", &a.spec.add_san),
+        ("--drop-san", &a.spec.drop_san),
     ] {
         for v in vals {
             argv.extend([flag.to_string(), v.clone()]);

@@ -143,47 +143,41 @@ struct Report<'a> {
     schema: &'static str,
     now: String,
     warn_within_seconds: i64,
-    certificates: Vec<CertJson<'a>>,
+    certificates: Certificates<'a>,
     keys: Vec<KeyJson<'a>>,
-    kubeconfigs: Vec<Value>,
+    kubeconfigs: Kubeconfigs<'a>,
     csrs: Vec<Value>,
     cfssl: Vec<Value>,
     endpoints: Vec<Value>,
     findings: &'a [crate::pki::inventory::Finding],
 }
 
-fn report<'a>(inv: &'a Inventory, endpoints: &[Endpoint]) -> Report<'a> {
-    let certificates: Vec<_> = inv
-        .certificates
-        .iter()
-        .map(|c| entry_json(inv, c))
-        .collect();
-    let mut pairs_of: Vec<Vec<String>> = vec![Vec::new(); inv.keys.len()];
-    for c in &inv.certificates {
-        if let Some(k) = c.key {
-            pairs_of[k].push(c.location.to_string());
-        }
+/// The certificates' JSON, made one at a time as the writer asks for them: the report never
+/// holds every entry's strings at once (the largest part of a fleet's report).
+struct Certificates<'a>(&'a Inventory);
+
+impl Serialize for Certificates<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.certificates.iter().map(|c| entry_json(self.0, c)))
     }
-    let keys: Vec<KeyJson> = inv
-        .keys
-        .iter()
-        .enumerate()
-        .map(|(k, key)| KeyJson {
-            path: key.location.path.display().to_string(),
-            index: key.location.index,
-            embedded: &key.location.embedded,
-            format: &key.info.format,
-            private: key.info.format.is_private(),
-            encrypted: key.info.format.is_encrypted(),
-            key: &key.info.algo,
-            certificates: std::mem::take(&mut pairs_of[k]),
-        })
-        .collect();
-    let kubeconfigs: Vec<Value> = inv
-        .kubeconfigs
-        .iter()
-        .map(|kc| {
-            let users: Vec<Value> = kc
+}
+
+/// The kubeconfigs' JSON, made one at a time as the writer asks for them.
+struct Kubeconfigs<'a>(&'a Inventory);
+
+impl Serialize for Kubeconfigs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .kubeconfigs
+                .iter()
+                .map(|kc| kubeconfig_json(self.0, kc)),
+        )
+    }
+}
+
+fn kubeconfig_json(inv: &Inventory, kc: &crate::pki::inventory::KubeconfigEntry) -> Value {
+    let users: Vec<Value> = kc
                 .config
                 .users
                 .iter()
@@ -206,34 +200,60 @@ fn report<'a>(inv: &'a Inventory, endpoints: &[Endpoint]) -> Report<'a> {
                     })
                 })
                 .collect();
-            let clusters: Vec<Value> = kc
-                .config
-                .clusters
-                .iter()
-                .zip(&kc.cluster_cas)
-                .map(|(cl, ca)| {
-                    let detail = match &cl.ca {
-                        Some(Source::Embedded(info)) => Some(json!({"subject": info.subject, "sha256": info.sha256})),
-                        _ => None,
-                    };
-                    json!({
-                        "name": cl.name,
-                        "server": cl.server,
-                        "certificate_authority": source_json(&cl.ca, detail),
-                        "matches_ca": ca.map(|i| inv.certificates[i].location.to_string()),
-                    })
-                })
-                .collect();
+    let clusters: Vec<Value> = kc
+        .config
+        .clusters
+        .iter()
+        .zip(&kc.cluster_cas)
+        .map(|(cl, ca)| {
+            let detail = match &cl.ca {
+                Some(Source::Embedded(info)) => {
+                    Some(json!({"subject": info.subject, "sha256": info.sha256}))
+                }
+                _ => None,
+            };
             json!({
-                "path": kc.path.display().to_string(),
-                "server": kc.config.server,
-                "current_context": kc.config.current_context,
-                "current_user": kc.config.current_user,
-                "clusters": clusters,
-                "users": users,
+                "name": cl.name,
+                "server": cl.server,
+                "certificate_authority": source_json(&cl.ca, detail),
+                "matches_ca": ca.map(|i| inv.certificates[i].location.to_string()),
             })
         })
         .collect();
+    json!({
+        "path": kc.path.display().to_string(),
+        "server": kc.config.server,
+        "current_context": kc.config.current_context,
+        "current_user": kc.config.current_user,
+        "clusters": clusters,
+        "users": users,
+    })
+}
+
+fn report<'a>(inv: &'a Inventory, endpoints: &[Endpoint]) -> Report<'a> {
+    let certificates = Certificates(inv);
+    let mut pairs_of: Vec<Vec<String>> = vec![Vec::new(); inv.keys.len()];
+    for c in &inv.certificates {
+        if let Some(k) = c.key {
+            pairs_of[k].push(c.location.to_string());
+        }
+    }
+    let keys: Vec<KeyJson> = inv
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(k, key)| KeyJson {
+            path: key.location.path.display().to_string(),
+            index: key.location.index,
+            embedded: &key.location.embedded,
+            format: &key.info.format,
+            private: key.info.format.is_private(),
+            encrypted: key.info.format.is_encrypted(),
+            key: &key.info.algo,
+            certificates: std::mem::take(&mut pairs_of[k]),
+        })
+        .collect();
+    let kubeconfigs = Kubeconfigs(inv);
     let endpoints: Vec<Value> = endpoints
         .iter()
         .map(|e| {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs the real tools the tests drive
-# (openssl, cfssl, etcd, nginx with its stream module, kubectl, promtool), then format, lint and every test. `.ci/run` calls exactly this.
+# (openssl, cfssl, etcd, nginx with its stream module, kubectl, promtool, groff, ansible-core,
+# strace; ansible-lint from PyPI when it installs), then format, lint and every test.
+# `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,8 @@ command -v mkfifo >/dev/null || need+=(coreutils)
 command -v kubectl >/dev/null || need+=(kubernetes-client)
 # promtool checks the -o prometheus text format.
 command -v promtool >/dev/null || need+=(prometheus)
+# groff reads the man pages `certs man` prints.
+command -v groff >/dev/null || need+=(groff-base)
 # certs cluster: the generated playbook is run by real ansible-playbook (tests/cli/cluster.rs),
 # whose test also traces the files each play opens.
 command -v ansible-playbook >/dev/null || need+=(ansible-core)

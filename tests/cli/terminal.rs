@@ -415,8 +415,12 @@ fn man_pages_for_certs_and_each_subcommand() {
     let bad = certs(["man", "nope"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("inspect"), "{}", bad.stderr);
-    // Groff, where installed, reads it without a warning.
-    if Command::new("groff").arg("--version").output().is_ok() {
+    // Groff reads it without a warning (groff-base; tests/debian.sh installs it).
+    assert!(
+        Command::new("groff").arg("--version").output().is_ok(),
+        "groff not found: apt-get install groff-base (tests/debian.sh does)"
+    );
+    {
         let mut child = Command::new("groff")
             .args(["-man", "-Tutf8", "-ww", "-z"])
             .stdin(Stdio::piped())

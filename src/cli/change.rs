@@ -111,16 +111,14 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         let stamp = crate::duration::rfc3339(now).replace([':', '-'], "");
         PathBuf::from(format!("certs-change-{stamp}"))
     });
+    let out = std::path::absolute(&out).unwrap_or(out);
     let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(e.to_string()))?;
     let written: Vec<(PathBuf, u32, Vec<u8>)> = files
         .iter()
         .map(|f| (f.bundle_path.clone(), f.mode, f.contents.clone()))
         .collect();
-    crate::sys::fs::write_bundle(&out, &written, &bytes)?;
-    let out = std::path::absolute(&out).unwrap_or(out);
 
-    // The rollout, as `certs rollout apply BUNDLE --root ROOT [options]` would be typed: its
-    // plan (a dry run) is printed; with --apply it runs.
+    // The rollout, as `certs rollout apply BUNDLE --root ROOT [options]` would be typed.
     let mut argv: Vec<String> = vec![
         "certs".into(),
         "rollout".into(),
@@ -148,20 +146,13 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
     if a.output == ResultOutput::Json {
         argv.extend(["-o".to_string(), "json".into()]);
     }
-    if !a.apply {
-        argv.push("--dry-run".into());
-    }
     if a.offline {
         // The membership steps read the live member list: offline, the plan leaves them out.
         argv.push("--no-etcd-membership".into());
     }
-    let parsed = <super::args::Args as clap::Parser>::try_parse_from(&argv)
-        .map_err(|e| Error::Usage(format!("the rollout options: {e}")))?;
-    let super::args::Command::Rollout(rollout) = parsed.command else {
-        return Err(Error::Usage(
-            "the rollout options did not parse as `rollout apply`".into(),
-        ));
-    };
+    let apply = rollout_command(&argv)?;
+    argv.push("--dry-run".into());
+    let dry_run = rollout_command(&argv)?;
     summary(a, &inv, &edits, &moves, &edited, &retired, &manifest, &out)?;
     if !joined.is_empty() && a.output == ResultOutput::Text {
         let mut o = std::io::stdout().lock();
@@ -174,18 +165,42 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
             writeln!(o, "{l}").map_err(Error::Output)?;
         }
     }
-    // The plan (printed by a dry run), then, with --apply, the rollout itself.
-    match super::rollout::run(&rollout) {
-        // The plan cannot pass: the bundle is taken back, so a refusal leaves nothing behind.
+    // The plan, proved on the bundle before it exists on disk (its files are read from memory):
+    // a plan that cannot pass writes nothing.
+    let mut in_memory: std::collections::HashMap<PathBuf, Vec<u8>> = written
+        .iter()
+        .map(|(rel, _, bytes)| (out.join(rel), bytes.clone()))
+        .collect();
+    in_memory.insert(out.join("bundle.json"), bytes.clone());
+    let planned = crate::sys::fs::overlay::with(in_memory, || super::rollout::run(&dry_run));
+    match planned {
         Err(e @ (Error::Refused { .. } | Error::Usage(_))) if !a.force => {
-            crate::sys::fs::remove_bundle(&out)?;
-            eprintln!(
-                "certs: the bundle {} was removed again (--force keeps it)",
-                out.display()
-            );
-            Err(e)
+            eprintln!("certs: the rollout plan cannot pass; nothing was written (--force writes the bundle anyway)");
+            return Err(e);
         }
-        other => other,
+        Err(e) => {
+            crate::sys::fs::write_bundle(&out, &written, &bytes)?;
+            return Err(e);
+        }
+        Ok(_) => {}
+    }
+    crate::sys::fs::write_bundle(&out, &written, &bytes)?;
+    if a.apply {
+        super::rollout::run(&apply)
+    } else {
+        Ok(exit::OK)
+    }
+}
+
+/// `certs rollout …` parsed from its command line (so the options mean what they mean there).
+fn rollout_command(argv: &[String]) -> Result<super::args::RolloutCommand> {
+    let parsed = <super::args::Args as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| Error::Usage(format!("the rollout options: {e}")))?;
+    match parsed.command {
+        super::args::Command::Rollout(r) => Ok(r),
+        _ => Err(Error::Usage(
+            "the rollout options did not parse as `rollout apply`".into(),
+        )),
     }
 }
 

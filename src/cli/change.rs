@@ -613,8 +613,25 @@ fn edited(
     }
 }
 
+/// A reissue's bundle files as `bundle.json` entries with their bytes, added to `files`; its CA
+/// becomes the bundle's CA when none is yet, or when it signed an apiserver certificate.
+pub(crate) fn take_manifest(
+    m: crate::issue::bundle::Manifest,
+    files: &mut BundleEntries,
+    ca: &mut Option<(String, String)>,
+) -> Result<()> {
+    if ca.is_none() || m.files.iter().any(|f| f.role == Role::Apiserver) {
+        *ca = Some((m.ca.certificate.clone(), m.ca.subject.clone()));
+    }
+    for f in m.files {
+        let v = serde_json::to_value(&f).map_err(|e| Error::Usage(e.to_string()))?;
+        files.push((v, f.contents));
+    }
+    Ok(())
+}
+
 /// `bundle.json` entries with the new files' bytes.
-type BundleEntries = Vec<(Value, Vec<u8>)>;
+pub(crate) type BundleEntries = Vec<(Value, Vec<u8>)>;
 type CertFiles = (BundleEntries, Option<(String, String)>);
 
 /// Reissues the certificates, one reissue per distinct SAN edit, keys kept. Any refusal (no CA
@@ -653,13 +670,7 @@ fn reissue_all(a: &ChangeArgs, inv: &Inventory, edits: &[CertEdit], now: i64) ->
             ));
         }
         if let Some(m) = r.manifest {
-            if ca.is_none() || m.files.iter().any(|f| f.role == Role::Apiserver) {
-                ca = Some((m.ca.certificate.clone(), m.ca.subject.clone()));
-            }
-            for f in m.files {
-                let v = serde_json::to_value(&f).map_err(|e| Error::Usage(e.to_string()))?;
-                files.push((v, f.contents));
-            }
+            take_manifest(m, &mut files, &mut ca)?;
         }
     }
     if !refused.is_empty() {

@@ -495,17 +495,7 @@ fn bundle(a: &ClusterReissueArgs, ca_root: &Path, scratch: &Path, now: i64) -> R
             ));
         }
         if let Some(m) = r.manifest {
-            if ca.is_none()
-                || m.files
-                    .iter()
-                    .any(|f| f.role == crate::pki::Role::Apiserver)
-            {
-                ca = Some((m.ca.certificate.clone(), m.ca.subject.clone()));
-            }
-            for f in m.files {
-                let v = serde_json::to_value(&f).map_err(|e| Error::Usage(e.to_string()))?;
-                cert_files.push((v, f.contents));
-            }
+            super::change::take_manifest(m, &mut cert_files, &mut ca)?;
         }
     }
     if !refused.is_empty() {

@@ -403,6 +403,32 @@ fn bad_input_writes_nothing() {
         assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
         assert!(!bundle.exists(), "{args:?}: a bundle was written");
     }
+    // An --out that cannot be created (under a regular file): exit 2, one line, nothing made.
+    let file = root.parent().unwrap().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = file.join("bundle");
+    let run = certs_env(
+        [
+            "change",
+            "--root",
+            root.to_str().unwrap(),
+            "--retire",
+            "172.72.0.97",
+            "--offline",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("PATH", path_with(&bin))],
+    );
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("certs: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(errors[0].contains("a-file/bundle"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
     assert_eq!(before, tree_digest(root));
 }
 

@@ -87,7 +87,7 @@ pub fn build(
     }
     if !saw_san && !changes.sans.is_empty() {
         // RFC 5280 4.2.1.6: critical when the subject is empty.
-        let critical = original.subject_rdns.is_empty();
+        let critical = original.subject_rdns().is_empty();
         extensions.push(extension(
             &oid_bytes(OID_SAN),
             critical,

@@ -56,8 +56,6 @@ pub struct CertInfo {
     /// Raw DER of the names: issuer links compare these, never the printed form.
     pub subject_raw: Vec<u8>,
     pub issuer_raw: Vec<u8>,
-    /// The subject's RDNs in order, each a list of (attribute short name or OID, value).
-    pub subject_rdns: Vec<Vec<(String, String)>>,
     /// The common name, when there is one.
     pub common_name: Option<String>,
     /// All organization (O) values, in order.
@@ -131,20 +129,6 @@ impl CertInfo {
             subject: subject.to_string(),
             issuer: cert.issuer().to_string(),
             subject_raw: subject.as_raw().to_vec(),
-            subject_rdns: subject
-                .iter()
-                .map(|rdn| {
-                    rdn.iter()
-                        .map(|a| {
-                            let value = a
-                                .as_str()
-                                .map(str::to_string)
-                                .unwrap_or_else(|_| hex_colon(a.as_slice()));
-                            (attribute_name(&a.attr_type().to_id_string()), value)
-                        })
-                        .collect()
-                })
-                .collect(),
             issuer_raw: cert.issuer().as_raw().to_vec(),
             common_name: subject
                 .iter_common_name()
@@ -172,6 +156,27 @@ impl CertInfo {
             der: der.to_vec(),
         };
         Ok(info)
+    }
+
+    /// The subject's RDNs in order, each a list of (attribute short name or OID, value).
+    /// Read from the subject's DER when asked (spec and reissue need it; inspect does not).
+    pub fn subject_rdns(&self) -> Vec<Vec<(String, String)>> {
+        let Ok((_, name)) = x509_parser::x509::X509Name::from_der(&self.subject_raw) else {
+            return Vec::new();
+        };
+        name.iter()
+            .map(|rdn| {
+                rdn.iter()
+                    .map(|a| {
+                        let value = a
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|_| hex_colon(a.as_slice()));
+                        (attribute_name(&a.attr_type().to_id_string()), value)
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// Whether `self` could have issued `child` judging by names and key identifiers alone.
@@ -311,20 +316,33 @@ pub fn serial_hex(raw: &[u8]) -> String {
         .iter()
         .position(|b| *b != 0)
         .unwrap_or(raw.len().saturating_sub(1));
-    raw[start..].iter().map(|b| format!("{b:02X}")).collect()
+    hex(&raw[start..], UPPER, None)
 }
 
 pub fn hex_colon(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    hex(bytes, UPPER, Some(b':'))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(digest.as_ref(), LOWER, None)
+}
+
+const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+const LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// Hex digits of `bytes`, optionally separated, in one allocation: every certificate read
+/// formats its serial, key identifiers and fingerprint, so this is on inspect's hot path.
+fn hex(bytes: &[u8], digits: &[u8; 16], separator: Option<u8>) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if let (Some(sep), true) = (separator, i > 0) {
+            out.push(sep);
+        }
+        out.push(digits[usize::from(b >> 4)]);
+        out.push(digits[usize::from(b & 0x0f)]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 #[cfg(test)]
@@ -336,6 +354,17 @@ mod tests {
         assert_eq!(serial_hex(&[0x00, 0x8f, 0x01]), "8F01");
         assert_eq!(serial_hex(&[0x00]), "00");
         assert_eq!(serial_hex(&[0x01, 0x00]), "0100");
+        assert_eq!(serial_hex(&[]), "");
+    }
+
+    #[test]
+    fn hex_forms_match_openssl_and_cfssl() {
+        assert_eq!(hex_colon(&[0x0a, 0xff, 0x00]), "0A:FF:00");
+        assert_eq!(hex_colon(&[]), "");
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn decode_pem_text(text: &str, out: &mut Decoded) {
         let block_text = &block[..end + end_marker.len()];
         rest = &block[end + end_marker.len()..];
         out.recognized = true;
-        let parsed = match pem::parse(block_text) {
+        let parsed = match super::armor::parse(block_text) {
             Ok(p) => p,
             Err(e) => {
                 out.problems
@@ -114,7 +114,7 @@ pub fn decode_pem_text(text: &str, out: &mut Decoded) {
                 continue;
             }
         };
-        let der = parsed.contents();
+        let der = parsed.contents.as_slice();
         match label {
             "CERTIFICATE" | "TRUSTED CERTIFICATE" => match CertInfo::from_der(der) {
                 Ok(info) => {
@@ -138,19 +138,13 @@ pub fn decode_pem_text(text: &str, out: &mut Decoded) {
             | "PRIVATE KEY"
             | "ENCRYPTED PRIVATE KEY"
             | "PUBLIC KEY"
-            | "RSA PUBLIC KEY" => {
-                let encrypted = parsed
-                    .headers()
-                    .get("Proc-Type")
-                    .is_some_and(|v| v.contains("ENCRYPTED"));
-                match read_key_block(label, der, encrypted) {
-                    Ok(info) => {
-                        out.items.push(Item::Key { index: keys, info });
-                        keys += 1;
-                    }
-                    Err(e) => out.problems.push(e),
+            | "RSA PUBLIC KEY" => match read_key_block(label, der, parsed.encrypted) {
+                Ok(info) => {
+                    out.items.push(Item::Key { index: keys, info });
+                    keys += 1;
                 }
-            }
+                Err(e) => out.problems.push(e),
+            },
             // Parameters, CRLs and the like are PKI but nothing we pair or reissue.
             _ => {}
         }

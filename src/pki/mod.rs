@@ -1,5 +1,7 @@
 //! The node's PKI as data: certificates, keys, kubeconfigs and the links between them.
 
+pub mod armor;
+pub mod block_yaml;
 pub mod cert;
 pub mod decode;
 pub mod inventory;

@@ -74,7 +74,7 @@ pub fn reconstruct(cert: &CertInfo) -> Result<Reconstructed, String> {
         ("SerialNumber", vec![]),
     ];
     let mut cn = String::new();
-    for (attr, value) in cert.subject_rdns.iter().flatten() {
+    for (attr, value) in cert.subject_rdns().iter().flatten() {
         if attr == "CN" {
             if cn.is_empty() {
                 cn = value.clone();

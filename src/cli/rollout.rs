@@ -348,6 +348,11 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
             exit::OK,
             "done: every component is healthy on its new certificate".to_string(),
         ),
+        Ended::AlreadyApplied => (
+            "already-applied",
+            exit::OK,
+            "already applied: every target already holds the bundle's new file; nothing was changed (the rollout that installed them keeps its backup: `certs rollout rollback` with its --state-dir)".to_string(),
+        ),
         Ended::RolledBack { component, reason } => (
             "rolled-back",
             ROLLED_BACK,
@@ -383,7 +388,7 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
     if output == PlanOutput::Json {
         let mut v = serde_json::json!({"schema": "certs.rollout-result/v1", "result": message, "outcome": outcome});
         match &ended {
-            Ended::Done => {}
+            Ended::Done | Ended::AlreadyApplied => {}
             Ended::RolledBack { component, reason } => {
                 v["component"] = component.as_str().into();
                 v["reason"] = reason.as_str().into();
@@ -437,7 +442,7 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
     };
     let code = match j.outcome {
         Outcome::Done => exit::OK,
-        Outcome::Running => exit::PROBLEM,
+        Outcome::Running | Outcome::RollingBack => exit::PROBLEM,
         Outcome::RolledBack => ROLLED_BACK,
         Outcome::RollbackFailed => ROLLBACK_FAILED,
     };
@@ -502,6 +507,10 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
             }
             w(&mut out, "interrupted: run `certs rollout resume` to finish it or `certs rollout rollback` to undo it".into())?
         }
+        Outcome::RollingBack => w(
+            &mut out,
+            "interrupted during a rollback: run `certs rollout rollback` to finish it".into(),
+        )?,
         Outcome::RolledBack | Outcome::RollbackFailed => {
             if let Some(last) = j.log.last() {
                 w(

@@ -67,6 +67,9 @@ pub struct Executor<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
     Done,
+    /// Every target already holds the bundle's new file: nothing was changed or recorded (the
+    /// rollout that installed them keeps its journal and its backup of the original files).
+    AlreadyApplied,
     /// Failed at `component`, whose files were restored; it runs on the old certificate again.
     RolledBack {
         component: String,
@@ -195,10 +198,25 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Runs a plan from the start.
+    /// Whether every target already holds the bundle's new file (and the plan has nothing else
+    /// to do: no etcd membership step, no restart asked for without a file).
+    pub fn already_applied(plan: &Plan) -> bool {
+        !plan.files.is_empty()
+            && plan.etcd.is_none()
+            && plan.steps.iter().all(|s| !s.files.is_empty())
+            && plan
+                .files
+                .iter()
+                .all(|f| current_sha(&f.target).as_deref() == Some(f.new_sha256.as_str()))
+    }
+
+    /// Runs a plan from the start. A plan whose targets all hold their new files already changes
+    /// nothing ([`Ended::AlreadyApplied`]); the journal of the state directory's last rollout is
+    /// kept in `journals/` before the new one replaces it.
     pub fn apply(&mut self, plan: &Plan) -> Result<Ended> {
-        if let Some(j) = Journal::load(&self.state_dir)? {
-            if j.outcome == Outcome::Running {
+        let previous = Journal::load(&self.state_dir)?;
+        if let Some(j) = &previous {
+            if matches!(j.outcome, Outcome::Running | Outcome::RollingBack) {
                 return Err(Error::Usage(format!(
                     "an interrupted rollout is recorded in {}: run `certs rollout status`, then `resume` or `rollback`",
                     super::journal::path(&self.state_dir).display()
@@ -206,11 +224,63 @@ impl Executor<'_> {
             }
         }
         Self::preflight(plan)?;
-        let backup = self.backup(plan)?;
+        if Self::already_applied(plan) {
+            return Ok(Ended::AlreadyApplied);
+        }
+        let originals = self.originals(plan)?;
+        let backup = self.backup(plan, &originals)?;
+        if let Some(prev) = &previous {
+            prev.archive(&self.state_dir)?;
+        }
         let mut j = Journal::new(plan.clone(), backup);
         j.note((self.now)(), "started".into());
         self.save(&j)?;
         self.run_from(&mut j, 0)
+    }
+
+    /// The original bytes (and recorded mode and owner) of every target that already holds
+    /// the bundle's new file, from a backup of an earlier rollout in this state directory, each
+    /// checked against the SHA-256 the bundle was made from. A target whose original is not
+    /// there is refused: backing up the new file would leave no way back to the original.
+    fn originals(&self, plan: &Plan) -> Result<Vec<(usize, BackupEntry, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let at_new: Vec<usize> = (0..plan.files.len())
+            .filter(|&n| {
+                let f = &plan.files[n];
+                !is_new_file(f) && current_sha(&f.target).as_deref() == Some(f.new_sha256.as_str())
+            })
+            .collect();
+        if at_new.is_empty() {
+            return Ok(out);
+        }
+        let mut journals = Journal::archived(&self.state_dir)?;
+        journals.extend(Journal::load(&self.state_dir)?);
+        for n in at_new {
+            let f = &plan.files[n];
+            let found = journals.iter().rev().find_map(|j| {
+                let entries = read_backup_manifest(&j.backup).ok()?;
+                let e = entries
+                    .into_iter()
+                    .find(|e| e.target == f.target && !e.absent && e.sha256 == f.old_sha256)?;
+                let bytes = crate::sys::fs::read_file(&e.file).ok()?;
+                (sha256_hex(&bytes) == f.old_sha256).then_some((e, bytes))
+            });
+            match found {
+                Some((e, bytes)) => out.push((n, e, bytes)),
+                None => {
+                    return Err(Error::Input {
+                        path: f.target.clone(),
+                        expected: format!(
+                            "the file the bundle was made from (SHA-256 {}) or a backup of it in {}",
+                            f.old_sha256,
+                            self.state_dir.display()
+                        ),
+                        found: "the bundle's new file already while other targets are not, and no backup of the original here: a rollout of this bundle was interrupted elsewhere; finish it with `certs rollout resume` or `rollback` and that rollout's --state-dir".into(),
+                    })
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Continues an interrupted rollout from its first unfinished step.
@@ -585,12 +655,37 @@ impl Executor<'_> {
         let mut j = Journal::load(&self.state_dir)?
             .ok_or_else(|| Error::Usage("no rollout recorded to roll back".into()))?;
         if let Some(b) = backup {
-            if std::path::absolute(b).ok() != std::path::absolute(&j.backup).ok() {
-                return Err(Error::Usage(format!(
-                    "expected the backup of the recorded rollout ({}), found {}",
-                    j.backup.display(),
-                    b.display()
-                )));
+            let same = |x: &Path| std::path::absolute(x).ok() == std::path::absolute(b).ok();
+            if !same(&j.backup) {
+                // An earlier rollout of this state directory, kept in `journals/`.
+                let archived = Journal::archived(&self.state_dir)?;
+                let Some(older) = archived.iter().rev().find(|o| same(&o.backup)) else {
+                    let mut known: Vec<String> = archived
+                        .iter()
+                        .map(|o| o.backup.display().to_string())
+                        .collect();
+                    known.push(j.backup.display().to_string());
+                    return Err(Error::Usage(format!(
+                        "expected the backup of a rollout recorded in {} ({}), found {}",
+                        self.state_dir.display(),
+                        known.join(", "),
+                        b.display()
+                    )));
+                };
+                if matches!(j.outcome, Outcome::Running | Outcome::RollingBack) {
+                    return Err(Error::Usage(format!(
+                        "the last rollout recorded in {} is interrupted: finish it with `certs rollout resume` or `certs rollout rollback` before rolling back an earlier one",
+                        self.state_dir.display()
+                    )));
+                }
+                let mut older = older.clone();
+                j.archive(&self.state_dir)?;
+                older.note(
+                    (self.now)(),
+                    "rollback of this earlier rollout requested".into(),
+                );
+                self.save(&older)?;
+                j = older;
             }
         }
         let mut errors = self.unpark(&mut j)?;
@@ -676,7 +771,7 @@ impl Executor<'_> {
         }
     }
 
-    fn backup(&self, plan: &Plan) -> Result<PathBuf> {
+    fn backup(&self, plan: &Plan, originals: &[(usize, BackupEntry, Vec<u8>)]) -> Result<PathBuf> {
         let stamp = crate::duration::rfc3339((self.now)()).replace([':', '-'], "");
         let dir = self
             .state_dir
@@ -697,16 +792,22 @@ impl Executor<'_> {
                 });
                 continue;
             }
-            let bytes = crate::sys::fs::read_file(&f.target)?;
             let name = f
                 .target
                 .file_name()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let file = dir.join(format!("{n:03}-{name}"));
-            let mode = crate::sys::fs::mode(&f.target).unwrap_or(0o600);
+            // A target that holds the new file already: its original from an earlier backup.
+            let (bytes, mode, (uid, gid)) = match originals.iter().find(|(i, ..)| *i == n) {
+                Some((_, e, bytes)) => (bytes.clone(), e.mode, (e.uid, e.gid)),
+                None => (
+                    crate::sys::fs::read_file(&f.target)?,
+                    crate::sys::fs::mode(&f.target).unwrap_or(0o600),
+                    crate::sys::fs::owner(&f.target).unzip(),
+                ),
+            };
             crate::sys::fs::write_synced(&file, &bytes, 0o600)?;
-            let (uid, gid) = crate::sys::fs::owner(&f.target).unzip();
             entries.push(BackupEntry {
                 target: f.target.clone(),
                 file,
@@ -726,14 +827,19 @@ impl Executor<'_> {
 
     fn backup_entries(&self) -> Result<Vec<BackupEntry>> {
         let j = Journal::load(&self.state_dir)?.ok_or_else(|| Error::Usage("no journal".into()))?;
-        let p = j.backup.join("manifest.json");
-        let bytes = crate::sys::fs::read_file(&p)?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Input {
-            path: p,
-            expected: "a backup manifest".into(),
-            found: e.to_string(),
-        })
+        read_backup_manifest(&j.backup)
     }
+}
+
+/// The `manifest.json` of a backup directory.
+fn read_backup_manifest(backup: &Path) -> Result<Vec<BackupEntry>> {
+    let p = backup.join("manifest.json");
+    let bytes = crate::sys::fs::read_file(&p)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Input {
+        path: p,
+        expected: "a backup manifest".into(),
+        found: e.to_string(),
+    })
 }
 
 /// How the journal notes a step's failure; [`Journal::failure`] reads the reason back.

@@ -235,6 +235,13 @@ pub mod overlay {
     }
 }
 
+/// The entries of a directory (full paths), or an error when it cannot be listed.
+pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect()
+}
+
 /// Whether nothing at all is at `path` (a dangling symlink counts as something).
 pub fn is_absent(path: &Path) -> bool {
     matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
@@ -456,7 +463,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Creates `dir` and its missing parents, each 0700 (bundles and backups hold private keys).
-fn create_private_dirs(dir: &Path) -> Result<()> {
+pub fn create_private_dirs(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)

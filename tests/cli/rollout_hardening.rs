@@ -1,0 +1,212 @@
+//! `certs rollout` under adversarial conditions (issue 12): re-running `apply`, bundles and
+//! backups changed behind its back, targets outside `--root`, symlinked targets, special files,
+//! a `status` after a rollback killed midway, and a kill at every journal transition of
+//! `apply`, `resume` and `rollback`.
+//!
+//! The node is a flat copy of kubeadm's PKI directory (no manifests, no units) and the profile
+//! has no component, so every file is swapped without a restart: what is tested is the file
+//! handling, the journal and the backups, with real certificate/key pairs.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::{certs, openssl, repo, tree_digest, Run};
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// A node under `root`, a bundle reissuing two client certificates with new keys, and an
+/// empty profile.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub pki: PathBuf,
+    pub bundle: PathBuf,
+    pub profile: PathBuf,
+}
+
+/// The two certificate/key pairs the bundle replaces.
+pub const PAIRS: [(&str, &str); 2] = [
+    ("apiserver-etcd-client.crt", "apiserver-etcd-client.key"),
+    ("front-proxy-client.crt", "front-proxy-client.key"),
+];
+
+pub fn node() -> Node {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let pki = root.join("etc/kubernetes/pki");
+    std::fs::create_dir_all(pki.join("etcd")).unwrap();
+    let from = repo().join("fixtures/kubeadm/etc/kubernetes/pki");
+    for name in [
+        "front-proxy-ca.crt",
+        "front-proxy-ca.key",
+        "etcd/ca.crt",
+        "etcd/ca.key",
+        PAIRS[0].0,
+        PAIRS[0].1,
+        PAIRS[1].0,
+        PAIRS[1].1,
+    ] {
+        std::fs::copy(from.join(name), pki.join(name)).unwrap();
+        if name.ends_with(".key") {
+            std::fs::set_permissions(pki.join(name), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
+    }
+    let bundle = dir.path().join("bundle");
+    let run = certs([
+        "reissue",
+        &s(&pki.join(PAIRS[0].0)),
+        &s(&pki.join(PAIRS[1].0)),
+        "--new-key",
+        "--out",
+        &s(&bundle),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let profile = dir.path().join("profile.json");
+    std::fs::write(&profile, r#"{"name": "flat", "components": []}"#).unwrap();
+    Node {
+        dir,
+        root,
+        pki,
+        bundle,
+        profile,
+    }
+}
+
+impl Node {
+    /// `certs rollout VERB [BUNDLE --root --profile] --state-dir STATE EXTRA…`
+    pub fn rollout(&self, verb: &str, state: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["rollout".to_string(), verb.into()];
+        if matches!(verb, "apply" | "plan") {
+            args.extend([
+                s(&self.bundle),
+                "--root".into(),
+                s(&self.root),
+                "--profile".into(),
+                s(&self.profile),
+            ]);
+        }
+        if verb != "plan" {
+            args.extend(["--state-dir".into(), s(state)]);
+        }
+        args.extend(extra.iter().map(|a| a.to_string()));
+        certs(&args)
+    }
+
+    /// Every pair on the node: both old or both new (as the bundle says), and pairing.
+    /// Returns how many pairs are new.
+    pub fn pairs_consistent(&self) -> usize {
+        let mut new = 0;
+        for (crt, key) in PAIRS {
+            let at = |name: &str| {
+                let now = std::fs::read(self.pki.join(name)).unwrap();
+                let fresh = std::fs::read(self.bundle.join(name)).unwrap();
+                now == fresh
+            };
+            assert_eq!(
+                at(crt),
+                at(key),
+                "{crt} and {key}: one old, one new\n{}",
+                self.status_text()
+            );
+            let from_cert = openssl(["x509", "-noout", "-pubkey", "-in", &s(&self.pki.join(crt))]);
+            let from_key = openssl(["pkey", "-pubout", "-in", &s(&self.pki.join(key))]);
+            assert_eq!(from_cert, from_key, "{crt} does not pair with {key}");
+            new += usize::from(at(crt));
+        }
+        new
+    }
+
+    fn status_text(&self) -> String {
+        let r = self.rollout("status", &self.dir.path().join("state"), &[]);
+        format!("{}{}", r.stdout, r.stderr)
+    }
+}
+
+fn backups(state: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(state.join("backups"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Item 1: `apply` twice (same or another state dir) says "already applied" and changes
+/// nothing; `rollback` always reaches the backup of the original files, also an earlier
+/// rollout's (kept in `journals/`); a partly new node without the original's backup is refused.
+#[test]
+fn reapplying_a_bundle_is_already_applied_and_rollback_reaches_the_originals() {
+    let n = node();
+    let before = tree_digest(&n.pki);
+    let state = n.dir.path().join("state");
+    let first = n.rollout("apply", &state, &[]);
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert_eq!(n.pairs_consistent(), 2);
+    let journal = std::fs::read(state.join("journal.json")).unwrap();
+    let applied = tree_digest(&n.pki);
+
+    // Again, same state dir and another one: exit 0, "already applied", nothing written.
+    let other = n.dir.path().join("other-state");
+    for st in [&state, &other] {
+        let again = n.rollout("apply", st, &[]);
+        assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+        assert!(again.stdout.contains("already applied"), "{}", again.stdout);
+        assert_eq!(tree_digest(&n.pki), applied);
+    }
+    assert_eq!(std::fs::read(state.join("journal.json")).unwrap(), journal);
+    assert_eq!(backups(&state).len(), 1);
+    assert!(!other.join("journal.json").exists() && backups(&other).is_empty());
+    let json = n.rollout("apply", &state, &["-o", "json"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    assert_eq!(json.json()["outcome"], "already-applied");
+
+    // The first backup, named explicitly, is the recorded one: the originals come back.
+    let first_backup = backups(&state)[0].clone();
+    let back = n.rollout("rollback", &state, &[&s(&first_backup)]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(tree_digest(&n.pki), before);
+
+    // A second rollout replaces journal.json; the first is kept and still reachable.
+    let second = n.rollout("apply", &state, &[]);
+    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    assert_eq!(backups(&state).len(), 2);
+    assert!(state.join("journals").read_dir().unwrap().count() >= 1);
+    let back = n.rollout("rollback", &state, &[&s(&first_backup)]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(tree_digest(&n.pki), before);
+    // A backup that belongs to no rollout of this state dir: one line, exit 2.
+    let stray = n.rollout("rollback", &state, &[&s(&n.dir.path().join("nope"))]);
+    assert_eq!(stray.code, 2, "{}", stray.stderr);
+    assert_eq!(stray.stderr.lines().count(), 1, "{}", stray.stderr);
+
+    // One pair new, the other old, and no backup of the original in this state dir (the
+    // rollout that did it used another): refused, one line, nothing touched.
+    for name in [PAIRS[0].0, PAIRS[0].1] {
+        std::fs::copy(n.bundle.join(name), n.pki.join(name)).unwrap();
+    }
+    let partial = tree_digest(&n.pki);
+    let third = n.dir.path().join("third-state");
+    let refused = n.rollout("apply", &third, &[]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("interrupted elsewhere"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(tree_digest(&n.pki), partial);
+    assert!(!third.join("journal.json").exists());
+    // In the state dir that holds the originals, the same apply backs up the originals.
+    let fourth = n.rollout("apply", &state, &[]);
+    assert_eq!(fourth.code, 0, "{}{}", fourth.stdout, fourth.stderr);
+    assert_eq!(n.pairs_consistent(), 2);
+    let back = n.rollout("rollback", &state, &[]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(
+        tree_digest(&n.pki),
+        before,
+        "the originals, not the new files"
+    );
+}

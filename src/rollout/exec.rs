@@ -287,6 +287,12 @@ impl Executor<'_> {
     pub fn resume(&mut self) -> Result<Ended> {
         let mut j = Journal::load(&self.state_dir)?
             .ok_or_else(|| Error::Usage("no rollout recorded to resume".into()))?;
+        if matches!(j.outcome, Outcome::Running | Outcome::RollingBack) {
+            // Before anything is touched: the bundle files still to install and the backups a
+            // failed gate would restore must be the ones recorded.
+            verify_bundle(&j.plan)?;
+            verify_backup(&j)?;
+        }
         let stuck = self.unpark(&mut j)?;
         if !stuck.is_empty() {
             return Err(Error::Usage(format!(
@@ -469,21 +475,23 @@ impl Executor<'_> {
             let recorded_owner = recorded.and_then(|b| b.uid.zip(b.gid));
             // The new file: the bundle's mode, the owner and group of the file it replaces (the
             // recorded ones if the target is gone). The old one: everything as recorded.
+            // The bytes installed are checked at the moment they are used, against the SHA-256
+            // the bundle recorded (new) or the bundle was made from (old).
             let (bytes, mode, owner) = if to_new {
+                let bytes = crate::sys::fs::read_file(&f.source)
+                    .map_err(|e| format!("cannot read `{}`: {e}", f.source.display()))?;
+                check_sha(&f.source, &bytes, &f.new_sha256, "the bundle file")?;
                 (
-                    crate::sys::fs::read_file(&f.source)
-                        .map_err(|e| format!("cannot read `{}`: {e}", f.source.display()))?,
+                    bytes,
                     f.mode,
                     crate::sys::fs::owner(&f.target).or(recorded_owner),
                 )
             } else {
                 let b = recorded.ok_or_else(|| format!("no backup of `{}`", f.target.display()))?;
-                (
-                    crate::sys::fs::read_file(&b.file)
-                        .map_err(|e| format!("cannot read backup `{}`: {e}", b.file.display()))?,
-                    b.mode,
-                    recorded_owner,
-                )
+                let bytes = crate::sys::fs::read_file(&b.file)
+                    .map_err(|e| format!("cannot read backup `{}`: {e}", b.file.display()))?;
+                check_sha(&b.file, &bytes, &f.old_sha256, "the backup")?;
+                (bytes, b.mode, recorded_owner)
             };
             let tmp = crate::sys::fs::temp_beside(&f.target);
             (self.fault)(&format!("stage {}", f.target.display()))?;
@@ -688,6 +696,7 @@ impl Executor<'_> {
                 j = older;
             }
         }
+        verify_backup(&j)?;
         let mut errors = self.unpark(&mut j)?;
         let plan = j.plan.clone();
         let mut touched = Vec::new();
@@ -829,6 +838,73 @@ impl Executor<'_> {
         let j = Journal::load(&self.state_dir)?.ok_or_else(|| Error::Usage("no journal".into()))?;
         read_backup_manifest(&j.backup)
     }
+}
+
+/// Bytes read for `what` at `path` must have the recorded SHA-256.
+fn check_sha(path: &Path, bytes: &[u8], want: &str, what: &str) -> std::result::Result<(), String> {
+    let got = sha256_hex(bytes);
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}`: expected {what} with SHA-256 {want}, found SHA-256 {got}",
+            path.display()
+        ))
+    }
+}
+
+/// Every bundle file a resumed rollout would still install (its target does not hold it yet)
+/// must be the one the bundle recorded; the first that is not refuses, one line.
+fn verify_bundle(plan: &Plan) -> Result<()> {
+    for f in &plan.files {
+        if current_sha(&f.target).as_deref() == Some(f.new_sha256.as_str()) {
+            continue;
+        }
+        let now = current_sha(&f.source);
+        if now.as_deref() != Some(f.new_sha256.as_str()) {
+            return Err(Error::Input {
+                path: f.source.clone(),
+                expected: format!(
+                    "the bundle file the rollout recorded (SHA-256 {}); nothing was changed",
+                    f.new_sha256
+                ),
+                found: now.map_or("no readable file".into(), |s| format!("SHA-256 {s}")),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every file of the recorded rollout's backup must be the original it recorded: the manifest
+/// lists each target (SHA-256 as the bundle was made from), and each backed-up file still has
+/// that SHA-256. The first that does not refuses, one line.
+fn verify_backup(j: &Journal) -> Result<()> {
+    let entries = read_backup_manifest(&j.backup)?;
+    for f in &j.plan.files {
+        if is_new_file(f) {
+            continue;
+        }
+        let Some(e) = entries.iter().find(|e| e.target == f.target && !e.absent) else {
+            return Err(Error::Input {
+                path: j.backup.join("manifest.json"),
+                expected: format!("a backup of `{}`", f.target.display()),
+                found: "none listed; nothing was changed".into(),
+            });
+        };
+        let now = current_sha(&e.file);
+        if e.sha256 != f.old_sha256 || now.as_deref() != Some(f.old_sha256.as_str()) {
+            return Err(Error::Input {
+                path: e.file.clone(),
+                expected: format!(
+                    "the backup of `{}` with SHA-256 {}; nothing was changed",
+                    f.target.display(),
+                    f.old_sha256
+                ),
+                found: now.map_or("no readable file".into(), |s| format!("SHA-256 {s}")),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The `manifest.json` of a backup directory.

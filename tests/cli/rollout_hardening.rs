@@ -210,3 +210,71 @@ fn reapplying_a_bundle_is_already_applied_and_rollback_reaches_the_originals() {
         "the originals, not the new files"
     );
 }
+
+/// Rewrites the journal of `state` as if the run had been killed with `outcome` and `steps`.
+fn set_journal(state: &Path, outcome: &str, steps: &[&str]) {
+    let p = state.join("journal.json");
+    let mut j: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    j["outcome"] = outcome.into();
+    j["steps"] = steps.to_vec().into();
+    std::fs::write(&p, serde_json::to_vec_pretty(&j).unwrap()).unwrap();
+}
+
+/// Item 2: a rollout interrupted while Swapping, a bundle file (then a backup file) replaced
+/// with garbage: `resume` and `rollback` refuse with one line and touch nothing; with the
+/// files put back they finish.
+#[test]
+fn resume_and_rollback_refuse_a_bundle_or_backup_file_changed_since() {
+    let n = node();
+    let before = tree_digest(&n.pki);
+    let state = n.dir.path().join("state");
+    let run = n.rollout("apply", &state, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // Killed while Swapping, before any rename: the node is as it was.
+    let backup = backups(&state)[0].clone();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).unwrap()).unwrap();
+    for e in manifest.as_array().unwrap() {
+        std::fs::copy(e["file"].as_str().unwrap(), e["target"].as_str().unwrap()).unwrap();
+    }
+    assert_eq!(tree_digest(&n.pki), before);
+    set_journal(&state, "running", &["swapping"]);
+    let journal = std::fs::read(state.join("journal.json")).unwrap();
+
+    let refused = |verb: &str, path: &Path| {
+        let r = n.rollout(verb, &state, &[]);
+        assert_eq!(r.code, 2, "{verb}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{verb}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&s(path)) && r.stderr.contains("SHA-256"),
+            "{verb}: {}",
+            r.stderr
+        );
+        assert_eq!(tree_digest(&n.pki), before, "{verb} changed the node");
+        assert_eq!(
+            std::fs::read(state.join("journal.json")).unwrap(),
+            journal,
+            "{verb} changed the journal"
+        );
+    };
+    // A bundle file replaced: resume refuses.
+    let key = n.bundle.join(PAIRS[1].1);
+    let good = std::fs::read(&key).unwrap();
+    std::fs::write(&key, b"garbage").unwrap();
+    refused("resume", &key);
+    std::fs::write(&key, &good).unwrap();
+    // A backup file replaced: resume (a failed gate would restore it) and rollback refuse.
+    let saved = std::path::PathBuf::from(manifest[0]["file"].as_str().unwrap());
+    let original = std::fs::read(&saved).unwrap();
+    std::fs::write(&saved, b"garbage").unwrap();
+    refused("resume", &saved);
+    refused("rollback", &saved);
+    std::fs::write(&saved, &original).unwrap();
+
+    let resumed = n.rollout("resume", &state, &[]);
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(n.pairs_consistent(), 2);
+    let back = n.rollout("rollback", &state, &[]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(tree_digest(&n.pki), before);
+}

@@ -77,6 +77,14 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
     // A bundle made under another root (on the CA host, from a node's export; or `certs change
     // --root DIR`) has its targets moved under this one.
     let manifest = plan::read_bundle(&a.bundle)?.rerooted(&root);
+    // What others could have written is not installed as the node's keys and certificates.
+    let sources = manifest.files.iter().map(|f| a.bundle.join(&f.bundle_path));
+    for p in [a.bundle.clone(), a.bundle.join("bundle.json")]
+        .into_iter()
+        .chain(sources)
+    {
+        not_writable_by_others(&p, "bundle")?;
+    }
     let retire = manifest
         .etcd_membership
         .as_ref()
@@ -121,7 +129,7 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
     profile.resolve(&node);
     let mut overrides = overrides(a)?;
     overrides.etcd_membership = retire.is_some();
-    let read = |p: &Path| crate::sys::fs::read_opt(p);
+    let read = |p: &Path| crate::sys::fs::read_opt_bounded(p);
     let (mut plan, mut problems) = crate::rollout::resolve::build(
         &a.bundle, &root, &manifest, &node, &profile, &overrides, &read,
     )?;
@@ -151,6 +159,8 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
             &state_dir.join("snapshots"),
         ));
     }
+    // Every target resolved on this node, inside --root, a regular file of sane size.
+    problems.extend(plan.confine(&root));
     let runnable = |program: &str| crate::sys::proc::runnable(program);
     problems.extend(crate::rollout::validate::validate(
         &plan,
@@ -231,15 +241,34 @@ fn duration(text: &str) -> Result<Duration> {
     crate::duration::parse(text).map_err(Error::Usage)
 }
 
+/// A bundle or state directory (or a file in it) that a group or other users can write is
+/// refused, one line: its keys and journal would be theirs to choose.
+fn not_writable_by_others(path: &Path, what: &str) -> Result<()> {
+    match crate::sys::fs::writable_by_others(path) {
+        Some(mode) => Err(Error::Input {
+            path: path.to_path_buf(),
+            expected: format!("a {what} that only its owner can write"),
+            found: format!("mode {mode:04o} (group or others can write it; chmod go-w)"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `--state-dir` as an absolute path: the journal records paths in it (the backup), which must
+/// mean the same from any working directory.
+fn state_dir(a: &super::args::RolloutStateArgs) -> Result<PathBuf> {
+    std::path::absolute(&a.state_dir).map_err(|source| Error::Read {
+        path: a.state_dir.clone(),
+        source,
+    })
+}
+
 fn lock(a: &RolloutRunArgs) -> Result<crate::sys::fs::Lock> {
-    crate::sys::fs::create_new_dir(&a.state.state_dir).or_else(|e| {
-        if a.state.state_dir.is_dir() {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
-    crate::sys::fs::lock(&a.state.state_dir.join("lock"))
+    let dir = state_dir(&a.state)?;
+    not_writable_by_others(&dir, "state directory")?;
+    crate::sys::fs::create_new_dir(&dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
+    not_writable_by_others(&dir, "state directory")?;
+    crate::sys::fs::lock(&dir.join("lock"))
 }
 
 fn with_executor(
@@ -260,7 +289,7 @@ fn with_executor(
     };
     let mut print = |e: &Event| print_event(e, output);
     let mut ex = Executor {
-        state_dir: a.state.state_dir.clone(),
+        state_dir: state_dir(&a.state)?,
         restarter: &restarter,
         prober: &prober,
         timing,

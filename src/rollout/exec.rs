@@ -109,8 +109,10 @@ struct BackupEntry {
     absent: bool,
 }
 
+/// The SHA-256 of a target, backup or bundle file: a regular file of bounded size only (a FIFO
+/// is never opened, a link to a device never read).
 fn current_sha(path: &Path) -> Option<String> {
-    crate::sys::fs::read_opt(path).map(|b| sha256_hex(&b))
+    crate::sys::fs::read_opt_bounded(path).map(|b| sha256_hex(&b))
 }
 
 /// A file the bundle adds (`certs issue`: bundle.json's `old_sha256` is empty): before the
@@ -1015,6 +1017,7 @@ mod tests {
                 old_serial: None,
                 new_serial: None,
                 sans: vec![],
+                link: None,
             });
         }
         let gate = Gate {

@@ -99,9 +99,12 @@ impl Node {
     /// Returns how many pairs are new.
     pub fn pairs_consistent(&self) -> usize {
         let mut new = 0;
+        // Through symlinks as the node sees them (an absolute link is under --root).
+        let on_node =
+            |name: &str| certs::sys::fs::resolve_in_root(&self.root, &self.pki.join(name)).unwrap();
         for (crt, key) in PAIRS {
             let at = |name: &str| {
-                let now = std::fs::read(self.pki.join(name)).unwrap();
+                let now = std::fs::read(on_node(name)).unwrap();
                 let fresh = std::fs::read(self.bundle.join(name)).unwrap();
                 now == fresh
             };
@@ -111,8 +114,8 @@ impl Node {
                 "{crt} and {key}: one old, one new\n{}",
                 self.status_text()
             );
-            let from_cert = openssl(["x509", "-noout", "-pubkey", "-in", &s(&self.pki.join(crt))]);
-            let from_key = openssl(["pkey", "-pubout", "-in", &s(&self.pki.join(key))]);
+            let from_cert = openssl(["x509", "-noout", "-pubkey", "-in", &s(&on_node(crt))]);
+            let from_key = openssl(["pkey", "-pubout", "-in", &s(&on_node(key))]);
             assert_eq!(from_cert, from_key, "{crt} does not pair with {key}");
             new += usize::from(at(crt));
         }
@@ -277,4 +280,185 @@ fn resume_and_rollback_refuse_a_bundle_or_backup_file_changed_since() {
     let back = n.rollout("rollback", &state, &[]);
     assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
     assert_eq!(tree_digest(&n.pki), before);
+}
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Item 3: a target that climbs out of `--root` (`..` in bundle.json, or a symlink on the node)
+/// is refused before anything is written, though its `old_sha256` matches; so are a bundle
+/// directory or file, and a state directory, that group or others can write.
+#[test]
+fn targets_outside_the_root_and_writable_bundles_or_state_dirs_are_refused() {
+    let n = node();
+    let state = n.dir.path().join("state");
+    let node_before = tree_digest(&n.pki);
+    // The victim outside the root has the bytes of the file the bundle was made from.
+    let victim = n.dir.path().join("victim");
+    std::fs::copy(n.pki.join(PAIRS[1].0), &victim).unwrap();
+    let victim_before = std::fs::read(&victim).unwrap();
+    let refused_outside = |what: &str| {
+        for verb in ["plan", "apply"] {
+            let r = n.rollout(verb, &state, &[]);
+            assert_eq!(r.code, 2, "{what} {verb}: {}{}", r.stdout, r.stderr);
+            assert!(
+                r.stderr.contains("outside the root"),
+                "{what} {verb}: {}",
+                r.stderr
+            );
+            assert_eq!(std::fs::read(&victim).unwrap(), victim_before, "{what}");
+            assert_eq!(tree_digest(&n.pki), node_before, "{what}");
+            assert!(!state.join("journal.json").exists(), "{what}");
+        }
+    };
+
+    // `..` in the target, four levels up from etc/kubernetes/pki: the root's parent.
+    let manifest_path = n.bundle.join("bundle.json");
+    let manifest = std::fs::read(&manifest_path).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let escaping = format!("{}/../../../../victim", s(&n.pki));
+    let entry = m["files"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["bundle_path"] == PAIRS[1].0)
+        .unwrap();
+    entry["target"] = escaping.into();
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    refused_outside("a `..` target");
+    std::fs::write(&manifest_path, &manifest).unwrap();
+
+    // The target on the node is a symlink that climbs out of the root.
+    let target = n.pki.join(PAIRS[1].0);
+    let original = std::fs::read(&target).unwrap();
+    std::fs::remove_file(&target).unwrap();
+    std::os::unix::fs::symlink("../../../../victim", &target).unwrap();
+    let node_linked = tree_digest(&n.pki);
+    for verb in ["plan", "apply"] {
+        let r = n.rollout(verb, &state, &[]);
+        assert_eq!(r.code, 2, "{verb}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("outside the root"),
+            "{verb}: {}",
+            r.stderr
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), victim_before);
+        assert_eq!(tree_digest(&n.pki), node_linked);
+    }
+    std::fs::remove_file(&target).unwrap();
+    std::fs::write(&target, &original).unwrap();
+
+    // Writable by others: the bundle directory, a bundle file, the state directory.
+    let one_line = |r: Run, path: &Path, what: &str, node: &[(PathBuf, String)]| {
+        assert_eq!(r.code, 2, "{what}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{what}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&s(path)) && r.stderr.contains("group or others can write"),
+            "{what}: {}",
+            r.stderr
+        );
+        assert_eq!(tree_digest(&n.pki), node, "{what}");
+    };
+    chmod(&n.bundle, 0o777);
+    one_line(
+        n.rollout("apply", &state, &[]),
+        &n.bundle,
+        "bundle dir 0777",
+        &node_before,
+    );
+    chmod(&n.bundle, 0o700);
+    let key = n.bundle.join(PAIRS[0].1);
+    chmod(&key, 0o666);
+    one_line(
+        n.rollout("apply", &state, &[]),
+        &key,
+        "bundle key 0666",
+        &node_before,
+    );
+    chmod(&key, 0o600);
+    std::fs::create_dir(&state).unwrap();
+    chmod(&state, 0o775);
+    one_line(
+        n.rollout("apply", &state, &[]),
+        &state,
+        "state dir 0775",
+        &node_before,
+    );
+    assert!(!state.join("lock").exists() && !state.join("journal.json").exists());
+    chmod(&state, 0o700);
+    let ok = n.rollout("apply", &state, &[]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    let applied = tree_digest(&n.pki);
+    chmod(&state, 0o777);
+    one_line(
+        n.rollout("rollback", &state, &[]),
+        &state,
+        "rollback, state dir 0777",
+        &applied,
+    );
+    chmod(&state, 0o700);
+    let back = n.rollout("rollback", &state, &[]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(tree_digest(&n.pki), node_before);
+}
+
+/// Item 9: a target that is a symlink (kubeadm's `kubelet-client-current.pem` is one), relative
+/// or absolute as the node sees it: the file it resolves to is replaced and restored, the link
+/// stays a link to the same place.
+#[test]
+fn a_symlinked_target_is_written_through_and_the_link_is_kept() {
+    let n = node();
+    let state = n.dir.path().join("state");
+    // The certificate: a relative link to a dated file; the key: an absolute link, as the node
+    // (mounted at --root) sees it.
+    let (crt, key) = (n.pki.join(PAIRS[1].0), n.pki.join(PAIRS[1].1));
+    let (crt_real, key_real) = (
+        n.pki.join("front-proxy-client-2024.crt"),
+        n.pki.join("dated/front-proxy-client-2024.key"),
+    );
+    std::fs::create_dir(n.pki.join("dated")).unwrap();
+    std::fs::rename(&crt, &crt_real).unwrap();
+    std::fs::rename(&key, &key_real).unwrap();
+    std::os::unix::fs::symlink("front-proxy-client-2024.crt", &crt).unwrap();
+    let key_link = Path::new("/etc/kubernetes/pki/dated/front-proxy-client-2024.key");
+    std::os::unix::fs::symlink(key_link, &key).unwrap();
+    let before = tree_digest(&n.pki);
+    let links = || {
+        (
+            std::fs::read_link(&crt).expect("the certificate is still a link"),
+            std::fs::read_link(&key).expect("the key is still a link"),
+        )
+    };
+    let linked = links();
+
+    let plan = n.rollout("plan", &state, &[]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout.contains(&format!(
+            "{} (via the symlink {}, kept)",
+            s(&crt_real),
+            s(&crt)
+        )),
+        "{}",
+        plan.stdout
+    );
+    let run = n.rollout("apply", &state, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(links(), linked);
+    assert_eq!(
+        std::fs::read(&crt_real).unwrap(),
+        std::fs::read(n.bundle.join(PAIRS[1].0)).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(&key_real).unwrap(),
+        std::fs::read(n.bundle.join(PAIRS[1].1)).unwrap()
+    );
+    assert_eq!(n.pairs_consistent(), 2);
+    let back = n.rollout("rollback", &state, &[]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(links(), linked);
+    assert_eq!(tree_digest(&n.pki), before);
+    assert_eq!(n.pairs_consistent(), 0);
 }

@@ -45,8 +45,20 @@ pub fn run(cmd: &RolloutCommand) -> Result<u8> {
         RolloutCommand::Status(a) => status(&a.state.state_dir, a.output),
         RolloutCommand::Resume(a) => {
             let _lock = lock(&a.run)?;
+            // A rollback killed midway: resume finishes it, and says so as `rollback` does.
+            let rolling_back = Journal::load(&state_dir(&a.run.state)?)?
+                .is_some_and(|j| j.outcome == crate::rollout::journal::Outcome::RollingBack);
             let ended = with_executor(&a.run, a.output, |ex| ex.resume())?;
-            finish(ended, a.output)
+            match ended {
+                Ended::RolledBack { .. } if rolling_back => {
+                    say(
+                        a.output,
+                        "rolled back: every file is the backed-up one again",
+                    )?;
+                    Ok(exit::OK)
+                }
+                other => finish(other, a.output),
+            }
         }
         RolloutCommand::Rollback(a) => {
             let _lock = lock(&a.run)?;
@@ -459,8 +471,11 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
     Ok(code)
 }
 
-/// Exit codes: 0 done or nothing recorded, 1 interrupted, 3 rolled back, 4 rollback failed.
+/// Exit codes: 0 done (or nothing recorded) and the files agree; 1 interrupted, in progress, or
+/// files that contradict the journal; 3 rolled back; 4 rollback failed. The journal is not taken
+/// on its word: every target is compared with the SHA-256s it records.
 fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
+    use crate::rollout::exec::{contradictions, held, Held};
     use crate::rollout::journal::Outcome;
     let Some(j) = Journal::load(state_dir)? else {
         say(
@@ -469,11 +484,19 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         )?;
         return Ok(exit::OK);
     };
+    let unfinished = matches!(j.outcome, Outcome::Running | Outcome::RollingBack);
+    // A live run holds the lock: it is in progress, not interrupted.
+    let holder = crate::sys::fs::lock_holder(&state_dir.join("lock")).filter(|_| unfinished);
+    let wrong = if holder.is_some() {
+        vec![]
+    } else {
+        contradictions(&j)
+    };
     let code = match j.outcome {
-        Outcome::Done => exit::OK,
-        Outcome::Running | Outcome::RollingBack => exit::PROBLEM,
-        Outcome::RolledBack => ROLLED_BACK,
+        Outcome::Done if wrong.is_empty() => exit::OK,
+        Outcome::RolledBack if wrong.is_empty() => ROLLED_BACK,
         Outcome::RollbackFailed => ROLLBACK_FAILED,
+        _ => exit::PROBLEM,
     };
     // Static pods a stopped run left parked: their manifests are out of the kubelet's directory.
     let parked: Vec<_> = j
@@ -488,13 +511,20 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
             _ => None,
         })
         .collect();
+    let files: Vec<Held> = j.plan.files.iter().map(held).collect();
+    let earlier = Journal::archived(state_dir).map_or(0, |a| a.len());
     let mut out = std::io::stdout().lock();
     if output == PlanOutput::Json {
         let v = serde_json::json!({
             "schema": "certs.rollout-status/v1",
             "outcome": j.outcome,
+            "in_progress": holder.is_some(),
+            "pid": holder,
             "backup": j.backup,
             "steps": j.plan.steps.iter().zip(&j.steps).map(|(s, st)| serde_json::json!({"component": s.component, "state": st})).collect::<Vec<_>>(),
+            "files": j.plan.files.iter().zip(&files).map(|(f, h)| serde_json::json!({"target": f.target, "link": f.link, "holds": h})).collect::<Vec<_>>(),
+            "contradictions": wrong,
+            "earlier_rollouts": earlier,
             "parked": parked.iter().map(|(c, m, p)| serde_json::json!({"component": c, "manifest": m, "parked": p})).collect::<Vec<_>>(),
             "log": j.log,
         });
@@ -507,13 +537,47 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         format!("rollout of {}: {:?}", j.plan.bundle.display(), j.outcome),
     )?;
     w(&mut out, format!("backup: {}", j.backup.display()))?;
+    if earlier > 0 {
+        w(
+            &mut out,
+            format!(
+                "earlier rollouts kept: {earlier} in {} (`certs rollout rollback BACKUP` reaches them)",
+                crate::rollout::journal::archive_dir(state_dir).display()
+            ),
+        )?;
+    }
+    let word = |h: Held| match h {
+        Held::Old => "old",
+        Held::New => "new",
+        Held::Other => "neither old nor new",
+    };
     for (i, (s, st)) in j.plan.steps.iter().zip(&j.steps).enumerate() {
+        let held: Vec<Held> = s.files.iter().map(|&f| files[f]).collect();
+        let on_disk = match held.first() {
+            None => String::new(),
+            Some(&first) if held.iter().all(|&h| h == first) => {
+                format!(" (files: {})", word(first))
+            }
+            Some(_) => format!(
+                " (files: {})",
+                s.files
+                    .iter()
+                    .map(|&f| {
+                        let p = &j.plan.files[f];
+                        let name = p.link.as_ref().unwrap_or(&p.target);
+                        let name = name.file_name().unwrap_or(name.as_os_str());
+                        format!("{} {}", name.to_string_lossy(), word(files[f]))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         match j.plan.etcd.as_ref().and_then(|r| r.action(i)) {
             Some(a) => w(
                 &mut out,
                 format!("  {} ({}): {:?}", s.component, a.description, st),
             )?,
-            None => w(&mut out, format!("  {}: {:?}", s.component, st))?,
+            None => w(&mut out, format!("  {}: {:?}{on_disk}", s.component, st))?,
         }
     }
     for (c, m, p) in &parked {
@@ -525,6 +589,18 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
                 p.display()
             ),
         )?;
+    }
+    if let Some(pid) = &holder {
+        let pid = if pid.is_empty() {
+            String::new()
+        } else {
+            format!(" (pid {pid})")
+        };
+        return w(&mut out, format!("in progress: a certs process{pid} holds the lock and is running it; run `certs rollout status` again to follow it"))
+            .map(|_| code);
+    }
+    for line in &wrong {
+        w(&mut out, format!("  files do not match: {line}"))?;
     }
     match j.outcome {
         Outcome::Running => {
@@ -549,6 +625,9 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
             }
         }
         Outcome::Done => {}
+    }
+    if !wrong.is_empty() && !unfinished {
+        w(&mut out, format!("the files on the node do not match the recorded {:?}: run `certs rollout rollback` to put the backed-up files back", j.outcome))?;
     }
     Ok(code)
 }

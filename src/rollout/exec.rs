@@ -295,6 +295,10 @@ impl Executor<'_> {
             verify_bundle(&j.plan)?;
             verify_backup(&j)?;
         }
+        if j.outcome == Outcome::RollingBack {
+            // A rollback killed midway: resuming finishes it.
+            return self.rollback(None);
+        }
         let stuck = self.unpark(&mut j)?;
         if !stuck.is_empty() {
             return Err(Error::Usage(format!(
@@ -699,6 +703,13 @@ impl Executor<'_> {
             }
         }
         verify_backup(&j)?;
+        // Recorded before the first file is restored: a rollback killed midway is one (status
+        // says so, and `rollback` or `resume` finishes it), never the outcome it undoes.
+        if j.outcome != Outcome::RollingBack {
+            j.outcome = Outcome::RollingBack;
+            j.note((self.now)(), "rollback started".into());
+            self.save(&j)?;
+        }
         let mut errors = self.unpark(&mut j)?;
         let plan = j.plan.clone();
         let mut touched = Vec::new();
@@ -713,30 +724,34 @@ impl Executor<'_> {
                     &plan.files[f].target,
                 ));
             }
-            if !changed {
+            // A component restarted on its new files runs them until restarted on the old
+            // ones, even when its files are old again (a rollback killed after restoring them).
+            let runs_new = step.restart.is_some() && !step.files.is_empty() && runs_new(j.steps[i]);
+            if !changed && !runs_new {
                 continue;
             }
-            let t = Stopwatch::start();
-            self.event(&step.component, "restore", "start", t, None);
-            match self.swap_back(&plan, step) {
-                Ok(()) => {
-                    self.event(&step.component, "restore", "ok", t, None);
-                    touched.push(i);
+            if changed {
+                let t = Stopwatch::start();
+                self.event(&step.component, "restore", "start", t, None);
+                match self.swap_back(&plan, step) {
+                    Ok(()) => self.event(&step.component, "restore", "ok", t, None),
+                    Err(e) => {
+                        self.event(&step.component, "restore", "failed", t, Some(e.clone()));
+                        errors.push(format!("{}: {e}", step.component));
+                        continue;
+                    }
                 }
-                Err(e) => {
-                    self.event(&step.component, "restore", "failed", t, Some(e.clone()));
-                    errors.push(format!("{}: {e}", step.component));
-                }
+            }
+            touched.push(i);
+            if !runs_new {
+                // Never restarted: it still runs its old certificate; the files are old again.
+                j.steps[i] = StepState::RolledBack;
+                self.save(&j)?;
             }
         }
         for &i in &touched {
             let step = &plan.steps[i];
-            // A component that never restarted still runs its old certificate.
-            let restarted = matches!(
-                j.steps[i],
-                StepState::Restarting | StepState::Healthy | StepState::Failed
-            );
-            if let (true, Some(restart)) = (restarted, &step.restart) {
+            if let (true, Some(restart)) = (runs_new(j.steps[i]), &step.restart) {
                 let t = Stopwatch::start();
                 self.event(&step.component, "restart", "start", t, None);
                 match self.restarter.restart(restart) {
@@ -751,6 +766,7 @@ impl Executor<'_> {
                 }
             }
             j.steps[i] = StepState::RolledBack;
+            self.save(&j)?;
         }
         super::membership::not_undone(self, &j);
         let component = touched
@@ -840,6 +856,90 @@ impl Executor<'_> {
         let j = Journal::load(&self.state_dir)?.ok_or_else(|| Error::Usage("no journal".into()))?;
         read_backup_manifest(&j.backup)
     }
+}
+
+/// Whether a step in this state may have its component running the new files (restarted on
+/// them, or rolled forward and back without a restart on the old ones yet).
+fn runs_new(state: StepState) -> bool {
+    matches!(
+        state,
+        StepState::Restarting | StepState::Healthy | StepState::Failed
+    )
+}
+
+/// What a target holds, compared with the journal's plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Held {
+    /// The file the bundle was made from (or nothing, for a file the bundle adds).
+    Old,
+    /// The bundle's new file.
+    New,
+    /// Something else, or nothing readable.
+    Other,
+}
+
+/// What `f`'s target holds now.
+pub fn held(f: &FileSwap) -> Held {
+    match current_sha(&f.target) {
+        Some(s) if s == f.new_sha256 => Held::New,
+        _ if at_old(f) => Held::Old,
+        _ => Held::Other,
+    }
+}
+
+/// Where the files on disk contradict the journal, one line each: a step whose files are part
+/// old, part new (a certificate and its key that do not pair), a file that is neither, a `Done`
+/// rollout with a file not new, a rolled-back one with a file not old. Empty when they agree.
+pub fn contradictions(j: &Journal) -> Vec<String> {
+    let plan = &j.plan;
+    let mut out = Vec::new();
+    let name = |f: &FileSwap| f.link.as_ref().unwrap_or(&f.target).display().to_string();
+    for (si, step) in plan.steps.iter().enumerate() {
+        let files: Vec<(&FileSwap, Held)> = step
+            .files
+            .iter()
+            .map(|&i| (&plan.files[i], held(&plan.files[i])))
+            .collect();
+        let list = |h: Held| {
+            files
+                .iter()
+                .filter(|(_, x)| *x == h)
+                .map(|(f, _)| name(f))
+                .collect::<Vec<_>>()
+        };
+        let (old, new, other) = (list(Held::Old), list(Held::New), list(Held::Other));
+        if !old.is_empty() && !new.is_empty() {
+            out.push(format!(
+                "{}: {} old but {} new (a certificate and its key may not pair)",
+                step.component,
+                old.join(", "),
+                new.join(", ")
+            ));
+        }
+        if !other.is_empty() {
+            out.push(format!(
+                "{}: {} neither the old nor the new file (changed since, or unreadable)",
+                step.component,
+                other.join(", ")
+            ));
+        }
+        let state = j.steps.get(si).copied().unwrap_or(StepState::Pending);
+        let wrong = match state {
+            StepState::Healthy if !old.is_empty() && new.is_empty() => Some(("old", "new")),
+            StepState::RolledBack | StepState::Pending if !new.is_empty() && old.is_empty() => {
+                Some(("new", "old"))
+            }
+            _ => None,
+        };
+        if let Some((is, want)) = wrong {
+            out.push(format!(
+                "{}: the journal says {state:?} but its files are the {is} ones, not the {want}",
+                step.component
+            ));
+        }
+    }
+    out
 }
 
 /// Bytes read for `what` at `path` must have the recorded SHA-256.

@@ -693,6 +693,41 @@ pub fn lock(path: &Path) -> Result<Lock> {
     Ok(Lock { _file: file })
 }
 
+/// Whether another process holds the lock [`lock`] takes on `path` (a rollout in progress), with
+/// the pid the file records. Looked up in /proc/locks first, which takes no lock; else (or when
+/// it does not list the file) a shared lock is tried and released at once. `None`: nobody
+/// holds it, or there is no lock file.
+pub fn lock_holder(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let pid = || {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let dev = m.dev();
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+        (dev & 0xff) | ((dev >> 12) & !0xff),
+    );
+    let id = format!("{major:02x}:{minor:02x}:{}", m.ino());
+    let listed = std::fs::read_to_string("/proc/locks").is_ok_and(|locks| {
+        locks.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.get(1) == Some(&"FLOCK") && w.contains(&id.as_str())
+        })
+    });
+    if listed {
+        return Some(pid());
+    }
+    let file = std::fs::File::open(path).ok()?;
+    match file.try_lock_shared() {
+        Err(std::fs::TryLockError::WouldBlock) => Some(pid()),
+        _ => None,
+    }
+}
+
 /// Held while a rollout runs; the lock goes with the file descriptor.
 #[derive(Debug)]
 pub struct Lock {

@@ -462,3 +462,82 @@ fn a_symlinked_target_is_written_through_and_the_link_is_kept() {
     assert_eq!(tree_digest(&n.pki), before);
     assert_eq!(n.pairs_consistent(), 0);
 }
+
+/// Item 10: `status` compares the files with the journal's hashes. A rollback killed midway
+/// that left a certificate old and its key new is never "Done" with exit 0 (neither with a
+/// journal that still says Done, as one written before the rollback marked itself, nor with
+/// the `rolling-back` mark); a live run (lock held) is "in progress", not "interrupted".
+#[test]
+fn status_tells_the_truth_after_a_rollback_killed_midway_and_during_a_live_rollout() {
+    let n = node();
+    let state = n.dir.path().join("state");
+    let run = n.rollout("apply", &state, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let ok = n.rollout("status", &state, &[]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    assert!(
+        ok.stdout.contains("files-only: Healthy (files: new)"),
+        "{}",
+        ok.stdout
+    );
+
+    // The rollback restored the certificate, then died: key still new.
+    let backup = backups(&state)[0].clone();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).unwrap()).unwrap();
+    let cert_entry = manifest
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target"].as_str().unwrap().ends_with(PAIRS[0].0))
+        .unwrap();
+    std::fs::copy(
+        cert_entry["file"].as_str().unwrap(),
+        cert_entry["target"].as_str().unwrap(),
+    )
+    .unwrap();
+    for (outcome, says) in [
+        ("done", "do not match the recorded Done"),
+        ("rolling-back", "interrupted during a rollback"),
+    ] {
+        set_journal(&state, outcome, &["healthy"]);
+        let st = n.rollout("status", &state, &[]);
+        assert_eq!(st.code, 1, "{outcome}: {}{}", st.stdout, st.stderr);
+        assert!(st.stdout.contains(says), "{outcome}: {}", st.stdout);
+        assert!(
+            st.stdout.contains(&format!("{} old", PAIRS[0].0))
+                && st.stdout.contains(&format!("{} new", PAIRS[0].1)),
+            "{outcome}: {}",
+            st.stdout
+        );
+        let js = n.rollout("status", &state, &["-o", "json"]);
+        assert_eq!(js.code, 1, "{outcome}");
+        let v = js.json();
+        assert!(!v["contradictions"].as_array().unwrap().is_empty(), "{v}");
+        assert_eq!(v["in_progress"], false);
+    }
+    // `resume` finishes the interrupted rollback; status agrees afterwards.
+    let resumed = n.rollout("resume", &state, &[]);
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert!(resumed.stdout.contains("rolled back"), "{}", resumed.stdout);
+    assert_eq!(n.pairs_consistent(), 0);
+    let st = n.rollout("status", &state, &[]);
+    assert_eq!(st.code, 3, "{}", st.stdout);
+    assert!(!st.stdout.contains("do not match"), "{}", st.stdout);
+
+    // A live run: the journal says running and another process holds the lock.
+    set_journal(&state, "running", &["swapping"]);
+    let held = certs::sys::fs::lock(&state.join("lock")).unwrap();
+    let live = n.rollout("status", &state, &[]);
+    assert_eq!(live.code, 1, "{}", live.stdout);
+    assert!(live.stdout.contains("in progress"), "{}", live.stdout);
+    assert!(!live.stdout.contains("interrupted"), "{}", live.stdout);
+    assert_eq!(
+        n.rollout("status", &state, &["-o", "json"]).json()["in_progress"],
+        true
+    );
+    drop(held);
+    let after = n.rollout("status", &state, &[]);
+    assert!(after.stdout.contains("interrupted"), "{}", after.stdout);
+    assert!(!after.stdout.contains("in progress"), "{}", after.stdout);
+}

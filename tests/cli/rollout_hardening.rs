@@ -541,3 +541,88 @@ fn status_tells_the_truth_after_a_rollback_killed_midway_and_during_a_live_rollo
     assert!(after.stdout.contains("interrupted"), "{}", after.stdout);
     assert!(!after.stdout.contains("in progress"), "{}", after.stdout);
 }
+
+/// Item 11: a target that is a FIFO (or a link to one), a directory, or a file over 1 MiB is
+/// refused at once (never opened, never read whole) with the lock free afterwards; the lock is
+/// released on an error after it was taken; a relative `--state-dir` is stored absolute, so a
+/// rollback from another directory finds the backup.
+#[test]
+fn apply_reads_targets_with_limits_and_a_relative_state_dir_is_stored_absolute() {
+    use std::time::{Duration, Instant};
+    let n = node();
+    let state = n.dir.path().join("state");
+    let before = tree_digest(&n.pki);
+    let target = n.pki.join(PAIRS[1].0);
+    let original = std::fs::read(&target).unwrap();
+    let fifo = n.pki.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let refused = |what: &str, words: &str| {
+        let t = Instant::now();
+        let r = n.rollout("apply", &state, &[]);
+        assert!(t.elapsed() < Duration::from_secs(20), "{what}: waited");
+        assert_eq!(r.code, 2, "{what}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(words), "{what}: {}", r.stderr);
+        assert!(!state.join("journal.json").exists(), "{what}");
+        // Nobody holds the lock.
+        std::fs::create_dir_all(&state).unwrap();
+        drop(certs::sys::fs::lock(&state.join("lock")).expect(what));
+    };
+    std::fs::remove_file(&target).unwrap();
+    std::fs::rename(&fifo, &target).unwrap();
+    refused("a FIFO", "found a FIFO");
+    std::fs::rename(&target, &fifo).unwrap();
+    std::os::unix::fs::symlink("fifo", &target).unwrap();
+    refused("a link to a FIFO", "found a FIFO");
+    std::fs::remove_file(&target).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    refused("a directory", "found a directory");
+    std::fs::remove_dir(&target).unwrap();
+    let big = std::fs::File::create(&target).unwrap();
+    big.set_len(2 << 20).unwrap();
+    drop(big);
+    refused("a 2 MiB file", "at most 1048576 bytes");
+    std::fs::write(&target, &original).unwrap();
+    std::fs::remove_file(&fifo).unwrap();
+    assert_eq!(tree_digest(&n.pki), before);
+
+    // An error after the lock was taken (an interrupted rollout recorded) releases it.
+    let run = n.rollout("apply", &state, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    set_journal(&state, "running", &["swapped"]);
+    let again = n.rollout("apply", &state, &[]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("interrupted"), "{}", again.stderr);
+    drop(certs::sys::fs::lock(&state.join("lock")).expect("released"));
+    set_journal(&state, "done", &["healthy"]);
+    let back = n.rollout("rollback", &state, &[]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+
+    // A relative --state-dir, then a rollback from elsewhere with the absolute path.
+    let cwd = n.dir.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let mut args: Vec<String> = ["rollout", "apply", &s(&n.bundle), "--root", &s(&n.root)]
+        .map(String::from)
+        .to_vec();
+    args.extend(["--profile".into(), s(&n.profile)]);
+    args.extend(["--state-dir".into(), "rel-state".into()]);
+    let rel = crate::util::certs_in(&cwd, &args);
+    assert_eq!(rel.code, 0, "{}{}", rel.stdout, rel.stderr);
+    let abs_state = cwd.join("rel-state");
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(abs_state.join("journal.json")).unwrap()).unwrap();
+    assert!(
+        Path::new(j["backup"].as_str().unwrap()).is_absolute(),
+        "{}",
+        j["backup"]
+    );
+    let back = crate::util::certs_in(
+        n.dir.path(),
+        ["rollout", "rollback", "--state-dir", &s(&abs_state)],
+    );
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(tree_digest(&n.pki), before);
+}

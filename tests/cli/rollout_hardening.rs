@@ -626,3 +626,215 @@ fn apply_reads_targets_with_limits_and_a_relative_state_dir_is_stored_absolute()
     assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
     assert_eq!(tree_digest(&n.pki), before);
 }
+
+mod killed {
+    //! A kill at every journal transition (and before every staged write, rename and restart) of
+    //! `apply`, `resume` and `rollback`, run in this process on the node's real plan split in
+    //! two steps (a panic stands for SIGKILL: nothing after it runs, the files and the journal
+    //! stay as they are at that instant). After each, `status` from the binary must tell the
+    //! truth, and `resume` or `rollback` from the binary must leave every certificate/key pair
+    //! all-old or all-new and pairing.
+
+    use super::*;
+    use certs::rollout::exec::{Event, Executor, Prober, Restarter, Timing};
+    use certs::rollout::plan::{Gate, Plan};
+    use certs::rollout::profile::Restart;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    struct Ok_;
+    impl Restarter for Ok_ {
+        fn restart(&self, _: &Restart) -> std::result::Result<(), String> {
+            Ok(())
+        }
+    }
+    impl Prober for Ok_ {
+        fn check(&self, _: &Gate, _: Option<&str>) -> std::result::Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// The plan `rollout plan -o json` makes, its files-only step split into one step per pair,
+    /// each restarted with `true`.
+    fn plan(n: &Node) -> Plan {
+        let r = n.rollout("plan", Path::new("-"), &["-o", "json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mut plan: Plan = serde_json::from_str(&r.stdout).unwrap();
+        let one = plan.steps[0].clone();
+        let pair = |crt: &str| -> Vec<usize> {
+            let stem = crt.trim_end_matches(".crt");
+            (0..plan.files.len())
+                .filter(|&i| plan.files[i].target.file_stem().is_some_and(|s| s == stem))
+                .collect()
+        };
+        plan.steps = PAIRS
+            .iter()
+            .map(|(crt, _)| {
+                let mut s = one.clone();
+                s.component = crt.trim_end_matches(".crt").into();
+                s.files = pair(crt);
+                s.restart = Some(Restart::Command("true".into()));
+                s.note = None;
+                s
+            })
+            .collect();
+        plan
+    }
+
+    /// Runs `f` on an executor over `state`, killed at its `kill_at`-th fault point (never when
+    /// `None`); returns how many fault points it passed and whether it was killed.
+    fn run(
+        state: &Path,
+        kill_at: Option<usize>,
+        f: impl FnOnce(&mut Executor) -> certs::error::Result<certs::rollout::exec::Ended>,
+    ) -> (usize, bool) {
+        let calls = Cell::new(0);
+        let fault = |_: &str| {
+            let k = calls.get();
+            calls.set(k + 1);
+            if Some(k) == kill_at {
+                // Unwinds without the panic hook: no message, no backtrace.
+                std::panic::resume_unwind(Box::new("killed"));
+            }
+            Ok(())
+        };
+        let mut sink = |_: &Event| {};
+        let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut ex = Executor {
+                state_dir: state.to_path_buf(),
+                restarter: &Ok_,
+                prober: &Ok_,
+                timing: Timing {
+                    deadline: Duration::from_millis(50),
+                    interval: Duration::from_millis(10),
+                },
+                now: &|| 1_800_000_000,
+                on_event: &mut sink,
+                fault: &fault,
+                etcd: &certs::rollout::membership::NoEtcd,
+            };
+            f(&mut ex).unwrap();
+        }))
+        .is_err();
+        (calls.get(), killed)
+    }
+
+    /// The node back as it was, a fresh state dir.
+    fn reset(n: &Node, original: &[(PathBuf, Vec<u8>)], state: &Path) {
+        let _ = std::fs::remove_dir_all(state);
+        std::fs::create_dir(state).unwrap();
+        for (p, b) in original {
+            std::fs::write(p, b).unwrap();
+        }
+        for e in std::fs::read_dir(&n.pki).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().ends_with(".certs-tmp") {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+
+    /// After a kill: `status` tells the truth (exit 0 only with every pair new, a mixed pair
+    /// named), then `verb` from the binary ends with every pair all-old or all-new.
+    fn recover(n: &Node, state: &Path, verb: &str, what: &str) {
+        let st = n.rollout("status", state, &[]);
+        let mixed = PAIRS.iter().any(|(crt, key)| {
+            let is_new = |name: &str| {
+                std::fs::read(n.pki.join(name)).unwrap()
+                    == std::fs::read(n.bundle.join(name)).unwrap()
+            };
+            is_new(crt) != is_new(key)
+        });
+        assert!(!st.stdout.contains("in progress"), "{what}: {}", st.stdout);
+        if st.stdout.contains("no rollout recorded") {
+            // Killed before the first journal write: nothing was changed.
+            assert_eq!(st.code, 0);
+            assert_eq!(n.pairs_consistent(), 0, "{what}: no journal, files changed");
+            let r = n.rollout(verb, state, &[]);
+            assert_eq!(r.code, 2, "{what}: {verb}: {}{}", r.stdout, r.stderr);
+            return;
+        }
+        if mixed {
+            assert_ne!(
+                st.code, 0,
+                "{what}: a mixed pair, status exit 0\n{}",
+                st.stdout
+            );
+            assert!(st.stdout.contains("old but"), "{what}: {}", st.stdout);
+        }
+        if st.code == 0 {
+            assert_eq!(n.pairs_consistent(), 2, "{what}: status 0\n{}", st.stdout);
+        }
+        let r = n.rollout(verb, state, &[]);
+        let done = r.code == 0
+            // Killed before a rollback changed anything: the rollout is still Done.
+            || (verb == "resume" && r.code == 2 && st.code == 0);
+        assert!(done, "{what}: {verb}: {}{}", r.stdout, r.stderr);
+        let new = n.pairs_consistent();
+        // rollback, or a resume that finished an interrupted rollback: every pair old.
+        let rolled_back = verb == "rollback" || (r.code == 0 && r.stdout.contains("rolled back"));
+        let want = if rolled_back { 0 } else { 2 };
+        assert_eq!(new, want, "{what}: {verb}: {}", r.stdout);
+        let after = n.rollout("status", state, &[]);
+        assert_eq!(
+            after.code,
+            if want == 0 { 3 } else { 0 },
+            "{what}: status after {verb}: {}",
+            after.stdout
+        );
+    }
+
+    #[test]
+    fn a_kill_at_every_journal_transition_of_apply_resume_and_rollback_is_recovered() {
+        let n = node();
+        let state = n.dir.path().join("state");
+        let original: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&n.pki)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| {
+                let b = std::fs::read(&p).unwrap();
+                (p, b)
+            })
+            .collect();
+        let plan = plan(&n);
+        reset(&n, &original, &state);
+        let (apply_points, killed) = run(&state, None, |ex| ex.apply(&plan));
+        assert!(!killed && apply_points >= 10, "{apply_points} points");
+        let mut kills = 0;
+        for verb in ["resume", "rollback"] {
+            // apply, killed at each point.
+            for k in 0..apply_points {
+                reset(&n, &original, &state);
+                assert!(run(&state, Some(k), |ex| ex.apply(&plan)).1);
+                recover(&n, &state, verb, &format!("apply killed at {k}"));
+                kills += 1;
+            }
+            // resume of an apply killed in the second step, killed at each point.
+            let mid = apply_points - 4;
+            reset(&n, &original, &state);
+            assert!(run(&state, Some(mid), |ex| ex.apply(&plan)).1);
+            let (points, _) = run(&state, None, |ex| ex.resume());
+            for k in 0..points {
+                reset(&n, &original, &state);
+                assert!(run(&state, Some(mid), |ex| ex.apply(&plan)).1);
+                assert!(run(&state, Some(k), |ex| ex.resume()).1);
+                recover(&n, &state, verb, &format!("resume killed at {k}"));
+                kills += 1;
+            }
+            // rollback of a done rollout, killed at each point.
+            reset(&n, &original, &state);
+            run(&state, None, |ex| ex.apply(&plan));
+            let (points, _) = run(&state, None, |ex| ex.rollback(None));
+            assert!(points >= 3, "{points} rollback points");
+            for k in 0..points {
+                reset(&n, &original, &state);
+                run(&state, None, |ex| ex.apply(&plan));
+                assert!(run(&state, Some(k), |ex| ex.rollback(None)).1);
+                recover(&n, &state, verb, &format!("rollback killed at {k}"));
+                kills += 1;
+            }
+        }
+        eprintln!("{kills} kills recovered");
+    }
+}

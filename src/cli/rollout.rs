@@ -45,8 +45,20 @@ pub fn run(cmd: &RolloutCommand) -> Result<u8> {
         RolloutCommand::Status(a) => status(&a.state.state_dir, a.output),
         RolloutCommand::Resume(a) => {
             let _lock = lock(&a.run)?;
+            // A rollback killed midway: resume finishes it, and says so as `rollback` does.
+            let rolling_back = Journal::load(&state_dir(&a.run.state)?)?
+                .is_some_and(|j| j.outcome == crate::rollout::journal::Outcome::RollingBack);
             let ended = with_executor(&a.run, a.output, |ex| ex.resume())?;
-            finish(ended, a.output)
+            match ended {
+                Ended::RolledBack { .. } if rolling_back => {
+                    say(
+                        a.output,
+                        "rolled back: every file is the backed-up one again",
+                    )?;
+                    Ok(exit::OK)
+                }
+                other => finish(other, a.output),
+            }
         }
         RolloutCommand::Rollback(a) => {
             let _lock = lock(&a.run)?;
@@ -77,6 +89,14 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
     // A bundle made under another root (on the CA host, from a node's export; or `certs change
     // --root DIR`) has its targets moved under this one.
     let manifest = plan::read_bundle(&a.bundle)?.rerooted(&root);
+    // What others could have written is not installed as the node's keys and certificates.
+    let sources = manifest.files.iter().map(|f| a.bundle.join(&f.bundle_path));
+    for p in [a.bundle.clone(), a.bundle.join("bundle.json")]
+        .into_iter()
+        .chain(sources)
+    {
+        not_writable_by_others(&p, "bundle")?;
+    }
     let retire = manifest
         .etcd_membership
         .as_ref()
@@ -121,7 +141,7 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
     profile.resolve(&node);
     let mut overrides = overrides(a)?;
     overrides.etcd_membership = retire.is_some();
-    let read = |p: &Path| crate::sys::fs::read_opt(p);
+    let read = |p: &Path| crate::sys::fs::read_opt_bounded(p);
     let (mut plan, mut problems) = crate::rollout::resolve::build(
         &a.bundle, &root, &manifest, &node, &profile, &overrides, &read,
     )?;
@@ -151,6 +171,8 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
             &state_dir.join("snapshots"),
         ));
     }
+    // Every target resolved on this node, inside --root, a regular file of sane size.
+    problems.extend(plan.confine(&root));
     let runnable = |program: &str| crate::sys::proc::runnable(program);
     problems.extend(crate::rollout::validate::validate(
         &plan,
@@ -231,15 +253,34 @@ fn duration(text: &str) -> Result<Duration> {
     crate::duration::parse(text).map_err(Error::Usage)
 }
 
+/// A bundle or state directory (or a file in it) that a group or other users can write is
+/// refused, one line: its keys and journal would be theirs to choose.
+fn not_writable_by_others(path: &Path, what: &str) -> Result<()> {
+    match crate::sys::fs::writable_by_others(path) {
+        Some(mode) => Err(Error::Input {
+            path: path.to_path_buf(),
+            expected: format!("a {what} that only its owner can write"),
+            found: format!("mode {mode:04o} (group or others can write it; chmod go-w)"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `--state-dir` as an absolute path: the journal records paths in it (the backup), which must
+/// mean the same from any working directory.
+fn state_dir(a: &super::args::RolloutStateArgs) -> Result<PathBuf> {
+    std::path::absolute(&a.state_dir).map_err(|source| Error::Read {
+        path: a.state_dir.clone(),
+        source,
+    })
+}
+
 fn lock(a: &RolloutRunArgs) -> Result<crate::sys::fs::Lock> {
-    crate::sys::fs::create_new_dir(&a.state.state_dir).or_else(|e| {
-        if a.state.state_dir.is_dir() {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
-    crate::sys::fs::lock(&a.state.state_dir.join("lock"))
+    let dir = state_dir(&a.state)?;
+    not_writable_by_others(&dir, "state directory")?;
+    crate::sys::fs::create_new_dir(&dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
+    not_writable_by_others(&dir, "state directory")?;
+    crate::sys::fs::lock(&dir.join("lock"))
 }
 
 fn with_executor(
@@ -260,7 +301,7 @@ fn with_executor(
     };
     let mut print = |e: &Event| print_event(e, output);
     let mut ex = Executor {
-        state_dir: a.state.state_dir.clone(),
+        state_dir: state_dir(&a.state)?,
         restarter: &restarter,
         prober: &prober,
         timing,
@@ -348,6 +389,11 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
             exit::OK,
             "done: every component is healthy on its new certificate".to_string(),
         ),
+        Ended::AlreadyApplied => (
+            "already-applied",
+            exit::OK,
+            "already applied: every target already holds the bundle's new file; nothing was changed (the rollout that installed them keeps its backup: `certs rollout rollback` with its --state-dir)".to_string(),
+        ),
         Ended::RolledBack { component, reason } => (
             "rolled-back",
             ROLLED_BACK,
@@ -383,7 +429,7 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
     if output == PlanOutput::Json {
         let mut v = serde_json::json!({"schema": "certs.rollout-result/v1", "result": message, "outcome": outcome});
         match &ended {
-            Ended::Done => {}
+            Ended::Done | Ended::AlreadyApplied => {}
             Ended::RolledBack { component, reason } => {
                 v["component"] = component.as_str().into();
                 v["reason"] = reason.as_str().into();
@@ -425,8 +471,11 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
     Ok(code)
 }
 
-/// Exit codes: 0 done or nothing recorded, 1 interrupted, 3 rolled back, 4 rollback failed.
+/// Exit codes: 0 done (or nothing recorded) and the files agree; 1 interrupted, in progress, or
+/// files that contradict the journal; 3 rolled back; 4 rollback failed. The journal is not taken
+/// on its word: every target is compared with the SHA-256s it records.
 fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
+    use crate::rollout::exec::{contradictions, held, Held};
     use crate::rollout::journal::Outcome;
     let Some(j) = Journal::load(state_dir)? else {
         say(
@@ -435,11 +484,19 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         )?;
         return Ok(exit::OK);
     };
+    let unfinished = matches!(j.outcome, Outcome::Running | Outcome::RollingBack);
+    // A live run holds the lock: it is in progress, not interrupted.
+    let holder = crate::sys::fs::lock_holder(&state_dir.join("lock")).filter(|_| unfinished);
+    let wrong = if holder.is_some() {
+        vec![]
+    } else {
+        contradictions(&j)
+    };
     let code = match j.outcome {
-        Outcome::Done => exit::OK,
-        Outcome::Running => exit::PROBLEM,
-        Outcome::RolledBack => ROLLED_BACK,
+        Outcome::Done if wrong.is_empty() => exit::OK,
+        Outcome::RolledBack if wrong.is_empty() => ROLLED_BACK,
         Outcome::RollbackFailed => ROLLBACK_FAILED,
+        _ => exit::PROBLEM,
     };
     // Static pods a stopped run left parked: their manifests are out of the kubelet's directory.
     let parked: Vec<_> = j
@@ -454,13 +511,20 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
             _ => None,
         })
         .collect();
+    let files: Vec<Held> = j.plan.files.iter().map(held).collect();
+    let earlier = Journal::archived(state_dir).map_or(0, |a| a.len());
     let mut out = std::io::stdout().lock();
     if output == PlanOutput::Json {
         let v = serde_json::json!({
             "schema": "certs.rollout-status/v1",
             "outcome": j.outcome,
+            "in_progress": holder.is_some(),
+            "pid": holder,
             "backup": j.backup,
             "steps": j.plan.steps.iter().zip(&j.steps).map(|(s, st)| serde_json::json!({"component": s.component, "state": st})).collect::<Vec<_>>(),
+            "files": j.plan.files.iter().zip(&files).map(|(f, h)| serde_json::json!({"target": f.target, "link": f.link, "holds": h})).collect::<Vec<_>>(),
+            "contradictions": wrong,
+            "earlier_rollouts": earlier,
             "parked": parked.iter().map(|(c, m, p)| serde_json::json!({"component": c, "manifest": m, "parked": p})).collect::<Vec<_>>(),
             "log": j.log,
         });
@@ -473,13 +537,47 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         format!("rollout of {}: {:?}", j.plan.bundle.display(), j.outcome),
     )?;
     w(&mut out, format!("backup: {}", j.backup.display()))?;
+    if earlier > 0 {
+        w(
+            &mut out,
+            format!(
+                "earlier rollouts kept: {earlier} in {} (`certs rollout rollback BACKUP` reaches them)",
+                crate::rollout::journal::archive_dir(state_dir).display()
+            ),
+        )?;
+    }
+    let word = |h: Held| match h {
+        Held::Old => "old",
+        Held::New => "new",
+        Held::Other => "neither old nor new",
+    };
     for (i, (s, st)) in j.plan.steps.iter().zip(&j.steps).enumerate() {
+        let held: Vec<Held> = s.files.iter().map(|&f| files[f]).collect();
+        let on_disk = match held.first() {
+            None => String::new(),
+            Some(&first) if held.iter().all(|&h| h == first) => {
+                format!(" (files: {})", word(first))
+            }
+            Some(_) => format!(
+                " (files: {})",
+                s.files
+                    .iter()
+                    .map(|&f| {
+                        let p = &j.plan.files[f];
+                        let name = p.link.as_ref().unwrap_or(&p.target);
+                        let name = name.file_name().unwrap_or(name.as_os_str());
+                        format!("{} {}", name.to_string_lossy(), word(files[f]))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         match j.plan.etcd.as_ref().and_then(|r| r.action(i)) {
             Some(a) => w(
                 &mut out,
                 format!("  {} ({}): {:?}", s.component, a.description, st),
             )?,
-            None => w(&mut out, format!("  {}: {:?}", s.component, st))?,
+            None => w(&mut out, format!("  {}: {:?}{on_disk}", s.component, st))?,
         }
     }
     for (c, m, p) in &parked {
@@ -492,6 +590,18 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
             ),
         )?;
     }
+    if let Some(pid) = &holder {
+        let pid = if pid.is_empty() {
+            String::new()
+        } else {
+            format!(" (pid {pid})")
+        };
+        return w(&mut out, format!("in progress: a certs process{pid} holds the lock and is running it; run `certs rollout status` again to follow it"))
+            .map(|_| code);
+    }
+    for line in &wrong {
+        w(&mut out, format!("  files do not match: {line}"))?;
+    }
     match j.outcome {
         Outcome::Running => {
             if let Some(why) = j.failure(membership::COMPONENT) {
@@ -502,6 +612,10 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
             }
             w(&mut out, "interrupted: run `certs rollout resume` to finish it or `certs rollout rollback` to undo it".into())?
         }
+        Outcome::RollingBack => w(
+            &mut out,
+            "interrupted during a rollback: run `certs rollout rollback` to finish it".into(),
+        )?,
         Outcome::RolledBack | Outcome::RollbackFailed => {
             if let Some(last) = j.log.last() {
                 w(
@@ -511,6 +625,9 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
             }
         }
         Outcome::Done => {}
+    }
+    if !wrong.is_empty() && !unfinished {
+        w(&mut out, format!("the files on the node do not match the recorded {:?}: run `certs rollout rollback` to put the backed-up files back", j.outcome))?;
     }
     Ok(code)
 }

@@ -1,5 +1,9 @@
 //! The journal: the plan and the state of every step, on disk, rewritten atomically before and
 //! after each mutating action. After a crash it says where the rollout stopped.
+//!
+//! `journal.json` holds the latest rollout of a state directory; every earlier one is kept in
+//! `journals/<its backup's name>.json` (copied there before a new rollout replaces it), so the
+//! backup of the original files stays reachable by `rollback BACKUP`.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +30,9 @@ pub enum StepState {
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Running,
+    /// A rollback was started and has not finished (killed midway): some files may be
+    /// restored, others not. `rollback` (or `resume`) finishes it.
+    RollingBack,
     Done,
     RolledBack,
     RollbackFailed,
@@ -50,6 +57,11 @@ pub struct Journal {
 
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("journal.json")
+}
+
+/// Where the earlier rollouts of a state directory are kept.
+pub fn archive_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("journals")
 }
 
 impl Journal {
@@ -78,6 +90,39 @@ impl Journal {
                 expected: "a certs journal".into(),
                 found: e.to_string(),
             })
+    }
+
+    /// Every earlier rollout kept in `journals/`, oldest first (by name: backups are named by
+    /// time).
+    pub fn archived(state_dir: &Path) -> Result<Vec<Journal>> {
+        let dir = archive_dir(state_dir);
+        let mut names = crate::sys::fs::list_dir(&dir).unwrap_or_default();
+        names.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        names.sort();
+        names
+            .iter()
+            .map(|p| {
+                let bytes = crate::sys::fs::read_file(p)?;
+                serde_json::from_slice(&bytes).map_err(|e| Error::Input {
+                    path: p.clone(),
+                    expected: "a certs journal".into(),
+                    found: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps this rollout in `journals/` (before a new one replaces `journal.json`).
+    pub fn archive(&self, state_dir: &Path) -> Result<()> {
+        let dir = archive_dir(state_dir);
+        crate::sys::fs::create_private_dirs(&dir)?;
+        let name = self
+            .backup
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "rollout".into());
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Usage(e.to_string()))?;
+        crate::sys::fs::write_atomic(&dir.join(format!("{name}.json")), &bytes, 0o600)
     }
 
     pub fn save(&self, state_dir: &Path) -> Result<()> {

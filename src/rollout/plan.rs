@@ -108,6 +108,10 @@ pub struct FileSwap {
     pub new_serial: Option<String>,
     /// SANs of the new certificate (`IP:…`, `DNS:…`), to tell which endpoint serves it.
     pub sans: Vec<String>,
+    /// The path the bundle names, when it is a symlink (or goes through one) to `target`: the
+    /// file the link resolves to is the one replaced, and the link is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<PathBuf>,
 }
 
 /// How a gate trusts what the endpoint serves.
@@ -235,6 +239,53 @@ pub fn read_bundle(dir: &Path) -> Result<BundleManifest> {
 }
 
 impl Plan {
+    /// Confines every target to the node under `root`: each is resolved there
+    /// ([`crate::sys::fs::resolve_in_root`]: symlinks followed inside the root, a `..` or link
+    /// climbing out of it refused) and must be a regular file of at most
+    /// [`crate::sys::fs::MAX_FILE_SIZE`] (or nothing, for a file the bundle adds). A symlinked
+    /// target becomes the file it resolves to, the link kept in `link`. One problem per line.
+    pub fn confine(&mut self, root: &Path) -> Vec<String> {
+        let mut problems = Vec::new();
+        for f in &mut self.files {
+            let real = match crate::sys::fs::resolve_in_root(root, &f.target) {
+                Ok(real) => real,
+                Err(e) => {
+                    problems.push(format!("target {e}"));
+                    continue;
+                }
+            };
+            match crate::sys::fs::file_kind(&real) {
+                crate::sys::fs::Kind::Absent | crate::sys::fs::Kind::File => {}
+                crate::sys::fs::Kind::TooLarge(len) => problems.push(format!(
+                    "target `{}`: expected a certificate, key or config file of at most {} bytes, found {len} bytes",
+                    real.display(),
+                    crate::sys::fs::MAX_FILE_SIZE
+                )),
+                crate::sys::fs::Kind::Other(what) => problems.push(format!(
+                    "target `{}`: expected a regular file, found {what}",
+                    real.display()
+                )),
+            }
+            if real != f.target {
+                if crate::sys::fs::goes_through_symlink(&f.target) {
+                    f.link = Some(f.target.clone());
+                }
+                f.target = real;
+            }
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            if let Some(g) = self.files[..i].iter().find(|g| g.target == f.target) {
+                problems.push(format!(
+                    "targets `{}` and `{}` are the same file `{}`",
+                    g.link.as_ref().unwrap_or(&g.target).display(),
+                    f.link.as_ref().unwrap_or(&f.target).display(),
+                    f.target.display()
+                ));
+            }
+        }
+        problems
+    }
+
     /// Readable text for `rollout plan` and `apply --dry-run`.
     pub fn render(&self) -> String {
         let mut out = format!(
@@ -249,8 +300,13 @@ impl Plan {
                 (Some(o), Some(n)) => format!(" serial {o} -> {n}"),
                 _ => String::new(),
             };
+            let via = f
+                .link
+                .as_ref()
+                .map(|l| format!(" (via the symlink {}, kept)", l.display()))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "  {} <- {} ({}, mode {:04o}){serial}\n",
+                "  {}{via} <- {} ({}, mode {:04o}){serial}\n",
                 f.target.display(),
                 f.source.display(),
                 f.kind,

@@ -142,6 +142,7 @@ pub fn build(
                 old_serial: f.old_serial.clone(),
                 new_serial: f.new_serial.clone(),
                 sans: f.sans.as_ref().map(|s| s.after.clone()).unwrap_or_default(),
+                link: None,
             })
         })
         .collect::<Result<_>>()?;

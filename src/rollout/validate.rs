@@ -125,7 +125,11 @@ fn certs_in(bytes: &[u8]) -> Vec<CertInfo> {
 /// The bytes a file will have when the gate runs: the bundle's new file if the plan swaps it
 /// (in this or an earlier step), the node's file otherwise.
 fn at_gate_time(plan: &Plan, path: &Path, io: &Io) -> Option<Vec<u8>> {
-    match plan.files.iter().find(|f| f.target == path) {
+    match plan
+        .files
+        .iter()
+        .find(|f| f.target == path || f.link.as_deref() == Some(path))
+    {
         Some(f) => (io.read)(&f.source),
         None => (io.read)(path),
     }

@@ -179,6 +179,10 @@ pub fn read_entry(path: &Path) -> Walked {
 
 fn read_bounded(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
     let file = std::fs::File::open(path)?;
+    // What was opened (the path may have changed since it was looked at) must be a regular file.
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut bytes = Vec::with_capacity(size as usize + 1);
     file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE_SIZE {
@@ -233,6 +237,157 @@ pub mod overlay {
         let guard = FILES.read().unwrap_or_else(|p| p.into_inner());
         guard.as_ref()?.get(path).cloned()
     }
+}
+
+/// A file's bytes when it is a regular file (after symlinks) of at most [`MAX_FILE_SIZE`], else
+/// `None`: a FIFO or device is never opened (so never waited on), a huge file never read.
+pub fn read_opt_bounded(path: &Path) -> Option<Vec<u8>> {
+    match read_entry(path) {
+        Walked::File { bytes, .. } => Some(bytes),
+        Walked::Problem { .. } => None,
+    }
+}
+
+/// What is at a path (after symlinks), for a rollout target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Absent,
+    File,
+    /// A regular file over [`MAX_FILE_SIZE`] bytes (its size).
+    TooLarge(u64),
+    /// Not a regular file: what it is (`a directory`, `a FIFO`, …).
+    Other(&'static str),
+}
+
+pub fn file_kind(path: &Path) -> Kind {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_absent(path) => Kind::Absent,
+        Err(_) => Kind::Other("something that cannot be looked at (a broken symlink?)"),
+        Ok(m) if m.is_file() && m.len() > MAX_FILE_SIZE => Kind::TooLarge(m.len()),
+        Ok(m) if m.is_file() => Kind::File,
+        Ok(m) => Kind::Other(match m.file_type() {
+            t if t.is_dir() => "a directory",
+            t if t.is_fifo() => "a FIFO",
+            t if t.is_char_device() || t.is_block_device() => "a device",
+            t if t.is_socket() => "a socket",
+            _ => "something that is not a regular file",
+        }),
+    }
+}
+
+/// Whether `path` or one of its directories is a symlink.
+pub fn goes_through_symlink(path: &Path) -> bool {
+    path.ancestors()
+        .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
+}
+
+/// The group- or other-writable permission bits of `path` (after symlinks), when it has any: a
+/// bundle or state directory others can write is not trusted. `None` when it has none or
+/// cannot be looked at.
+pub fn writable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o022 != 0).then_some(mode)
+}
+
+/// `path` as the node mounted at `root` sees it, every symlink resolved inside `root`: an
+/// absolute link target is taken under `root` (as the node would read it), or as written when
+/// it already lies under `root`; a relative one from the link's directory. A `..` that would
+/// climb above `root`, a loop (more than 40 links), a path that is not absolute or not under
+/// `root`: an error that says which. Components that do not exist (a file the bundle adds) are
+/// kept as written. The result lies under the canonical `root`.
+pub fn resolve_in_root(root: &Path, path: &Path) -> std::result::Result<PathBuf, String> {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    let canon_root = std::fs::canonicalize(root)
+        .map_err(|e| format!("the root `{}` cannot be resolved: {e}", root.display()))?;
+    if !path.is_absolute() {
+        return Err(format!(
+            "expected an absolute target path, found `{}`",
+            path.display()
+        ));
+    }
+    let abs_root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    let rel = path
+        .strip_prefix(&canon_root)
+        .or_else(|_| path.strip_prefix(&abs_root))
+        .map_err(|_| {
+            format!(
+                "`{}` is outside the root `{}` (--root)",
+                path.display(),
+                root.display()
+            )
+        })?;
+    let escape = || {
+        format!(
+            "`{}` leads outside the root `{}` (a `..` or a symlink climbs above it)",
+            path.display(),
+            root.display()
+        )
+    };
+    let mut todo: VecDeque<std::ffi::OsString> = VecDeque::new();
+    let push_parts = |todo: &mut VecDeque<std::ffi::OsString>, p: &Path, front: bool| {
+        let parts: Vec<std::ffi::OsString> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        if front {
+            for part in parts.into_iter().rev() {
+                todo.push_front(part);
+            }
+        } else {
+            todo.extend(parts);
+        }
+    };
+    push_parts(&mut todo, rel, false);
+    let mut done: Vec<std::ffi::OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        if part == ".." {
+            done.pop().ok_or_else(escape)?;
+            continue;
+        }
+        let here: PathBuf = canon_root
+            .join(done.iter().collect::<PathBuf>())
+            .join(&part);
+        match std::fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(format!(
+                        "`{}`: more than 40 symlinks (a loop?)",
+                        path.display()
+                    ));
+                }
+                let to = std::fs::read_link(&here)
+                    .map_err(|e| format!("cannot read the symlink `{}`: {e}", here.display()))?;
+                if to.is_absolute() {
+                    done.clear();
+                    let inside = to
+                        .strip_prefix(&canon_root)
+                        .or_else(|_| to.strip_prefix(&abs_root))
+                        .unwrap_or(&to);
+                    push_parts(&mut todo, inside, true);
+                } else {
+                    push_parts(&mut todo, &to, true);
+                }
+            }
+            _ => done.push(part),
+        }
+    }
+    Ok(canon_root.join(done.iter().collect::<PathBuf>()))
+}
+
+/// The entries of a directory (full paths), or an error when it cannot be listed.
+pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect()
 }
 
 /// Whether nothing at all is at `path` (a dangling symlink counts as something).
@@ -456,7 +611,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Creates `dir` and its missing parents, each 0700 (bundles and backups hold private keys).
-fn create_private_dirs(dir: &Path) -> Result<()> {
+pub fn create_private_dirs(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -536,6 +691,41 @@ pub fn lock(path: &Path) -> Result<Lock> {
         .and_then(|_| file.rewind())
         .and_then(|_| write!(file, "{}", std::process::id()));
     Ok(Lock { _file: file })
+}
+
+/// Whether another process holds the lock [`lock`] takes on `path` (a rollout in progress), with
+/// the pid the file records. Looked up in /proc/locks first, which takes no lock; else (or when
+/// it does not list the file) a shared lock is tried and released at once. `None`: nobody
+/// holds it, or there is no lock file.
+pub fn lock_holder(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let pid = || {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let dev = m.dev();
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+        (dev & 0xff) | ((dev >> 12) & !0xff),
+    );
+    let id = format!("{major:02x}:{minor:02x}:{}", m.ino());
+    let listed = std::fs::read_to_string("/proc/locks").is_ok_and(|locks| {
+        locks.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.get(1) == Some(&"FLOCK") && w.contains(&id.as_str())
+        })
+    });
+    if listed {
+        return Some(pid());
+    }
+    let file = std::fs::File::open(path).ok()?;
+    match file.try_lock_shared() {
+        Err(std::fs::TryLockError::WouldBlock) => Some(pid()),
+        _ => None,
+    }
 }
 
 /// Held while a rollout runs; the lock goes with the file descriptor.

@@ -14,6 +14,7 @@ mod preflight;
 mod reissue;
 mod renew;
 mod rollout;
+mod rollout_hardening;
 mod rollout_membership;
 mod rollout_node;
 mod rollout_plan;

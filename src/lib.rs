@@ -17,6 +17,7 @@ pub mod edit;
 pub mod error;
 pub mod issue;
 pub mod node;
+pub mod par;
 pub mod pki;
 pub mod preflight;
 pub mod report;

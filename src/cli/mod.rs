@@ -8,6 +8,7 @@ mod config;
 mod docs;
 mod examples;
 mod inspect;
+mod inspect_json;
 mod issue;
 mod kubeconfig;
 mod preflight;

@@ -52,17 +52,23 @@ fn bare(text: &str) -> Option<Block> {
     let (body, tail) = body_and_end.split_at(end);
     let tail = tail["-----END ".len()..].strip_prefix(label)?;
     tail.strip_prefix("-----")?;
-    let mut compact = Vec::with_capacity(body.len());
-    for &b in body.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => compact.push(b),
-            b'\n' | b'\r' | b' ' | b'\t' => {}
-            _ => return None, // a header line, or not base64
+    // Line by line, straight into the output: PEM writers wrap at 64 (or 76) characters,
+    // whole base64 quanta, so each line decodes alone; padding may only end the last.
+    let mut contents = Vec::with_capacity(body.len() / 4 * 3);
+    let mut padded = false;
+    for line in body.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            continue;
         }
+        if padded || line.len() % 4 != 0 {
+            return None;
+        }
+        padded = line.ends_with('=');
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(line, &mut contents)
+            .ok()?;
     }
-    let contents = base64::engine::general_purpose::STANDARD
-        .decode(&compact)
-        .ok()?;
     Some(Block {
         label: label.to_string(),
         contents,

@@ -9,10 +9,14 @@
 //! copies of a CA lie), so no step compares each item with every other; decoding and signature
 //! checks run on all cores, and the result does not depend on how many there are.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
+
+/// The inventory's maps: keyed by paths, key moduli and DER names, hashed tens of thousands of
+/// times on a fleet; foldhash (hashbrown's default, seeded per process) instead of SipHash.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Set<T> = HashSet<T, foldhash::fast::RandomState>;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 
 use aws_lc_rs::signature::ParsedPublicKey;
 use serde::Serialize;
@@ -27,6 +31,7 @@ use super::key::{KeyInfo, PublicKeyId};
 use super::kubeconfig::{Kubeconfig, Source};
 use super::role::{self, Role};
 use crate::error::Result;
+use crate::par::{par_map, par_map_stream};
 use crate::sys::fs::{Listed, Walked};
 
 /// Where an item sits: a file, its position among the file's certificates (or keys), and for
@@ -223,7 +228,7 @@ impl Inventory {
         }
         inv.certificates.reserve_exact(certs);
         inv.keys.reserve_exact(keys);
-        let mut seen: HashSet<PathBuf> = HashSet::new();
+        let mut seen: Set<PathBuf> = Set::default();
         let mut pending: Vec<Kubeconfig> = Vec::new();
         let mut pending_paths: Vec<PathBuf> = Vec::new();
         for t in taken {
@@ -277,7 +282,7 @@ impl Inventory {
     fn take(
         &mut self,
         taken: Taken,
-        seen: &mut HashSet<PathBuf>,
+        seen: &mut Set<PathBuf>,
         kubeconfigs: &mut Vec<Kubeconfig>,
         kubeconfig_paths: &mut Vec<PathBuf>,
     ) {
@@ -467,13 +472,13 @@ impl Inventory {
         let certs = &self.certificates;
         // Issuer groups: certificates with the same subject, SKI and key (copies of one CA).
         // may_have_issued depends only on those, and the signature only on the key.
-        let mut interned: HashMap<&PublicKeyId, usize> = HashMap::new();
-        let mut group_of: HashMap<(&[u8], Option<&str>, usize), usize> = HashMap::new();
+        let mut interned: Map<&PublicKeyId, usize> = Map::default();
+        let mut group_of: Map<(&[u8], Option<&str>, usize), usize> = Map::default();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut group_key: Vec<usize> = Vec::new();
         let mut member_of: Vec<usize> = Vec::with_capacity(certs.len());
-        let mut by_subject: HashMap<&[u8], Vec<usize>> = HashMap::new();
-        let mut by_subject_ski: HashMap<(&[u8], Option<&str>), Vec<usize>> = HashMap::new();
+        let mut by_subject: Map<&[u8], Vec<usize>> = Map::default();
+        let mut by_subject_ski: Map<(&[u8], Option<&str>), Vec<usize>> = Map::default();
         for c in certs {
             let n = interned.len();
             let key = *interned.entry(&c.info.public_key).or_insert(n);
@@ -496,7 +501,7 @@ impl Inventory {
         // Candidate classes: which groups may have issued a certificate depends only on its
         // issuer name and AKI (may_have_issued: the same name, and the AKI is the SKI when both
         // are there). Groups are numbered in scan order, and each class is sorted.
-        let mut class_ids: HashMap<(&[u8], Option<&str>), usize> = HashMap::new();
+        let mut class_ids: Map<(&[u8], Option<&str>), usize> = Map::default();
         let mut classes: Vec<Vec<usize>> = Vec::new();
         let class_of: Vec<usize> = certs
             .iter()
@@ -598,9 +603,9 @@ impl Inventory {
 
     fn link_keys(&mut self) {
         let keys = &self.keys;
-        let mut by_public: HashMap<&PublicKeyId, usize> = HashMap::new();
+        let mut by_public: Map<&PublicKeyId, usize> = Map::default();
         let mut holders: Vec<Vec<usize>> = Vec::new();
-        let mut by_path: HashMap<&Path, Vec<usize>> = HashMap::new();
+        let mut by_path: Map<&Path, Vec<usize>> = Map::default();
         for (k, key) in keys.iter().enumerate() {
             by_path.entry(&key.location.path).or_default().push(k);
             if let (true, Some(id)) = (key.info.format.is_private(), &key.info.public_key) {
@@ -654,7 +659,7 @@ impl Inventory {
         drop(near);
         let mut links = Vec::with_capacity(self.certificates.len());
         let mut findings = Vec::new();
-        let mut paired: HashSet<usize> = HashSet::new();
+        let mut paired: Set<usize> = Set::default();
         for (c, (beside, chosen)) in self.certificates.iter().zip(pairs) {
             for &k in &beside {
                 if Some(k) == chosen {
@@ -704,7 +709,7 @@ impl Inventory {
             c.key = link;
         }
         // A private key that pairs with nothing. kubeadm's `sa.key` pairs with `sa.pub`.
-        let public_files: HashSet<&PublicKeyId> = self
+        let public_files: Set<&PublicKeyId> = self
             .keys
             .iter()
             .filter(|k| !k.info.format.is_private())
@@ -789,7 +794,7 @@ fn conventional_key_paths(loc: &Location) -> Vec<PathBuf> {
 struct Near<'p> {
     /// Per side (`[embedded, files]`): for each ancestor directory of a member (and its own
     /// path), the first member of each set under it, as `(member, set)` in scan order.
-    under: [HashMap<&'p Path, Vec<(usize, usize)>>; 2],
+    under: [Map<&'p Path, Vec<(usize, usize)>>; 2],
     /// Per side, the first member of each set in scan order: for a location that shares no
     /// ancestor at all with them (a relative path and an absolute one).
     first: [Vec<(usize, usize)>; 2],
@@ -800,7 +805,7 @@ impl<'p> Near<'p> {
     /// `(member, set, location)`: each set's members together, in scan order.
     fn new(members: impl Iterator<Item = (usize, usize, &'p Location)>) -> Self {
         let mut near = Near {
-            under: [HashMap::new(), HashMap::new()],
+            under: [Map::default(), Map::default()],
             first: [Vec::new(), Vec::new()],
             sets: 0,
         };
@@ -840,7 +845,7 @@ impl<'p> Near<'p> {
     /// The first member, nearest first, of the first set `accept` takes. Each set is offered
     /// once, at its nearest member.
     fn search(&self, to: &Path, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
-        let mut offered: HashSet<usize> = HashSet::new();
+        let mut offered: Set<usize> = Set::default();
         for side in [1, 0] {
             let nearest_first = to
                 .ancestors()
@@ -864,9 +869,9 @@ impl<'p> Near<'p> {
 /// the first key at a path.
 #[derive(Default)]
 struct Lookup {
-    cert_at: HashMap<PathBuf, usize>,
-    cert_by_sha256: HashMap<String, usize>,
-    key_at: HashMap<PathBuf, usize>,
+    cert_at: Map<PathBuf, usize>,
+    cert_by_sha256: Map<String, usize>,
+    key_at: Map<PathBuf, usize>,
 }
 
 /// One file, decoded (on any thread), before it is merged into the inventory in walk order.
@@ -900,168 +905,6 @@ impl From<Walked> for Taken {
             },
         }
     }
-}
-
-/// How many threads to decode and verify on: the cores this process may use.
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Items go to the threads in batches: enough to make the hand-over cheap, few enough that a
-/// busy core does not hold the others up.
-const BATCH: usize = 16;
-
-/// `items.map(f)` on all cores, in order.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let batches = items.len().div_ceil(BATCH);
-    let threads = threads().min(batches);
-    if threads <= 1 {
-        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let b = next.fetch_add(1, Ordering::Relaxed);
-            if b >= batches {
-                return done;
-            }
-            let start = b * BATCH;
-            let end = (start + BATCH).min(items.len());
-            let out: Vec<R> = (start..end).map(|i| f(i, &items[i])).collect();
-            done.push((b, out));
-        }
-    };
-    let done = std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-        let mut done = work();
-        for h in helpers {
-            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        }
-        done
-    });
-    in_order(done, items.len())
-}
-
-/// `items.map(f)` on all cores, in order, while `items` is still being pulled. This thread
-/// pulls, and takes a batch itself whenever the others have enough waiting; then it helps
-/// with what is left. (One thread per core in all, not one more: each thread that allocates
-/// gets an arena of its own from the allocator, and the memory it holds.)
-fn par_map_stream<T: Send, R: Send>(
-    items: impl Iterator<Item = T>,
-    f: impl Fn(T) -> R + Sync,
-) -> Vec<R> {
-    let threads = threads();
-    if threads <= 1 {
-        return items.map(f).collect();
-    }
-    let queue = Queue {
-        batches: Mutex::new((VecDeque::new(), false)),
-        ready: Condvar::new(),
-    };
-    let run = |(b, batch): (usize, Vec<T>)| (b, batch.into_iter().map(&f).collect::<Vec<R>>());
-    let work = || {
-        let mut done = Vec::new();
-        while let Some(batch) = queue.pop() {
-            done.push(run(batch));
-        }
-        done
-    };
-    let (done, total) = std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-        let mut done = Vec::new();
-        let total = {
-            // Closes the queue however the pulling ends, so that no helper waits forever.
-            let _close = Closer(&queue);
-            let (mut b, mut total) = (0, 0);
-            let mut batch = Vec::with_capacity(BATCH);
-            for item in items {
-                batch.push(item);
-                if batch.len() < BATCH {
-                    continue;
-                }
-                total += BATCH;
-                queue.push(b, std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
-                b += 1;
-                if let Some(waiting) = queue.pop_if_more_than(2 * threads) {
-                    done.push(run(waiting));
-                }
-            }
-            total += batch.len();
-            if !batch.is_empty() {
-                queue.push(b, batch);
-            }
-            total
-        };
-        done.extend(work());
-        for h in helpers {
-            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        }
-        (done, total)
-    });
-    in_order(done, total)
-}
-
-/// Numbered batches of work, and whether more may come.
-struct Queue<T> {
-    batches: Mutex<Batches<T>>,
-    ready: Condvar,
-}
-
-type Batches<T> = (VecDeque<(usize, Vec<T>)>, bool);
-
-impl<T> Queue<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Batches<T>> {
-        self.batches.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn push(&self, b: usize, batch: Vec<T>) {
-        self.lock().0.push_back((b, batch));
-        self.ready.notify_one();
-    }
-
-    /// The first batch, when more than `n` are waiting.
-    fn pop_if_more_than(&self, n: usize) -> Option<(usize, Vec<T>)> {
-        let mut q = self.lock();
-        if q.0.len() > n {
-            q.0.pop_front()
-        } else {
-            None
-        }
-    }
-
-    /// The next batch, waiting for one while more may come.
-    fn pop(&self) -> Option<(usize, Vec<T>)> {
-        let mut q = self.lock();
-        loop {
-            if let Some(batch) = q.0.pop_front() {
-                return Some(batch);
-            }
-            if q.1 {
-                return None;
-            }
-            q = self.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-}
-
-struct Closer<'a, T>(&'a Queue<T>);
-
-impl<T> Drop for Closer<'_, T> {
-    fn drop(&mut self) {
-        self.0.lock().1 = true;
-        self.0.ready.notify_all();
-    }
-}
-
-/// The results of numbered batches, in batch order.
-fn in_order<R>(mut done: Vec<(usize, Vec<R>)>, total: usize) -> Vec<R> {
-    done.sort_unstable_by_key(|(b, _)| *b);
-    let mut out = Vec::with_capacity(total);
-    for (_, batch) in done {
-        out.extend(batch);
-    }
-    out
 }
 
 /// A CA's public key, to check the signatures of the certificates it may have issued.
@@ -1286,21 +1129,6 @@ mod tests {
         // The set taken is answered with its member nearest the location.
         assert_eq!(near.search(Path::new("/a/y/leaf.crt"), |s| s == 0), Some(1));
         assert_eq!(near.search(Path::new("/a/x/leaf.crt"), |s| s == 0), Some(0));
-    }
-
-    #[test]
-    fn par_maps_keep_order() {
-        let items: Vec<usize> = (0..1000).collect();
-        let doubled: Vec<usize> = items.iter().map(|i| i * 2).collect();
-        assert_eq!(
-            par_map(&items, |i, &x| {
-                assert_eq!(i, x);
-                x * 2
-            }),
-            doubled
-        );
-        assert_eq!(par_map_stream(items.iter().copied(), |x| x * 2), doubled);
-        assert!(par_map_stream(std::iter::empty::<usize>(), |x| x).is_empty());
     }
 
     struct Ca {

@@ -53,6 +53,9 @@ pub fn run(c: &InspectConfig) -> Result<u8> {
         .iter()
         .any(|e| !matches!(e.trust, Trust::Verified | Trust::NotChecked));
     let problem = endpoint_failed || (c.monitor && inventory.has_problems());
+    // The process exits next: freeing a fleet's inventory entry by entry (tens of thousands of
+    // small allocations) took a tenth of inspect's time, and the OS takes it back at once.
+    std::mem::forget(inventory);
     Ok(if problem { exit::PROBLEM } else { exit::OK })
 }
 

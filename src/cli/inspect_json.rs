@@ -431,7 +431,7 @@ fn source_json<'a, T, D>(
     detail: Option<D>,
 ) -> Option<SourceJson<'a, D>> {
     let (kind, file, error) = match source.as_ref()? {
-        Source::Embedded(_) => ("embedded", None, None),
+        Source::Embedded(_) | Source::Inventoried => ("embedded", None, None),
         Source::File(p) => ("file", Some(p.display().to_string()), None),
         Source::Broken(e) => ("broken", None, Some(e.as_str())),
     };
@@ -568,7 +568,7 @@ mod tests {
     fn source_value<T>(source: &Option<Source<T>>, detail: Option<Value>) -> Value {
         let (kind, path, error) = match source {
             None => return Value::Null,
-            Some(Source::Embedded(_)) => ("embedded", None, None),
+            Some(Source::Embedded(_) | Source::Inventoried) => ("embedded", None, None),
             Some(Source::File(p)) => ("file", Some(p.display().to_string()), None),
             Some(Source::Broken(e)) => ("broken", None, Some(e.clone())),
         };

@@ -341,20 +341,24 @@ impl Inventory {
     fn add_kubeconfig(
         &mut self,
         path: PathBuf,
-        config: Kubeconfig,
+        mut config: Kubeconfig,
         root: &Path,
         index: &mut Lookup,
     ) {
         let mut users = Vec::new();
-        for user in &config.users {
+        for user in &mut config.users {
             let field = |f: &str| Location {
                 path: path.clone(),
                 index: 0,
                 embedded: Some(format!("users[{}].{f}", user.name)),
             };
-            let cert = match &user.client_cert {
-                Some(Source::Embedded(info)) => {
-                    self.push_cert(field("client-certificate-data"), (**info).clone());
+            let cert = match &mut user.client_cert {
+                Some(source @ Source::Embedded(_)) => {
+                    let Source::Embedded(info) = std::mem::replace(source, Source::Inventoried)
+                    else {
+                        unreachable!("matched as embedded")
+                    };
+                    self.push_cert(field("client-certificate-data"), *info);
                     Some(self.certificates.len() - 1)
                 }
                 Some(Source::File(p)) => index
@@ -370,13 +374,18 @@ impl Inventory {
                     );
                     None
                 }
-                None => None,
+                // Kubeconfigs come in once; nothing is inventoried before this.
+                Some(Source::Inventoried) | None => None,
             };
-            let key = match &user.client_key {
-                Some(Source::Embedded(info)) => {
+            let key = match &mut user.client_key {
+                Some(source @ Source::Embedded(_)) => {
+                    let Source::Embedded(info) = std::mem::replace(source, Source::Inventoried)
+                    else {
+                        unreachable!("matched as embedded")
+                    };
                     self.keys.push(KeyEntry {
                         location: field("client-key-data"),
-                        info: info.clone(),
+                        info,
                     });
                     let k = self.keys.len() - 1;
                     index.key_at.entry(path.clone()).or_insert(k);
@@ -395,7 +404,8 @@ impl Inventory {
                     );
                     None
                 }
-                None => None,
+                // Kubeconfigs come in once; nothing is inventoried before this.
+                Some(Source::Inventoried) | None => None,
             };
             users.push((cert, key));
         }

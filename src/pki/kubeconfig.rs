@@ -17,6 +17,16 @@ pub enum Source<T> {
     File(PathBuf),
     /// Present but unreadable; the string says why.
     Broken(String),
+    /// Embedded, and moved into an [`crate::pki::Inventory`], whose entry for the kubeconfig
+    /// says where (so that a fleet's embedded credentials are held once, not twice).
+    Inventoried,
+}
+
+impl<T> Source<T> {
+    /// Whether the value is (or was) embedded in the kubeconfig.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Source::Embedded(_) | Source::Inventoried)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -172,6 +172,7 @@ fn kubespray_scale_up_member_node4_like_member_node1() {
     );
     let out = openssl(["verify", "-CAfile", s(&ssl.join("ca.pem")), s(&cert)]);
     assert!(out.trim().ends_with(": OK"), "{out}");
+    crate::util::cfssl_certinfo(&cert);
 
     // Subject: the template's with only the CN changed — as openssl prints it, and in DER (the
     // two CNs are as long, so the whole Name differs in that one byte).
@@ -354,6 +355,7 @@ fn an_ecdsa_template_with_a_full_subject_and_json_output() {
     assert_eq!(pubkey_of_key(&key), pubkey_of_cert(&cert));
     let out = openssl(["verify", "-CAfile", s(&ssl.join("ca.pem")), s(&cert)]);
     assert!(out.trim().ends_with(": OK"), "{out}");
+    crate::util::cfssl_certinfo(&cert);
 
     // Multi-valued RDNs (cfssl's two O's and doubled C, ST, L, OU) stay as they were.
     let dir = fixture("binary");

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{certs, fixture, openssl, tree_digest};
+use crate::util::{certs, cfssl_certinfo, fixture, openssl, tree_digest};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -60,6 +60,8 @@ fn pubkey(path: &Path) -> String {
 fn verify(ca: &Path, cert: &Path) {
     let out = openssl(["verify", "-CAfile", s(ca), s(cert)]);
     assert!(out.trim().ends_with(": OK"), "{out}");
+    // And Go's x509 parser, kube-apiserver's, reads it.
+    cfssl_certinfo(cert);
 }
 
 fn inspect_one(path: &Path) -> Value {
@@ -689,6 +691,65 @@ fn bad_inputs_give_one_line_and_write_nothing() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn sans_go_cannot_parse_are_refused_and_idns_become_a_labels() {
+    let dir = fixture("kubeadm");
+    let api = dir.path().join("etc/kubernetes/pki/apiserver.crt");
+    let before = tree_digest(dir.path());
+    let out = dir.path().join("never");
+    for (bad, says) in [
+        ("http://a b", "http://a b"),
+        ("ü@bücher.de", "ASCII"),
+        ("http://ü.de/ü", "ASCII"),
+        ("http://a..b/", "empty label"),
+        ("http://a.b:x/", "port"),
+        ("http://a.b/%zz", "%"),
+        ("ops@@x.de", "email"),
+        ("bad\u{7}@x.de", "email"),
+    ] {
+        let run = certs(["reissue", s(&api), "--add-san", bad, "--out", s(&out)]);
+        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{bad}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{bad}: {}", run.stderr);
+        assert!(!out.exists(), "{bad} wrote a bundle");
+        assert_eq!(before, tree_digest(dir.path()), "{bad} touched the tree");
+    }
+    let b = dir.path().join("b");
+    let run = certs([
+        "reissue",
+        s(&api),
+        "--add-san",
+        "http://ü.de",
+        "--add-san",
+        "ops@bücher.de",
+        "--add-san",
+        "Bücher.example",
+        "--out",
+        s(&b),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = b.join("apiserver.crt");
+    verify(&dir.path().join("etc/kubernetes/pki/ca.crt"), &written);
+    // Go parses it (cfssl lists DNS and IP SANs only; openssl shows the rest).
+    let info = cfssl_certinfo(&written);
+    assert!(
+        info["sans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "xn--bcher-kva.example"),
+        "{info}"
+    );
+    let sans = openssl_sans(&written);
+    for want in [
+        "URI:http://xn--tda.de",
+        "email:ops@xn--bcher-kva.de",
+        "DNS:xn--bcher-kva.example",
+    ] {
+        assert!(sans.contains(want), "{want} not in {sans:?}");
+    }
 }
 
 #[test]

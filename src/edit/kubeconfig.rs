@@ -476,8 +476,10 @@ fn kind_of(v: &Value) -> String {
     }
 }
 
+/// `s` on one line, any encoded body in it (a key's base64) withheld.
 fn one_line(s: &str) -> String {
-    s.lines()
+    crate::pki::decode::withhold_encoded(s)
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()

@@ -103,8 +103,12 @@ struct RawContext {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Kubeconfig, String> {
-    let raw: Raw = serde_yaml_ng::from_str(text)
-        .map_err(|e| format!("expected a kubeconfig (YAML), found a parse error: {e}"))?;
+    let raw: Raw = serde_yaml_ng::from_str(text).map_err(|e| {
+        format!(
+            "expected a kubeconfig (YAML), found a parse error: {}",
+            super::decode::withhold_encoded(&e.to_string())
+        )
+    })?;
     let dir = path.parent().unwrap_or(Path::new(""));
     let clusters: Vec<Cluster> = raw
         .clusters
@@ -171,7 +175,7 @@ fn source<T>(
     if let Some(data) = data.filter(|d| !d.trim().is_empty()) {
         return Some(match base64_decode(&data).and_then(|pem| read(&pem)) {
             Ok(v) => Source::Embedded(v),
-            Err(e) => Source::Broken(e),
+            Err(e) => Source::Broken(super::decode::withhold_encoded(&e)),
         });
     }
     file.filter(|f| !f.is_empty())

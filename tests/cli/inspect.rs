@@ -457,6 +457,62 @@ fn bad_inputs_are_findings_and_the_scan_finishes() {
 }
 
 #[test]
+fn a_key_with_a_malformed_begin_line_is_never_quoted() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let key = pki.join("apiserver.key");
+    let text = std::fs::read_to_string(&key).unwrap();
+    // The BEGIN line lacks one dash.
+    let broken = text.replacen("PRIVATE KEY-----", "PRIVATE KEY----", 1);
+    assert_ne!(broken, text);
+    std::fs::write(&key, &broken).unwrap();
+    let body: Vec<&str> = broken
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .collect();
+    assert!(body.len() > 10);
+    let leaks = |out: &str| {
+        body.iter()
+            .filter(|l| out.contains(&l[..16]) || out.contains(&l[l.len() - 16..]))
+            .count()
+    };
+    let json = certs(["inspect", pki.to_str().unwrap(), "-o", "json"]);
+    let table = certs(["inspect", pki.to_str().unwrap()]);
+    let spec = certs(["spec", key.to_str().unwrap()]);
+    for (what, run) in [("json", &json), ("table", &table), ("spec", &spec)] {
+        assert_eq!(
+            leaks(&run.stdout) + leaks(&run.stderr),
+            0,
+            "{what} quotes the key:\n{}{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    let finding = json.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| ends(&f["path"], "apiserver.key"))
+        .cloned()
+        .unwrap();
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed PEM BEGIN line on line 1"),
+        "{finding}"
+    );
+    assert!(
+        table.stdout.contains("malformed PEM BEGIN line on line 1"),
+        "{}",
+        table.stdout
+    );
+    assert_eq!(spec.code, 2, "{}", spec.stderr);
+    assert_eq!(spec.stderr.lines().count(), 1, "{}", spec.stderr);
+    assert!(spec.stderr.contains("line 1"), "{}", spec.stderr);
+}
+
+#[test]
 fn warn_within_sets_the_exit_code() {
     let dir = fixture("kubeadm");
     let path = dir.path().to_str().unwrap();

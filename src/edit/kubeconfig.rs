@@ -274,7 +274,7 @@ pub fn set_user_credentials(
 // ---- the document ----
 
 fn document(text: &str) -> Result<Value, String> {
-    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+    let doc: Value = crate::pki::yaml::from_str(text).map_err(|e| {
         format!(
             "expected a kubeconfig (YAML), found a parse error: {}",
             one_line(&e.to_string())

@@ -211,7 +211,7 @@ pub fn paths_in(settings: &[Setting]) -> Vec<String> {
 /// Absolute file paths named inside a YAML document (a kubeconfig's `client-certificate`, a
 /// kubelet config's `tlsCertFile`), relative ones resolved against `dir` (kubeconfig rules).
 pub fn paths_in_yaml(text: &str, dir: &str) -> Vec<String> {
-    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+    let Ok(doc) = crate::pki::yaml::from_str::<serde_yaml_ng::Value>(text) else {
         return vec![];
     };
     let mut out = Vec::new();
@@ -249,7 +249,7 @@ fn walk_yaml(v: &serde_yaml_ng::Value, key: Option<&str>, dir: &str, out: &mut V
 /// `httpGet` probes. `None` when it is not a pod of a component we know.
 pub fn parse_manifest(text: &str, from: &str) -> Option<(&'static str, Launch)> {
     use serde_yaml_ng::Value;
-    let doc: Value = serde_yaml_ng::from_str(text).ok()?;
+    let doc: Value = crate::pki::yaml::from_str(text).ok()?;
     let container = doc.get("spec")?.get("containers")?.as_sequence()?.first()?;
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_sequence)

@@ -103,7 +103,7 @@ struct RawContext {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Kubeconfig, String> {
-    let raw: Raw = serde_yaml_ng::from_str(text).map_err(|e| {
+    let raw: Raw = super::yaml::from_str(text).map_err(|e| {
         format!(
             "expected a kubeconfig (YAML), found a parse error: {}",
             super::decode::withhold_encoded(&e.to_string())

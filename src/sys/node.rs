@@ -235,7 +235,7 @@ fn component(
 
 /// The settings a kubelet or kube-proxy config file holds, as the flags they replace.
 fn config_settings(text: &str, from: &str) -> Vec<Setting> {
-    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+    let Ok(doc) = crate::pki::yaml::from_str::<serde_yaml_ng::Value>(text) else {
         return vec![];
     };
     let scalar = |v: &serde_yaml_ng::Value| -> Option<String> {

@@ -513,6 +513,57 @@ fn a_key_with_a_malformed_begin_line_is_never_quoted() {
 }
 
 #[test]
+fn deeply_nested_yaml_is_refused_quickly_by_every_subcommand() {
+    let dir = fixture("kubeadm");
+    let root = dir.path();
+    let pki = root.join("etc/kubernetes/pki");
+    let n = 100_000;
+    let deep = format!(
+        "kind: Config\nclusters: {}{}\n",
+        "[".repeat(n),
+        "]".repeat(n)
+    );
+    std::fs::write(pki.join("deep.conf"), &deep).unwrap();
+    std::fs::write(root.join("etc/kubernetes/deep.conf"), &deep).unwrap();
+    let api = pki.join("apiserver.crt");
+    let (r, a) = (root.to_str().unwrap(), api.to_str().unwrap());
+    let runs: [(&str, Vec<&str>); 4] = [
+        (
+            "inspect",
+            vec!["inspect", pki.to_str().unwrap(), "-o", "json", "--now", NOW],
+        ),
+        ("reissue", vec!["reissue", a, "--dry-run", "--now", NOW]),
+        (
+            "preflight",
+            vec!["preflight", "--root", r, "--offline", "--now", NOW],
+        ),
+        ("spec", vec!["spec", a]),
+    ];
+    for (what, args) in runs {
+        let started = std::time::Instant::now();
+        let run = certs(&args);
+        let took = started.elapsed();
+        assert!(took.as_secs_f64() < 5.0, "{what} took {took:?}");
+        assert!(run.code <= 1, "{what}: {}", run.stderr);
+    }
+    let report = certs(["inspect", pki.to_str().unwrap(), "-o", "json", "--now", NOW]).json();
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| ends(&f["path"], "deep.conf"))
+        .cloned()
+        .unwrap();
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 64 levels"),
+        "{finding}"
+    );
+}
+
+#[test]
 fn warn_within_sets_the_exit_code() {
     let dir = fixture("kubeadm");
     let path = dir.path().to_str().unwrap();

@@ -119,6 +119,28 @@ impl Component {
     }
 }
 
+/// A configuration file's bytes as text for matching: a UTF-8 BOM dropped, UTF-16 with a BOM
+/// decoded, anything else read as UTF-8 with each invalid byte (a Latin-1 `é` in a comment)
+/// replaced by U+FFFD. Never fails: a file is matched on what can be read of it, not skipped.
+pub fn lossy_text(bytes: &[u8]) -> String {
+    let utf16 = |rest: &[u8], le: bool| {
+        let units = rest.chunks(2).map(|c| match (c, le) {
+            ([a, b], true) => u16::from_le_bytes([*a, *b]),
+            ([a, b], false) => u16::from_be_bytes([*a, *b]),
+            _ => 0xFFFD,
+        });
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect()
+    };
+    match bytes {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8_lossy(rest).into_owned(),
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, true),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, false),
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// The kind of component a binary is, by its file name.
 pub fn kind_of(argv0: &str) -> Option<&'static str> {
     let base = argv0.rsplit('/').next().unwrap_or(argv0);
@@ -401,5 +423,24 @@ mod tests {
             ]
             .map(String::from)
         );
+    }
+
+    #[test]
+    fn config_text_is_decoded_never_refused() {
+        assert_eq!(
+            lossy_text(b"server 10.0.0.1 # caf\xe9\n"),
+            "server 10.0.0.1 # caf\u{fffd}\n"
+        );
+        assert_eq!(lossy_text(b"\xef\xbb\xbfa=b"), "a=b");
+        let le: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("x=1\n".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        assert_eq!(lossy_text(&le), "x=1\n");
+        let be: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain("x=1".encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        assert_eq!(lossy_text(&be), "x=1");
     }
 }

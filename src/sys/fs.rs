@@ -235,6 +235,15 @@ pub mod overlay {
     }
 }
 
+/// The entries of a directory (none when it cannot be read), in no particular order.
+pub fn list_dir(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect()
+}
+
 /// Whether nothing at all is at `path` (a dangling symlink counts as something).
 pub fn is_absent(path: &Path) -> bool {
     matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)

@@ -321,8 +321,9 @@ fn an_ecdsa_template_with_a_full_subject_and_json_output() {
         "admin2",
         "--out",
         s(&b),
+        // After the cfssl-made CA's notBefore (2026-11-22): a CA not valid yet signs nothing.
         "--now",
-        NOW,
+        "2026-11-23T00:00:00Z",
         "--validity",
         "365d",
         "-o",
@@ -337,7 +338,7 @@ fn an_ecdsa_template_with_a_full_subject_and_json_output() {
         serde_json::json!({"algo": "ecdsa", "size": 256, "format": "sec1"})
     );
     assert_eq!(r["sans"]["added"], serde_json::json!([]));
-    assert_eq!(r["not_after"], "2027-05-31T23:55:00Z");
+    assert_eq!(r["not_after"], "2027-11-22T23:55:00Z");
     let (template, cert, key) = (
         ssl.join("admin.pem"),
         b.join("admin2.pem"),

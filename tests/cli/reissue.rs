@@ -794,6 +794,71 @@ fn pkcs8_ca_key_and_validity() {
 }
 
 #[test]
+fn validities_and_cas_that_make_unusable_certificates_are_refused() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let api = pki.join("apiserver.crt");
+    let out = dir.path().join("never");
+    let before = tree_digest(dir.path());
+    for (args, says) in [
+        (vec!["--validity", "4m"], "at least a day"),
+        (vec!["--validity", "0s"], "at least a day"),
+        (vec!["--validity", "18446744073709551615s"], "at most 1000y"),
+        // The fixture CA ends 2035-01-01: a day before, nothing worth installing can be signed.
+        (vec!["--now", "2034-12-31T12:00:00Z"], "renew the CA first"),
+        // Before the CA's notBefore (2025-01-01).
+        (vec!["--now", "2024-06-01T00:00:00Z"], "not valid until"),
+    ] {
+        let mut all = vec!["reissue", s(&api), "--out", s(&out)];
+        all.extend(args.iter().copied());
+        let run = certs(&all);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+        assert!(!out.exists(), "{args:?} wrote a bundle");
+        assert_eq!(before, tree_digest(dir.path()), "{args:?}");
+    }
+    let run = certs(["inspect", s(&pki), "--warn-within", "106751991167301d"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("at most 1000y"), "{}", run.stderr);
+
+    // A CA whose keyUsage lacks keyCertSign: what it signs does not verify.
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca = rcgen::CertificateParams::new(vec![]).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "no-cert-sign");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
+    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["leaf.example".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let bad = dir.path().join("bad-ca");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("ca.crt"), ca_cert.pem()).unwrap();
+    std::fs::write(bad.join("ca.key"), ca_key.serialize_pem()).unwrap();
+    std::fs::write(bad.join("leaf.crt"), leaf.pem()).unwrap();
+    let run = certs([
+        "reissue",
+        s(&bad.join("leaf.crt")),
+        "--ca",
+        s(&bad.join("ca.crt")),
+        "--ca-key",
+        s(&bad.join("ca.key")),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("keyCertSign"), "{}", run.stderr);
+    assert!(!out.exists());
+}
+
+#[test]
 fn bare_file_names_from_inside_the_pki_directory() {
     let dir = fixture("kubeadm");
     let pki = dir.path().join("etc/kubernetes/pki");

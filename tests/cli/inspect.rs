@@ -564,6 +564,65 @@ fn deeply_nested_yaml_is_refused_quickly_by_every_subcommand() {
 }
 
 #[test]
+fn symlink_fan_out_is_bounded_and_a_self_link_is_a_loop() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    // Two links per level to the next level, eighteen levels: 262,144 paths to the last one.
+    let fan = pki.join("fan");
+    let levels = 18;
+    for k in 0..=levels {
+        std::fs::create_dir_all(fan.join(format!("d{k}"))).unwrap();
+    }
+    for k in 0..levels {
+        for name in ["a", "b"] {
+            std::os::unix::fs::symlink(
+                fan.join(format!("d{}", k + 1)),
+                fan.join(format!("d{k}/{name}")),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::copy(pki.join("ca.crt"), fan.join(format!("d{levels}/ca.crt"))).unwrap();
+    std::os::unix::fs::symlink("self.crt", pki.join("self.crt")).unwrap();
+    let started = std::time::Instant::now();
+    let run = certs([
+        "inspect",
+        fan.join("d0").to_str().unwrap(),
+        pki.to_str().unwrap(),
+        "-o",
+        "json",
+        "--now",
+        NOW,
+    ]);
+    let took = started.elapsed();
+    assert!(took.as_secs_f64() < 5.0, "inspect took {took:?}");
+    assert!(run.code <= 1, "{}", run.stderr);
+    let report = run.json();
+    let codes: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(codes.iter().any(|(c, _)| c == "symlink-limit"), "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .any(|(c, m)| c == "symlink-loop" && m.contains("itself")),
+        "{codes:?}"
+    );
+    assert!(
+        !codes.iter().any(|(_, m)| m.contains("does not exist")),
+        "{codes:?}"
+    );
+}
+
+#[test]
 fn warn_within_sets_the_exit_code() {
     let dir = fixture("kubeadm");
     let path = dir.path().to_str().unwrap();

@@ -623,6 +623,35 @@ fn symlink_fan_out_is_bounded_and_a_self_link_is_a_loop() {
 }
 
 #[test]
+fn a_kubeconfig_referencing_a_file_without_a_certificate_gets_a_finding() {
+    let dir = fixture("kubeadm");
+    let etc = dir.path().join("etc/kubernetes");
+    let key = etc.join("pki/apiserver-kubelet-client.key");
+    let conf = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: c\nusers:\n- name: u\n  user:\n    client-certificate: {}\n    client-key: {}\n",
+        key.display(),
+        key.display()
+    );
+    std::fs::write(etc.join("wrong.conf"), conf).unwrap();
+    let report = inspect_json(&etc);
+    let found: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| ends(&f["path"], "wrong.conf"))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["code"], "missing-reference");
+    let msg = found[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("client-certificate")
+            && msg.contains("holds no certificate")
+            && msg.contains("apiserver-kubelet-client.key"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn warn_within_sets_the_exit_code() {
     let dir = fixture("kubeadm");
     let path = dir.path().to_str().unwrap();

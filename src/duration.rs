@@ -2,10 +2,22 @@
 
 use std::time::Duration;
 
-/// Parses `30d`, `87600h`, `1y 2d`, `90m` … (humantime's syntax; a year is 365.25 days).
+/// The longest duration accepted: a thousand years. Every duration then fits an `i64` of
+/// seconds added to any instant an X.509 certificate can name, with room to spare.
+pub const MAX: Duration = Duration::from_secs(1000 * 31_557_600);
+
+/// Parses `30d`, `87600h`, `1y 2d`, `90m` … (humantime's syntax; a year is 365.25 days), at
+/// most [`MAX`]: `106751991167301d` or `18446744073709551615s` is refused, never wrapped.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("expected a duration such as 30d, 87600h or 1y, found `{text}` ({e})"))
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("expected a duration such as 30d, 87600h or 1y, found `{text}` ({e})")
+    })?;
+    if d > MAX {
+        return Err(format!(
+            "expected a duration of at most 1000y, found `{text}`"
+        ));
+    }
+    Ok(d)
 }
 
 /// RFC 3339 in UTC, or the raw number if it is out of range.

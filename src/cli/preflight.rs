@@ -35,7 +35,7 @@ pub fn run(a: &PreflightArgs) -> Result<u8> {
         now,
         warn_within: window,
     })?;
-    let components = crate::sys::node::read(&a.root);
+    let (components, mut unread) = crate::sys::node::read_reporting(&a.root);
     let hosts_path = crate::sys::fs::under_root(&a.root, Path::new("/etc/hosts"));
     let hosts =
         crate::sys::fs::read_opt(&hosts_path).map(|b| String::from_utf8_lossy(&b).into_owned());
@@ -94,7 +94,7 @@ pub fn run(a: &PreflightArgs) -> Result<u8> {
         })
         .map(str::to_string)
         .collect();
-    let configs = read_configs(&a.root, &components);
+    let configs = read_configs(&a.root, &components, &mut unread);
     let change = checks::Change {
         vip,
         vip_port,
@@ -123,6 +123,24 @@ pub fn run(a: &PreflightArgs) -> Result<u8> {
         all.extend(checks::retirement(&inv, &change));
     }
     all.extend(checks::clients(&inv, &configs, &change));
+    // A config file that could not be read or parsed is never skipped silently: when the
+    // retirement checks needed it, they cannot pass.
+    for u in &unread {
+        let message = format!(
+            "{}: {}; the masters it names cannot be checked",
+            u.path.display(),
+            u.why
+        );
+        let fix = Some(format!(
+            "check {} by hand, or make it readable text",
+            u.path.display()
+        ));
+        all.push(if retire.is_empty() {
+            Check::warn("config-unreadable", message, fix)
+        } else {
+            Check::fail("config-unreadable", message, fix)
+        });
+    }
     if !a.etcd.is_empty() {
         let targets = a
             .etcd
@@ -182,9 +200,14 @@ fn scan_paths(given: &[PathBuf], root: &Path) -> Result<Vec<PathBuf>> {
     }
 }
 
-/// The config files under `root` that may name masters (text files only, bounded): the
-/// standard locations, and the manifest or unit each component was read from.
-fn read_configs(root: &Path, components: &[crate::node::Component]) -> Vec<ConfigFile> {
+/// The config files under `root` that may name masters (bounded in size, decoded leniently:
+/// [`crate::node::lossy_text`]): the standard locations, the manifest or unit each component
+/// was read from, and the files nginx `include`s. What cannot be read goes into `unread`.
+fn read_configs(
+    root: &Path,
+    components: &[crate::node::Component],
+    unread: &mut Vec<crate::sys::node::Unread>,
+) -> Vec<ConfigFile> {
     let mut paths: Vec<PathBuf> = CONFIG_LOCATIONS
         .iter()
         .map(|p| crate::sys::fs::under_root(root, Path::new(p)))
@@ -195,25 +218,89 @@ fn read_configs(root: &Path, components: &[crate::node::Component]) -> Vec<Confi
             paths.push(c.source.clone());
         }
     }
-    let walked = crate::sys::fs::walk(&paths).unwrap_or_default();
     let mut out: Vec<ConfigFile> = Vec::new();
-    for w in walked {
-        let crate::sys::fs::Walked::File { path, bytes } = w else {
-            continue;
+    let mut walked_roots: Vec<PathBuf> = Vec::new();
+    while !paths.is_empty() {
+        let batch: Vec<PathBuf> = std::mem::take(&mut paths)
+            .into_iter()
+            .filter(|p| !walked_roots.contains(p))
+            .collect();
+        walked_roots.extend(batch.iter().cloned());
+        let walked = match crate::sys::fs::walk(&batch) {
+            Ok(w) => w,
+            Err(e) => {
+                unread.push(crate::sys::node::Unread {
+                    path: batch.first().cloned().unwrap_or_default(),
+                    why: e.to_string(),
+                });
+                continue;
+            }
         };
-        // `multi-user.target.wants/etcd.service` is a link to a unit already read.
-        let wants = path.components().any(|c| {
-            let c = c.as_os_str().to_string_lossy();
-            c.ends_with(".wants") || c.ends_with(".requires")
-        });
-        if wants || out.iter().any(|f| f.path == path) {
-            continue;
-        }
-        if let Ok(text) = String::from_utf8(bytes) {
+        for w in walked {
+            let (path, bytes) = match w {
+                crate::sys::fs::Walked::File { path, bytes } => (path, bytes),
+                crate::sys::fs::Walked::Problem { path, message, .. } => {
+                    if !unread.iter().any(|u| u.path == path) {
+                        unread.push(crate::sys::node::Unread { path, why: message });
+                    }
+                    continue;
+                }
+            };
+            // `multi-user.target.wants/etcd.service` is a link to a unit already read.
+            let wants = path.components().any(|c| {
+                let c = c.as_os_str().to_string_lossy();
+                c.ends_with(".wants") || c.ends_with(".requires")
+            });
+            if wants || out.iter().any(|f| f.path == path) {
+                continue;
+            }
+            let text = crate::node::lossy_text(&bytes);
+            for inc in crate::edit::proxy::includes(&text) {
+                for p in include_paths(root, &path, &inc) {
+                    if !walked_roots.contains(&p) && !paths.contains(&p) {
+                        paths.push(p);
+                    }
+                }
+            }
             out.push(ConfigFile { path, text });
         }
     }
     out
+}
+
+/// The files an nginx `include` names, under `root`: relative to the including file's
+/// directory (nginx's prefix is where its config is), a `*` in the last component matched.
+fn include_paths(root: &Path, from: &Path, pattern: &str) -> Vec<PathBuf> {
+    if Path::new(pattern)
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return vec![];
+    }
+    let node_path = if Path::new(pattern).is_absolute() {
+        crate::sys::fs::under_root(root, Path::new(pattern))
+    } else {
+        from.parent().unwrap_or(Path::new("/")).join(pattern)
+    };
+    let name = node_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some((pre, post)) = name.split_once('*') else {
+        return vec![node_path];
+    };
+    let dir = node_path.parent().unwrap_or(Path::new("/"));
+    let mut found: Vec<PathBuf> = crate::sys::fs::list_dir(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| {
+            p.file_name().map(|n| n.to_string_lossy()).is_some_and(|n| {
+                n.starts_with(pre) && n.ends_with(post) && n.len() >= pre.len() + post.len()
+            })
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// The CA that signed the apiserver certificates found (the cluster CA).

@@ -338,7 +338,7 @@ fn scalar(v: &Value) -> Option<String> {
 }
 
 fn parse_yaml(text: &str) -> Result<Inventory, String> {
-    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("YAML: {e}"))?;
+    let doc: Value = crate::pki::yaml::from_str(text).map_err(|e| format!("YAML: {e}"))?;
     let Value::Mapping(top) = doc else {
         return Err("expected a YAML mapping of groups (all: {hosts, children})".into());
     };

@@ -169,10 +169,112 @@ pub fn set_ca_data(text: &str, ca_pem: &[u8], cluster: Option<&str>) -> Result<S
     )
 }
 
+/// The kubeconfig with the `client-certificate-data:` (and, given a key, `client-key-data:`) of
+/// the user named `user` replaced by the base64 of the PEM given; every other byte as it was.
+///
+/// The values are found in the parsed document (its exact byte spans), not by scanning lines,
+/// so an entry written `- user: {…}` before its `name:` is edited where it stands. The edited
+/// text is read again and must mean the original with those values changed, nothing else.
+pub fn set_user_credentials(
+    text: &str,
+    user: &str,
+    cert_pem: &str,
+    key_pem: Option<&str>,
+) -> Result<String, String> {
+    use super::yaml::{self, Node, Style};
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.replace("\r\n", "\n"));
+    let doc = document(text)?;
+    let tree = yaml::parse(text)?;
+    let entries = match tree.get("users") {
+        Some(Node::Sequence(items)) => items,
+        _ => {
+            return Err(format!(
+                "expected a `users:` list holding user `{user}`, found none"
+            ))
+        }
+    };
+    let named: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].get("name").and_then(Node::as_str) == Some(user))
+        .collect();
+    let i = match named[..] {
+        [i] => i,
+        [] => return Err(format!("user `{user}` not found in the kubeconfig")),
+        _ => {
+            return Err(format!(
+                "expected user `{user}` once in the kubeconfig, found it {} times",
+                named.len()
+            ))
+        }
+    };
+    let fields = entries[i].get("user");
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut wanted: Vec<(&str, String)> = vec![("client-certificate-data", b64(cert_pem))];
+    if let Some(k) = key_pem {
+        wanted.push(("client-key-data", b64(k)));
+    }
+    for (key, value) in &wanted {
+        match fields.and_then(|f| f.get(key)) {
+            Some(Node::Scalar {
+                style,
+                start,
+                end,
+                decorated: false,
+                ..
+            }) if *style != Style::Block => {
+                let token = match style {
+                    Style::Single => format!("'{value}'"),
+                    Style::Double => format!("\"{value}\""),
+                    _ => value.clone(),
+                };
+                edits.push((*start, *end, token));
+            }
+            Some(Node::Scalar { .. }) => {
+                return Err(format!(
+                    "expected the `{key}:` of user `{user}` as a one-line value, found a block scalar, anchor or tag: edit it by hand"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "user `{user}` has no {key} value to replace"
+                ))
+            }
+        }
+    }
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let mut out = text.to_string();
+    for (start, end, token) in edits {
+        out.replace_range(start..end, &token);
+    }
+    // The edit must mean exactly the original with this user's credentials changed.
+    let mut expected = doc;
+    if let Some(Value::Mapping(u)) = expected
+        .get_mut("users")
+        .and_then(|v| v.get_mut(i))
+        .and_then(|v| v.get_mut("user"))
+    {
+        for (key, value) in wanted {
+            u.insert(Value::String(key.into()), Value::String(value));
+        }
+    }
+    let got: Value = serde_yaml_ng::from_str(&out).map_err(|e| {
+        format!(
+            "expected the edited kubeconfig to read back, found {}: kubeconfig left as it was",
+            one_line(&e.to_string())
+        )
+    })?;
+    if got != expected {
+        return Err(format!(
+            "expected the edit to change only user `{user}`'s credentials, found it would change more: kubeconfig left as it was, edit it by hand"
+        ));
+    }
+    Ok(out)
+}
+
 // ---- the document ----
 
 fn document(text: &str) -> Result<Value, String> {
-    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+    let doc: Value = crate::pki::yaml::from_str(text).map_err(|e| {
         format!(
             "expected a kubeconfig (YAML), found a parse error: {}",
             one_line(&e.to_string())
@@ -374,8 +476,10 @@ fn kind_of(v: &Value) -> String {
     }
 }
 
+/// `s` on one line, any encoded body in it (a key's base64) withheld.
 fn one_line(s: &str) -> String {
-    s.lines()
+    crate::pki::decode::withhold_encoded(s)
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
@@ -1040,6 +1144,41 @@ users:
         )
         .unwrap_err();
         assert!(err.contains("PRIVATE KEY"), "{err}");
+    }
+
+    #[test]
+    fn user_credentials_are_edited_where_the_document_has_them() {
+        // base64: ALICE QUxJQ0U=, OLD T0xE, NEW TkVX, K2 SzI=.
+        let text = "kind: Config\nclusters: []\nusers:\n- user: {client-certificate-data: QUxJQ0U=, client-key-data: 'T0xE'}  # alice\n  name: alice\n- name: bob\n  user:\n    client-certificate-data: QUxJQ0U=\n    client-key-data: T0xE\n";
+        let out = set_user_credentials(text, "alice", "NEW", Some("K2")).unwrap();
+        assert_eq!(
+            out,
+            text.replacen("QUxJQ0U=", "TkVX", 1)
+                .replacen("'T0xE'", "'SzI='", 1)
+        );
+        let out = set_user_credentials(text, "bob", "NEW", None).unwrap();
+        assert_eq!(
+            out,
+            text.replace(
+                "    client-certificate-data: QUxJQ0U=",
+                "    client-certificate-data: TkVX"
+            )
+        );
+    }
+
+    #[test]
+    fn user_credentials_that_cannot_be_edited_exactly_are_refused() {
+        for (text, says) in [
+            ("users:\n- name: a\n  user: {}\n- name: a\n  user: {}\n", "found it 2 times"),
+            ("users:\n- name: b\n  user: {}\n", "`a` not found"),
+            ("users:\n- name: a\n  user:\n    client-certificate-data: |\n      QUxJQ0U=\n", "block scalar"),
+            ("users:\n- name: a\n  user:\n    client-certificate: /x.pem\n", "no client-certificate-data"),
+            ("users:\n- name: a\n  user:\n    client-certificate-data: &c QUxJQ0U=\n- name: b\n  user:\n    client-certificate-data: *c\n", "anchor"),
+        ] {
+            let err = set_user_credentials(text, "a", "NEW", None).unwrap_err();
+            assert!(err.contains(says), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

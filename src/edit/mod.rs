@@ -6,3 +6,4 @@ pub mod bundle;
 pub mod config;
 pub mod kubeconfig;
 pub mod proxy;
+pub mod yaml;

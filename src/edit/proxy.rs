@@ -48,6 +48,8 @@ struct Parsed {
     block_id: usize,
     /// The whole line, its newline included, in the text.
     line: Range<usize>,
+    /// The only statement on its line (an edit removes or copies whole lines).
+    alone: bool,
     /// Relative to the line's start.
     addr: Range<usize>,
     name: Option<Range<usize>>,
@@ -111,74 +113,90 @@ fn parse(text: &str) -> Vec<Parsed> {
         let line = raw.trim_end_matches(['\n', '\r']);
         let comment = line.find('#');
         let code = &line[..comment.unwrap_or(line.len())];
-        let w = words(code);
-        let first = w.first().map(|(s, _)| *s);
+        let first = words(code).first().map(|(s, _)| *s);
         if stack.is_empty() && first.is_some_and(|f| SECTIONS.contains(&f)) {
             section = Some((code.trim().to_string(), next_id));
             next_id += 1;
         }
-        if first == Some("server") {
-            let nginx = stack
-                .last()
-                .filter(|(h, _)| h.split_whitespace().next() == Some("upstream"));
-            let haproxy = section.as_ref().filter(|(h, _)| {
-                stack.is_empty()
-                    && matches!(h.split_whitespace().next(), Some("backend" | "listen"))
-            });
-            let found = match (nginx, haproxy) {
-                (Some((block, id)), _) if w.len() >= 2 => {
-                    Some((Syntax::Nginx, block, *id, None, 1))
-                }
-                (None, Some((block, id))) if w.len() >= 3 => {
-                    Some((Syntax::Haproxy, block, *id, Some(w[1].1.clone()), 2))
-                }
-                _ => None,
-            };
-            if let Some((syntax, block, block_id, name, a)) = found {
-                // nginx ends the statement with `;`, on the last word or alone.
-                let semi = |r: &Range<usize>| {
-                    let s = &code[r.clone()];
-                    r.start..r.start + s.trim_end_matches(';').len()
+        // The line's statements: nginx ends them with `;` and opens and closes blocks with
+        // braces, so `upstream x { server a:6443; server b:6443; }` is three on one line.
+        let mut seg = 0;
+        let bounds = code
+            .char_indices()
+            .filter(|(_, c)| matches!(c, '{' | '}' | ';'))
+            .chain(std::iter::once((code.len(), '\n')));
+        for (i, c) in bounds {
+            let piece = &code[seg..i];
+            let w: Vec<(&str, Range<usize>)> = words(piece)
+                .into_iter()
+                .map(|(s, r)| (s, r.start + seg..r.end + seg))
+                .collect();
+            if w.first().map(|(s, _)| *s) == Some("server") {
+                let nginx = stack
+                    .last()
+                    .filter(|(h, _)| h.split_whitespace().next() == Some("upstream"));
+                let haproxy = section.as_ref().filter(|(h, _)| {
+                    seg == 0
+                        && stack.is_empty()
+                        && matches!(h.split_whitespace().next(), Some("backend" | "listen"))
+                });
+                let found = match (nginx, haproxy) {
+                    (Some((block, id)), _) if w.len() >= 2 => {
+                        Some((Syntax::Nginx, block, *id, None, 1))
+                    }
+                    (None, Some((block, id))) if w.len() >= 3 => {
+                        Some((Syntax::Haproxy, block, *id, Some(w[1].1.clone()), 2))
+                    }
+                    _ => None,
                 };
-                let addr = semi(&w[a].1);
-                let addr_text = &code[addr.clone()];
-                let down_word = match syntax {
-                    Syntax::Nginx => "down",
-                    Syntax::Haproxy => "disabled",
-                };
-                let mut down = None;
-                for (i, (_, r)) in w.iter().enumerate().skip(a + 1) {
-                    let r = semi(r);
-                    if &code[r.clone()] == down_word {
-                        down = Some(w[i - 1].1.end..r.end);
+                if let Some((syntax, block, block_id, name, a)) = found {
+                    let addr = w[a].1.clone();
+                    let addr_text = &code[addr.clone()];
+                    let down_word = match syntax {
+                        Syntax::Nginx => "down",
+                        Syntax::Haproxy => "disabled",
+                    };
+                    let mut down = None;
+                    for (k, (word, r)) in w.iter().enumerate().skip(a + 1) {
+                        if *word == down_word {
+                            down = Some(w[k - 1].1.end..r.end);
+                        }
+                    }
+                    // Alone on its line: nothing before it, nothing after its `;`.
+                    let after = if c == ';' { i + 1 } else { i };
+                    let alone = code[..seg].trim().is_empty() && code[after..].trim().is_empty();
+                    if !addr_text.is_empty() && !addr_text.starts_with("unix:") {
+                        let (host, port) = host_port(addr_text);
+                        let text = if alone {
+                            line.trim().to_string()
+                        } else {
+                            code[seg..after].trim().to_string()
+                        };
+                        out.push(Parsed {
+                            server: Server {
+                                line: n + 1,
+                                syntax,
+                                block: block.clone(),
+                                name: name.clone().map(|r| code[r].to_string()),
+                                host: host.to_string(),
+                                port,
+                                down: down.is_some(),
+                                text,
+                            },
+                            block_id,
+                            line: start..offset,
+                            alone,
+                            addr,
+                            name,
+                            down,
+                            comment,
+                        });
                     }
                 }
-                if !addr_text.is_empty() && !addr_text.starts_with("unix:") {
-                    let (host, port) = host_port(addr_text);
-                    out.push(Parsed {
-                        server: Server {
-                            line: n + 1,
-                            syntax,
-                            block: block.clone(),
-                            name: name.clone().map(|r| code[r].to_string()),
-                            host: host.to_string(),
-                            port,
-                            down: down.is_some(),
-                            text: line.trim().to_string(),
-                        },
-                        block_id,
-                        line: start..offset,
-                        addr,
-                        name,
-                        down,
-                        comment,
-                    });
-                }
             }
-        }
-        for c in code.chars() {
             match c {
                 '{' => {
+                    fragment.push_str(piece);
                     stack.push((fragment.trim().to_string(), next_id));
                     next_id += 1;
                     fragment.clear();
@@ -188,10 +206,26 @@ fn parse(text: &str) -> Vec<Parsed> {
                     fragment.clear();
                 }
                 ';' => fragment.clear(),
-                c => fragment.push(c),
+                _ => fragment.push_str(piece),
             }
+            seg = (i + 1).min(code.len());
         }
         fragment.push(' ');
+    }
+    out
+}
+
+/// The files an nginx config `include`s, as written (a path or a glob), in order.
+pub fn includes(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let code = &line[..line.find('#').unwrap_or(line.len())];
+        for piece in code.split([';', '{', '}']) {
+            let mut w = piece.split_whitespace();
+            if let (Some("include"), Some(path)) = (w.next(), w.next()) {
+                out.push(path.trim_matches(['"', '\'']).to_string());
+            }
+        }
     }
     out
 }
@@ -265,6 +299,16 @@ pub fn upstreams(text: &str, retire: &[&str], add: &[String]) -> Result<Option<S
     for id in blocks {
         let members: Vec<&Parsed> = parsed.iter().filter(|p| p.block_id == id).collect();
         let last = members[members.len() - 1];
+        // Edits remove and copy whole lines: a block written on one line is edited by hand.
+        if let Some(p) = members
+            .iter()
+            .find(|p| !p.alone && (retired(p) || !adds.is_empty()))
+        {
+            return Err(format!(
+                "{} (line {}): `{}` shares its line with other statements; edit that line by hand",
+                p.server.block, p.server.line, p.server.text
+            ));
+        }
         let template = members
             .iter()
             .rev()
@@ -645,5 +689,40 @@ backend kube_api_backend
         }
         assert_eq!(upstreams(KUBE_LB, &["10.0.0.1"], &[]), Ok(None));
         assert!(servers("server {\n listen 80;\n}\n").is_empty());
+    }
+
+    #[test]
+    fn one_line_blocks_tabs_and_comments_are_read() {
+        let nginx = "stream {\n    upstream kube { server 10.0.0.1:6443; server 10.0.0.2:6443 down; } # lb\n    upstream\tother\t{\n\tserver\t10.0.0.3:6443;\t# m3\n    }\n}\n";
+        let got: Vec<(usize, String, bool)> = servers(nginx)
+            .into_iter()
+            .map(|s| (s.line, s.host, s.down))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, "10.0.0.1".to_string(), false),
+                (2, "10.0.0.2".to_string(), true),
+                (4, "10.0.0.3".to_string(), false)
+            ]
+        );
+        assert_eq!(servers(nginx)[0].text, "server 10.0.0.1:6443;");
+        // Editing a line that holds a whole block is refused, not half done.
+        let err = upstreams(nginx, &["10.0.0.1"], &[]).unwrap_err();
+        assert!(err.contains("line 2") && err.contains("by hand"), "{err}");
+        // The separate block is still edited line by line.
+        let out = upstreams(nginx, &["10.0.0.3"], &["10.0.0.4:6443".into()]);
+        assert!(
+            out.is_err(),
+            "the one-line block would take the add too: {out:?}"
+        );
+        let haproxy = "backend\tkube\n\tserver\tm1\t10.0.0.1:6443\tcheck\n\tserver\tm2\t10.0.0.2:6443 check # two\n";
+        let names: Vec<Option<String>> = servers(haproxy).into_iter().map(|s| s.name).collect();
+        assert_eq!(names, [Some("m1".to_string()), Some("m2".to_string())]);
+        let out = upstreams(haproxy, &["10.0.0.1"], &[]).unwrap().unwrap();
+        assert_eq!(
+            out,
+            "backend\tkube\n\tserver\tm2\t10.0.0.2:6443 check # two\n"
+        );
     }
 }

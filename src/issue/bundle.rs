@@ -222,6 +222,7 @@ pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, String> {
             });
         }
     }
+    verify_kubeconfigs(&out, items)?;
     Ok(out)
 }
 
@@ -251,50 +252,84 @@ fn replace_first_cert(bytes: &[u8], new_der: &[u8], new_pem: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The kubeconfig with `user`'s client-certificate-data (and client-key-data) replaced; every
-/// other byte as it was.
+/// The kubeconfig with `user`'s client-certificate-data (and client-key-data) replaced where the
+/// parsed document has them; every other byte as it was.
 fn rewrite_kubeconfig(
     bytes: &[u8],
     user: &str,
     cert_pem: &str,
     key_pem: Option<&str>,
 ) -> Result<Vec<u8>, String> {
-    use base64::Engine;
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.replace("\r\n", "\n"));
     let text = std::str::from_utf8(bytes).map_err(|_| "kubeconfig is not UTF-8")?;
-    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
-    let start = lines
-        .iter()
-        .position(|l| {
-            let t = l.trim().trim_start_matches("- ");
-            t == format!("name: {user}") || t == format!("name: \"{user}\"")
-        })
-        .ok_or_else(|| format!("user `{user}` not found in the kubeconfig"))?;
-    let mut replaced_cert = false;
-    for line in lines.iter_mut().skip(start) {
-        let trimmed = line.trim_start();
-        let indent = &line[..line.len() - trimmed.len()];
-        let newline = if line.ends_with('\n') { "\n" } else { "" };
-        if trimmed.starts_with("client-certificate-data:") && !replaced_cert {
-            *line = format!(
-                "{indent}client-certificate-data: {}{newline}",
-                b64(cert_pem)
-            );
-            replaced_cert = true;
-        } else if let (Some(key), true) = (key_pem, trimmed.starts_with("client-key-data:")) {
-            *line = format!("{indent}client-key-data: {}{newline}", b64(key));
-            break;
-        }
-        if replaced_cert && key_pem.is_none() {
-            break;
+    crate::edit::kubeconfig::set_user_credentials(text, user, cert_pem, key_pem)
+        .map(String::into_bytes)
+}
+
+/// Every edited kubeconfig read again as a client would: each reissued user must carry the new
+/// certificate (and the new key when one was made), every other user what it had.
+fn verify_kubeconfigs(out: &[BundleFile], items: &[Reissued]) -> Result<(), String> {
+    use crate::pki::kubeconfig::Source;
+    for f in out.iter().filter(|f| f.kind == "kubeconfig") {
+        let text = std::str::from_utf8(&f.contents).map_err(|_| "kubeconfig is not UTF-8")?;
+        let kc = crate::pki::kubeconfig::parse(&f.target, text).map_err(|e| {
+            format!(
+                "refusing to write: the edited `{}` does not read back ({e})",
+                f.target.display()
+            )
+        })?;
+        let fail = |user: &str, what: &str| {
+            Err(format!(
+                "refusing to write: in the edited `{}`, user `{user}` {what}",
+                f.target.display()
+            ))
+        };
+        for u in &kc.users {
+            let reissued = items.iter().find(|r| {
+                r.target.user.as_deref() == Some(u.name.as_str())
+                    && std::path::absolute(&r.target.path).is_ok_and(|p| p == f.target)
+            });
+            let cert = match &u.client_cert {
+                Some(Source::Embedded(c)) => Some(&c.der),
+                _ => None,
+            };
+            match reissued {
+                Some(r) => {
+                    if cert != Some(&r.issued.der) {
+                        return fail(&u.name, "does not carry the new certificate");
+                    }
+                    if r.issued.new_key.is_some() {
+                        let key = match &u.client_key {
+                            Some(Source::Embedded(k)) => k.public_key.as_ref(),
+                            _ => None,
+                        };
+                        if key != Some(&r.issued.info.public_key) {
+                            return fail(&u.name, "does not carry the new key");
+                        }
+                    }
+                }
+                None => {
+                    let before = items
+                        .iter()
+                        .find(|r| std::path::absolute(&r.target.path).is_ok_and(|p| p == f.target))
+                        .map(|r| &r.target.bytes);
+                    let old = before
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|t| crate::pki::kubeconfig::parse(&f.target, t).ok());
+                    let old_cert = old
+                        .as_ref()
+                        .and_then(|k| k.users.iter().find(|o| o.name == u.name))
+                        .and_then(|o| match &o.client_cert {
+                            Some(Source::Embedded(c)) => Some(&c.der),
+                            _ => None,
+                        });
+                    if cert != old_cert {
+                        return fail(&u.name, "would change, though it was not reissued");
+                    }
+                }
+            }
         }
     }
-    if !replaced_cert {
-        return Err(format!(
-            "user `{user}` has no client-certificate-data line to replace"
-        ));
-    }
-    Ok(lines.concat().into_bytes())
+    Ok(())
 }
 
 pub(crate) fn common_ancestor(dirs: &[PathBuf]) -> PathBuf {

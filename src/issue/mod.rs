@@ -20,6 +20,9 @@ pub use key::SigningKey;
 /// cfssl and kubeadm backdate by five minutes for clocks that disagree across masters.
 pub const BACKDATE: i64 = 5 * 60;
 
+/// The shortest life a new certificate may have from now.
+pub const DAY: i64 = 24 * 60 * 60;
+
 /// A CA able to sign: its certificate and its private key, known to belong together.
 pub struct Ca {
     pub info: CertInfo,
@@ -95,6 +98,23 @@ pub fn sign_as(ca: &Ca, req: &Request, subject: Option<&[u8]>) -> Result<Issued,
             crate::duration::rfc3339(ca.info.not_after)
         ));
     }
+    if ca.info.not_before > req.now {
+        return Err(format!(
+            "CA `{}` ({}) is not valid until {}: a certificate it signs now would not verify",
+            ca.info.subject,
+            ca.location,
+            crate::duration::rfc3339(ca.info.not_before)
+        ));
+    }
+    // An absent keyUsage allows any use; a present one must allow signing certificates.
+    if !ca.info.key_usage.is_empty() && !ca.info.key_usage.iter().any(|u| u == "cert sign") {
+        return Err(format!(
+            "expected CA `{}` ({}) to have keyUsage keyCertSign, found only {}: certificates it signs would not verify",
+            ca.info.subject,
+            ca.location,
+            ca.info.key_usage.join(", ")
+        ));
+    }
     if !req.original.is_signed_by(&ca.info) {
         return Err(format!(
             "expected a certificate signed by CA `{}` ({}), found one issued by `{}` that this CA's key did not sign",
@@ -106,7 +126,7 @@ pub fn sign_as(ca: &Ca, req: &Request, subject: Option<&[u8]>) -> Result<Issued,
     let wanted = req
         .validity
         .unwrap_or(req.original.not_after - req.original.not_before);
-    let mut not_after = not_before + wanted;
+    let mut not_after = not_before.saturating_add(wanted);
     if not_after > ca.info.not_after {
         warnings.push(format!(
             "validity clamped to the CA's end, {} (asked for until {})",
@@ -114,6 +134,18 @@ pub fn sign_as(ca: &Ca, req: &Request, subject: Option<&[u8]>) -> Result<Issued,
             crate::duration::rfc3339(not_after)
         ));
         not_after = ca.info.not_after;
+    }
+    // A certificate must be worth installing: valid for at least a day from now.
+    if not_after < req.now + DAY {
+        let why = if not_after == ca.info.not_after {
+            "the CA's own end: renew the CA first"
+        } else {
+            "give a longer --validity"
+        };
+        return Err(format!(
+            "expected the new certificate to be valid until at least a day from now, found it would end at {} ({why})",
+            crate::duration::rfc3339(not_after)
+        ));
     }
     let new_key = match &req.policy {
         KeyPolicy::Keep => None,

@@ -1,6 +1,8 @@
 //! Checks on a freshly built certificate before anything is written: the CA's signature, the
 //! exact SAN set, the key, everything else unchanged, and for serving certificates a rustls
-//! (webpki) verification for every name and address it must serve.
+//! (webpki) verification for every name and address it must serve. First of all, a strict
+//! re-parse: x509-parser's structure validators and the checks Go's x509 parser makes (the
+//! parser kube-apiserver loads it with), so a certificate Go would refuse is never written.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ pub struct Expected<'a> {
 }
 
 pub fn check(new_der: &[u8], ca: &CertInfo, want: &Expected) -> Result<CertInfo, String> {
+    strict(new_der).map_err(|e| format!("refusing to write: the new certificate {e}"))?;
     let new = CertInfo::from_der(new_der)
         .map_err(|e| format!("the new certificate does not parse ({e})"))?;
     let fail = |what: &str| Err(format!("refusing to write: the new certificate {what}"));
@@ -51,6 +54,50 @@ pub fn check(new_der: &[u8], ca: &CertInfo, want: &Expected) -> Result<CertInfo,
     Ok(new)
 }
 
+/// A certificate as strict parsers read it: the whole DER one certificate, x509-parser's
+/// structure and extension validators without an error, no extension twice, and SANs as Go's
+/// x509 parser requires them (DNS names and emails ASCII, URIs that parse, IPs of 4 or 16 bytes).
+pub fn strict(der: &[u8]) -> Result<(), String> {
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    use x509_parser::prelude::FromDer;
+    use x509_parser::validate::{
+        Validator, VecLogger, X509ExtensionsValidator, X509StructureValidator,
+    };
+    let (rest, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|e| format!("does not parse ({e})"))?;
+    if !rest.is_empty() {
+        return Err(format!("has {} bytes after its end", rest.len()));
+    }
+    let mut log = VecLogger::default();
+    let ok = X509StructureValidator.validate(&cert, &mut log)
+        & X509ExtensionsValidator.validate(&cert.extensions(), &mut log);
+    if !ok || !log.errors().is_empty() {
+        return Err(format!("is malformed ({})", log.errors().join("; ")));
+    }
+    if cert.validity().not_after < cert.validity().not_before {
+        return Err("ends before it begins".into());
+    }
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for name in &san.general_names {
+                match name {
+                    GeneralName::DNSName(v) => crate::spec::san::go_parses("DNS", v)?,
+                    GeneralName::RFC822Name(v) => crate::spec::san::go_parses("email", v)?,
+                    GeneralName::URI(v) => crate::spec::san::go_parses("URI", v)?,
+                    GeneralName::IPAddress(b) if b.len() != 4 && b.len() != 16 => {
+                        return Err(format!("has an IP SAN of {} bytes", b.len()))
+                    }
+                    GeneralName::Invalid(tag, _) => {
+                        return Err(format!("has an unreadable SAN (tag {})", tag.0))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What a TLS client does: build the path to the CA and match each SAN.
 fn verify_names(leaf: &[u8], ca: &CertInfo, sans: &[San], now: i64) -> Result<(), String> {
     let mut roots = rustls::RootCertStore::empty();
@@ -75,4 +122,38 @@ fn verify_names(leaf: &[u8], ca: &CertInfo, sans: &[San], now: i64) -> Result<()
             .map_err(|e| format!("refusing to write: a TLS client connecting to {name} would reject the new certificate ({e})"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apiserver_der() -> Vec<u8> {
+        let pem = include_str!("../../fixtures/kubeadm/etc/kubernetes/pki/apiserver.crt");
+        pem::parse(pem).unwrap().into_contents()
+    }
+
+    /// `der` with its first `from` replaced by `to` (same length, so the DER stays well formed).
+    fn patched(der: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        assert_eq!(from.len(), to.len());
+        let at = der.windows(from.len()).position(|w| w == from).unwrap();
+        let mut out = der.to_vec();
+        out[at..at + from.len()].copy_from_slice(to);
+        out
+    }
+
+    #[test]
+    fn strict_reparse_refuses_what_go_would_not_parse() {
+        let der = apiserver_der();
+        strict(&der).unwrap();
+        // A DNS SAN with a non-ASCII character (valid UTF-8): Go refuses a non-IA5 SAN.
+        let err = strict(&patched(&der, b"master1", "maste\u{e4}".as_bytes())).unwrap_err();
+        assert!(err.contains("not ASCII"), "{err}");
+        // Not UTF-8 at all.
+        assert!(strict(&patched(&der, b"master1", b"maste\xe4\xe4")).is_err());
+        // Trailing bytes after the certificate.
+        let mut long = der.clone();
+        long.push(0);
+        assert!(strict(&long).unwrap_err().contains("after its end"));
+    }
 }

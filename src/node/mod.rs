@@ -119,6 +119,28 @@ impl Component {
     }
 }
 
+/// A configuration file's bytes as text for matching: a UTF-8 BOM dropped, UTF-16 with a BOM
+/// decoded, anything else read as UTF-8 with each invalid byte (a Latin-1 `é` in a comment)
+/// replaced by U+FFFD. Never fails: a file is matched on what can be read of it, not skipped.
+pub fn lossy_text(bytes: &[u8]) -> String {
+    let utf16 = |rest: &[u8], le: bool| {
+        let units = rest.chunks(2).map(|c| match (c, le) {
+            ([a, b], true) => u16::from_le_bytes([*a, *b]),
+            ([a, b], false) => u16::from_be_bytes([*a, *b]),
+            _ => 0xFFFD,
+        });
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect()
+    };
+    match bytes {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8_lossy(rest).into_owned(),
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, true),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, false),
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// The kind of component a binary is, by its file name.
 pub fn kind_of(argv0: &str) -> Option<&'static str> {
     let base = argv0.rsplit('/').next().unwrap_or(argv0);
@@ -211,7 +233,7 @@ pub fn paths_in(settings: &[Setting]) -> Vec<String> {
 /// Absolute file paths named inside a YAML document (a kubeconfig's `client-certificate`, a
 /// kubelet config's `tlsCertFile`), relative ones resolved against `dir` (kubeconfig rules).
 pub fn paths_in_yaml(text: &str, dir: &str) -> Vec<String> {
-    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+    let Ok(doc) = crate::pki::yaml::from_str::<serde_yaml_ng::Value>(text) else {
         return vec![];
     };
     let mut out = Vec::new();
@@ -249,7 +271,7 @@ fn walk_yaml(v: &serde_yaml_ng::Value, key: Option<&str>, dir: &str, out: &mut V
 /// `httpGet` probes. `None` when it is not a pod of a component we know.
 pub fn parse_manifest(text: &str, from: &str) -> Option<(&'static str, Launch)> {
     use serde_yaml_ng::Value;
-    let doc: Value = serde_yaml_ng::from_str(text).ok()?;
+    let doc: Value = crate::pki::yaml::from_str(text).ok()?;
     let container = doc.get("spec")?.get("containers")?.as_sequence()?.first()?;
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_sequence)
@@ -401,5 +423,24 @@ mod tests {
             ]
             .map(String::from)
         );
+    }
+
+    #[test]
+    fn config_text_is_decoded_never_refused() {
+        assert_eq!(
+            lossy_text(b"server 10.0.0.1 # caf\xe9\n"),
+            "server 10.0.0.1 # caf\u{fffd}\n"
+        );
+        assert_eq!(lossy_text(b"\xef\xbb\xbfa=b"), "a=b");
+        let le: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("x=1\n".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        assert_eq!(lossy_text(&le), "x=1\n");
+        let be: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain("x=1".encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        assert_eq!(lossy_text(&be), "x=1");
     }
 }

@@ -80,6 +80,51 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Decoded {
         out.problems
             .push("expected PEM, DER or a kubeconfig, found none".into());
     }
+    for p in &mut out.problems {
+        *p = withhold_encoded(p);
+    }
+    out
+}
+
+/// A PEM label as RFC 7468 writes them: printable ASCII other than `-` at its ends, short.
+fn is_label(label: &str) -> bool {
+    label.len() <= 64
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b" -_/.#".contains(&b))
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+/// `problem` with every long run of base64 (or hex) characters withheld: a finding may name a
+/// file's structure, never quote its encoded body, which may be a private key.
+pub fn withhold_encoded(problem: &str) -> String {
+    const LONGEST: usize = 32;
+    let encoded = |c: char| c.is_ascii_alphanumeric() || "+/=\r\n".contains(c);
+    let mut out = String::with_capacity(problem.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let chars = run.chars().filter(|c| !c.is_whitespace()).count();
+        if chars > LONGEST
+            && run
+                .chars()
+                .any(|c| c.is_ascii_digit() || c == '+' || c == '/')
+        {
+            out.push_str(&format!("[{chars} encoded characters withheld]"));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in problem.chars() {
+        if encoded(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
     out
 }
 
@@ -89,12 +134,22 @@ pub fn decode_pem_text(text: &str, out: &mut Decoded) {
     let (mut certs, mut keys) = (0, 0);
     while let Some(start) = rest.find("-----BEGIN ") {
         let block = &rest[start..];
-        let label_end = block[11..].find("-----").map(|i| i + 11);
-        let Some(label_end) = label_end else {
-            out.problems.push("malformed PEM BEGIN line".into());
-            return;
+        // The label is what stands between `-----BEGIN ` and `-----` on the BEGIN line itself,
+        // never beyond it: a BEGIN line missing a dash must not swallow the body as its label.
+        let line_end = block.find(['\n', '\r']).unwrap_or(block.len());
+        let begin_line = &block[..line_end];
+        let label = begin_line[11..]
+            .strip_suffix("-----")
+            .filter(|l| is_label(l));
+        let Some(label) = label else {
+            out.recognized = true;
+            let line = text[..text.len() - block.len()].matches('\n').count() + 1;
+            out.problems.push(format!(
+                "malformed PEM BEGIN line on line {line} (expected `-----BEGIN LABEL-----`); the block is not read"
+            ));
+            rest = &block[11..];
+            continue;
         };
-        let label = &block[11..label_end];
         let end_marker = format!("-----END {label}-----");
         let Some(end) = block.find(&end_marker) else {
             out.recognized = true;
@@ -103,6 +158,13 @@ pub fn decode_pem_text(text: &str, out: &mut Decoded) {
             ));
             return;
         };
+        if end < line_end {
+            out.recognized = true;
+            out.problems
+                .push(format!("PEM block `{label}` ends on its own BEGIN line"));
+            rest = &block[line_end..];
+            continue;
+        }
         let block_text = &block[..end + end_marker.len()];
         rest = &block[end + end_marker.len()..];
         out.recognized = true;
@@ -293,6 +355,35 @@ mod tests {
         assert!(!d.recognized && d.problems.is_empty());
         let d = decode(Path::new("x.key"), b"hello\n");
         assert!(d.problems[0].contains("found none"));
+    }
+
+    #[test]
+    fn a_key_with_a_malformed_begin_line_is_named_by_line_never_quoted() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .serialize_pem();
+        let body: String = key.lines().nth(1).unwrap().to_string();
+        let broken = format!(
+            "# kubeadm\n{}",
+            key.replacen("PRIVATE KEY-----", "PRIVATE KEY----", 1)
+        );
+        let d = decode(Path::new("apiserver.key"), broken.as_bytes());
+        assert!(d.items.is_empty());
+        assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+        let p = &d.problems[0];
+        assert!(p.contains("malformed PEM BEGIN line on line 2"), "{p}");
+        assert!(!p.contains(&body[..16]), "{p}");
+        // A good block after the broken one is still read.
+        let d = decode(
+            Path::new("both.pem"),
+            format!("{broken}{}", ca_pem()).as_bytes(),
+        );
+        assert_eq!(d.items.len(), 2, "{:?}", d.problems);
+        // Whatever the wording of a problem, an encoded body in it is withheld.
+        let w = withhold_encoded(&format!("bad `{body}` here"));
+        assert!(!w.contains(&body[..16]) && w.contains("withheld"), "{w}");
+        let plain = "PEM block `RSA PRIVATE KEY` has no END line (kube-apiserver-etcd-client)";
+        assert_eq!(withhold_encoded(plain), plain);
     }
 
     #[test]

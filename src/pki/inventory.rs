@@ -361,10 +361,20 @@ impl Inventory {
                     self.push_cert(field("client-certificate-data"), *info);
                     Some(self.certificates.len() - 1)
                 }
-                Some(Source::File(p)) => index
-                    .cert_at
-                    .get(&crate::sys::fs::under_root(root, p))
-                    .copied(),
+                Some(Source::File(p)) => {
+                    let at = crate::sys::fs::under_root(root, p);
+                    let found = index.cert_at.get(&at).copied();
+                    if found.is_none() {
+                        self.holds_nothing(
+                            &path,
+                            &user.name,
+                            "client-certificate",
+                            &at,
+                            "certificate",
+                        );
+                    }
+                    found
+                }
                 Some(Source::Broken(why)) => {
                     self.finding(
                         &path,
@@ -391,10 +401,14 @@ impl Inventory {
                     index.key_at.entry(path.clone()).or_insert(k);
                     Some(k)
                 }
-                Some(Source::File(p)) => index
-                    .key_at
-                    .get(&crate::sys::fs::under_root(root, p))
-                    .copied(),
+                Some(Source::File(p)) => {
+                    let at = crate::sys::fs::under_root(root, p);
+                    let found = index.key_at.get(&at).copied();
+                    if found.is_none() {
+                        self.holds_nothing(&path, &user.name, "client-key", &at, "private key");
+                    }
+                    found
+                }
                 Some(Source::Broken(why)) => {
                     self.finding(
                         &path,
@@ -427,6 +441,23 @@ impl Inventory {
             users,
             cluster_cas,
         });
+    }
+
+    /// A kubeconfig's reference to a file that was read but holds no `what`: a finding, unless
+    /// the file could not be read at all (already a finding of its own).
+    fn holds_nothing(&mut self, kubeconfig: &Path, user: &str, field: &str, at: &Path, what: &str) {
+        let shown = at.display().to_string();
+        let already = self.findings.iter().any(|f| {
+            f.path == shown || (f.code == "missing-reference" && f.message.contains(&shown))
+        });
+        if !already {
+            self.finding(
+                kubeconfig,
+                Severity::Warning,
+                "missing-reference",
+                format!("user `{user}`: {field} `{shown}` holds no {what}"),
+            );
+        }
     }
 
     fn finding(&mut self, path: &Path, severity: Severity, code: &'static str, message: String) {

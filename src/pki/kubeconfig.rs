@@ -115,11 +115,16 @@ struct RawContext {
 
 pub fn parse(path: &Path, text: &str) -> Result<Kubeconfig, String> {
     // The layout kubectl and kubeadm write is read by slicing lines; anything else (or anything
-    // the subset reader is unsure of) goes through the full YAML parser, with the same result.
+    // the subset reader is unsure of) goes through the bounded full YAML parser, with the same
+    // result.
     let raw = match block_yaml::parse(text).as_ref().and_then(raw_from_subset) {
         Some(raw) => raw,
-        None => serde_yaml_ng::from_str(text)
-            .map_err(|e| format!("expected a kubeconfig (YAML), found a parse error: {e}"))?,
+        None => super::yaml::from_str(text).map_err(|e| {
+            format!(
+                "expected a kubeconfig (YAML), found a parse error: {}",
+                super::decode::withhold_encoded(&e.to_string())
+            )
+        })?,
     };
     let dir = path.parent().unwrap_or(Path::new(""));
     let clusters: Vec<Cluster> = raw
@@ -259,7 +264,7 @@ fn source<T>(
     if let Some(data) = data.filter(|d| !d.trim().is_empty()) {
         return Some(match base64_decode(&data).and_then(|pem| read(&pem)) {
             Ok(v) => Source::Embedded(v),
-            Err(e) => Source::Broken(e),
+            Err(e) => Source::Broken(super::decode::withhold_encoded(&e)),
         });
     }
     file.filter(|f| !f.is_empty())

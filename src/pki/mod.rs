@@ -12,3 +12,4 @@ pub mod role;
 pub use inventory::{CertEntry, Finding, Inventory, KeyEntry, Severity, Status};
 pub use role::Role;
 pub mod scan;
+pub mod yaml;

@@ -33,6 +33,7 @@ const READ_ERRORS: &[&str] = &[
     "unparseable",
     "too-large",
     "symlink-loop",
+    "symlink-limit",
     "missing-reference",
 ];
 

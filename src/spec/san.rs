@@ -4,6 +4,12 @@
 //! then URI, then DNS), so the same string means the same thing to both tools. IPs are
 //! normalised (`0:0:0:0:0:0:0:1` is `::1`), DNS names lower-cased and checked. An IP is never
 //! a DNS name (kubespray#4013 shipped that bug).
+//!
+//! DNS names, emails and URIs are IA5Strings in a certificate (RFC 5280 §4.2.1.6): ASCII only.
+//! An internationalised domain name is converted to its A-labels (`bücher.de` is
+//! `xn--bcher-kva.de`, UTS #46 through the `idna` crate), in a DNS name, an email's domain or a
+//! URI's host; anything else non-ASCII is refused. URIs and emails are checked as Go's x509
+//! parser (kube-apiserver's) would: a certificate Go cannot read is never signed.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -49,10 +55,10 @@ impl San {
             return Ok(San::Ip(ip));
         }
         if is_email(text) {
-            return Ok(San::Email(text.to_string()));
+            return parse_email(text).map(San::Email);
         }
         if is_uri(text) {
-            return Ok(San::Uri(text.to_string()));
+            return parse_uri(text).map(San::Uri);
         }
         parse_dns(text)
     }
@@ -115,13 +121,186 @@ fn is_uri(text: &str) -> bool {
     }
 }
 
+/// A domain as A-labels: ASCII as it is, an internationalised one converted (UTS #46), a
+/// wildcard's first label kept.
+fn a_labels(domain: &str) -> Result<String, String> {
+    if domain.is_ascii() {
+        return Ok(domain.to_string());
+    }
+    let (wild, rest) = match domain.strip_prefix("*.") {
+        Some(rest) => ("*.", rest),
+        None => ("", domain),
+    };
+    idna::domain_to_ascii(rest)
+        .map(|a| format!("{wild}{a}"))
+        .map_err(|_| "not a valid internationalised domain name".to_string())
+}
+
+/// An email SAN (rfc822Name): an ASCII local part (dot-atom, as RFC 5321 writes it), `@`, a
+/// domain (an internationalised one as A-labels).
+fn parse_email(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "expected an email address LOCAL@DOMAIN, found `{text}` ({why})"
+        ))
+    };
+    let Some((local, domain)) = text.split_once('@') else {
+        return bad("no `@`");
+    };
+    if domain.contains('@') {
+        return bad("more than one `@`");
+    }
+    if !local.is_ascii() {
+        return bad("its local part must be ASCII: an email SAN is an IA5String, and SMTPUTF8 addresses are not supported");
+    }
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    if local.is_empty()
+        || local.len() > 64
+        || local
+            .split('.')
+            .any(|part| part.is_empty() || !part.chars().all(atext))
+    {
+        return bad("its local part must be letters, digits, dots and !#$%&'*+-/=?^_`{|}~, at most 64, no empty part between dots");
+    }
+    let ascii = match a_labels(domain) {
+        Ok(a) => a,
+        Err(why) => return bad(&why),
+    };
+    match parse_dns(&ascii) {
+        Ok(_) if !ascii.starts_with('*') && !ascii.ends_with('.') => {}
+        _ => return bad("its domain is not a valid DNS name"),
+    }
+    Ok(format!("{local}@{ascii}"))
+}
+
+/// A URI SAN: ASCII (a non-ASCII host becomes A-labels), only the characters RFC 3986 allows,
+/// `%` followed by two hex digits, a host of non-empty labels and a numeric port: what Go's
+/// `url.Parse` and x509 parser accept.
+fn parse_uri(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "expected a URI SCHEME://HOST[:PORT][/PATH], found `{text}` ({why})"
+        ))
+    };
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return bad("no `://`");
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (host, port) = if hostport.starts_with('[') {
+        match hostport.split_once(']') {
+            Some((h, p)) => (&hostport[..h.len() + 1], p),
+            None => return bad("an IPv6 host without its closing `]`"),
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, &hostport[h.len()..][..p.len() + 1]),
+            None => (hostport, ""),
+        }
+    };
+    let host = if host.is_ascii() {
+        host.to_string()
+    } else {
+        match a_labels(host) {
+            Ok(a) => a,
+            Err(why) => return bad(&why),
+        }
+    };
+    let uri = format!(
+        "{scheme}://{}{host}{port}{tail}",
+        userinfo.map(|u| format!("{u}@")).unwrap_or_default()
+    );
+    if !uri.is_ascii() {
+        return bad("a URI SAN is an IA5String, ASCII only: percent-encode the rest (the host is converted to A-labels)");
+    }
+    if let Some(c) = uri
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(*c)))
+    {
+        return bad(&format!(
+            "{} is not allowed in a URI",
+            if c == ' ' {
+                "a space".to_string()
+            } else {
+                format!("{c:?}")
+            }
+        ));
+    }
+    let b = uri.as_bytes();
+    for (i, _) in uri.match_indices('%') {
+        if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
+            return bad("a `%` not followed by two hex digits");
+        }
+    }
+    if !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        return bad("a scheme of letters, digits, `+`, `-` and `.`");
+    }
+    if let Some(p) = port.strip_prefix(':') {
+        if p.parse::<u16>().is_err() || !p.chars().all(|c| c.is_ascii_digit()) {
+            return bad("a port must be a number from 0 to 65535");
+        }
+    } else if !port.is_empty() {
+        return bad("something after the `]` of an IPv6 host that is not a port");
+    }
+    if let Some(v6) = host.strip_prefix('[') {
+        if v6
+            .trim_end_matches(']')
+            .parse::<std::net::Ipv6Addr>()
+            .is_err()
+        {
+            return bad("not an IPv6 address in the brackets");
+        }
+    } else if host.is_empty() {
+        return bad("no host");
+    } else if host.split('.').any(str::is_empty) {
+        return bad("an empty label in the host (a leading, trailing or doubled dot)");
+    } else if host.contains(['[', ']', '/', '?', '#', '@']) {
+        return bad("a host with characters only a path may have");
+    }
+    if userinfo.is_some_and(|u| u.contains(['[', ']', '/', '?', '#', '@'])) {
+        return bad("user information with characters it may not have");
+    }
+    Ok(uri)
+}
+
+/// Whether a certificate's SAN is what Go's x509 parser accepts: DNS names and emails IA5
+/// (ASCII), URIs as [`San::parse`] accepts them (and as written: no conversion).
+pub fn go_parses(kind: &str, value: &str) -> Result<(), String> {
+    let bad = |why: String| Err(format!("a {kind} SAN `{}` {why}", value.escape_default()));
+    if !value.is_ascii() {
+        return bad("is not ASCII (an IA5String)".into());
+    }
+    if kind == "URI" {
+        match parse_uri(value) {
+            Ok(u) if u == value => {}
+            Ok(_) => return bad("does not read back as written".into()),
+            Err(e) => return bad(e),
+        }
+    }
+    Ok(())
+}
+
 fn parse_dns(text: &str) -> Result<San, String> {
-    let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
     let bad = |why: &str| {
         Err(format!(
             "expected an IP address, email, URI or DNS name, found `{text}` ({why})"
         ))
     };
+    let name = match a_labels(text.trim()) {
+        Ok(a) => a,
+        Err(why) => return bad(&why),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
     if name.is_empty() {
         return bad("empty");
     }
@@ -309,6 +488,53 @@ mod tests {
         assert_eq!(p("DNS:Master1"), San::Dns("master1".into()));
         // A dotted quad that is not an IP must not silently become a DNS name.
         assert!(San::parse("10.0.0.300").is_err());
+    }
+
+    #[test]
+    fn international_names_become_a_labels_and_other_non_ascii_is_refused() {
+        assert_eq!(
+            p("Bücher.example"),
+            San::Dns("xn--bcher-kva.example".into())
+        );
+        assert_eq!(p("*.bücher.de"), San::Dns("*.xn--bcher-kva.de".into()));
+        assert_eq!(
+            p("ops@bücher.de"),
+            San::Email("ops@xn--bcher-kva.de".into())
+        );
+        assert_eq!(p("http://ü.de"), San::Uri("http://xn--tda.de".into()));
+        assert_eq!(
+            p("spiffe://user@ü.de:8443/p?q#f"),
+            San::Uri("spiffe://user@xn--tda.de:8443/p?q#f".into())
+        );
+        assert_eq!(
+            p("https://[fe80::1]:6443/x%20y"),
+            San::Uri("https://[fe80::1]:6443/x%20y".into())
+        );
+        for bad in [
+            "ü@bücher.de",
+            "http://ü.de/ü",
+            "http://a b",
+            "http://a.b/c d",
+            "http://a..b",
+            "http://a.b.:1",
+            "http://a.b:x",
+            "http://a.b:99999",
+            "http://[fe80::1/",
+            "http://a.b/%zz",
+            "http://a.b/%4",
+            "http://a.b/\u{7f}",
+            "ops@@x.de",
+            ".ops@x.de",
+            "o..ps@x.de",
+            "ops@x..de",
+        ] {
+            let err = San::parse(bad).unwrap_err();
+            assert!(!err.contains('\n'), "{err}");
+        }
+        go_parses("URI", "http://xn--tda.de").unwrap();
+        assert!(go_parses("URI", "http://a b").is_err());
+        assert!(go_parses("DNS", "bücher.de").is_err());
+        assert!(go_parses("email", "ü@x.de").is_err());
     }
 
     #[test]

@@ -16,18 +16,33 @@ pub const UNIT_DIRS: &[&str] = &[
     "/usr/lib/systemd/system",
     "/lib/systemd/system",
 ];
-/// Config files larger than this are not component configuration.
-const MAX_CONFIG: u64 = 1 << 20;
+/// A file the node's configuration names that could not be read or parsed: the checks that
+/// needed it cannot pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread {
+    pub path: PathBuf,
+    pub why: String,
+}
 
-fn read_text(path: &Path) -> Option<String> {
-    if let Some(bytes) = crate::sys::fs::overlay::get(path) {
-        return String::from_utf8(bytes).ok();
-    }
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > MAX_CONFIG {
+/// A config file as text (decoded leniently, [`node::lossy_text`]), or why it cannot be read
+/// (recorded in `unread`). A file that is not there is `None` without a record: not every
+/// named file exists on every node, and the checks say so themselves.
+fn read_text(path: &Path, unread: &mut Vec<Unread>) -> Option<String> {
+    if crate::sys::fs::overlay::get(path).is_none() && crate::sys::fs::is_absent(path) {
         return None;
     }
-    String::from_utf8(std::fs::read(path).ok()?).ok()
+    match crate::sys::fs::read_entry(path) {
+        crate::sys::fs::Walked::File { bytes, .. } => Some(node::lossy_text(&bytes)),
+        crate::sys::fs::Walked::Problem { message, .. } => {
+            if !unread.iter().any(|u| u.path == path) {
+                unread.push(Unread {
+                    path: path.to_path_buf(),
+                    why: message,
+                });
+            }
+            None
+        }
+    }
 }
 
 fn list(dir: &Path, ext: &[&str]) -> Vec<PathBuf> {
@@ -47,10 +62,21 @@ fn list(dir: &Path, ext: &[&str]) -> Vec<PathBuf> {
 
 /// Every component found under `root`: static pods first, then systemd services.
 pub fn read(root: &Path) -> Vec<Component> {
+    read_reporting(root).0
+}
+
+/// [`read`], and every file the node's configuration needed that could not be read or parsed.
+pub fn read_reporting(root: &Path) -> (Vec<Component>, Vec<Unread>) {
+    let mut unread = Vec::new();
+    let out = read_into(root, &mut unread);
+    (out, unread)
+}
+
+fn read_into(root: &Path, unread: &mut Vec<Unread>) -> Vec<Component> {
     let mut out = Vec::new();
     let manifests = crate::sys::fs::under_root(root, Path::new(MANIFESTS));
     for path in list(&manifests, &["yaml", "yml", "json"]) {
-        let Some(text) = read_text(&path) else {
+        let Some(text) = read_text(&path, unread) else {
             continue;
         };
         let from = path.display().to_string();
@@ -62,7 +88,13 @@ pub fn read(root: &Path) -> Vec<Component> {
                 &path,
                 &launch,
                 &[],
+                unread,
             ));
+        } else if let Err(e) = crate::pki::yaml::from_str::<serde_yaml_ng::Value>(&text) {
+            unread.push(Unread {
+                path: path.clone(),
+                why: format!("not readable as YAML ({})", one_line(&e)),
+            });
         }
     }
     // Units by name, the first directory that has one wins; drop-ins by file name likewise.
@@ -95,13 +127,13 @@ pub fn read(root: &Path) -> Vec<Component> {
         }
     }
     for (name, path) in &units {
-        let Some(text) = read_text(path) else {
+        let Some(text) = read_text(path, unread) else {
             continue;
         };
         let mut svc = unit::Service::default();
         unit::apply(&mut svc, &text);
         for conf in drop_ins.get(name).into_iter().flat_map(|m| m.values()) {
-            if let Some(t) = read_text(conf) {
+            if let Some(t) = read_text(conf, unread) {
                 unit::apply(&mut svc, &t);
             }
         }
@@ -127,7 +159,7 @@ pub fn read(root: &Path) -> Vec<Component> {
         }
         for f in &svc.environment_files {
             let file = crate::sys::fs::under_root(root, Path::new(f));
-            for (k, v) in read_text(&file)
+            for (k, v) in read_text(&file, unread)
                 .map(|t| unit::parse_env(&t))
                 .unwrap_or_default()
             {
@@ -152,6 +184,7 @@ pub fn read(root: &Path) -> Vec<Component> {
             path,
             &launch,
             &env_files,
+            unread,
         );
         c.unit_files = unit_files;
         // A changed unit or drop-in restarts it too (after a daemon-reload).
@@ -174,6 +207,7 @@ fn component(
     source: &Path,
     launch: &Launch,
     also: &[PathBuf],
+    unread: &mut Vec<Unread>,
 ) -> Component {
     let from = match &runs {
         Runs::StaticPod(_) => format!("{} command", source.display()),
@@ -188,8 +222,14 @@ fn component(
         .map(|s| s.value.clone())
     {
         let path = crate::sys::fs::under_root(root, Path::new(&cfg));
-        if let Some(text) = read_text(&path) {
-            settings.extend(config_settings(&text, &path.display().to_string()));
+        if let Some(text) = read_text(&path, unread) {
+            match crate::pki::yaml::from_str::<serde_yaml_ng::Value>(&text) {
+                Ok(_) => settings.extend(config_settings(&text, &path.display().to_string())),
+                Err(e) => unread.push(Unread {
+                    path: path.clone(),
+                    why: format!("not readable as YAML ({})", one_line(&e)),
+                }),
+            }
         }
     }
     let mut files: Vec<PathBuf> = Vec::new();
@@ -205,7 +245,7 @@ fn component(
             .is_some_and(|e| matches!(e.to_str(), Some("conf" | "yaml" | "yml" | "kubeconfig")))
             || p.contains("kubeconfig");
         if yaml {
-            if let Some(text) = read_text(&rooted) {
+            if let Some(text) = read_text(&rooted, unread) {
                 let dir = Path::new(&p).parent().unwrap_or(Path::new("/"));
                 for inner in node::paths_in_yaml(&text, &dir.to_string_lossy()) {
                     push(crate::sys::fs::under_root(root, Path::new(&inner)));
@@ -233,9 +273,13 @@ fn component(
     }
 }
 
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+}
+
 /// The settings a kubelet or kube-proxy config file holds, as the flags they replace.
 fn config_settings(text: &str, from: &str) -> Vec<Setting> {
-    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+    let Ok(doc) = crate::pki::yaml::from_str::<serde_yaml_ng::Value>(text) else {
         return vec![];
     };
     let scalar = |v: &serde_yaml_ng::Value| -> Option<String> {

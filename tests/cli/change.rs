@@ -134,6 +134,7 @@ fn same_identity(old: &Path, new: &Path, ca: &Path) {
         new.to_str().unwrap(),
     ]);
     assert!(verify.contains(": OK"), "{verify}");
+    crate::util::cfssl_certinfo(new);
     for what in ["-subject", "-pubkey"] {
         let a = openssl([
             "x509",
@@ -476,6 +477,7 @@ fn kubespray_scales_up_with_a_new_member() {
             new.to_str().unwrap(),
         ]);
         assert!(verify.contains(": OK"), "{verify}");
+        crate::util::cfssl_certinfo(&new);
         let subject = openssl(["x509", "-noout", "-subject", "-in", new.to_str().unwrap()]);
         assert!(
             subject.contains(&format!("CN = etcd-{kind}-node4")),

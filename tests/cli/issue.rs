@@ -172,6 +172,7 @@ fn kubespray_scale_up_member_node4_like_member_node1() {
     );
     let out = openssl(["verify", "-CAfile", s(&ssl.join("ca.pem")), s(&cert)]);
     assert!(out.trim().ends_with(": OK"), "{out}");
+    crate::util::cfssl_certinfo(&cert);
 
     // Subject: the template's with only the CN changed — as openssl prints it, and in DER (the
     // two CNs are as long, so the whole Name differs in that one byte).
@@ -320,8 +321,9 @@ fn an_ecdsa_template_with_a_full_subject_and_json_output() {
         "admin2",
         "--out",
         s(&b),
+        // After the cfssl-made CA's notBefore (2026-11-22): a CA not valid yet signs nothing.
         "--now",
-        NOW,
+        "2026-11-23T00:00:00Z",
         "--validity",
         "365d",
         "-o",
@@ -336,7 +338,7 @@ fn an_ecdsa_template_with_a_full_subject_and_json_output() {
         serde_json::json!({"algo": "ecdsa", "size": 256, "format": "sec1"})
     );
     assert_eq!(r["sans"]["added"], serde_json::json!([]));
-    assert_eq!(r["not_after"], "2027-05-31T23:55:00Z");
+    assert_eq!(r["not_after"], "2027-11-22T23:55:00Z");
     let (template, cert, key) = (
         ssl.join("admin.pem"),
         b.join("admin2.pem"),
@@ -354,6 +356,7 @@ fn an_ecdsa_template_with_a_full_subject_and_json_output() {
     assert_eq!(pubkey_of_key(&key), pubkey_of_cert(&cert));
     let out = openssl(["verify", "-CAfile", s(&ssl.join("ca.pem")), s(&cert)]);
     assert!(out.trim().ends_with(": OK"), "{out}");
+    crate::util::cfssl_certinfo(&cert);
 
     // Multi-valued RDNs (cfssl's two O's and doubled C, ST, L, OU) stay as they were.
     let dir = fixture("binary");

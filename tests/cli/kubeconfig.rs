@@ -539,6 +539,7 @@ fn renew_reissues_the_embedded_client_certificate_in_one_line() {
     std::fs::write(&new_pem, cert(&new)).unwrap();
     let ca = s(&k8s.join("pki/ca.crt"));
     assert!(openssl(["verify", "-CAfile", &ca, &s(&new_pem)]).contains(": OK"));
+    crate::util::cfssl_certinfo(&new_pem);
     for what in ["-subject", "-pubkey"] {
         assert_eq!(
             openssl(["x509", "-noout", what, "-in", &s(&old_pem)]),
@@ -582,6 +583,7 @@ fn renew_a_referenced_client_certificate_needs_the_ca_beside_it_or_given() {
     assert_eq!(e["key"], "kept");
     let new = bundle.join(e["bundle_path"].as_str().unwrap());
     assert!(openssl(["verify", "-CAfile", &s(&ca), &s(&new)]).contains(": OK"));
+    crate::util::cfssl_certinfo(&new);
     let key_block = |p: &Path| {
         let text = std::fs::read_to_string(p).unwrap();
         text[text.find("-----BEGIN").unwrap()..]

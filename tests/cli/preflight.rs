@@ -368,6 +368,155 @@ fn drained_upstream_lines_do_not_fail() {
     assert_eq!(ids(&report).0, set(&["etcd-servers-flag"]), "{report}");
 }
 
+/// A proxy config or unit that is odd (a Latin-1 byte, UTF-16, tabs, a one-line block, an
+/// `include`) is still read, and one that cannot be read fails: never a silent pass.
+#[test]
+fn odd_or_unreadable_config_files_fail_the_retirement_never_pass() {
+    let utf16 = |t: &str| -> Vec<u8> {
+        [0xFF, 0xFE]
+            .into_iter()
+            .chain(t.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect()
+    };
+    type Variant = (&'static str, &'static str, Box<dyn Fn(&Path)>);
+    let lb = "etc/kube-lb/conf/kube-lb.conf";
+    let api = "etc/systemd/system/kube-apiserver.service";
+    let rewrite =
+        move |rel: &'static str, f: Box<dyn Fn(String) -> Vec<u8>>| -> Box<dyn Fn(&Path)> {
+            Box::new(move |root: &Path| {
+                let p = root.join(rel);
+                let text = std::fs::read_to_string(&p).unwrap();
+                std::fs::write(&p, f(text)).unwrap();
+            })
+        };
+    let variants: Vec<Variant> = vec![
+        (
+            "latin-1 in the proxy config",
+            "proxy-upstream",
+            rewrite(
+                lb,
+                Box::new(|t| {
+                    let mut b = b"# r\xe9partiteur\n".to_vec();
+                    b.extend(t.into_bytes());
+                    b
+                }),
+            ),
+        ),
+        (
+            "utf-16 proxy config",
+            "proxy-upstream",
+            rewrite(lb, Box::new(move |t| utf16(&t))),
+        ),
+        (
+            "tabs",
+            "proxy-upstream",
+            rewrite(
+                lb,
+                Box::new(|t| {
+                    t.replace("        server ", "\tserver\t")
+                        .replace("    upstream backend {", "\tupstream\tbackend\t{")
+                        .into_bytes()
+                }),
+            ),
+        ),
+        (
+            "one-line upstream",
+            "proxy-upstream",
+            rewrite(
+                lb,
+                Box::new(|t| {
+                    t.replace(
+                "    upstream backend {\n        server 172.72.0.95:6443;\n        server 172.72.0.96:6443;\n        server 172.72.0.97:6443;\n    }",
+                "    upstream backend { server 172.72.0.95:6443; server 172.72.0.96:6443; server 172.72.0.97:6443; }",
+            )
+            .into_bytes()
+                }),
+            ),
+        ),
+        (
+            "over 1 MiB",
+            "config-unreadable",
+            rewrite(
+                lb,
+                Box::new(|t| {
+                    format!(
+                        "{}{t}",
+                        "# padding padding padding padding padding padding padding\n"
+                            .repeat(20_000)
+                    )
+                    .into_bytes()
+                }),
+            ),
+        ),
+        (
+            "latin-1 in the unit",
+            "etcd-servers-flag",
+            rewrite(
+                api,
+                Box::new(|t| {
+                    let mut b = b"# caf\xe9\n".to_vec();
+                    b.extend(t.into_bytes());
+                    b
+                }),
+            ),
+        ),
+        (
+            "utf-16 unit",
+            "etcd-servers-flag",
+            rewrite(api, Box::new(move |t| utf16(&t))),
+        ),
+        (
+            "an included upstream",
+            "proxy-upstream",
+            Box::new(|root: &Path| {
+                let p = root.join("etc/kube-lb/conf/kube-lb.conf");
+                let text = std::fs::read_to_string(&p).unwrap();
+                let start = text.find("    upstream backend {").unwrap();
+                let end = text[start..].find("    }\n").unwrap() + start + 6;
+                let inc = root.join("srv/lb/upstreams");
+                std::fs::create_dir_all(&inc).unwrap();
+                std::fs::write(inc.join("apiservers.conf"), &text[start..end]).unwrap();
+                let out = format!(
+                    "{}    include /srv/lb/upstreams/*.conf;\n{}",
+                    &text[..start],
+                    &text[end..]
+                );
+                std::fs::write(&p, out).unwrap();
+            }),
+        ),
+    ];
+    for (what, id, break_it) in variants {
+        let dir = fixture("binary");
+        let root = dir.path();
+        break_it(root);
+        let args: Vec<String> = [
+            "--root",
+            &s(root),
+            "--state-dir",
+            &s(&root.join("state")),
+            "--retire",
+            "172.72.0.96",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (code, report) = preflight(&args);
+        assert_eq!(code, 1, "{what}: {report}");
+        assert!(
+            ids(&report).0.contains(id),
+            "{what}: expected {id} to fail: {report}"
+        );
+        let msg = messages(&report, id);
+        let file = if id == "etcd-servers-flag" {
+            "kube-apiserver.service"
+        } else if what == "an included upstream" {
+            "apiservers.conf"
+        } else {
+            "kube-lb.conf"
+        };
+        assert!(msg.contains(file), "{what}: {msg}");
+    }
+}
+
 /// kubeasz VIP move to 192.168.1.40:8443: `/root/.kube/config` is read without being named,
 /// and every fix keeps port 8443; the kube-lb kubeconfig on 127.0.0.1 and the
 /// controller-manager's on its own apiserver stay.

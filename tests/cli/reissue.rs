@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{certs, fixture, openssl, tree_digest};
+use crate::util::{certs, cfssl_certinfo, fixture, openssl, tree_digest};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -60,6 +60,8 @@ fn pubkey(path: &Path) -> String {
 fn verify(ca: &Path, cert: &Path) {
     let out = openssl(["verify", "-CAfile", s(ca), s(cert)]);
     assert!(out.trim().ends_with(": OK"), "{out}");
+    // And Go's x509 parser, kube-apiserver's, reads it.
+    cfssl_certinfo(cert);
 }
 
 fn inspect_one(path: &Path) -> Value {
@@ -474,6 +476,100 @@ fn kubeconfig_client_certificate_is_reissued_in_place() {
     assert!(manifest.contains("\"mode\": \"0600\""), "{manifest}");
 }
 
+/// The user entries of a kubeconfig: (name, client certificate DER, client-certificate-data as
+/// written), decoded the way a client does.
+fn kubeconfig_users(text: &str) -> Vec<(String, Vec<u8>, String)> {
+    use base64::Engine;
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap();
+    doc["users"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let data = u["user"]["client-certificate-data"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(&data)
+                .unwrap();
+            let der = pem::parse(pem).unwrap().into_contents();
+            (u["name"].as_str().unwrap().to_string(), der, data)
+        })
+        .collect()
+}
+
+#[test]
+fn kubeconfig_user_written_before_its_name_gets_its_own_new_certificate() {
+    let dir = fixture("kubeadm");
+    let etc = dir.path().join("etc/kubernetes");
+    let field = |file: &str, key: &str| {
+        let text = std::fs::read_to_string(etc.join(file)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap();
+        line.split_once(": ").unwrap().1.trim().to_string()
+    };
+    let admin = std::fs::read_to_string(etc.join("admin.conf")).unwrap();
+    let clusters = &admin[admin.find("clusters:").unwrap()..admin.find("contexts:").unwrap()];
+    let text = format!(
+        "apiVersion: v1\n{clusters}kind: Config\nusers:\n- user: {{client-certificate-data: {}, client-key-data: {}}}\n  name: alice\n- name: bob\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+        field("admin.conf", "client-certificate-data:"),
+        field("admin.conf", "client-key-data:"),
+        field("controller-manager.conf", "client-certificate-data:"),
+        field("controller-manager.conf", "client-key-data:"),
+    );
+    let conf = etc.join("two-users.conf");
+    std::fs::write(&conf, &text).unwrap();
+    let before = kubeconfig_users(&text);
+    let out = dir.path().join("b");
+    let run = certs(["reissue", s(&conf), "--out", s(&out), "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = std::fs::read_to_string(out.join("two-users.conf")).unwrap();
+    assert_eq!(written.lines().count(), text.lines().count(), "{written}");
+    assert_eq!(
+        written.matches("client-certificate-data").count(),
+        2,
+        "{written}"
+    );
+    let after = kubeconfig_users(&written);
+    let report = run.json();
+    for ((name, old_der, old_data), (new_name, new_der, _)) in before.iter().zip(&after) {
+        assert_eq!(name, new_name);
+        assert!(old_der != new_der, "{name} kept the old certificate");
+        // Each user's new certificate is its own: same subject as before, not the other's.
+        use x509_parser::prelude::FromDer;
+        let (_, old) = x509_parser::certificate::X509Certificate::from_der(old_der).unwrap();
+        let (_, new) = x509_parser::certificate::X509Certificate::from_der(new_der).unwrap();
+        assert_eq!(old.subject().as_raw(), new.subject().as_raw(), "{name}");
+        assert!(
+            !written.contains(old_data.as_str()),
+            "{name}'s old data left in"
+        );
+        let serial = new.raw_serial_as_string().replace(':', "").to_uppercase();
+        let reported = report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["user"] == name.as_str())
+            .unwrap();
+        assert_eq!(
+            reported["new_serial"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches('0'),
+            serial.trim_start_matches('0'),
+            "{name}: the report and the bundle disagree"
+        );
+    }
+    // The layout is kept: alice's entry is still written in flow style before her name.
+    assert!(
+        written.contains("- user: {client-certificate-data: "),
+        "{written}"
+    );
+}
+
 #[test]
 fn dry_run_writes_nothing() {
     let dir = fixture("kubespray");
@@ -598,6 +694,65 @@ fn bad_inputs_give_one_line_and_write_nothing() {
 }
 
 #[test]
+fn sans_go_cannot_parse_are_refused_and_idns_become_a_labels() {
+    let dir = fixture("kubeadm");
+    let api = dir.path().join("etc/kubernetes/pki/apiserver.crt");
+    let before = tree_digest(dir.path());
+    let out = dir.path().join("never");
+    for (bad, says) in [
+        ("http://a b", "http://a b"),
+        ("ü@bücher.de", "ASCII"),
+        ("http://ü.de/ü", "ASCII"),
+        ("http://a..b/", "empty label"),
+        ("http://a.b:x/", "port"),
+        ("http://a.b/%zz", "%"),
+        ("ops@@x.de", "email"),
+        ("bad\u{7}@x.de", "email"),
+    ] {
+        let run = certs(["reissue", s(&api), "--add-san", bad, "--out", s(&out)]);
+        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{bad}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{bad}: {}", run.stderr);
+        assert!(!out.exists(), "{bad} wrote a bundle");
+        assert_eq!(before, tree_digest(dir.path()), "{bad} touched the tree");
+    }
+    let b = dir.path().join("b");
+    let run = certs([
+        "reissue",
+        s(&api),
+        "--add-san",
+        "http://ü.de",
+        "--add-san",
+        "ops@bücher.de",
+        "--add-san",
+        "Bücher.example",
+        "--out",
+        s(&b),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = b.join("apiserver.crt");
+    verify(&dir.path().join("etc/kubernetes/pki/ca.crt"), &written);
+    // Go parses it (cfssl lists DNS and IP SANs only; openssl shows the rest).
+    let info = cfssl_certinfo(&written);
+    assert!(
+        info["sans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "xn--bcher-kva.example"),
+        "{info}"
+    );
+    let sans = openssl_sans(&written);
+    for want in [
+        "URI:http://xn--tda.de",
+        "email:ops@xn--bcher-kva.de",
+        "DNS:xn--bcher-kva.example",
+    ] {
+        assert!(sans.contains(want), "{want} not in {sans:?}");
+    }
+}
+
+#[test]
 fn pkcs8_ca_key_and_validity() {
     let dir = fixture("kubeadm");
     let pki = dir.path().join("etc/kubernetes/pki");
@@ -636,6 +791,71 @@ fn pkcs8_ca_key_and_validity() {
     // Backdated five minutes, valid 365 days from there.
     assert_eq!(c["not_before"], "2026-05-31T23:55:00Z");
     assert_eq!(c["not_after"], "2027-05-31T23:55:00Z");
+}
+
+#[test]
+fn validities_and_cas_that_make_unusable_certificates_are_refused() {
+    let dir = fixture("kubeadm");
+    let pki = dir.path().join("etc/kubernetes/pki");
+    let api = pki.join("apiserver.crt");
+    let out = dir.path().join("never");
+    let before = tree_digest(dir.path());
+    for (args, says) in [
+        (vec!["--validity", "4m"], "at least a day"),
+        (vec!["--validity", "0s"], "at least a day"),
+        (vec!["--validity", "18446744073709551615s"], "at most 1000y"),
+        // The fixture CA ends 2035-01-01: a day before, nothing worth installing can be signed.
+        (vec!["--now", "2034-12-31T12:00:00Z"], "renew the CA first"),
+        // Before the CA's notBefore (2025-01-01).
+        (vec!["--now", "2024-06-01T00:00:00Z"], "not valid until"),
+    ] {
+        let mut all = vec!["reissue", s(&api), "--out", s(&out)];
+        all.extend(args.iter().copied());
+        let run = certs(&all);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+        assert!(!out.exists(), "{args:?} wrote a bundle");
+        assert_eq!(before, tree_digest(dir.path()), "{args:?}");
+    }
+    let run = certs(["inspect", s(&pki), "--warn-within", "106751991167301d"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("at most 1000y"), "{}", run.stderr);
+
+    // A CA whose keyUsage lacks keyCertSign: what it signs does not verify.
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca = rcgen::CertificateParams::new(vec![]).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "no-cert-sign");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
+    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["leaf.example".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let bad = dir.path().join("bad-ca");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("ca.crt"), ca_cert.pem()).unwrap();
+    std::fs::write(bad.join("ca.key"), ca_key.serialize_pem()).unwrap();
+    std::fs::write(bad.join("leaf.crt"), leaf.pem()).unwrap();
+    let run = certs([
+        "reissue",
+        s(&bad.join("leaf.crt")),
+        "--ca",
+        s(&bad.join("ca.crt")),
+        "--ca-key",
+        s(&bad.join("ca.key")),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("keyCertSign"), "{}", run.stderr);
+    assert!(!out.exists());
 }
 
 #[test]

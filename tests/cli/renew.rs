@@ -209,6 +209,7 @@ fn check_bundle(doc: &Value, bundle: &Path, attime: Option<&str>) -> usize {
         args.extend(["-CAfile".into(), ca.into(), s(&new)]);
         let out = openssl(&args);
         assert!(out.trim().ends_with(": OK"), "{target:?}: {out}");
+        crate::util::cfssl_certinfo(&new);
         assert_eq!(
             kept(&new),
             kept(&old),

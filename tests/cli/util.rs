@@ -139,6 +139,32 @@ where
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Go's x509 parser on a certificate file, through the real `cfssl certinfo -cert`: what
+/// kube-apiserver and every Go client would make of it. Panics with cfssl's stderr when Go
+/// cannot parse it; otherwise cfssl's JSON.
+pub fn cfssl_certinfo(cert: &Path) -> Value {
+    // cfssl wants one PEM object: the first certificate of a file that also holds a key or chain.
+    let text = std::fs::read(cert).expect("read the certificate");
+    let first = pem::parse_many(&text)
+        .ok()
+        .and_then(|b| b.into_iter().find(|b| b.tag() == "CERTIFICATE"))
+        .expect("a PEM certificate");
+    let one = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(one.path(), pem::encode(&first)).unwrap();
+    let out = Command::new("cfssl")
+        .args(["certinfo", "-cert"])
+        .arg(one.path())
+        .output()
+        .expect("cfssl is installed (tests/debian.sh installs golang-cfssl)");
+    assert!(
+        out.status.success(),
+        "Go's x509 cannot parse {}: {}",
+        cert.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("cfssl certinfo prints JSON")
+}
+
 /// Pinned instant for fixture runs, so statuses do not drift with the calendar.
 pub const NOW: &str = "2026-06-01T00:00:00Z";
 

@@ -42,7 +42,12 @@ pub fn find(text: &str, key: &'static str) -> Vec<Found> {
         if trimmed.starts_with('#') || trimmed.starts_with(';') {
             continue;
         }
+        // A key inside the value just found (`K=K=v`) is part of that value, not a setting.
+        let mut value_end = 0;
         for (i, _) in line.match_indices(key) {
+            if i < value_end {
+                continue;
+            }
             let before = line[..i].chars().last();
             let boundary = match before {
                 None => true,
@@ -75,6 +80,7 @@ pub fn find(text: &str, key: &'static str) -> Vec<Found> {
             let len = line[v0..]
                 .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
                 .unwrap_or(line.len() - v0);
+            value_end = v0 + len;
             out.push(Found {
                 line: n + 1,
                 key,
@@ -98,6 +104,11 @@ fn edit(
     let mut at = 0;
     let mut changed = false;
     for occ in &found {
+        // Occurrences of different keys never overlap in a well-formed file; in any other,
+        // the first one wins and the text it covers is not edited twice.
+        if occ.span.start < at {
+            continue;
+        }
         if let Some(new) = f(occ)? {
             if new != occ.value {
                 out.push_str(&text[at..occ.span.start]);
@@ -301,6 +312,23 @@ mod tests {
             one_changed_line(APISERVER_UNIT, &new).1,
             "  --etcd-servers=https://172.72.0.95:2379,https://172.72.0.97:2379 \\\n"
         );
+    }
+
+    #[test]
+    fn a_key_repeated_inside_its_own_value_is_part_of_the_value() {
+        // Found by the unit_config fuzz target: the second occurrence lies inside the first's
+        // value, and editing both sliced the text backwards (a panic).
+        let text = "ETCD_INITIAL_CLUSTER=ETCD_INITIAL_CLUSTER=etcd1=https://10.0.0.1:2380\n";
+        let found = find(text, "ETCD_INITIAL_CLUSTER");
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].value,
+            "ETCD_INITIAL_CLUSTER=etcd1=https://10.0.0.1:2380"
+        );
+        // Whatever the edit makes of such a value, it is one line, edited once.
+        if let Ok(Some(new)) = initial_cluster(text, &["etcd1"], &[]) {
+            assert_eq!(new.lines().count(), 1, "{new}");
+        }
     }
 
     #[test]

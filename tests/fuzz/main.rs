@@ -25,16 +25,7 @@ const SHORT_MAX_LEN: usize = 16 << 10;
 
 /// Reproducers the short run does not replay: a hang keeps a core busy long after the watchdog
 /// fails it, so it would slow the whole suite. The long run and `fuzz_replay` still run them.
-const NOT_REPLAYED: &[(&str, &str)] = &[
-    (
-        "unit_config/initial-cluster-key-in-value",
-        "TODO(issue 12, new, src/edit/config.rs owner): `ETCD_INITIAL_CLUSTER=ETCD_INITIAL_CLUSTER=…` gives overlapping occurrences and edit() panics slicing (config.rs:103); replay once fixed",
-    ),
-    (
-    "kubeconfig_parse/deep-flow-nesting",
-        "TODO(issue 12 item 6): 32,767-deep flow YAML (`contexts: [texts: [texts: …`, 256 KiB) runs over 5 s; replay it once YAML input is bounded",
-    ),
-];
+const NOT_REPLAYED: &[(&str, &str)] = &[];
 
 /// Runs `target` for `iterations` inputs (after its seeds and saved reproducers) with a fixed
 /// seed and fails on any failure not excused by a `known` entry.

@@ -50,9 +50,10 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync)
 }
 
 /// `items.map(f)` on all cores, in order, while `items` is still being pulled. One helper per
-/// core maps; this thread pulls (a directory walk: mostly time in the kernel, a fraction of a
-/// core) and takes a batch itself only when many are waiting. With the puller also mapping its
-/// share, the walk held the helpers up: on two cores the decoding of a fleet used 1.3 of them.
+/// core maps; this thread only pulls (a directory walk: mostly time in the kernel), then helps
+/// with what is left. Pulling is the critical path: when this thread also mapped a batch now
+/// and then, the helpers sat waiting for the walk (on two cores the decoding of a fleet used
+/// 1.3 of them).
 pub fn par_map_stream<T: Send, R: Send>(
     items: impl Iterator<Item = T>,
     f: impl Fn(T) -> R + Sync,
@@ -75,7 +76,6 @@ pub fn par_map_stream<T: Send, R: Send>(
     };
     let (done, total) = std::thread::scope(|s| {
         let helpers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-        let mut done = Vec::new();
         let total = {
             // Closes the queue however the pulling ends, so that no helper waits forever.
             let _close = Closer(&queue);
@@ -89,9 +89,6 @@ pub fn par_map_stream<T: Send, R: Send>(
                 total += BATCH;
                 queue.push(b, std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
                 b += 1;
-                if let Some(waiting) = queue.pop_if_more_than(2 * threads) {
-                    done.push(run(waiting));
-                }
             }
             total += batch.len();
             if !batch.is_empty() {
@@ -99,7 +96,7 @@ pub fn par_map_stream<T: Send, R: Send>(
             }
             total
         };
-        done.extend(work());
+        let mut done = work();
         for h in helpers {
             done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         }
@@ -124,16 +121,6 @@ impl<T> Queue<T> {
     fn push(&self, b: usize, batch: Vec<T>) {
         self.lock().0.push_back((b, batch));
         self.ready.notify_one();
-    }
-
-    /// The first batch, when more than `n` are waiting.
-    fn pop_if_more_than(&self, n: usize) -> Option<(usize, Vec<T>)> {
-        let mut q = self.lock();
-        if q.0.len() > n {
-            q.0.pop_front()
-        } else {
-            None
-        }
     }
 
     /// The next batch, waiting for one while more may come.

@@ -53,7 +53,7 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Replace a CA in stages (trust both, switch the leaves, drop the old), each a bundle for
     /// `certs rollout`; `status` says which stage a node is in
-    #[command(subcommand, name = "rotate-ca")]
+    #[command(subcommand, name = "rotate-ca", after_help = super::rotate::EXAMPLES)]
     RotateCa(super::rotate::RotateCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = super::examples::COMPLETIONS)]

@@ -33,6 +33,14 @@ pub const TRUST_FLAGS: &[&str] = &[
 /// Extra places kubeconfigs are read from, besides the standard PKI locations.
 const KUBECONFIGS: &[&str] = &["/root/.kube/config"];
 
+/// The Examples of `certs rotate-ca --help`.
+pub const EXAMPLES: &str = "Examples:
+  # keep a copy of the CA being replaced: every stage names it
+  cp /etc/kubernetes/pki/ca.crt /root/old-ca.crt
+  certs rotate-ca trust /root/old-ca.crt --out /root/rotate-trust
+  certs rollout apply /root/rotate-trust
+  certs rotate-ca status /root/old-ca.crt";
+
 #[derive(Debug, clap::Subcommand)]
 pub enum RotateCommand {
     /// Stage 1: add a new CA (generated like the old one, or --new-ca) to every trust anchor
@@ -45,6 +53,9 @@ pub enum RotateCommand {
   certs rotate-ca status /root/old-ca.crt")]
     Trust(TrustArgs),
     /// Which stage of a rotation this node is in (nothing, trust, switch, finished), from its files
+    #[command(after_help = "Examples:
+  certs rotate-ca status /root/old-ca.crt
+  certs rotate-ca status /root/old-ca.crt --root /mnt/node1 -o json")]
     Status(StatusArgs),
 }
 
@@ -81,6 +92,7 @@ pub struct TrustArgs {
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
 
+    /// Output: readable lines, or one JSON document
     #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
     pub output: ResultOutput,
 }
@@ -103,6 +115,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "FILE")]
     pub new_ca: Option<PathBuf>,
 
+    /// Output: readable lines, or one JSON document
     #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
     pub output: ResultOutput,
 }

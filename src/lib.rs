@@ -22,5 +22,6 @@ pub mod pki;
 pub mod preflight;
 pub mod report;
 pub mod rollout;
+pub mod rotate;
 pub mod spec;
 pub mod sys;

@@ -51,6 +51,10 @@ pub enum Command {
     /// A change to a whole cluster through Ansible: render one playbook from its inventory that
     /// checks every node, reissues on the CA host and rolls out node by node
     Cluster(ClusterArgs),
+    /// Replace a CA in stages (trust both, switch the leaves, drop the old), each a bundle for
+    /// `certs rollout`; `status` says which stage a node is in
+    #[command(subcommand, name = "rotate-ca", after_help = super::rotate::EXAMPLES)]
+    RotateCa(super::rotate::RotateCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = super::examples::COMPLETIONS)]
     Completions(CompletionsArgs),

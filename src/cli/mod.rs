@@ -17,6 +17,7 @@ mod reissue;
 mod render;
 mod renew;
 mod rollout;
+mod rotate;
 mod spec;
 
 use std::io::Write;
@@ -56,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Kubeconfig(cmd) => kubeconfig::run(&cmd),
         Command::Change(a) => change::run(&a),
         Command::Cluster(a) => cluster::run(&a),
+        Command::RotateCa(cmd) => rotate::run(&cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -19,6 +19,7 @@ mod rollout_membership;
 mod rollout_node;
 mod rollout_plan;
 mod rollout_safety;
+mod rotate_ca;
 mod terminal;
 mod util;
 mod walkthrough;

@@ -20,8 +20,7 @@
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::str::FromStr;
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,6 +34,8 @@ use rustls::{
     ProtocolVersion, RootCertStore, SignatureScheme,
 };
 
+pub use crate::endpoint::Target;
+
 /// Largest HTTP response body [`https_request`] accepts.
 pub const MAX_BODY: usize = 1024 * 1024;
 /// Largest HTTP response head (status line and headers).
@@ -44,135 +45,6 @@ const MAX_HEAD: usize = 64 * 1024;
 const CLIENT_AUTH_VERDICT_WAIT: Duration = Duration::from_secs(1);
 /// How many bytes of a non-TLS answer to quote in errors.
 const QUOTE_BYTES: usize = 64;
-
-// ---------------------------------------------------------------------------------------------
-// Target
-// ---------------------------------------------------------------------------------------------
-
-/// Where to connect: parsed from `https://host[:port][/]`; the port defaults to 443.
-///
-/// `host` is stored without brackets (`::1`, not `[::1]`); [`fmt::Display`] adds them back.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Target {
-    pub host: String,
-    pub port: u16,
-}
-
-impl Target {
-    /// `host:port` as it goes into a URL or an HTTP `Host` header (IPv6 in brackets).
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "https://{}", self.authority())
-    }
-}
-
-impl FromStr for Target {
-    type Err = ProbeError;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        parse_target(input).map_err(|reason| ProbeError::InvalidTarget {
-            input: input.to_string(),
-            reason,
-        })
-    }
-}
-
-fn parse_target(input: &str) -> Result<Target, String> {
-    let s = input.trim();
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return Err("no scheme: expected https://host[:port]".to_string());
-    };
-    if !scheme.eq_ignore_ascii_case("https") {
-        return Err(format!(
-            "scheme {scheme:?} is not supported: only https://host[:port] endpoints can be probed"
-        ));
-    }
-    let (authority, tail) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    if !tail.is_empty() && tail != "/" {
-        return Err(format!(
-            "unexpected path, query or fragment {tail:?}: expected only https://host[:port]"
-        ));
-    }
-    if authority.contains('@') {
-        return Err(
-            "user information (user@) is not supported: expected https://host[:port]".into(),
-        );
-    }
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let Some((inside, after)) = bracketed.split_once(']') else {
-            return Err("IPv6 address is missing its closing ']'".to_string());
-        };
-        if inside.parse::<Ipv6Addr>().is_err() {
-            return Err(format!("{inside:?} in brackets is not an IPv6 address"));
-        }
-        let port = match after {
-            "" => None,
-            p => match p.strip_prefix(':') {
-                Some(p) => Some(p),
-                None => return Err(format!("unexpected {after:?} after the IPv6 address")),
-            },
-        };
-        (inside, port)
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => {
-                if p.contains(':') {
-                    return Err(
-                        "IPv6 addresses must be written in brackets, e.g. https://[::1]:6443"
-                            .into(),
-                    );
-                }
-                (h, Some(p))
-            }
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("the host is empty: expected https://host[:port]".to_string());
-    }
-    if !host.contains(':')
-        && !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    {
-        return Err(format!(
-            "{host:?} is not a valid host name or IP address (allowed: letters, digits, '-', '.', '_')"
-        ));
-    }
-    let port = match port {
-        None => 443,
-        Some(p) => parse_port(p)?,
-    };
-    Ok(Target {
-        host: host.to_string(),
-        port,
-    })
-}
-
-fn parse_port(p: &str) -> Result<u16, String> {
-    if p.is_empty() {
-        return Err("the port after ':' is empty".to_string());
-    }
-    if !p.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("port {p:?} is not a number"));
-    }
-    match p.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("port {p} is out of range (1-65535)")),
-        Ok(n) => Ok(n),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Options, results, errors
@@ -311,9 +183,6 @@ pub struct HttpResponse {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("invalid endpoint {input:?}: {reason}")]
-    InvalidTarget { input: String, reason: String },
-
     #[error(
         "cannot verify {target}: no CA certificate was given to verify the served chain against; \
          give the CA (bundle) that should have issued it, or explicitly ask not to verify (insecure)"
@@ -2567,62 +2436,6 @@ mod tests {
                 assert!(detail.contains("HTTP/1.1 400 Bad Request"), "{detail}");
             }
             other => panic!("expected NoCertificate, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn target_parsing() {
-        let ok = [
-            ("https://10.0.0.1:2379", "10.0.0.1", 2379),
-            ("https://[::1]:6443", "::1", 6443),
-            ("https://example:443/", "example", 443),
-            ("https://example", "example", 443),
-            ("HTTPS://cp-1.example.com:6443", "cp-1.example.com", 6443),
-            ("https://[fd00::10]", "fd00::10", 443),
-        ];
-        for (input, host, port) in ok {
-            let t: Target = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!((t.host.as_str(), t.port), (host, port), "{input}");
-        }
-        assert_eq!(
-            "https://[::1]:6443"
-                .parse::<Target>()
-                .expect("v6")
-                .to_string(),
-            "https://[::1]:6443"
-        );
-        assert_eq!(
-            "https://example/"
-                .parse::<Target>()
-                .expect("default port")
-                .to_string(),
-            "https://example:443"
-        );
-        let bad = [
-            ("http://x", "scheme"),
-            ("https://h:99999", "out of range"),
-            ("https://h:0", "out of range"),
-            ("https://h:", "empty"),
-            ("https://h:abc", "not a number"),
-            ("10.0.0.1:6443", "no scheme"),
-            ("https://", "empty"),
-            ("https://h/healthz", "path"),
-            ("https://h?x=1", "query"),
-            ("https://::1:6443", "brackets"),
-            ("https://[::1", "closing"),
-            ("https://[nope]:1", "not an IPv6"),
-            ("https://user@h", "user"),
-            ("https://h h", "not a valid host"),
-        ];
-        for (input, words) in bad {
-            match input.parse::<Target>() {
-                Err(e @ ProbeError::InvalidTarget { .. }) => {
-                    let text = e.to_string();
-                    assert!(text.contains(words), "{input}: {text}");
-                    assert!(text.contains(input), "{input}: {text}");
-                }
-                other => panic!("{input}: expected InvalidTarget, got {other:?}"),
-            }
         }
     }
 

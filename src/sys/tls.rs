@@ -35,6 +35,8 @@ use rustls::{
 };
 
 pub use crate::endpoint::Target;
+/// The PEM readers for roots and client identities, where callers have always found them.
+pub use crate::pki::pem_bundle::{certs_from_pem, key_from_pem};
 
 /// Largest HTTP response body [`https_request`] accepts.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -242,44 +244,6 @@ pub enum ProbeError {
 // ---------------------------------------------------------------------------------------------
 
 /// Connects, captures the served chain and judges it. Never sends application data.
-/// Every CERTIFICATE block of a PEM bundle, as trust anchors or a client chain.
-pub fn certs_from_pem(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let blocks = pem::parse_many(pem_bytes).map_err(|e| format!("not PEM ({e})"))?;
-    let certs: Vec<_> = blocks
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| CertificateDer::from(b.into_contents()))
-        .collect();
-    if certs.is_empty() {
-        return Err("expected PEM certificates, found no CERTIFICATE block".into());
-    }
-    Ok(certs)
-}
-
-/// The first unencrypted private key of a PEM file (PKCS#1, SEC1 or PKCS#8), for a client
-/// identity. The key bytes go to rustls and nowhere else.
-pub fn key_from_pem(pem_bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
-    let block = pem::parse_many(pem_bytes)
-        .map_err(|e| format!("not PEM ({e})"))?
-        .into_iter()
-        .find(|b| b.tag().ends_with("PRIVATE KEY"))
-        .ok_or("expected a PEM private key, found none")?;
-    let encrypted = block
-        .headers()
-        .get("Proc-Type")
-        .is_some_and(|v| v.contains("ENCRYPTED"));
-    Ok(match block.tag() {
-        "RSA PRIVATE KEY" if !encrypted => PrivateKeyDer::Pkcs1(block.into_contents().into()),
-        "EC PRIVATE KEY" if !encrypted => PrivateKeyDer::Sec1(block.into_contents().into()),
-        "PRIVATE KEY" => PrivateKeyDer::Pkcs8(block.into_contents().into()),
-        other => {
-            return Err(format!(
-                "expected an unencrypted private key, found an encrypted `{other}`"
-            ))
-        }
-    })
-}
-
 pub fn probe(target: &Target, opts: &ProbeOptions) -> Result<Probe, ProbeError> {
     let mut session = establish(target, opts)?;
     if session.completed {

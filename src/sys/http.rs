@@ -104,48 +104,10 @@ pub(crate) fn read_head<R: BufRead>(
     method: &str,
 ) -> Result<(u16, Framing), HttpFailure> {
     loop {
-        let Some(status_line) = read_line(r, MAX_HEAD, "the status line")? else {
-            return Err(HttpFailure::Protocol(
-                "the server closed the connection without answering".to_string(),
-            ));
-        };
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or_default();
-        let code = parts.next().unwrap_or_default();
-        let status = match (version.starts_with("HTTP/1."), code.parse::<u16>()) {
-            (true, Ok(s)) if (100..=999).contains(&s) && code.len() == 3 => s,
-            _ => {
-                return Err(HttpFailure::Protocol(format!(
-                    "status line {}",
-                    quote(status_line.as_bytes())
-                )))
-            }
-        };
-
-        let mut head_len = status_line.len();
+        let (status, headers) = read_one_head(r)?;
         let mut content_length: Option<usize> = None;
         let mut chunked = false;
-        loop {
-            let Some(line) = read_line(r, MAX_HEAD, "a header line")? else {
-                return Err(HttpFailure::Protocol(
-                    "the response ended inside its headers".to_string(),
-                ));
-            };
-            if line.is_empty() {
-                break;
-            }
-            head_len += line.len();
-            if head_len > MAX_HEAD {
-                return Err(HttpFailure::Protocol(format!(
-                    "response headers longer than {MAX_HEAD} bytes"
-                )));
-            }
-            let Some((name, value)) = line.split_once(':') else {
-                return Err(HttpFailure::Protocol(format!(
-                    "header line {}",
-                    quote(line.as_bytes())
-                )));
-            };
+        for (name, value) in &headers {
             let value = value.trim();
             if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value
@@ -184,6 +146,90 @@ pub(crate) fn read_head<R: BufRead>(
     }
 }
 
+/// One response head, parsed by httparse: its status code and its header lines (name, value).
+/// The status line is judged as soon as it is in, so an answer that is no HTTP says so at once
+/// rather than after the blank line it may never send; the header lines are then read up to
+/// the blank one, at most [`MAX_HEAD`] bytes in all.
+fn read_one_head<R: BufRead>(r: &mut R) -> Result<(u16, Vec<(String, String)>), HttpFailure> {
+    let Some(status_line) = read_line(r, MAX_HEAD, "the status line")? else {
+        return Err(HttpFailure::Protocol(
+            "the server closed the connection without answering".to_string(),
+        ));
+    };
+    let bad_status =
+        || HttpFailure::Protocol(format!("status line {}", quote(status_line.as_bytes())));
+    // Line endings are normalised to CRLF (a bare LF was always accepted).
+    let mut head = format!("{status_line}\r\n").into_bytes();
+    // Alone, a well-formed status line is a partial response: httparse wants the headers.
+    if httparse::Response::new(&mut []).parse(&head).is_err() {
+        return Err(bad_status());
+    }
+    let mut lines = Vec::new();
+    loop {
+        let Some(line) = read_line(r, MAX_HEAD, "a header line")? else {
+            return Err(HttpFailure::Protocol(
+                "the response ended inside its headers".to_string(),
+            ));
+        };
+        head.extend_from_slice(line.as_bytes());
+        head.extend_from_slice(b"\r\n");
+        if line.is_empty() {
+            break;
+        }
+        if head.len() > MAX_HEAD {
+            return Err(HttpFailure::Protocol(format!(
+                "response headers longer than {MAX_HEAD} bytes"
+            )));
+        }
+        lines.push(line);
+    }
+    let mut headers = vec![httparse::EMPTY_HEADER; lines.len()];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(&head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err(HttpFailure::Protocol(
+                "the response ended inside its headers".to_string(),
+            ))
+        }
+        Err(e) => {
+            let bad = lines.iter().find(|l| !l.contains(':')).unwrap_or(&lines[0]);
+            return Err(HttpFailure::Protocol(format!(
+                "header line {} ({e})",
+                quote(bad.as_bytes())
+            )));
+        }
+    }
+    let status = match response.code {
+        Some(code) if (100..=999).contains(&code) => code,
+        _ => return Err(bad_status()),
+    };
+    let headers = response
+        .headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value).into_owned();
+            (h.name.to_string(), value)
+        })
+        .collect();
+    Ok((status, headers))
+}
+
+/// The size of a chunk from its size line (extensions ignored), by httparse; `None` when the
+/// line is no chunk size.
+fn chunk_size(line: &str) -> Option<u64> {
+    let text = line.trim_start();
+    // httparse reads an empty line as size 0: that is not the last chunk, it is no chunk.
+    if !text.starts_with(|c: char| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let raw = format!("{text}\r\n");
+    match httparse::parse_chunk_size(raw.as_bytes()) {
+        Ok(httparse::Status::Complete((_, size))) => Some(size),
+        _ => None,
+    }
+}
+
 fn too_big() -> HttpFailure {
     HttpFailure::Protocol(format!("a response body larger than {MAX_BODY} bytes"))
 }
@@ -211,13 +257,9 @@ fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, HttpFailure> {
                 "the chunked response ended without its final chunk".to_string(),
             ));
         };
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .ok()
-            .filter(|_| !size_text.is_empty() && size_text.len() <= 16)
-            .ok_or_else(|| {
-                HttpFailure::Protocol(format!("chunk size {}", quote(line.as_bytes())))
-            })?;
+        let size = chunk_size(&line).ok_or_else(|| {
+            HttpFailure::Protocol(format!("chunk size {}", quote(line.as_bytes())))
+        })?;
         if size == 0 {
             // Trailers, up to the empty line; a close right here is tolerated.
             while let Some(trailer) = read_line(r, MAX_HEAD, "a trailer line")? {
@@ -227,10 +269,10 @@ fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, HttpFailure> {
             }
             return Ok(body);
         }
-        if size > MAX_BODY - body.len() {
+        if size > (MAX_BODY - body.len()) as u64 {
             return Err(too_big());
         }
-        let chunk = read_exact_body(r, size)?;
+        let chunk = read_exact_body(r, size as usize)?;
         body.extend_from_slice(&chunk);
         match read_line(r, 2, "the line ending after a chunk")? {
             Some(rest) if rest.is_empty() => {}
@@ -299,10 +341,7 @@ impl<R: BufRead> BodyReader<R> {
                 "the chunked response ended without its final chunk".into(),
             ));
         };
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = u64::from_str_radix(size_text, 16)
-            .ok()
-            .filter(|_| !size_text.is_empty() && size_text.len() <= 16)
+        let size = chunk_size(&line)
             .ok_or_else(|| protocol(format!("chunk size {}", quote(line.as_bytes()))))?;
         if size == 0 {
             while let Some(trailer) =
@@ -456,6 +495,57 @@ mod tests {
         let mut raw = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         raw.extend_from_slice(&endless);
         assert!(parse(&raw, "GET").unwrap_err().contains("larger"));
+    }
+
+    #[test]
+    fn heads_and_chunk_sizes_are_read_by_httparse_with_the_old_leniency() {
+        // No reason phrase, bare LF line endings, folded-free headers in any case.
+        assert_eq!(
+            parse(b"HTTP/1.1 200\r\ncontent-LENGTH:  2 \r\n\r\nok", "GET"),
+            Ok((200, b"ok".to_vec()))
+        );
+        assert_eq!(
+            parse(b"HTTP/1.0 404 Not Found\nContent-Length: 1\n\nx", "GET"),
+            Ok((404, b"x".to_vec()))
+        );
+        // Chunk sizes: spaces before an extension, upper-case hex, bare LF.
+        assert_eq!(
+            parse(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 ;x=y\r\nab\r\nA\n0123456789\n0\n\n",
+                "GET"
+            ),
+            Ok((200, b"ab0123456789".to_vec()))
+        );
+        let failing: [(&[u8], &str); 5] = [
+            (
+                b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+                "header line \"no colon here\"",
+            ),
+            (b"HTTP/1.1 099 Low\r\n\r\n", "status line"),
+            (b"HTTP/2 200\r\n\r\n", "status line"),
+            // httparse reads an empty size line as 0, the last chunk: it is no chunk at all.
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\nab\r\n0\r\n\r\n",
+                "chunk size",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n11111111111111111\r\n",
+                "chunk size",
+            ),
+        ];
+        for (raw, words) in failing {
+            let got = parse(raw, "GET");
+            assert!(
+                got.as_ref().is_err_and(|e| e.contains(words)),
+                "{:?}: {got:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        // A streamed body reads the same chunk sizes.
+        assert!(
+            stream_body(b"\r\nab\r\n0\r\n\r\n", Framing::Chunked, 100, 4, 4)
+                .is_err_and(|e| e.contains("chunk size"))
+        );
     }
 
     /// Reads `body` from `raw` as [`https_stream`] does, the source giving `feed` bytes at a

@@ -2,8 +2,8 @@
 //! an answer (parsed by `httparse`), and its body by Content-Length, chunked coding or close.
 //!
 //! Pure over any [`BufRead`]: [`crate::sys::tls`] hands it a TLS stream, the tests a byte slice.
-//! Every answer is bounded: [`MAX_HEAD`] for the head, [`MAX_BODY`] for a body read into memory,
-//! a caller-given maximum for a body read as it arrives ([`BodyReader`]).
+//! Every answer is bounded: `MAX_HEAD` for the head, [`MAX_BODY`] for a body read into memory,
+//! a caller-given maximum for a body read as it arrives (`BodyReader`).
 
 use std::io::{self, BufRead, Read};
 

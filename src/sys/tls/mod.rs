@@ -18,9 +18,9 @@
 //! - no global crypto provider is installed, every configuration names aws-lc-rs explicitly;
 //! - private keys are never printed (the `Debug` of [`ProbeOptions`] leaves them out).
 //!
-//! Its parts: [`session`] (configuration, handshake, its outcome), [`verifier`] (the rustls
-//! hooks that capture the chain and the client-certificate request), [`trust`] (the verdict in
-//! words), [`net`] (resolution, connection, deadlines) and [`request`] (HTTP over a session;
+//! Its parts: `session` (configuration, handshake, its outcome), `verifier` (the rustls hooks
+//! that capture the chain and the client-certificate request), `trust` (the verdict in words),
+//! `net` (resolution, connection, deadlines) and `request` (HTTP over a session;
 //! the framing is [`crate::sys::http`]'s). Endpoints are parsed in [`crate::endpoint`], PEM
 //! files read in [`crate::pki::pem_bundle`].
 

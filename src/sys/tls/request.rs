@@ -26,7 +26,7 @@ pub fn https_get(
 }
 
 /// `GET path` over plain HTTP, for the loopback `/healthz` ports that serve no TLS (kubelet
-/// 10248, kube-proxy 10256). Returns the status and the body (at most [`MAX_BODY`] bytes).
+/// 10248, kube-proxy 10256). Returns the status and the body (at most [`MAX_BODY`](super::MAX_BODY) bytes).
 pub fn http_get(target: &Target, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
     check_request(target, "GET", path).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + timeout;
@@ -53,7 +53,7 @@ pub fn http_get(target: &Target, path: &str, timeout: Duration) -> Result<(u16, 
 /// A minimal HTTP/1.1 request (`Connection: close`, `Host`, and with a body
 /// `Content-Type: application/json` + `Content-Length`) over a connection whose chain verified
 /// (or, with `insecure`, was not checked). Reads the status and a body of at most
-/// [`MAX_BODY`] bytes (Content-Length, chunked, or read to close).
+/// [`MAX_BODY`](super::MAX_BODY) bytes (Content-Length, chunked, or read to close).
 pub fn https_request(
     target: &Target,
     method: &str,

@@ -26,7 +26,8 @@ pub fn https_get(
 }
 
 /// `GET path` over plain HTTP, for the loopback `/healthz` ports that serve no TLS (kubelet
-/// 10248, kube-proxy 10256). Returns the status and the body (at most [`MAX_BODY`](super::MAX_BODY) bytes).
+/// 10248, kube-proxy 10256). Returns the status and the body (at most
+/// [`MAX_BODY`](super::MAX_BODY) bytes).
 pub fn http_get(target: &Target, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
     check_request(target, "GET", path).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + timeout;

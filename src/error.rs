@@ -51,6 +51,9 @@ pub enum Error {
     #[error(transparent)]
     Probe(#[from] crate::sys::tls::ProbeError),
 
+    #[error(transparent)]
+    Endpoint(#[from] crate::endpoint::InvalidTarget),
+
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
 }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cluster;
 pub mod duration;
 pub mod edit;
+pub mod endpoint;
 pub mod error;
 pub mod issue;
 pub mod node;

@@ -129,7 +129,7 @@ pub fn masters(node: &[Component], proxies: &[(PathBuf, String)]) -> Vec<Master>
         if let Some(v) = c.get("initial-cluster") {
             for part in v.split(',') {
                 if let Some((name, url)) = part.split_once('=') {
-                    if let Some(h) = crate::preflight::etcd::url_host(url.trim()) {
+                    if let Some(h) = crate::endpoint::url_host(url.trim()) {
                         add(Some(name.trim()), &h);
                     }
                 }
@@ -137,7 +137,7 @@ pub fn masters(node: &[Component], proxies: &[(PathBuf, String)]) -> Vec<Master>
         }
         if let Some(v) = c.get("etcd-servers") {
             for url in v.split(',') {
-                if let Some(h) = crate::preflight::etcd::url_host(url.trim()) {
+                if let Some(h) = crate::endpoint::url_host(url.trim()) {
                     add(None, &h);
                 }
             }
@@ -394,7 +394,7 @@ pub struct ServerMove {
 fn host_port(url: &str) -> Option<(String, u16)> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next()?;
-    let host = crate::preflight::etcd::url_host(url)?;
+    let host = crate::endpoint::url_host(url)?;
     let port = authority
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())

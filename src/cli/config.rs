@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::args::{InspectArgs, Output};
+use crate::endpoint::Target;
 use crate::error::{Error, Result};
-use crate::sys::tls::Target;
 
 /// Unless told otherwise, a certificate with less than this left is `expiring`.
 pub const DEFAULT_WARN_WITHIN: i64 = 30 * 86400;

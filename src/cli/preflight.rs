@@ -8,13 +8,14 @@ use super::args::{PlanOutput, PreflightArgs};
 use super::config::{parse_duration, parse_time};
 use super::render;
 use crate::edit::config::same_host;
+use crate::endpoint::Target;
 use crate::error::{exit, Error, Result};
 use crate::pki::inventory::Inventory;
 use crate::pki::Role;
 use crate::preflight::{
     checks, etcd, names, Check, ConfigFile, Status, CONFIG_LOCATIONS, KUBECONFIG_LOCATIONS,
 };
-use crate::sys::tls::{self, ProbeOptions, Target, Trust};
+use crate::sys::tls::{self, ProbeOptions, Trust};
 
 pub fn run(a: &PreflightArgs) -> Result<u8> {
     let now = match &a.now {

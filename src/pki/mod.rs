@@ -7,6 +7,7 @@ pub mod decode;
 pub mod inventory;
 pub mod key;
 pub mod kubeconfig;
+pub mod pem_bundle;
 pub mod role;
 
 pub use inventory::{CertEntry, Finding, Inventory, KeyEntry, Severity, Status};

@@ -4,7 +4,8 @@
 use serde::Deserialize;
 
 use super::Check;
-use crate::sys::tls::{self, ProbeOptions, Target};
+use crate::endpoint::{url_host, Target};
+use crate::sys::tls::{self, ProbeOptions};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Member {
@@ -37,20 +38,6 @@ impl Member {
                 .chain(&self.client_urls)
                 .any(|u| url_host(u).is_some_and(|h| h == who))
     }
-}
-
-pub fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next()?;
-    let host = match authority.rsplit_once(':') {
-        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => authority,
-    };
-    Some(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-    )
 }
 
 /// What a live etcd answers. One real implementation ([`Gateway`]); tests use a real cluster.

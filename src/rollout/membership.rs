@@ -29,11 +29,12 @@ use serde_json::{json, Value};
 use super::exec::{failed_prefix, Ended, Executor};
 use super::journal::{Journal, StepState};
 use super::plan::{Identity, Plan, Step};
+use crate::endpoint::Target;
 use crate::error::Result;
 use crate::node::Component as NodeComponent;
 use crate::preflight::etcd::{EtcdApi, Gateway, Member};
 use crate::sys::clock::Stopwatch;
-use crate::sys::tls::{self, ProbeOptions, Target};
+use crate::sys::tls::{self, ProbeOptions};
 
 /// The component name of every membership step (events, journal notes, status).
 pub const COMPONENT: &str = "etcd-membership";
@@ -560,7 +561,7 @@ pub fn check(r: &Retirement) -> Vec<String> {
                     .peer_urls
                     .iter()
                     .chain(&m.client_urls)
-                    .filter_map(|u| crate::preflight::etcd::url_host(u))
+                    .filter_map(|u| crate::endpoint::url_host(u))
                     .fold(Vec::new(), |mut v, h| {
                         if !v.contains(&h) {
                             v.push(h);

@@ -141,7 +141,7 @@ impl Trust {
 /// `scheme://host:port` of a gate, the port checked (1-65535).
 pub fn parse_url(
     url: &str,
-) -> std::result::Result<(&'static str, crate::sys::tls::Target), String> {
+) -> std::result::Result<(&'static str, crate::endpoint::Target), String> {
     let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
         ("https", r)
     } else if let Some(r) = url.strip_prefix("http://") {
@@ -154,7 +154,7 @@ pub fn parse_url(
     // The authority only: a gate's path is kept apart (`Gate::path`).
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     let target = format!("https://{authority}")
-        .parse::<crate::sys::tls::Target>()
+        .parse::<crate::endpoint::Target>()
         .map_err(|e| format!("`{url}`: {e}"))?;
     if target.port == 0 {
         return Err(format!("`{url}`: port 0 is not a port"));

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod fs;
+pub mod http;
 pub mod node;
 pub mod proc;
 pub mod scratch;

@@ -184,6 +184,12 @@ pub struct RolloutPlanArgs {
     #[arg(long, value_name = "NAME=CMD")]
     pub restart_cmd: Vec<String>,
 
+    /// Also accept targets under DIR, a PKI directory the node's configuration does not name
+    /// (targets must otherwise lie in the standard PKI and config locations, or be read by a
+    /// component of the node or of the profile); repeatable
+    #[arg(long, value_name = "DIR")]
+    pub allow_dir: Vec<PathBuf>,
+
     /// Probe a component at this endpoint instead of the one read from the node:
     /// NAME=https://host:port[/path] (or http:// on loopback); repeatable
     #[arg(long, value_name = "NAME=URL")]

@@ -173,6 +173,25 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
     }
     // Every target resolved on this node, inside --root, a regular file of sane size.
     problems.extend(plan.confine(&root));
+    // ... and a file the node (or the profile, or the operator) has a place for.
+    let vouched: Vec<PathBuf> = profile
+        .components
+        .iter()
+        .flat_map(|c| {
+            c.files.iter().chain(
+                c.health
+                    .iter()
+                    .flat_map(|h| h.client_cert.iter().chain(&h.client_key).chain(&h.serves)),
+            )
+        })
+        .cloned()
+        .chain(
+            a.allow_dir
+                .iter()
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
+        )
+        .collect();
+    problems.extend(plan.unreferenced(&root, &node, &vouched));
     let runnable = |program: &str| crate::sys::proc::runnable(program);
     problems.extend(crate::rollout::validate::validate(
         &plan,

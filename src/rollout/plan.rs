@@ -286,6 +286,54 @@ impl Plan {
         problems
     }
 
+    /// Every target must be a file the node's PKI or configuration has a place for: under the
+    /// standard PKI locations, the places configs and kubeconfigs that name masters live
+    /// ([`crate::preflight::CONFIG_LOCATIONS`], [`crate::preflight::KUBECONFIG_LOCATIONS`]),
+    /// a file a component of the node reads, is launched from, or is configured by, or a path
+    /// `vouched` for (files a profile names, `--allow-dir`). A bundle that names anything else
+    /// (`/etc/passwd`, a shell profile) is refused whatever its hashes say. `targets` are after [`Plan::confine`] (a symlinked target counts by its
+    /// link too). One problem per line.
+    pub fn unreferenced(
+        &self,
+        root: &Path,
+        node: &[crate::node::Component],
+        vouched: &[PathBuf],
+    ) -> Vec<String> {
+        let places: Vec<PathBuf> = crate::pki::scan::STANDARD_LOCATIONS
+            .iter()
+            .chain(crate::preflight::CONFIG_LOCATIONS)
+            .chain(crate::preflight::KUBECONFIG_LOCATIONS)
+            .map(|p| crate::sys::fs::under_root(root, Path::new(p)))
+            .chain(vouched.iter().cloned())
+            .collect();
+        // Targets lie under the canonical root (confine resolved them); the node's paths under
+        // the root as given.
+        let canon = crate::sys::fs::canonical_root(root);
+        let named = |p: &Path| {
+            let given = p
+                .strip_prefix(&canon)
+                .map_or_else(|_| p.to_path_buf(), |rel| root.join(rel));
+            let p = given.as_path();
+            places.iter().any(|place| p.starts_with(place))
+                || node.iter().any(|c| {
+                    c.source == p
+                        || c.files.iter().any(|f| f == p)
+                        || c.unit_files.iter().any(|f| f == p)
+                })
+        };
+        self.files
+            .iter()
+            .filter(|f| !named(&f.target) && !f.link.as_deref().is_some_and(named))
+            .map(|f| {
+                format!(
+                    "target `{}`: expected a file of the node's PKI or configuration (under {}, or read by one of its components), found none that names it (pass --allow-dir for a PKI directory the node does not name)",
+                    f.link.as_ref().unwrap_or(&f.target).display(),
+                    crate::pki::scan::STANDARD_LOCATIONS.join(", ")
+                )
+            })
+            .collect()
+    }
+
     /// Readable text for `rollout plan` and `apply --dry-run`.
     pub fn render(&self) -> String {
         let mut out = format!(

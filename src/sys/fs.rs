@@ -335,6 +335,12 @@ pub fn writable_by_others(path: &Path) -> Option<u32> {
     (mode & 0o022 != 0).then_some(mode)
 }
 
+/// `root` with every symlink resolved (as [`resolve_in_root`]'s results start), or as given
+/// when it cannot be resolved.
+pub fn canonical_root(root: &Path) -> PathBuf {
+    std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())
+}
+
 /// `path` as the node mounted at `root` sees it, every symlink resolved inside `root`: an
 /// absolute link target is taken under `root` (as the node would read it), or as written when
 /// it already lies under `root`; a relative one from the link's directory. A `..` that would

@@ -291,6 +291,53 @@ fn chmod(p: &Path, mode: u32) {
 /// is refused before anything is written, though its `old_sha256` matches; so are a bundle
 /// directory or file, and a state directory, that group or others can write.
 #[test]
+fn a_target_inside_the_root_that_the_node_does_not_name_is_refused_unless_vouched_for() {
+    // Issue 12 item 3: inside --root is not enough. A bundle entry pointed at `etc/passwd`
+    // with a matching old hash (the victim holds the bytes the entry was made from) must be
+    // refused: no PKI location, config location or component of the node names that file.
+    let n = node();
+    let state = n.dir.path().join("state");
+    let node_before = tree_digest(&n.pki);
+    let victim = n.root.join("etc/passwd");
+    std::fs::copy(n.pki.join(PAIRS[1].0), &victim).unwrap();
+    let victim_before = std::fs::read(&victim).unwrap();
+    let manifest_path = n.bundle.join("bundle.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let entry = m["files"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["bundle_path"] == PAIRS[1].0)
+        .unwrap();
+    entry["target"] = s(&victim).into();
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    for verb in ["plan", "apply"] {
+        let r = n.rollout(verb, &state, &[]);
+        assert_eq!(r.code, 2, "{verb}: {}{}", r.stdout, r.stderr);
+        let lines: Vec<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| l.contains("found none that names it"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{verb}: {}", r.stderr);
+        assert!(lines[0].contains("etc/passwd") && lines[0].contains("--allow-dir"));
+        assert_eq!(std::fs::read(&victim).unwrap(), victim_before, "{verb}");
+        assert_eq!(tree_digest(&n.pki), node_before, "{verb}");
+        assert!(!state.join("journal.json").exists(), "{verb}");
+    }
+    // The operator may vouch for a directory the node does not name.
+    let etc = s(&n.root.join("etc"));
+    let r = n.rollout("plan", &state, &["--allow-dir", &etc]);
+    assert!(
+        !r.stderr.contains("found none that names it"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+#[test]
 fn targets_outside_the_root_and_writable_bundles_or_state_dirs_are_refused() {
     let n = node();
     let state = n.dir.path().join("state");

@@ -304,6 +304,9 @@ fn a_flat_directory_with_gates_that_cannot_pass_is_refused_and_untouched() {
             &s(&state),
             "--restart-cmd",
             &format!("etcd=touch {}", s(&marker)),
+            // A flat directory no unit or manifest names: the operator vouches for it.
+            "--allow-dir",
+            &s(&flat),
         ]
         .map(String::from)
         .to_vec();

@@ -179,16 +179,19 @@ impl Inventory {
     }
 
     /// Builds the linked inventory from a walk as it goes ([`crate::sys::fs::listing`]): this
-    /// thread pulls the walk while the others read (with `read`) and decode the files listed so
-    /// far, each file's bytes dropped once decoded, so memory holds what the inventory keeps,
-    /// never the tree. The first error of the walk is the result.
+    /// thread pulls the walk while the others read and decode the files listed so far (those
+    /// the walk saw as regular files with `read_regular`, the rest and kubeconfig references
+    /// with `read`), each file's bytes dropped once decoded, so memory holds what the
+    /// inventory keeps, never the tree. The first error of the walk is the result.
     pub fn build_listed(
         listing: impl Iterator<Item = Result<Listed>>,
         opts: &Options,
         read: &(dyn Fn(&Path) -> Walked + Sync),
+        read_regular: &(dyn Fn(&Path) -> Walked + Sync),
     ) -> Result<Inventory> {
         let taken = par_map_stream(listing, |listed| match listed? {
             Listed::File(path) => Ok(Taken::from(read(&path))),
+            Listed::Regular(path) => Ok(Taken::from(read_regular(&path))),
             Listed::Problem(problem) => Ok(Taken::from(problem)),
         });
         let taken = taken.into_iter().collect::<Result<Vec<Taken>>>()?;

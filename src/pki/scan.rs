@@ -49,5 +49,10 @@ pub fn scan(req: &ScanRequest) -> Result<Inventory> {
         root: req.root,
     };
     // The inventory reads and decodes the files on all cores as the walk lists them.
-    Inventory::build_listed(fs::listing(&paths), &opts, &fs::read_entry)
+    Inventory::build_listed(
+        fs::listing(&paths),
+        &opts,
+        &fs::read_entry,
+        &fs::read_regular,
+    )
 }

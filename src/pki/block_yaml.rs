@@ -33,6 +33,10 @@ impl<'a> Node<'a> {
 /// Deeper than this, the subset gives up (kubeconfigs nest four levels).
 const MAX_DEPTH: usize = 16;
 
+/// Keys in one mapping beyond which the subset gives up: a kubeconfig's mappings hold a
+/// handful, and the duplicate-key check compares each key with those before it.
+const MAX_KEYS: usize = 64;
+
 #[derive(Clone, Copy)]
 struct Line<'a> {
     indent: usize,
@@ -139,7 +143,7 @@ impl<'a> Reader<'a> {
                 return None;
             }
             let (key, value) = key_value(line.text)?;
-            if entries.iter().any(|(k, _)| *k == key) {
+            if entries.len() >= MAX_KEYS || entries.iter().any(|(k, _)| *k == key) {
                 return None;
             }
             self.pos += 1;
@@ -289,9 +293,19 @@ mod tests {
     }
 
     #[test]
+    fn a_mapping_of_many_keys_is_left_to_the_full_parser() {
+        // The duplicate-key check is quadratic in a mapping's size: a fuzzed 256 KiB mapping
+        // of one-line keys must not be read here.
+        let text: String = (0..20_000).map(|i| format!("k{i}: v\n")).collect();
+        assert_eq!(parse(&text), None);
+        let small: String = (0..MAX_KEYS).map(|i| format!("k{i}: v\n")).collect();
+        assert!(parse(&small).is_some());
+    }
+
+    #[test]
     fn deep_nesting_gives_up_without_recursing_far() {
         let mut text = String::new();
-        for depth in 0..10_000 {
+        for depth in 0..1_000 {
             text.push_str(&" ".repeat(depth * 2));
             text.push_str("a:\n");
         }

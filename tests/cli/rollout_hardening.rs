@@ -675,10 +675,11 @@ fn apply_reads_targets_with_limits_and_a_relative_state_dir_is_stored_absolute()
 }
 
 mod killed {
-    //! A kill at every journal transition (and before every staged write, rename and restart) of
-    //! `apply`, `resume` and `rollback`, run in this process on the node's real plan split in
-    //! two steps (a panic stands for SIGKILL: nothing after it runs, the files and the journal
-    //! stay as they are at that instant). After each, `status` from the binary must tell the
+    //! A kill -9 at every journal transition (and before every staged write, rename and
+    //! restart) of `apply`, `resume` and `rollback`, on the node's real plan split in two steps:
+    //! each runs in a child process (this test binary) that SIGKILLs itself at the fault point,
+    //! so nothing after it runs, no destructor either, and the files and the journal stay as they
+    //! are at that instant. After each, `status` from the binary must tell the
     //! truth, and `resume` or `rollback` from the binary must leave every certificate/key pair
     //! all-old or all-new and pairing.
 
@@ -728,42 +729,125 @@ mod killed {
         plan
     }
 
-    /// Runs `f` on an executor over `state`, killed at its `kill_at`-th fault point (never when
-    /// `None`); returns how many fault points it passed and whether it was killed.
-    fn run(
-        state: &Path,
-        kill_at: Option<usize>,
-        f: impl FnOnce(&mut Executor) -> certs::error::Result<certs::rollout::exec::Ended>,
-    ) -> (usize, bool) {
-        let calls = Cell::new(0);
-        let fault = |_: &str| {
-            let k = calls.get();
-            calls.set(k + 1);
-            if Some(k) == kill_at {
-                // Unwinds without the panic hook: no message, no backtrace.
-                std::panic::resume_unwind(Box::new("killed"));
+    /// One executor operation, by name so that a child process can run it.
+    #[derive(Clone, Copy)]
+    enum Op {
+        Apply,
+        Resume,
+        Rollback,
+    }
+
+    impl Op {
+        fn name(self) -> &'static str {
+            match self {
+                Op::Apply => "apply",
+                Op::Resume => "resume",
+                Op::Rollback => "rollback",
             }
-            Ok(())
-        };
+        }
+
+        fn run(
+            self,
+            ex: &mut Executor,
+            plan: &Plan,
+        ) -> certs::error::Result<certs::rollout::exec::Ended> {
+            match self {
+                Op::Apply => ex.apply(plan),
+                Op::Resume => ex.resume(),
+                Op::Rollback => ex.rollback(None),
+            }
+        }
+    }
+
+    /// Runs `op` on an executor over `state` with `fault` at every fault point.
+    fn execute(state: &Path, plan: &Plan, op: Op, fault: &dyn Fn(&str) -> Result<(), String>) {
         let mut sink = |_: &Event| {};
-        let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut ex = Executor {
-                state_dir: state.to_path_buf(),
-                restarter: &Ok_,
-                prober: &Ok_,
-                timing: Timing {
-                    deadline: Duration::from_millis(50),
-                    interval: Duration::from_millis(10),
-                },
-                now: &|| 1_800_000_000,
-                on_event: &mut sink,
-                fault: &fault,
-                etcd: &certs::rollout::membership::NoEtcd,
-            };
-            f(&mut ex).unwrap();
-        }))
-        .is_err();
-        (calls.get(), killed)
+        let mut ex = Executor {
+            state_dir: state.to_path_buf(),
+            restarter: &Ok_,
+            prober: &Ok_,
+            timing: Timing {
+                deadline: Duration::from_millis(50),
+                interval: Duration::from_millis(10),
+            },
+            now: &|| 1_800_000_000,
+            on_event: &mut sink,
+            fault,
+            etcd: &certs::rollout::membership::NoEtcd,
+        };
+        op.run(&mut ex, plan).unwrap();
+    }
+
+    /// Runs `op` over `state` to its end, in this process: how many fault points it passed.
+    fn points(state: &Path, plan: &Plan, op: Op) -> usize {
+        let calls = Cell::new(0);
+        execute(state, plan, op, &|_| {
+            calls.set(calls.get() + 1);
+            Ok(())
+        });
+        calls.get()
+    }
+
+    /// Runs `op` over `state` in a child process (this test binary, [`kill_child`]) that
+    /// SIGKILLs itself (`kill -9`) at its `k`-th fault point: no destructor, no unwinding,
+    /// the files and the journal exactly as they are at that instant.
+    fn kill(state: &Path, plan_file: &Path, op: Op, k: usize) {
+        use std::os::unix::process::ExitStatusExt;
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "rollout_hardening::killed::kill_child",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("CERTS_KILL_STATE", state)
+            .env("CERTS_KILL_PLAN", plan_file)
+            .env("CERTS_KILL_OP", op.name())
+            .env("CERTS_KILL_AT", k.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{} killed at {k}: {status:?}",
+            op.name()
+        );
+    }
+
+    /// The child [`kill`] runs: only with its environment set (skipped otherwise).
+    #[test]
+    #[ignore = "run by the kill test in a child process"]
+    fn kill_child() {
+        let Ok(state) = std::env::var("CERTS_KILL_STATE") else {
+            return;
+        };
+        let plan: Plan = serde_json::from_slice(
+            &std::fs::read(std::env::var("CERTS_KILL_PLAN").unwrap()).unwrap(),
+        )
+        .unwrap();
+        let op = match std::env::var("CERTS_KILL_OP").unwrap().as_str() {
+            "apply" => Op::Apply,
+            "resume" => Op::Resume,
+            _ => Op::Rollback,
+        };
+        let at: usize = std::env::var("CERTS_KILL_AT").unwrap().parse().unwrap();
+        let calls = Cell::new(0);
+        execute(Path::new(&state), &plan, op, &|_| {
+            if calls.get() == at {
+                let me = std::process::id().to_string();
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &me])
+                    .status();
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            calls.set(calls.get() + 1);
+            Ok(())
+        });
+        panic!("{} ended before its fault point {at}", op.name());
     }
 
     /// The node back as it was, a fresh state dir.
@@ -845,39 +929,41 @@ mod killed {
             })
             .collect();
         let plan = plan(&n);
+        let plan_file = n.dir.path().join("plan.json");
+        std::fs::write(&plan_file, serde_json::to_vec(&plan).unwrap()).unwrap();
         reset(&n, &original, &state);
-        let (apply_points, killed) = run(&state, None, |ex| ex.apply(&plan));
-        assert!(!killed && apply_points >= 10, "{apply_points} points");
+        let apply_points = points(&state, &plan, Op::Apply);
+        assert!(apply_points >= 10, "{apply_points} points");
         let mut kills = 0;
         for verb in ["resume", "rollback"] {
             // apply, killed at each point.
             for k in 0..apply_points {
                 reset(&n, &original, &state);
-                assert!(run(&state, Some(k), |ex| ex.apply(&plan)).1);
+                kill(&state, &plan_file, Op::Apply, k);
                 recover(&n, &state, verb, &format!("apply killed at {k}"));
                 kills += 1;
             }
             // resume of an apply killed in the second step, killed at each point.
             let mid = apply_points - 4;
             reset(&n, &original, &state);
-            assert!(run(&state, Some(mid), |ex| ex.apply(&plan)).1);
-            let (points, _) = run(&state, None, |ex| ex.resume());
-            for k in 0..points {
+            kill(&state, &plan_file, Op::Apply, mid);
+            let resume_points = points(&state, &plan, Op::Resume);
+            for k in 0..resume_points {
                 reset(&n, &original, &state);
-                assert!(run(&state, Some(mid), |ex| ex.apply(&plan)).1);
-                assert!(run(&state, Some(k), |ex| ex.resume()).1);
+                kill(&state, &plan_file, Op::Apply, mid);
+                kill(&state, &plan_file, Op::Resume, k);
                 recover(&n, &state, verb, &format!("resume killed at {k}"));
                 kills += 1;
             }
             // rollback of a done rollout, killed at each point.
             reset(&n, &original, &state);
-            run(&state, None, |ex| ex.apply(&plan));
-            let (points, _) = run(&state, None, |ex| ex.rollback(None));
-            assert!(points >= 3, "{points} rollback points");
-            for k in 0..points {
+            points(&state, &plan, Op::Apply);
+            let rollback_points = points(&state, &plan, Op::Rollback);
+            assert!(rollback_points >= 3, "{rollback_points} rollback points");
+            for k in 0..rollback_points {
                 reset(&n, &original, &state);
-                run(&state, None, |ex| ex.apply(&plan));
-                assert!(run(&state, Some(k), |ex| ex.rollback(None)).1);
+                points(&state, &plan, Op::Apply);
+                kill(&state, &plan_file, Op::Rollback, k);
                 recover(&n, &state, verb, &format!("rollback killed at {k}"));
                 kills += 1;
             }

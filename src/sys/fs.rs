@@ -203,28 +203,51 @@ pub fn read_entry(path: &Path) -> Walked {
         }
         Err(e) => return problem("unreadable", format!("cannot read: {e}")),
     };
-    if !meta.is_file() {
-        return problem(
-            "not-a-file",
-            "not a regular file (device, FIFO or socket); skipped".into(),
-        );
+    if let Some(refused) = unreadable_kind(path, &meta) {
+        return refused;
     }
-    if meta.len() > MAX_FILE_SIZE {
-        return problem(
+    walked(path, read_bounded(path, meta.len()))
+}
+
+/// Why a file of this kind and size is not read (a FIFO, device or socket; more than
+/// [`MAX_FILE_SIZE`]), or `None` for a regular file of a plausible size.
+fn unreadable_kind(path: &Path, meta: &std::fs::Metadata) -> Option<Walked> {
+    let (code, message) = if !meta.is_file() {
+        (
+            "not-a-file",
+            "not a regular file (device, FIFO or socket); skipped".to_string(),
+        )
+    } else if meta.len() > MAX_FILE_SIZE {
+        (
             "too-large",
             format!(
                 "{} bytes, more than the {} a PKI file can plausibly be; skipped",
                 meta.len(),
                 MAX_FILE_SIZE
             ),
-        );
-    }
-    match read_bounded(path, meta.len()) {
+        )
+    } else {
+        return None;
+    };
+    Some(Walked::Problem {
+        path: path.to_path_buf(),
+        code,
+        message,
+    })
+}
+
+/// The bytes read, or the problem reading them.
+fn walked(path: &Path, read: std::io::Result<Vec<u8>>) -> Walked {
+    match read {
         Ok(bytes) => Walked::File {
             path: path.to_path_buf(),
             bytes,
         },
-        Err(e) => problem("unreadable", format!("cannot read: {e}")),
+        Err(e) => Walked::Problem {
+            path: path.to_path_buf(),
+            code: "unreadable",
+            message: format!("cannot read: {e}"),
+        },
     }
 }
 
@@ -237,11 +260,6 @@ pub fn read_regular(path: &Path) -> Walked {
     if overlay::get(path).is_some() {
         return read_entry(path);
     }
-    let problem = |code, message: String| Walked::Problem {
-        path: path.to_path_buf(),
-        code,
-        message,
-    };
     let file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -253,31 +271,12 @@ pub fn read_regular(path: &Path) -> Walked {
     };
     let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return problem("unreadable", format!("cannot read: {e}")),
+        Err(e) => return walked(path, Err(e)),
     };
-    if !meta.is_file() {
-        return problem(
-            "not-a-file",
-            "not a regular file (device, FIFO or socket); skipped".into(),
-        );
+    if let Some(refused) = unreadable_kind(path, &meta) {
+        return refused;
     }
-    if meta.len() > MAX_FILE_SIZE {
-        return problem(
-            "too-large",
-            format!(
-                "{} bytes, more than the {} a PKI file can plausibly be; skipped",
-                meta.len(),
-                MAX_FILE_SIZE
-            ),
-        );
-    }
-    match read_open(file, meta.len()) {
-        Ok(bytes) => Walked::File {
-            path: path.to_path_buf(),
-            bytes,
-        },
-        Err(e) => problem("unreadable", format!("cannot read: {e}")),
-    }
+    walked(path, read_open(file, meta.len()))
 }
 
 fn read_bounded(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {

@@ -87,6 +87,9 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Decoded {
 }
 
 /// A PEM label as RFC 7468 writes them: printable ASCII other than `-` at its ends, short.
+/// The longest BEGIN line [`is_label`] allows: `-----BEGIN ` + 64 + `-----`.
+const BEGIN_LINE_MAX: usize = 11 + 64 + 5;
+
 fn is_label(label: &str) -> bool {
     label.len() <= 64
         && label
@@ -139,11 +142,17 @@ pub fn decode_pem_text(text: &str, out: &mut Decoded) {
         let block = &rest[start..];
         // The label is what stands between `-----BEGIN ` and `-----` on the BEGIN line itself,
         // never beyond it: a BEGIN line missing a dash must not swallow the body as its label.
-        let line_end = block.find(['\n', '\r']).unwrap_or(block.len());
-        let begin_line = &block[..line_end];
-        let label = begin_line[11..]
-            .strip_suffix("-----")
-            .filter(|l| is_label(l));
+        // A BEGIN line is at most `-----BEGIN ` + a 64-character label + `-----`: the line
+        // end is looked for that far only (on a long line of many BEGINs, looking to its end
+        // from each of them was quadratic: a fuzzed 256 KiB file took seconds).
+        let window = &block.as_bytes()[..block.len().min(BEGIN_LINE_MAX + 1)];
+        let line_end = window
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .or((block.len() <= BEGIN_LINE_MAX).then_some(block.len()));
+        let label =
+            line_end.and_then(|end| block[11..end].strip_suffix("-----").filter(|l| is_label(l)));
+        let line_end = line_end.unwrap_or(BEGIN_LINE_MAX);
         let Some(label) = label else {
             out.recognized = true;
             let at = text.len() - block.len();
@@ -382,6 +391,39 @@ mod tests {
             })
             .collect();
         assert_eq!(lines, ["1", "3", "4", "6"], "{:?}", d.problems);
+    }
+
+    #[test]
+    fn begin_lines_are_read_no_further_than_the_longest_label() {
+        // Found by the pem_scan fuzz target: a 256 KiB file of long lines holding thousands
+        // of BEGINs took seconds while each looked for its line end.
+        let one_line = "-----BEGIN x".repeat(1000) + "\n";
+        let d = decode(Path::new("long.pem"), one_line.as_bytes());
+        assert_eq!(d.problems.len(), 1000, "{:?}", &d.problems[..2]);
+        assert!(d.problems.iter().all(|p| p.contains("on line 1 ")));
+        // A label of 65 characters, or anything after the dashes: not a BEGIN line.
+        for line in [
+            format!("-----BEGIN {}-----\n", "A".repeat(65)),
+            "-----BEGIN CERTIFICATE----- \n".to_string(),
+        ] {
+            let d = decode(Path::new("x.pem"), line.as_bytes());
+            assert!(
+                d.problems[0].contains("malformed PEM BEGIN line"),
+                "{:?}",
+                d.problems
+            );
+        }
+        // The longest label still is one, at the very end of the text too.
+        let label = "A".repeat(64);
+        let d = decode(
+            Path::new("x.pem"),
+            format!("-----BEGIN {label}-----").as_bytes(),
+        );
+        assert!(
+            d.problems[0].contains("has no END line"),
+            "{:?}",
+            d.problems
+        );
     }
 
     #[test]

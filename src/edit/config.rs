@@ -210,6 +210,15 @@ pub fn initial_cluster(
             let (name, url) = e
                 .split_once('=')
                 .ok_or_else(|| at(format!("entry `{e}` is not NAME=URL")))?;
+            // A peer URL, or the value is not a member list to edit (`K=K=v`, a typo): say so
+            // rather than rewrite it.
+            let peer_url = (url.starts_with("https://") || url.starts_with("http://"))
+                && crate::endpoint::url_host(url).is_some();
+            if !peer_url {
+                return Err(at(format!(
+                    "entry `{e}` is not NAME=URL (`{url}` is not an http(s) peer URL)"
+                )));
+            }
             entries.push((name.to_string(), url.to_string()));
         }
         let retired = |(name, url): &(String, String)| {
@@ -325,10 +334,13 @@ mod tests {
             found[0].value,
             "ETCD_INITIAL_CLUSTER=etcd1=https://10.0.0.1:2380"
         );
-        // Whatever the edit makes of such a value, it is one line, edited once.
-        if let Ok(Some(new)) = initial_cluster(text, &["etcd1"], &[]) {
-            assert_eq!(new.lines().count(), 1, "{new}");
-        }
+        // Such a value is no member list: the edit is refused, not made.
+        let err = initial_cluster(text, &["etcd1"], &[]).unwrap_err();
+        assert!(err.contains("is not an http(s) peer URL"), "{err}");
+        // Found by the long run: another key's name at the start of the value.
+        let text = "  --initial-cluster=ETCD_INITIAL_CLUSTER=etcd1=https://10.0.0.1:2380,etcd2=https://10.0.0.2:2380 \\\n";
+        let err = initial_cluster(text, &["etcd2"], &[]).unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]

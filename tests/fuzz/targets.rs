@@ -1063,10 +1063,18 @@ fn proxy_config(input: &[u8]) -> Verdict {
     };
     // A config whose braces do not balance is one nginx refuses anyway: what the edit makes of
     // it is not checked (that the edit does not panic or hang on it is).
-    if text.matches('{').count() != text.matches('}').count() {
+    // Braces count as nginx reads them: outside `#` comments (a removed server line may take a
+    // brace in its comment with it, which changes nothing).
+    let balance = |t: &str| {
+        t.lines()
+            .map(|l| &l[..l.find('#').unwrap_or(l.len())])
+            .map(|c| c.matches('{').count() as i64 - c.matches('}').count() as i64)
+            .sum::<i64>()
+    };
+    if balance(&text) != 0 {
         return Ok(sig + "unbalanced");
     }
-    if out.matches('{').count() != out.matches('}').count() {
+    if balance(&out) != 0 {
         return Err(format!(
             "the edit unbalanced the config's braces (a copied line carried a `{{` or `}}`): {}",
             out.chars().take(300).collect::<String>()

@@ -60,7 +60,7 @@ pub fn build(
                 if changes.sans.is_empty() {
                     continue;
                 }
-                extension(
+                der::extension(
                     ext.oid.as_bytes(),
                     ext.critical,
                     &general_names(changes.sans),
@@ -69,40 +69,40 @@ pub fn build(
             OID_SKI => {
                 saw_ski = true;
                 if changes.key_kept {
-                    extension(ext.oid.as_bytes(), ext.critical, ext.value)
+                    der::extension(ext.oid.as_bytes(), ext.critical, ext.value)
                 } else {
-                    extension(ext.oid.as_bytes(), ext.critical, &der::octet_string(&ski))
+                    der::extension(ext.oid.as_bytes(), ext.critical, &der::octet_string(&ski))
                 }
             }
             OID_AKI => {
                 saw_aki = true;
                 match &ca_ski {
-                    Some(id) => extension(ext.oid.as_bytes(), ext.critical, &aki(id)),
+                    Some(id) => der::extension(ext.oid.as_bytes(), ext.critical, &aki(id)),
                     None => continue,
                 }
             }
-            _ => extension(ext.oid.as_bytes(), ext.critical, ext.value),
+            _ => der::extension(ext.oid.as_bytes(), ext.critical, ext.value),
         };
         extensions.push(encoded);
     }
     if !saw_san && !changes.sans.is_empty() {
         // RFC 5280 4.2.1.6: critical when the subject is empty.
         let critical = original.subject_rdns().is_empty();
-        extensions.push(extension(
+        extensions.push(der::extension(
             &oid_bytes(OID_SAN),
             critical,
             &general_names(changes.sans),
         ));
     }
     if !saw_ski {
-        extensions.push(extension(
+        extensions.push(der::extension(
             &oid_bytes(OID_SKI),
             false,
             &der::octet_string(&ski),
         ));
     }
     if let (false, Some(id)) = (saw_aki, &ca_ski) {
-        extensions.push(extension(&oid_bytes(OID_AKI), false, &aki(id)));
+        extensions.push(der::extension(&oid_bytes(OID_AKI), false, &aki(id)));
     }
 
     let sig_alg = signer.signature_algorithm();
@@ -122,16 +122,6 @@ pub fn build(
     ]);
     let signature = signer.sign(&tbs)?;
     Ok(der::seq(&[&tbs, sig_alg, &der::bit_string(&signature)]))
-}
-
-fn extension(oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
-    let oid = der::tlv(0x06, oid);
-    let value = der::octet_string(value);
-    if critical {
-        der::seq(&[&oid, &der::boolean(true), &value])
-    } else {
-        der::seq(&[&oid, &value])
-    }
 }
 
 fn oid_bytes(dotted: &str) -> Vec<u8> {

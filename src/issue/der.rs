@@ -46,6 +46,18 @@ pub fn bit_string(bytes: &[u8]) -> Vec<u8> {
     tlv(0x03, &[&[0u8][..], bytes].concat())
 }
 
+/// An X.509 `Extension`: its OID (content bytes), `critical` only when true (DER omits the
+/// default), and its value wrapped in an OCTET STRING.
+pub fn extension(oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
+    let oid = tlv(0x06, oid);
+    let value = octet_string(value);
+    if critical {
+        seq(&[&oid, &boolean(true), &value])
+    } else {
+        seq(&[&oid, &value])
+    }
+}
+
 pub fn octet_string(bytes: &[u8]) -> Vec<u8> {
     tlv(0x04, bytes)
 }

@@ -82,10 +82,10 @@ pub fn new_ca(old: &CertInfo, key: &SigningKey, now: i64) -> Result<Vec<u8>, Str
             OID_AKI => der::seq(&[&der::tlv(0x80, &ski)]),
             _ => ext.value.to_vec(),
         };
-        extensions.push(extension(ext.oid.as_bytes(), ext.critical, &value));
+        extensions.push(der::extension(ext.oid.as_bytes(), ext.critical, &value));
     }
     if !saw_ski {
-        extensions.push(extension(
+        extensions.push(der::extension(
             &[0x55, 0x1d, 14],
             false,
             &der::octet_string(&ski),
@@ -130,16 +130,6 @@ pub fn new_ca(old: &CertInfo, key: &SigningKey, now: i64) -> Result<Vec<u8>, Str
         return fail("its key is not of the old CA's type and size");
     }
     Ok(out)
-}
-
-fn extension(oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
-    let oid = der::tlv(0x06, oid);
-    let value = der::octet_string(value);
-    if critical {
-        der::seq(&[&oid, &der::boolean(true), &value])
-    } else {
-        der::seq(&[&oid, &value])
-    }
 }
 
 #[cfg(test)]

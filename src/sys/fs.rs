@@ -257,8 +257,11 @@ fn walked(path: &Path, read: std::io::Result<Vec<u8>>) -> Walked {
 /// of two, on the hot path of a fleet inspect.
 pub fn read_regular(path: &Path) -> Walked {
     use std::os::unix::fs::OpenOptionsExt;
-    if overlay::get(path).is_some() {
-        return read_entry(path);
+    if let Some(bytes) = overlay::get(path) {
+        return Walked::File {
+            path: path.to_path_buf(),
+            bytes,
+        };
     }
     let file = match std::fs::OpenOptions::new()
         .read(true)

@@ -14,6 +14,8 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v nginx >/dev/null || need+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v mkfifo >/dev/null || need+=(coreutils)
+# The tests signal processes with /bin/kill (bash's `command -v kill` finds only its builtin).
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || need+=(procps)
 # kubectl reads the kubeconfigs the tool writes (on the machine image; Debian's otherwise).
 command -v kubectl >/dev/null || need+=(kubernetes-client)
 # promtool checks the -o prometheus text format.

@@ -64,12 +64,7 @@ fn load(files: &[PathBuf], root: &Path) -> Result<Vec<Input>> {
         if out.iter().any(|i| i.path == path) {
             continue;
         }
-        let bytes = crate::sys::fs::read_file(&path)?;
-        let text = String::from_utf8(bytes).map_err(|_| Error::Input {
-            path: path.clone(),
-            expected: "a kubeconfig (YAML text)".into(),
-            found: "binary data".into(),
-        })?;
+        let text = crate::sys::fs::read_text(&path, "a kubeconfig (YAML text)")?;
         kc::clusters(&text).map_err(|e| usage(&path, e))?;
         for r in kc::references(&text).map_err(|e| usage(&path, e))? {
             let at = resolve(root, &path, &r.path);

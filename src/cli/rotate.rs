@@ -312,12 +312,7 @@ fn anchors(root: &Path, paths: &[PathBuf], now: i64) -> Result<Anchors> {
         if out.kubeconfigs.iter().any(|k| k.path == path) {
             continue;
         }
-        let bytes = crate::sys::fs::read_file(&path)?;
-        let text = String::from_utf8(bytes).map_err(|_| Error::Input {
-            path: path.clone(),
-            expected: "a kubeconfig (YAML text)".into(),
-            found: "binary data".into(),
-        })?;
+        let text = crate::sys::fs::read_text(&path, "a kubeconfig (YAML text)")?;
         if let Ok(clusters) = crate::edit::kubeconfig::clusters(&text) {
             for c in clusters {
                 if let (None, Some(f)) = (&c.ca_data, &c.ca_file) {

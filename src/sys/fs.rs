@@ -530,6 +530,15 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
+/// Reads a text file the user named: a file that is not UTF-8 is an error saying `expected`.
+pub fn read_text(path: &Path, expected: &str) -> Result<String> {
+    String::from_utf8(read_file(path)?).map_err(|_| Error::Input {
+        path: path.to_path_buf(),
+        expected: expected.into(),
+        found: "binary data".into(),
+    })
+}
+
 /// Writes a bundle into `dir`, which must not exist yet (or be an empty directory): every file
 /// with its mode (private keys 0600), `bundle.json` last. On any failure the directory is
 /// removed again, so a failed write leaves nothing behind.

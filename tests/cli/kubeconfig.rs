@@ -228,6 +228,34 @@ fn set_server_on_kubeadm_is_one_line_kubectl_reads_and_rollout_plans() {
 }
 
 #[test]
+fn a_kubeconfig_that_is_not_text_is_one_line_and_writes_nothing() {
+    let dir = fixture("binary");
+    let root = dir.path();
+    let binary = root.join("etc/kubernetes/garbage.kubeconfig");
+    std::fs::write(&binary, b"\xff\xfe\x00kind: Config\n").unwrap();
+    let bundle = root.join("moved");
+    let before = tree_digest(root);
+    let run = certs(
+        args(
+            &["kubeconfig", "set-server", "https://172.72.0.100:8443"],
+            &[&binary],
+        )
+        .into_iter()
+        .chain(["--out".into(), s(&bundle)]),
+    );
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(
+        errors[0].contains("a kubeconfig (YAML text)") && errors[0].contains("binary data"),
+        "{}",
+        run.stderr
+    );
+    assert!(!bundle.exists());
+    assert_eq!(tree_digest(root), before);
+}
+
+#[test]
 fn set_server_on_the_binary_kube_proxy_kubeconfig() {
     let dir = fixture("binary");
     let root = dir.path();

@@ -32,16 +32,15 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         source,
     })?;
     let req = request(a)?;
-    if req.vip.is_none()
-        && req.retire.is_empty()
-        && req.add_master.is_empty()
-        && req.add_san.is_empty()
-        && req.drop_san.is_empty()
-    {
-        return Err(Error::Usage(
-            "nothing asked: give --vip, --retire, --add-master, --add-san or --drop-san".into(),
-        ));
-    }
+    something_asked(
+        req.vip.is_some(),
+        &[
+            req.retire.len(),
+            req.add_master.len(),
+            req.add_san.len(),
+            req.drop_san.len(),
+        ],
+    )?;
     let node = crate::sys::node::read(&root);
     let inv = scan(a, &root, now)?;
     let proxies = proxy_configs(&node);
@@ -800,4 +799,16 @@ fn say(output: ResultOutput, v: &Value, text: &str) -> Result<()> {
         ResultOutput::Text => writeln!(o, "{text}"),
     }
     .map_err(Error::Output)
+}
+
+/// A change (here or through `certs cluster`) must ask for something: a VIP, or a non-empty
+/// `--retire`, `--add-master`, `--add-san` or `--drop-san`.
+/// `counts` are how many of each list were given.
+pub(super) fn something_asked(vip: bool, counts: &[usize]) -> Result<()> {
+    if vip || counts.iter().any(|&n| n > 0) {
+        return Ok(());
+    }
+    Err(Error::Usage(
+        "nothing asked: give --vip, --retire, --add-master, --add-san or --drop-san".into(),
+    ))
 }

@@ -75,16 +75,15 @@ fn render(a: &ClusterRenderArgs) -> Result<u8> {
     let out = a.out.as_ref().ok_or_else(|| {
         Error::Usage("--out DIR is required: where the playbook is written".into())
     })?;
-    if a.vip.is_none()
-        && a.retire.is_empty()
-        && a.add_master.is_empty()
-        && a.add_san.is_empty()
-        && a.drop_san.is_empty()
-    {
-        return Err(Error::Usage(
-            "nothing asked: give --vip, --retire, --add-master, --add-san or --drop-san".into(),
-        ));
-    }
+    super::change::something_asked(
+        a.vip.is_some(),
+        &[
+            a.retire.len(),
+            a.add_master.len(),
+            a.add_san.len(),
+            a.drop_san.len(),
+        ],
+    )?;
     check_change_options(&a.vip, &a.old_vip, &a.add_master, &a.add_san, &a.drop_san)?;
     let bytes = crate::sys::fs::read_file(inventory)?;
     let inv = crate::cluster::inventory::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| {

@@ -10,10 +10,18 @@
 //!   key type and size, its validity period), self-signed and verified.
 //! - [`trust`]: the new CA added to a trust file (a PEM CA file) or to a kubeconfig's
 //!   `certificate-authority-data`, the old CA kept first; already there, nothing changes.
+//! - [`switch`]: a leaf of the old CA signed again by the new one (subject, SANs, usages and
+//!   key kept), and a signing CA file made to start with the new CA.
+//! - [`finish`]: the old CA taken out of a trust file or a kubeconfig.
 //! - [`stage`]: which stage a node is in, from what its files hold.
+//! - [`blocks`]: where each certificate of a PEM text is written; [`error`]: what stops a stage.
 
+pub mod blocks;
 pub mod ca;
+pub mod error;
+pub mod finish;
 pub mod stage;
+pub mod switch;
 pub mod trust;
 
 use crate::pki::cert::CertInfo;

@@ -11,8 +11,10 @@ pub enum Stage {
     /// No anchor trusts a new CA yet.
     Nothing,
     /// Every anchor trusts both; the old CA still signs.
+    #[serde(rename = "trusted")]
     Trust,
     /// Every leaf is the new CA's and the signing files are the new CA; anchors trust both.
+    #[serde(rename = "switched")]
     Switch,
     /// No anchor trusts the old CA any more.
     Finished,
@@ -24,8 +26,8 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Nothing => "nothing",
-            Stage::Trust => "trust",
-            Stage::Switch => "switch",
+            Stage::Trust => "trusted",
+            Stage::Switch => "switched",
             Stage::Finished => "finished",
             Stage::Mixed => "mixed",
         }
@@ -71,8 +73,47 @@ pub struct Facts {
     pub new_leaves: Vec<String>,
 }
 
-/// The stage, and why it is not one of the four when it is [`Stage::Mixed`].
+/// The stage, and why: what the files hold that makes it this stage, or for [`Stage::Mixed`]
+/// a line per file that fits no stage.
 pub fn judge(f: &Facts) -> (Stage, Vec<String>) {
+    let (stage, mut why) = judge_mixed(f);
+    if stage != Stage::Mixed {
+        why = summary(f, stage);
+    }
+    (stage, why)
+}
+
+/// The lines that say why a node is in one of the four stages.
+fn summary(f: &Facts, stage: Stage) -> Vec<String> {
+    let n = f.anchors.len();
+    let anchors = match stage {
+        Stage::Nothing => format!("{n} anchor(s) trust the old CA, none the new"),
+        Stage::Trust | Stage::Switch => format!("all {n} anchor(s) trust the old and the new CA"),
+        _ => format!("all {n} anchor(s) trust the new CA, none the old"),
+    };
+    let files = |v: &[&Signer]| {
+        v.iter()
+            .map(|s| s.path.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let signers: Vec<&Signer> = f.signers.iter().collect();
+    let signs = if signers.is_empty() {
+        "no signing CA file on this node (a CA key beside a CA file)".to_string()
+    } else if matches!(stage, Stage::Nothing | Stage::Trust) {
+        format!("the old CA signs: {} start(s) with it", files(&signers))
+    } else {
+        format!("the new CA signs: {} start(s) with it", files(&signers))
+    };
+    let leaves = format!(
+        "{} leaf(s) from the old CA, {} from the new",
+        f.old_leaves.len(),
+        f.new_leaves.len()
+    );
+    vec![anchors, signs, leaves]
+}
+
+fn judge_mixed(f: &Facts) -> (Stage, Vec<String>) {
     let both = f.anchors.iter().all(|a| a.old && a.new);
     let no_new = f.anchors.iter().all(|a| !a.new);
     let no_old = f.anchors.iter().all(|a| !a.old);
@@ -160,6 +201,15 @@ mod tests {
         assert_eq!(j(facts(&[(true, true); 3], false, 5, 0)), Stage::Trust);
         assert_eq!(j(facts(&[(true, true); 3], true, 0, 5)), Stage::Switch);
         assert_eq!(j(facts(&[(false, true); 3], true, 0, 5)), Stage::Finished);
+        let (_, why) = judge(&facts(&[(true, true); 3], true, 0, 5));
+        assert_eq!(
+            why,
+            [
+                "all 3 anchor(s) trust the old and the new CA",
+                "the new CA signs: ca.crt start(s) with it",
+                "0 leaf(s) from the old CA, 5 from the new"
+            ]
+        );
         let (s, why) = judge(&facts(&[(true, true), (true, false)], false, 5, 0));
         assert_eq!(s, Stage::Mixed);
         assert_eq!(why, ["a1: trusts the old CA only"]);

@@ -211,9 +211,13 @@ pub fn run(a: &SwitchArgs) -> Result<u8> {
         }
         let old_key = crate::sys::fs::read_opt(&f.key).unwrap_or_default();
         if old_key != key_bytes && !edited.iter().any(|e| e.target == f.key) {
+            // `ca-key`, not `private-key`: a rollout step checks every certificate it swaps
+            // against a `private-key` it swaps (a leaf's new key), and a step swapping a leaf
+            // beside the CA key would fail that check. This key pairs with the new CA, checked
+            // above (`explicit_ca`), which the signing file starts with (read back).
             edited.push(Edited {
                 target: f.key.clone(),
-                kind: "private-key",
+                kind: "ca-key",
                 role: crate::pki::role::detect(&f.cert, &new),
                 components: vec![],
                 mode: 0o600,

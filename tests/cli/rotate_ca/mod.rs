@@ -2,7 +2,10 @@
 //! exactly the trust files and kubeconfigs holding the old CA (the real kubectl reads them and
 //! trusts a server of the new CA through them; openssl verifies leaves of both CAs against the
 //! new trust file), `certs rollout` plans, installs and rolls it back byte for byte, a second
-//! `trust` changes nothing, and `status` says which stage the node is in.
+//! `trust` changes nothing, and `status` says which stage the node is in. [`stages`]: the three
+//! stages one after the other, installed and rolled back.
+
+mod stages;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

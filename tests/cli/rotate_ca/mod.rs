@@ -3,8 +3,10 @@
 //! trusts a server of the new CA through them; openssl verifies leaves of both CAs against the
 //! new trust file), `certs rollout` plans, installs and rolls it back byte for byte, a second
 //! `trust` changes nothing, and `status` says which stage the node is in. [`stages`]: the three
-//! stages one after the other, installed and rolled back.
+//! stages one after the other, installed and rolled back; [`etcd_ca`]: the etcd CA of a real
+//! three-member cluster rotated while a client writes.
 
+mod etcd_ca;
 mod stages;
 
 use std::path::{Path, PathBuf};

@@ -184,7 +184,7 @@ fn contexts(kubeconfig: &Path) -> String {
 
 /// Every file under `root` that holds the certificate `der`: in a PEM block, or in a
 /// kubeconfig's `certificate-authority-data`.
-fn files_holding(root: &Path, der: &[u8]) -> Vec<PathBuf> {
+pub(super) fn files_holding(root: &Path, der: &[u8]) -> Vec<PathBuf> {
     use base64::Engine;
     let holds = |text: &str| {
         pem::parse_many(text)

@@ -209,6 +209,8 @@ fn trust_changes_exactly_the_trust_files_and_kubeconfigs_and_both_cas_verify() {
     want.sort();
     assert_eq!(targets(&m), want, "exactly the anchors of the cluster CA");
     assert_eq!(m["rotate_ca"]["stage"], "trust");
+    assert_eq!(m["rotate_ca"]["from"], "nothing");
+    assert_eq!(m["rotate_ca"]["to"], "trusted");
 
     // The new CA: beside the bundle, named like the node's, key 0600, and said.
     let new_dir = root.join("work/trust-new-ca");
@@ -370,7 +372,7 @@ fn rollout_installs_the_trust_bundle_a_second_trust_changes_nothing_and_rollback
     assert!(verify(&pki.join("ca.crt"), &pki.join("apiserver.crt")));
     let st = certs(["rotate-ca", "status", &s(&old), "--root", &s(other)]);
     assert_eq!(st.code, 0, "{}", st.stderr);
-    assert!(st.stdout.starts_with("stage: trust"), "{}", st.stdout);
+    assert!(st.stdout.starts_with("stage: trusted\n"), "{}", st.stdout);
     assert!(
         st.stdout.contains("next: certs rotate-ca switch"),
         "{}",

@@ -89,3 +89,44 @@ pub fn first(text: &str, ca: &CertInfo) -> String {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests read fixtures with std::fs
+mod tests {
+    use super::*;
+
+    fn ca(rel: &str) -> (String, CertInfo) {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/kubeadm/etc/kubernetes/pki")
+                .join(rel),
+        )
+        .unwrap();
+        let cert = blocks(&text).remove(0).cert.unwrap();
+        (text, cert)
+    }
+
+    #[test]
+    fn blocks_move_and_go_with_every_other_byte_kept() {
+        let (a, ca_a) = ca("ca.crt");
+        let (b, ca_b) = ca("front-proxy-ca.crt");
+        // A comment before, CRLF line endings, no newline at the end.
+        let text = format!("# trust\r\n{}{}", a, b.trim_end()).replace('\n', "\r\n");
+        let text = text.replace("\r\r\n", "\r\n");
+        let spans = blocks(&text);
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[1].end, text.len());
+        let moved = first(&text, &ca_b);
+        assert!(moved.starts_with("# trust\r\n-----BEGIN CERTIFICATE-----"));
+        let order: Vec<Vec<u8>> = blocks(&moved)
+            .into_iter()
+            .map(|b| b.cert.unwrap().der)
+            .collect();
+        assert_eq!(order, [ca_b.der.clone(), ca_a.der.clone()]);
+        assert!(!moved.replace("\r\n", "").contains('\n'), "CRLF kept");
+        let gone = without(&text, &ca_a);
+        assert_eq!(blocks(&gone).len(), 1);
+        assert!(gone.starts_with("# trust\r\n") && gone.ends_with("-----END CERTIFICATE-----"));
+        assert_eq!(without(&gone, &ca_a), gone, "nothing to take out");
+    }
+}

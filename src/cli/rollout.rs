@@ -11,9 +11,10 @@ use crate::rollout::exec::{Ended, Event, Executor, Timing};
 use crate::rollout::journal::Journal;
 use crate::rollout::membership::{self, GatewayAdmin};
 use crate::rollout::plan::{self, Plan};
-use crate::rollout::probe::{SystemRestarter, TlsProber};
+use crate::rollout::probe::TlsProber;
 use crate::rollout::profile::{self, Profile};
 use crate::rollout::resolve::Overrides;
+use crate::rollout::restart::SystemRestarter;
 
 /// Rolled back cleanly after a failure.
 pub const ROLLED_BACK: u8 = 3;
@@ -524,7 +525,7 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         .iter()
         .filter_map(|s| match &s.restart {
             Some(crate::rollout::profile::Restart::StaticPod(m)) => {
-                let p = crate::rollout::probe::parked_path(m);
+                let p = crate::rollout::restart::parked_path(m);
                 (!m.exists() && p.exists()).then(|| (s.component.clone(), m.clone(), p))
             }
             _ => None,

@@ -16,4 +16,5 @@ pub mod probe;
 pub mod profile;
 pub mod rebase;
 pub mod resolve;
+pub mod restart;
 pub mod validate;

@@ -3,7 +3,8 @@
 //! around every mutating action so a killed run can be resumed or rolled back.
 //!
 //! Side effects on components go through two small traits with one real implementation each
-//! ([`super::probe`]); files are real files, touched only through [`crate::sys::fs`].
+//! ([`super::restart`], [`super::probe`]); files are real files, touched only through
+//! [`crate::sys::fs`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -22,7 +22,7 @@ impl Executor<'_> {
             let Some(Restart::StaticPod(manifest)) = &step.restart else {
                 continue;
             };
-            let parked = crate::rollout::probe::parked_path(manifest);
+            let parked = crate::rollout::restart::parked_path(manifest);
             let missing = crate::sys::fs::is_absent(manifest);
             if !missing || !parked.is_file() {
                 continue;

@@ -391,7 +391,7 @@ fn killed_while_parked() -> (tempfile::TempDir, Plan, PathBuf, Vec<u8>) {
     let state = dir.path().join("state");
     let park = FnRestarter(|r: &Restart| {
         if let Restart::StaticPod(m) = r {
-            crate::sys::fs::move_synced(m, &super::super::probe::parked_path(m)).unwrap();
+            crate::sys::fs::move_synced(m, &crate::rollout::restart::parked_path(m)).unwrap();
         }
         panic!("killed while the manifest is parked");
     });
@@ -403,7 +403,7 @@ fn killed_while_parked() -> (tempfile::TempDir, Plan, PathBuf, Vec<u8>) {
     assert_eq!(j.outcome, Outcome::Running);
     assert_eq!(j.steps[0], StepState::Restarting);
     assert!(!manifest.exists());
-    assert!(super::super::probe::parked_path(&manifest).exists());
+    assert!(crate::rollout::restart::parked_path(&manifest).exists());
     (dir, plan, manifest, bytes)
 }
 
@@ -425,7 +425,7 @@ fn resume_and_rollback_first_put_a_parked_manifest_back() {
         });
         let ended = ended.unwrap();
         assert_eq!(std::fs::read(&manifest).unwrap(), bytes, "{finish}");
-        assert!(!super::super::probe::parked_path(&manifest).exists());
+        assert!(!crate::rollout::restart::parked_path(&manifest).exists());
         assert!(
             !seen.borrow().is_empty() && seen.borrow().iter().all(|&b| b),
             "{finish}"

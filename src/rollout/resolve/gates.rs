@@ -1,321 +1,11 @@
-//! Binds a bundle to the node: which component reads each new file (from the node's own
-//! manifests and units, [`crate::node`]), how each restarts, and the health gate that proves it
-//! (where it serves, which CA verifies it, which client certificate the probe presents). The
-//! profile only fills in what the node does not say. Pure: file contents come through `read`.
-//!
-//! Precedence, per bundle file: a profile component that names the file explicitly; else every
-//! component of the node that reads it; else the profile's component of the kind `reissue`
-//! recorded for it; else nobody (swapped without a restart). A component restarts when any file
-//! it reads changed; the file is swapped right before the first of them restarts.
+//! The health gates of each step: from what the node says about the component (where it
+//! listens, which CA verifies it, which client certificate a probe presents), else from the
+//! profile; the URL and SAN helpers they share.
 
 use std::path::{Path, PathBuf};
 
-use super::plan::{BundleManifest, FileSwap, Gate, Identity, Plan, Step, Trust};
-use super::profile::{rank, Health, Profile, Restart};
-use crate::error::{Error, Result};
-use crate::node::{Component as NodeComponent, Runs};
-use crate::pki::cert::CertInfo;
-use crate::pki::decode::{decode, Item};
-
-/// Per-component overrides from the command line (`NAME=VALUE` already split).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub restart_cmd: Vec<(String, String)>,
-    pub health: Vec<(String, String)>,
-    pub health_ca: Vec<(String, PathBuf)>,
-    pub health_cert: Vec<(String, PathBuf)>,
-    pub health_key: Vec<(String, PathBuf)>,
-    /// Restart these even if none of their files changed.
-    pub restart: Vec<String>,
-    /// `--profile` was given: its components describe this node, so they take the files of
-    /// their kind even where the node runs a component of that kind that reads other files.
-    /// Detected (not given), the node's own components are the authority: a file of a kind
-    /// whose component on this node does not read it is swapped without a restart.
-    pub profile_given: bool,
-    /// The plan has etcd membership steps: `--health*` for `etcd` reach them, so they are not
-    /// an error when no file of etcd changed.
-    pub etcd_membership: bool,
-}
-
-/// Reads a file's current bytes (or `None`).
-pub type Read<'a> = &'a dyn Fn(&Path) -> Option<Vec<u8>>;
-
-/// A component that may take part: from the node or from the profile.
-struct Cand<'a> {
-    name: String,
-    kind: String,
-    restart: Restart,
-    node: Option<&'a NodeComponent>,
-    /// Profile components only: the files it names explicitly, and its health templates.
-    explicit: Vec<PathBuf>,
-    health: Vec<Health>,
-    from: String,
-}
-
-fn cands<'a>(node: &'a [NodeComponent], profile: &Profile) -> Vec<Cand<'a>> {
-    let mut out: Vec<Cand> = Vec::new();
-    for c in node {
-        // Control-plane components by kind; a node-local proxy by its own name (kube-lb,
-        // nginx-proxy, haproxy), as operators call it.
-        let base = match (&c.runs, c.kind.as_str()) {
-            (Runs::Systemd(u), "node-local-lb") => u.clone(),
-            (Runs::StaticPod(m), "node-local-lb") => m
-                .file_stem()
-                .map_or(c.kind.clone(), |s| s.to_string_lossy().into_owned()),
-            _ => c.kind.clone(),
-        };
-        let n = out
-            .iter()
-            .filter(|o| o.name == base || o.name.starts_with(&format!("{base}-")))
-            .count();
-        let name = if n == 0 {
-            base
-        } else {
-            format!("{base}-{}", n + 1)
-        };
-        out.push(Cand {
-            name,
-            kind: c.kind.clone(),
-            restart: match &c.runs {
-                Runs::StaticPod(m) => Restart::StaticPod(m.clone()),
-                Runs::Systemd(u) => Restart::Systemd(u.clone()),
-            },
-            node: Some(c),
-            explicit: vec![],
-            health: vec![],
-            from: c.source.display().to_string(),
-        });
-    }
-    for c in &profile.components {
-        out.push(Cand {
-            name: c.name.clone(),
-            kind: c.kind.clone(),
-            restart: c.restart.clone(),
-            node: None,
-            explicit: c.files.clone(),
-            health: c.health.clone(),
-            from: format!("profile {}", profile.name),
-        });
-    }
-    out
-}
-
-fn same(a: &Path, b: &Path) -> bool {
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    abs(a) == abs(b)
-}
-
-/// Builds the plan for `manifest` (the bundle in `dir`) on the node under `root`, with the
-/// problems met while binding it (a gate that needs what the node lacks).
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    dir: &Path,
-    root: &Path,
-    manifest: &BundleManifest,
-    node: &[NodeComponent],
-    profile: &Profile,
-    overrides: &Overrides,
-    read: Read,
-) -> Result<(Plan, Vec<String>)> {
-    let dir = std::path::absolute(dir).map_err(|source| Error::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let ca = PathBuf::from(&manifest.ca.certificate);
-    let files: Vec<FileSwap> = manifest
-        .files
-        .iter()
-        .map(|f| {
-            Ok(FileSwap {
-                target: f.target.clone(),
-                source: dir.join(&f.bundle_path),
-                kind: f.kind.clone(),
-                role: f.role.clone(),
-                ca: f.ca.clone().unwrap_or_else(|| ca.clone()),
-                mode: u32::from_str_radix(&f.mode, 8).map_err(|_| Error::Input {
-                    path: dir.join("bundle.json"),
-                    expected: "an octal mode".into(),
-                    found: f.mode.clone(),
-                })?,
-                old_sha256: f.old_sha256.clone(),
-                new_sha256: f.new_sha256.clone(),
-                old_serial: f.old_serial.clone(),
-                new_serial: f.new_serial.clone(),
-                sans: f.sans.as_ref().map(|s| s.after.clone()).unwrap_or_default(),
-                link: None,
-            })
-        })
-        .collect::<Result<_>>()?;
-    let cands = cands(node, profile);
-
-    // Who uses each file.
-    let users: Vec<Vec<usize>> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let explicit: Vec<usize> = (0..cands.len())
-                .filter(|&c| cands[c].explicit.iter().any(|p| same(p, &f.target)))
-                .collect();
-            if !explicit.is_empty() {
-                return explicit;
-            }
-            let readers: Vec<usize> = (0..cands.len())
-                .filter(|&c| cands[c].node.is_some_and(|n| n.reads(&f.target)))
-                .collect();
-            if !readers.is_empty() {
-                return readers;
-            }
-            (0..cands.len())
-                .filter(|&c| {
-                    let kind = &cands[c].kind;
-                    let node_runs_it = node.iter().any(|n| &n.kind == kind);
-                    cands[c].node.is_none()
-                        && cands[c].explicit.is_empty()
-                        && manifest.files[i].components.contains(kind)
-                        && (overrides.profile_given || !node_runs_it)
-                })
-                .take(1)
-                .collect()
-        })
-        .collect();
-
-    // Overrides must name a component that takes part (or that --restart brings in).
-    let known: Vec<&str> = cands.iter().map(|c| c.name.as_str()).collect();
-    for r in &overrides.restart {
-        if !known.contains(&r.as_str()) {
-            return Err(Error::Usage(format!(
-                "--restart {r}: expected a component of this node or profile ({}), found none named so",
-                known.join(", ")
-            )));
-        }
-    }
-    let mut order: Vec<usize> = (0..cands.len()).collect();
-    order.sort_by_key(|&c| (rank(&cands[c].kind), c));
-    let mut taken = vec![false; files.len()];
-    let mut steps = Vec::new();
-    let mut in_plan: Vec<String> = Vec::new();
-    let mut found: Vec<String> = Vec::new();
-    for c in order {
-        let cand = &cands[c];
-        let mine: Vec<usize> = (0..files.len())
-            .filter(|&i| users[i].contains(&c))
-            .collect();
-        // --restart NAME brings in one component: the node's own before a profile's.
-        let forced = overrides.restart.contains(&cand.name) && !in_plan.contains(&cand.name);
-        if mine.is_empty() && !forced {
-            continue;
-        }
-        let swap: Vec<usize> = mine.iter().copied().filter(|&i| !taken[i]).collect();
-        let reads: Vec<usize> = mine.iter().copied().filter(|&i| taken[i]).collect();
-        for &i in &swap {
-            taken[i] = true;
-        }
-        // A changed unit file or drop-in takes a daemon-reload before the restart.
-        let unit_changed = cand.node.is_some_and(|n| {
-            mine.iter()
-                .any(|&i| n.unit_files.iter().any(|u| same(u, &files[i].target)))
-        });
-        let restart = match &cand.restart {
-            Restart::Systemd(u) if unit_changed => Restart::SystemdReload(u.clone()),
-            r => r.clone(),
-        };
-        let restart = overrides
-            .restart_cmd
-            .iter()
-            .rev()
-            .find(|(n, _)| *n == cand.name)
-            .map_or(restart, |(_, cmd)| Restart::Command(cmd.clone()));
-        let (gates, note) =
-            gates_for(root, cand, &mine, &files, node, overrides, read, &mut found)?;
-        in_plan.push(cand.name.clone());
-        steps.push(Step {
-            component: cand.name.clone(),
-            kind: cand.kind.clone(),
-            restart: Some(restart),
-            files: swap,
-            reads,
-            gates,
-            note,
-            from: cand.from.clone(),
-        });
-    }
-    let rest: Vec<usize> = (0..files.len()).filter(|&i| !taken[i]).collect();
-    if !rest.is_empty() {
-        steps.push(Step {
-            component: "files-only".into(),
-            kind: "none".into(),
-            restart: None,
-            files: rest,
-            reads: vec![],
-            gates: vec![],
-            note: Some(
-                "read by no component of this node (another node's copy, or a file for kubectl): swapped, nothing restarted"
-                    .into(),
-            ),
-            from: String::new(),
-        });
-    }
-    let named = overrides
-        .restart_cmd
-        .iter()
-        .map(|(n, _)| ("--restart-cmd", n))
-        .chain(overrides.health.iter().map(|(n, _)| ("--health", n)))
-        .chain(overrides.health_ca.iter().map(|(n, _)| ("--health-ca", n)))
-        .chain(
-            overrides
-                .health_cert
-                .iter()
-                .map(|(n, _)| ("--health-cert", n)),
-        )
-        .chain(
-            overrides
-                .health_key
-                .iter()
-                .map(|(n, _)| ("--health-key", n)),
-        );
-    for (flag, n) in named {
-        if overrides.etcd_membership && n == "etcd" && flag != "--restart-cmd" {
-            continue;
-        }
-        if !in_plan.contains(n) {
-            return Err(Error::Usage(format!(
-                "{flag} {n}: `{n}` has no changed file in this bundle, so the plan does not restart it (it restarts: {}); add --restart {n} to restart it anyway",
-                if in_plan.is_empty() { "nothing".to_string() } else { in_plan.join(", ") }
-            )));
-        }
-    }
-    let name = if node.is_empty() {
-        profile.name.clone()
-    } else {
-        format!("node (+ profile {})", profile.name)
-    };
-    // A client identity given on the command line replaces a derived one that was missing.
-    found.retain(|p| {
-        let comp = p.split(':').next().unwrap_or("");
-        !overrides.health_cert.iter().any(|(n, _)| n == comp)
-    });
-    Ok((
-        Plan {
-            bundle: dir,
-            ca,
-            profile: name,
-            files,
-            steps,
-            etcd: None,
-        },
-        found,
-    ))
-}
-
-fn first_cert(bytes: &[u8]) -> Option<CertInfo> {
-    decode(Path::new(""), bytes)
-        .items
-        .into_iter()
-        .find_map(|i| match i {
-            Item::Cert { index: 0, info } => Some(*info),
-            _ => None,
-        })
-}
+use super::etcd::etcd_identity;
+use super::*;
 
 /// `IP:…`/`DNS:…` of a certificate, as bundle.json lists them.
 pub fn sans_of(c: &CertInfo) -> Vec<String> {
@@ -357,7 +47,7 @@ pub fn is_loopback(host: &str) -> bool {
 }
 
 /// The certificate a component serves on its gate, and the SANs it will have after the swap.
-struct Serving {
+pub(super) struct Serving {
     index: Option<usize>,
     path: Option<PathBuf>,
     sans: Vec<String>,
@@ -365,7 +55,12 @@ struct Serving {
     old_sans: Vec<String>,
 }
 
-fn serving(path: Option<PathBuf>, mine: &[usize], files: &[FileSwap], read: Read) -> Serving {
+pub(super) fn serving(
+    path: Option<PathBuf>,
+    mine: &[usize],
+    files: &[FileSwap],
+    read: Read,
+) -> Serving {
     let index = path
         .as_ref()
         .and_then(|p| mine.iter().copied().find(|&i| same(&files[i].target, p)));
@@ -389,7 +84,7 @@ fn serving(path: Option<PathBuf>, mine: &[usize], files: &[FileSwap], read: Read
 
 /// Picks the first candidate host that both the new and the current certificate cover (so the
 /// same gate proves the rollout and a rollback), else the first the new one covers.
-fn pick_host(candidates: &[String], serving: &Serving) -> Option<String> {
+pub(super) fn pick_host(candidates: &[String], serving: &Serving) -> Option<String> {
     candidates
         .iter()
         .find(|h| covers(&serving.sans, h) && covers(&serving.old_sans, h))
@@ -397,7 +92,7 @@ fn pick_host(candidates: &[String], serving: &Serving) -> Option<String> {
         .cloned()
 }
 
-fn url_parts(url: &str) -> Option<(String, String, u16)> {
+pub(super) fn url_parts(url: &str) -> Option<(String, String, u16)> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split('/').next()?;
     let (host, port) = if let Some(r) = authority.strip_prefix('[') {
@@ -410,7 +105,7 @@ fn url_parts(url: &str) -> Option<(String, String, u16)> {
     Some((scheme.to_string(), host, port.parse().ok()?))
 }
 
-fn url(scheme: &str, host: &str, port: u16) -> String {
+pub(super) fn url(scheme: &str, host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("{scheme}://[{host}]:{port}")
     } else {
@@ -420,7 +115,7 @@ fn url(scheme: &str, host: &str, port: u16) -> String {
 
 /// A client identity that `read` shows usable for TLS client auth: a certificate with the
 /// client-auth usage (or none) and a key file next to it.
-fn usable_identity(cert: &Path, key: &Path, read: Read) -> bool {
+pub(super) fn usable_identity(cert: &Path, key: &Path, read: Read) -> bool {
     let Some(c) = read(cert).and_then(|b| first_cert(&b)) else {
         return false;
     };
@@ -430,7 +125,7 @@ fn usable_identity(cert: &Path, key: &Path, read: Read) -> bool {
 
 /// The gates of one step (and why there are none, when there cannot be any).
 #[allow(clippy::too_many_arguments)]
-fn gates_for(
+pub(super) fn gates_for(
     root: &Path,
     cand: &Cand,
     mine: &[usize],
@@ -531,7 +226,7 @@ fn gates_for(
 /// The certificate a profile component most likely serves: a server role among its files.
 /// The certificate a profile component most likely serves: a serving role among its files
 /// (a client certificate such as the controller-manager's is not served).
-fn main_cert(mine: &[usize], files: &[FileSwap]) -> Option<usize> {
+pub(super) fn main_cert(mine: &[usize], files: &[FileSwap]) -> Option<usize> {
     mine.iter()
         .copied()
         .filter(|&i| {
@@ -549,7 +244,7 @@ fn main_cert(mine: &[usize], files: &[FileSwap]) -> Option<usize> {
         })
 }
 
-fn profile_gates(cand: &Cand, mine: &[usize], files: &[FileSwap]) -> Result<Vec<Gate>> {
+pub(super) fn profile_gates(cand: &Cand, mine: &[usize], files: &[FileSwap]) -> Result<Vec<Gate>> {
     let mut out = Vec::new();
     for h in &cand.health {
         if h.url.contains('{') {
@@ -600,10 +295,10 @@ fn profile_gates(cand: &Cand, mine: &[usize], files: &[FileSwap]) -> Result<Vec<
     Ok(out)
 }
 
-type Derived = (Vec<Gate>, Option<String>, Option<PathBuf>);
+pub(super) type Derived = (Vec<Gate>, Option<String>, Option<PathBuf>);
 
 /// Gates from what the node says about the component.
-fn derive(
+pub(super) fn derive(
     c: &NodeComponent,
     root: &Path,
     node: &[NodeComponent],
@@ -864,186 +559,6 @@ fn derive(
             None,
         ),
     }
-}
-
-/// The client certificate a probe of etcd presents (etcd runs with --client-cert-auth): the
-/// first usable of kubeadm's healthcheck-client beside the trusted CA, the apiserver's
-/// `--etcd-certfile` on this node, and etcd's own serving then peer certificate.
-fn etcd_identity(
-    root: &Path,
-    node: &[NodeComponent],
-    path: &dyn Fn(&str) -> Option<PathBuf>,
-    read: Read,
-) -> Option<Identity> {
-    let mut tries: Vec<(PathBuf, PathBuf)> = Vec::new();
-    if let Some(dir) = path("trusted-ca-file").and_then(|p| p.parent().map(Path::to_path_buf)) {
-        tries.push((
-            dir.join("healthcheck-client.crt"),
-            dir.join("healthcheck-client.key"),
-        ));
-    }
-    for api in node.iter().filter(|n| n.kind == "kube-apiserver") {
-        let p = |name: &str| api.path(root, name);
-        if let (Some(cert), Some(key)) = (p("etcd-certfile"), p("etcd-keyfile")) {
-            tries.push((cert, key));
-        }
-    }
-    for (cert, key) in [
-        ("cert-file", "key-file"),
-        ("peer-cert-file", "peer-key-file"),
-    ] {
-        if let (Some(cert), Some(key)) = (path(cert), path(key)) {
-            tries.push((cert, key));
-        }
-    }
-    tries
-        .into_iter()
-        .find(|(cert, key)| usable_identity(cert, key, read))
-        .map(|(cert, key)| Identity { cert, key })
-}
-
-/// How the etcd membership steps reach etcd, read from the node as etcd's gate is: an https
-/// client URL etcd listens on (loopback first, a wildcard as 127.0.0.1 then its advertised hosts;
-/// one its current serving certificate covers), its `--trusted-ca-file`, and the client
-/// certificate its gate would present. On a node without etcd: the apiserver's
-/// `--etcd-servers`, `--etcd-cafile`, `--etcd-certfile`/`--etcd-keyfile`. `--health`,
-/// `--health-ca`, `--health-cert`/`--health-key` for `etcd` override each. Why none can be
-/// derived is one line.
-pub fn etcd_access(
-    root: &Path,
-    node: &[NodeComponent],
-    ov: &Overrides,
-    read: Read,
-) -> std::result::Result<super::membership::Access, String> {
-    let over = |v: &[(String, PathBuf)]| {
-        v.iter()
-            .rev()
-            .find(|(n, _)| n == "etcd")
-            .map(|(_, p)| p.clone())
-    };
-    let etcd = node.iter().find(|c| c.kind == "etcd");
-    let api = node
-        .iter()
-        .find(|c| c.kind == "kube-apiserver" && c.get("etcd-servers").is_some());
-    let hint = "pass --health etcd=https://HOST:PORT --health-ca etcd=FILE --health-cert etcd=FILE --health-key etcd=FILE, or --no-etcd-membership";
-    let mut origin = Vec::new();
-    let bootstrap = if let Some((_, u)) = ov.health.iter().rev().find(|(n, _)| n == "etcd") {
-        let (scheme, target) = super::plan::parse_url(u)?;
-        if scheme != "https" {
-            return Err(format!(
-                "--health etcd={u}: the membership steps speak to etcd over https only"
-            ));
-        }
-        origin.push("endpoint from --health etcd".to_string());
-        format!("https://{}", target.authority())
-    } else if let Some(c) = etcd {
-        let urls = c.get("listen-client-urls").unwrap_or("");
-        let advertised: Vec<String> = c
-            .get("advertise-client-urls")
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|u| url_parts(u.trim()).map(|(_, h, _)| h))
-            .collect();
-        let mut https: Vec<(String, u16)> = Vec::new();
-        for u in urls.split(',') {
-            let Some((scheme, host, port)) = url_parts(u.trim()) else {
-                continue;
-            };
-            if scheme != "https" {
-                continue;
-            }
-            if host == "0.0.0.0" || host == "::" || host.is_empty() {
-                https.push(("127.0.0.1".into(), port));
-                https.extend(advertised.iter().map(|h| (h.clone(), port)));
-            } else {
-                https.push((host, port));
-            }
-        }
-        https.sort_by_key(|(h, _)| !is_loopback(h));
-        let sans = c
-            .path(root, "cert-file")
-            .and_then(|p| read(&p))
-            .and_then(|b| first_cert(&b))
-            .map(|c| sans_of(&c))
-            .unwrap_or_default();
-        let Some((host, port)) = https
-            .iter()
-            .find(|(h, _)| covers(&sans, h))
-            .or(https.first())
-            .cloned()
-        else {
-            return Err(format!(
-                "etcd listens for clients on no https URL ({}); {hint}",
-                c.origin("listen-client-urls")
-            ));
-        };
-        origin.push(format!("endpoint from {}", c.origin("listen-client-urls")));
-        url("https", &host, port)
-    } else if let Some(a) = api {
-        let servers = a.get("etcd-servers").unwrap_or("");
-        let Some(first) = servers
-            .split(',')
-            .map(str::trim)
-            .find(|u| u.starts_with("https://"))
-        else {
-            return Err(format!(
-                "this node runs no etcd, and the apiserver's --etcd-servers ({servers}) names no https URL; {hint}"
-            ));
-        };
-        origin.push(format!("endpoint from {}", a.origin("etcd-servers")));
-        let (_, target) = super::plan::parse_url(first)?;
-        format!("https://{}", target.authority())
-    } else {
-        return Err(format!(
-            "this node runs no etcd and no kube-apiserver with --etcd-servers, so nothing says how to reach etcd; {hint}"
-        ));
-    };
-    let ca = if let Some(ca) = over(&ov.health_ca) {
-        origin.push("CA from --health-ca etcd".into());
-        ca
-    } else if let Some((c, ca)) = etcd.and_then(|c| c.path(root, "trusted-ca-file").map(|p| (c, p)))
-    {
-        origin.push(format!("CA from {}", c.origin("trusted-ca-file")));
-        ca
-    } else if let Some((a, ca)) = api.and_then(|a| a.path(root, "etcd-cafile").map(|p| (a, p))) {
-        origin.push(format!("CA from {}", a.origin("etcd-cafile")));
-        ca
-    } else {
-        return Err(format!(
-            "no CA to verify etcd with: etcd has no --trusted-ca-file and no apiserver names --etcd-cafile; {hint}"
-        ));
-    };
-    let client = match (over(&ov.health_cert), over(&ov.health_key)) {
-        (Some(cert), Some(key)) => {
-            origin.push("client from --health-cert/--health-key etcd".into());
-            Some(Identity { cert, key })
-        }
-        _ => {
-            let derived = match etcd {
-                Some(c) => etcd_identity(root, node, &|name: &str| c.path(root, name), read),
-                None => api.and_then(|a| {
-                    a.path(root, "etcd-certfile")
-                        .zip(a.path(root, "etcd-keyfile"))
-                        .map(|(cert, key)| Identity { cert, key })
-                }),
-            };
-            if let Some(id) = &derived {
-                origin.push(format!("client {}", id.cert.display()));
-            }
-            derived
-        }
-    };
-    if client.is_none() && etcd.is_none_or(|c| c.flag_on("client-cert-auth")) {
-        return Err(format!(
-            "etcd requires client certificates and none usable was found on this node (kubeadm's healthcheck-client beside the trusted CA, the apiserver's --etcd-certfile, etcd's own certificate with client auth); {hint}"
-        ));
-    }
-    Ok(super::membership::Access {
-        bootstrap,
-        ca,
-        client,
-        origin: origin.join(", "),
-    })
 }
 
 #[cfg(test)]

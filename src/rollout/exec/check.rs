@@ -6,60 +6,57 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::backup::read_backup_manifest;
-use super::{at_old, current_sha, is_new_file, Executor};
+use super::{at_old, current_sha, is_new_file};
 use crate::error::{Error, Result};
 use crate::pki::cert::sha256_hex;
 use crate::rollout::journal::{Journal, StepState};
 use crate::rollout::plan::{FileSwap, Plan};
 
-impl Executor<'_> {
-    /// Checks the tree against the plan before anything changes: every bundle file intact, every
-    /// target still the file the bundle was made from (or already the new one); a file the bundle
-    /// adds, nothing there yet (or already the new one).
-    pub fn preflight(plan: &Plan) -> Result<()> {
-        for f in &plan.files {
-            let source = current_sha(&f.source);
-            if source.as_deref() != Some(f.new_sha256.as_str()) {
-                return Err(Error::Input {
-                    path: f.source.clone(),
-                    expected: format!("the bundle file with SHA-256 {}", f.new_sha256),
-                    found: source.map_or("no readable file".into(), |s| format!("SHA-256 {s}")),
-                });
-            }
-            let now = current_sha(&f.target);
-            if is_new_file(f) {
-                if !crate::sys::fs::is_absent(&f.target)
-                    && now.as_deref() != Some(f.new_sha256.as_str())
-                {
-                    return Err(Error::Input {
-                        path: f.target.clone(),
-                        expected: "nothing there (the bundle adds this file)".into(),
-                        found: now.map_or("something that is not a readable file".into(), |s| {
-                            format!("a file (SHA-256 {s}) the bundle would replace")
-                        }),
-                    });
-                }
-                continue;
-            }
-            if now.as_deref() != Some(f.old_sha256.as_str())
+/// The SHA-256 check of the tree against the plan before anything changes (only that): every
+/// bundle file intact, every target still the file the bundle was made from (or already the
+/// new one); a file the bundle adds, nothing there yet (or already the new one).
+pub(super) fn verify_hashes(plan: &Plan) -> Result<()> {
+    for f in &plan.files {
+        let source = current_sha(&f.source);
+        if source.as_deref() != Some(f.new_sha256.as_str()) {
+            return Err(Error::Input {
+                path: f.source.clone(),
+                expected: format!("the bundle file with SHA-256 {}", f.new_sha256),
+                found: source.map_or("no readable file".into(), |s| format!("SHA-256 {s}")),
+            });
+        }
+        let now = current_sha(&f.target);
+        if is_new_file(f) {
+            if !crate::sys::fs::is_absent(&f.target)
                 && now.as_deref() != Some(f.new_sha256.as_str())
             {
                 return Err(Error::Input {
                     path: f.target.clone(),
-                    expected: format!(
-                        "the file the bundle was made from (SHA-256 {})",
-                        f.old_sha256
-                    ),
-                    found: now.map_or("no readable file".into(), |s| {
-                        format!("a file changed since (SHA-256 {s})")
+                    expected: "nothing there (the bundle adds this file)".into(),
+                    found: now.map_or("something that is not a readable file".into(), |s| {
+                        format!("a file (SHA-256 {s}) the bundle would replace")
                     }),
                 });
             }
+            continue;
         }
-        Ok(())
+        if now.as_deref() != Some(f.old_sha256.as_str())
+            && now.as_deref() != Some(f.new_sha256.as_str())
+        {
+            return Err(Error::Input {
+                path: f.target.clone(),
+                expected: format!(
+                    "the file the bundle was made from (SHA-256 {})",
+                    f.old_sha256
+                ),
+                found: now.map_or("no readable file".into(), |s| {
+                    format!("a file changed since (SHA-256 {s})")
+                }),
+            });
+        }
     }
+    Ok(())
 }
-
 /// What a target holds, compared with the journal's plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

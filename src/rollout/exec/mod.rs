@@ -26,7 +26,7 @@ mod swap;
 mod tests;
 
 pub use check::{contradictions, held, Held};
-use check::{verify_backup, verify_bundle};
+use check::{verify_backup, verify_bundle, verify_hashes};
 
 /// Restarts a component.
 pub trait Restarter {
@@ -178,7 +178,7 @@ impl Executor<'_> {
                 )));
             }
         }
-        Self::preflight(plan)?;
+        verify_hashes(plan)?;
         if Self::already_applied(plan) {
             return Ok(Ended::AlreadyApplied);
         }

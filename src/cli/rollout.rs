@@ -107,13 +107,9 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
     let mut profile: Profile = match &a.profile {
         Some(p) if Path::new(p).is_file() => {
             let bytes = crate::sys::fs::read_file(Path::new(p))?;
-            profile::parse(Path::new(p), &String::from_utf8_lossy(&bytes))
-                .map_err(Error::Usage)?
-                .rerooted(&root)
+            profile::parse(Path::new(p), &String::from_utf8_lossy(&bytes))?.rerooted(&root)
         }
-        Some(name) => profile::builtin(name)
-            .map_err(Error::Usage)?
-            .rerooted(&root),
+        Some(name) => profile::builtin(name)?.rerooted(&root),
         None => {
             // The node's own configuration says which layout it is; else the targets' paths
             // (as they are on the node: strip --root first) do.
@@ -126,15 +122,13 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
                 })
                 .collect();
             match profile::detect_from_node(&node) {
-                Some(n) => profile::builtin(n).map_err(Error::Usage)?.rerooted(&root),
+                Some(n) => profile::builtin(n)?.rerooted(&root),
                 // Membership steps alone restart nothing: no profile needed.
                 None if manifest.files.is_empty() => Profile {
                     name: "none".into(),
                     components: vec![],
                 },
-                None => profile::builtin(profile::detect(&targets).map_err(Error::Usage)?)
-                    .map_err(Error::Usage)?
-                    .rerooted(&root),
+                None => profile::builtin(profile::detect(&targets)?)?.rerooted(&root),
             }
         }
     };

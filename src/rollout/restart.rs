@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::exec::Restarter;
 use super::profile::Restart;
+use super::Error;
 
 pub struct SystemRestarter {
     pub timeout: Duration,
@@ -33,14 +34,21 @@ pub fn parked_path(manifest: &Path) -> PathBuf {
 }
 
 impl Restarter for SystemRestarter {
-    fn restart(&self, restart: &Restart) -> Result<(), String> {
-        let run = |cmd: &str| -> Result<(), String> {
-            let ran = crate::sys::proc::run_shell(cmd, self.timeout)
-                .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
+    fn restart(&self, restart: &Restart) -> Result<(), Error> {
+        let run = |cmd: &str| -> Result<(), Error> {
+            let ran =
+                crate::sys::proc::run_shell(cmd, self.timeout).map_err(|source| Error::Spawn {
+                    cmd: cmd.into(),
+                    source,
+                })?;
             if ran.success {
                 Ok(())
             } else {
-                Err(format!("`{cmd}` failed ({}): {}", ran.status, ran.output))
+                Err(Error::CommandFailed {
+                    cmd: cmd.into(),
+                    status: ran.status,
+                    output: ran.output,
+                })
             }
         };
         match restart {
@@ -57,22 +65,24 @@ impl Restarter for SystemRestarter {
             }
             Restart::StaticPod(manifest) => {
                 if manifest.file_name().is_none() {
-                    return Err(format!("{}: no file name", manifest.display()));
+                    return Err(Error::NoFileName {
+                        path: manifest.clone(),
+                    });
                 }
                 let parked = parked_path(manifest);
                 // Already parked (a run stopped while parked, not put back yet): just wait.
                 let already = !manifest.exists() && parked.exists();
                 if !already {
-                    crate::sys::fs::move_synced(manifest, &parked)
-                        .map_err(|e| format!("cannot park {}: {e}", manifest.display()))?;
+                    crate::sys::fs::move_synced(manifest, &parked).map_err(|e| Error::Park {
+                        manifest: manifest.clone(),
+                        source: Box::new(e),
+                    })?;
                 }
                 crate::sys::clock::sleep(self.park_for);
-                crate::sys::fs::move_synced(&parked, manifest).map_err(|e| {
-                    format!(
-                        "cannot put {} back from {}: {e} — move it back by hand",
-                        manifest.display(),
-                        parked.display()
-                    )
+                crate::sys::fs::move_synced(&parked, manifest).map_err(|e| Error::Unpark {
+                    manifest: manifest.clone(),
+                    parked: parked.clone(),
+                    source: Box::new(e),
                 })
             }
         }
@@ -173,6 +183,7 @@ mod tests {
         let err = r
             .restart(&Restart::Command("echo unit not found >&2; exit 5".into()))
             .unwrap_err();
+        let err = err.to_string();
         assert!(
             err.contains("exit 5") && err.contains("unit not found"),
             "{err}"

@@ -137,16 +137,18 @@ pub(super) fn check_sha(
     path: &Path,
     bytes: &[u8],
     want: &str,
-    what: &str,
-) -> std::result::Result<(), String> {
+    what: &'static str,
+) -> std::result::Result<(), crate::rollout::Error> {
     let got = sha256_hex(bytes);
     if got == want {
         Ok(())
     } else {
-        Err(format!(
-            "`{}`: expected {what} with SHA-256 {want}, found SHA-256 {got}",
-            path.display()
-        ))
+        Err(crate::rollout::Error::Sha {
+            path: path.to_path_buf(),
+            what,
+            want: want.into(),
+            got,
+        })
     }
 }
 

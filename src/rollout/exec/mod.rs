@@ -16,6 +16,7 @@ use super::plan::{FileSwap, Gate, Plan};
 use super::profile::Restart;
 use crate::error::{Error, Result};
 use crate::pki::cert::sha256_hex;
+use crate::rollout;
 use crate::sys::clock::Stopwatch;
 
 mod backup;
@@ -30,12 +31,12 @@ use check::{verify_backup, verify_bundle, verify_hashes};
 
 /// Restarts a component.
 pub trait Restarter {
-    fn restart(&self, restart: &Restart) -> std::result::Result<(), String>;
+    fn restart(&self, restart: &Restart) -> std::result::Result<(), rollout::Error>;
 }
 
 /// Checks one health gate once: Ok when the endpoint is healthy and serves `serial`.
 pub trait Prober {
-    fn check(&self, gate: &Gate, serial: Option<&str>) -> std::result::Result<(), String>;
+    fn check(&self, gate: &Gate, serial: Option<&str>) -> std::result::Result<(), rollout::Error>;
 }
 
 /// How long a gate may take to pass, and how often it is tried.
@@ -68,7 +69,7 @@ pub struct Executor<'a> {
     pub on_event: &'a mut dyn FnMut(&Event),
     /// Called before every mutating action with its label; an Err injects a failure there.
     /// Production passes a function that always says Ok.
-    pub fault: &'a dyn Fn(&str) -> std::result::Result<(), String>,
+    pub fault: &'a dyn Fn(&str) -> std::result::Result<(), rollout::Error>,
     /// The etcd requests of membership steps ([`super::membership::NoEtcd`] without them).
     pub etcd: &'a dyn super::membership::EtcdAdmin,
 }
@@ -149,7 +150,7 @@ impl Executor<'_> {
     /// Every journal transition goes through here: a fault point (`journal`) before it, so a
     /// test can kill the run right before each one.
     pub(super) fn save(&self, j: &Journal) -> Result<()> {
-        (self.fault)("journal").map_err(Error::Usage)?;
+        (self.fault)("journal")?;
         j.save(&self.state_dir)
     }
 
@@ -267,7 +268,7 @@ impl Executor<'_> {
             match self.run_step(j, i, step) {
                 Ok(()) => {}
                 Err(reason) => {
-                    let ended = self.rollback_step(j, i, step, &reason)?;
+                    let ended = self.rollback_step(j, i, step, &reason.to_string())?;
                     return Ok(ended);
                 }
             }

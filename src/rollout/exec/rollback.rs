@@ -90,12 +90,12 @@ impl Executor<'_> {
         let t = Stopwatch::start();
         self.event(&step.component, "rollback", "start", t, None);
         if let Err(e) = self.swap_back(&plan, step) {
-            errors.push(e);
+            errors.push(e.to_string());
         } else if let Some(restart) = &step.restart {
             if let Err(e) = self.restarter.restart(restart) {
                 errors.push(format!("restart on the old files failed: {e}"));
             } else if let Err(e) = self.gates(&plan, step, false) {
-                errors.push(e);
+                errors.push(e.to_string());
             }
         }
         if errors.is_empty() {
@@ -139,7 +139,11 @@ impl Executor<'_> {
     }
 
     /// Restoring must not be stopped by an injected fault: faults model the forward path.
-    pub(super) fn swap_back(&self, plan: &Plan, step: &Step) -> std::result::Result<(), String> {
+    pub(super) fn swap_back(
+        &self,
+        plan: &Plan,
+        step: &Step,
+    ) -> std::result::Result<(), crate::rollout::Error> {
         let quiet = Executor {
             state_dir: self.state_dir.clone(),
             restarter: self.restarter,
@@ -226,7 +230,7 @@ impl Executor<'_> {
                 match self.swap_back(&plan, step) {
                     Ok(()) => self.event(&step.component, "restore", "ok", t, None),
                     Err(e) => {
-                        self.event(&step.component, "restore", "failed", t, Some(e.clone()));
+                        self.event(&step.component, "restore", "failed", t, Some(e.to_string()));
                         errors.push(format!("{}: {e}", step.component));
                         continue;
                     }
@@ -252,7 +256,7 @@ impl Executor<'_> {
                     }
                 }
                 if let Err(e) = self.gates(&plan, step, false) {
-                    errors.push(e);
+                    errors.push(e.to_string());
                 }
             }
             j.steps[i] = StepState::RolledBack;

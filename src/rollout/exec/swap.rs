@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::check::check_sha;
 use super::{current_sha, is_new_file, Executor};
+use crate::rollout;
 use crate::rollout::journal::{Journal, StepState};
 use crate::rollout::plan::{Plan, Step};
 use crate::sys::clock::Stopwatch;
@@ -15,10 +16,10 @@ impl Executor<'_> {
         j: &mut Journal,
         i: usize,
         step: &Step,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), rollout::Error> {
         let name = step.component.clone();
         j.steps[i] = StepState::Swapping;
-        self.save(j).map_err(|e| e.to_string())?;
+        self.save(j)?;
         let t = Stopwatch::start();
         self.event(
             &name,
@@ -28,19 +29,19 @@ impl Executor<'_> {
             Some(format!("{} file(s)", step.files.len())),
         );
         self.swap(&j.plan, step, true)
-            .inspect_err(|e| self.event(&name, "swap", "failed", t, Some(e.clone())))?;
+            .inspect_err(|e| self.event(&name, "swap", "failed", t, Some(e.to_string())))?;
         self.event(&name, "swap", "ok", t, None);
         j.steps[i] = StepState::Swapped;
-        self.save(j).map_err(|e| e.to_string())?;
+        self.save(j)?;
         if let Some(restart) = &step.restart {
             j.steps[i] = StepState::Restarting;
-            self.save(j).map_err(|e| e.to_string())?;
+            self.save(j)?;
             let t = Stopwatch::start();
             self.event(&name, "restart", "start", t, None);
             (self.fault)(&format!("restart {name}"))?;
             self.restarter
                 .restart(restart)
-                .inspect_err(|e| self.event(&name, "restart", "failed", t, Some(e.clone())))?;
+                .inspect_err(|e| self.event(&name, "restart", "failed", t, Some(e.to_string())))?;
             self.event(&name, "restart", "ok", t, None);
         }
         self.gates(&j.plan, step, true)?;
@@ -49,7 +50,7 @@ impl Executor<'_> {
             (self.now)(),
             format!("{name}: healthy on the new certificate"),
         );
-        self.save(j).map_err(|e| e.to_string())
+        self.save(j).map_err(rollout::Error::from)
     }
 
     /// Replaces a step's files with the new ones (`to_new`) or the backed-up ones. Idempotent:
@@ -59,8 +60,8 @@ impl Executor<'_> {
         plan: &Plan,
         step: &Step,
         to_new: bool,
-    ) -> std::result::Result<(), String> {
-        let backup = self.backup_entries().map_err(|e| e.to_string())?;
+    ) -> std::result::Result<(), rollout::Error> {
+        let backup = self.backup_entries()?;
         let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
         let mut removed: Vec<&Path> = Vec::new();
         for &fi in &step.files {
@@ -83,8 +84,12 @@ impl Executor<'_> {
             // The bytes installed are checked at the moment they are used, against the SHA-256
             // the bundle recorded (new) or the bundle was made from (old).
             let (bytes, mode, owner) = if to_new {
-                let bytes = crate::sys::fs::read_file(&f.source)
-                    .map_err(|e| format!("cannot read `{}`: {e}", f.source.display()))?;
+                let bytes = crate::sys::fs::read_file(&f.source).map_err(|e| {
+                    rollout::Error::ReadBundleFile {
+                        path: f.source.clone(),
+                        source: Box::new(e),
+                    }
+                })?;
                 check_sha(&f.source, &bytes, &f.new_sha256, "the bundle file")?;
                 (
                     bytes,
@@ -92,29 +97,34 @@ impl Executor<'_> {
                     crate::sys::fs::owner(&f.target).or(recorded_owner),
                 )
             } else {
-                let b = recorded.ok_or_else(|| format!("no backup of `{}`", f.target.display()))?;
-                let bytes = crate::sys::fs::read_file(&b.file)
-                    .map_err(|e| format!("cannot read backup `{}`: {e}", b.file.display()))?;
+                let b = recorded.ok_or_else(|| rollout::Error::NoBackup {
+                    target: f.target.clone(),
+                })?;
+                let bytes =
+                    crate::sys::fs::read_file(&b.file).map_err(|e| rollout::Error::ReadBackup {
+                        path: b.file.clone(),
+                        source: Box::new(e),
+                    })?;
                 check_sha(&b.file, &bytes, &f.old_sha256, "the backup")?;
                 (bytes, b.mode, recorded_owner)
             };
             let tmp = crate::sys::fs::temp_beside(&f.target);
             (self.fault)(&format!("stage {}", f.target.display()))?;
-            crate::sys::fs::write_synced_as(&tmp, &bytes, mode, owner)
-                .map_err(|e| e.to_string())?;
+            crate::sys::fs::write_synced_as(&tmp, &bytes, mode, owner)?;
             staged.push((tmp, f.target.clone()));
         }
         // All temps are written: the renames follow back to back, so a certificate and its key
         // disagree only between two renames.
         for (tmp, target) in &staged {
             (self.fault)(&format!("rename {}", target.display()))?;
-            crate::sys::fs::commit_temp(tmp, target).map_err(|e| e.to_string())?;
+            crate::sys::fs::commit_temp(tmp, target)?;
         }
         for target in removed {
-            crate::sys::fs::remove_if_present(target)
-                .map_err(|e| format!("cannot remove `{}`: {e}", target.display()))?;
-            crate::sys::fs::sync_dir(target.parent().unwrap_or(Path::new(".")))
-                .map_err(|e| e.to_string())?;
+            crate::sys::fs::remove_if_present(target).map_err(|source| rollout::Error::Remove {
+                path: target.to_path_buf(),
+                source,
+            })?;
+            crate::sys::fs::sync_dir(target.parent().unwrap_or(Path::new(".")))?;
         }
         if to_new {
             verify_pairs(plan, step)?;
@@ -127,7 +137,7 @@ impl Executor<'_> {
         plan: &Plan,
         step: &Step,
         new: bool,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), rollout::Error> {
         for gate in &step.gates {
             let serial = gate.serves.and_then(|i| {
                 if new {
@@ -151,13 +161,14 @@ impl Executor<'_> {
                     Err(e) => e,
                 };
                 if t.elapsed() >= self.timing.deadline {
-                    let msg = format!(
-                        "{} not healthy on the {which} certificate within {}s: {last}",
-                        gate.url,
-                        self.timing.deadline.as_secs()
-                    );
-                    self.event(&step.component, "health", "failed", t, Some(msg.clone()));
-                    return Err(msg);
+                    let e = rollout::Error::GateTimeout {
+                        url: gate.url.clone(),
+                        which,
+                        secs: self.timing.deadline.as_secs(),
+                        source: Box::new(last),
+                    };
+                    self.event(&step.component, "health", "failed", t, Some(e.to_string()));
+                    return Err(e);
                 }
                 crate::sys::clock::sleep(self.timing.interval);
             }
@@ -175,7 +186,7 @@ impl Executor<'_> {
 
 /// After a swap: every certificate of the step must pair with the private key of the step (if
 /// the step replaces one) — the pair is re-read from disk.
-pub(super) fn verify_pairs(plan: &Plan, step: &Step) -> std::result::Result<(), String> {
+pub(super) fn verify_pairs(plan: &Plan, step: &Step) -> std::result::Result<(), rollout::Error> {
     use crate::pki::decode::{decode, Item};
     let read = |p: &Path| {
         crate::sys::fs::read_file(p)
@@ -208,10 +219,9 @@ pub(super) fn verify_pairs(plan: &Plan, step: &Step) -> std::result::Result<(), 
         match cert {
             Some(c) if keys.contains(&c.public_key) => {}
             _ => {
-                return Err(format!(
-                    "after the swap `{}` does not pair with the new key",
-                    target.display()
-                ))
+                return Err(rollout::Error::NotPaired {
+                    path: target.clone(),
+                })
             }
         }
     }

@@ -10,17 +10,17 @@ use std::cell::Cell;
 
 struct OkRestarter;
 impl Restarter for OkRestarter {
-    fn restart(&self, _: &Restart) -> std::result::Result<(), String> {
+    fn restart(&self, _: &Restart) -> std::result::Result<(), crate::rollout::Error> {
         Ok(())
     }
 }
 struct Health(bool);
 impl Prober for Health {
-    fn check(&self, _: &Gate, _: Option<&str>) -> std::result::Result<(), String> {
+    fn check(&self, _: &Gate, _: Option<&str>) -> std::result::Result<(), crate::rollout::Error> {
         if self.0 {
             Ok(())
         } else {
-            Err("refused".into())
+            Err(crate::rollout::Error::Fault("refused".into()))
         }
     }
 }
@@ -102,7 +102,7 @@ fn run(plan: &Plan, state: &Path, healthy: bool, fail_at: Option<usize>) -> (Res
         let n = calls.get();
         calls.set(n + 1);
         if Some(n) == fail_at {
-            Err(format!("injected at {n}"))
+            Err(crate::rollout::Error::Fault(format!("injected at {n}")))
         } else {
             Ok(())
         }
@@ -290,14 +290,22 @@ fn a_new_file_is_installed_and_a_rollback_removes_it() {
 }
 
 struct FnRestarter<F>(F);
-impl<F: Fn(&Restart) -> std::result::Result<(), String>> Restarter for FnRestarter<F> {
-    fn restart(&self, r: &Restart) -> std::result::Result<(), String> {
+impl<F: Fn(&Restart) -> std::result::Result<(), crate::rollout::Error>> Restarter
+    for FnRestarter<F>
+{
+    fn restart(&self, r: &Restart) -> std::result::Result<(), crate::rollout::Error> {
         (self.0)(r)
     }
 }
 struct FnProber<F>(F);
-impl<F: Fn(&Gate, Option<&str>) -> std::result::Result<(), String>> Prober for FnProber<F> {
-    fn check(&self, g: &Gate, serial: Option<&str>) -> std::result::Result<(), String> {
+impl<F: Fn(&Gate, Option<&str>) -> std::result::Result<(), crate::rollout::Error>> Prober
+    for FnProber<F>
+{
+    fn check(
+        &self,
+        g: &Gate,
+        serial: Option<&str>,
+    ) -> std::result::Result<(), crate::rollout::Error> {
         (self.0)(g, serial)
     }
 }
@@ -480,7 +488,9 @@ fn resume_after_a_crash_during_a_rollback_finishes_the_rollback() {
     });
     let old_only = FnProber(|_: &Gate, serial: Option<&str>| match serial {
         Some("01") => Ok(()),
-        other => Err(format!("serves serial 01, expected {other:?}")),
+        other => Err(crate::rollout::Error::Fault(format!(
+            "serves serial 01, expected {other:?}"
+        ))),
     });
     killed_during(|| {
         let _ = with(&state, &dies_second_time, &old_only, |ex| ex.apply(&plan));
@@ -503,7 +513,7 @@ fn resume_after_a_crash_during_a_rollback_finishes_the_rollback() {
         asked.borrow_mut().push(serial.map(String::from));
         match serial {
             Some("01") => Ok(()),
-            _ => Err("not the old serial".into()),
+            _ => Err(crate::rollout::Error::Fault("not the old serial".into())),
         }
     });
     let (ended, _) = with(&state, &restarter, &prober, |ex| ex.resume());
@@ -537,7 +547,8 @@ fn resume_after_a_failed_rollback_that_cannot_be_proven_ends_rollback_failed() {
         }
         Ok(())
     });
-    let down = FnProber(|_: &Gate, _: Option<&str>| Err("refused".into()));
+    let down =
+        FnProber(|_: &Gate, _: Option<&str>| Err(crate::rollout::Error::Fault("refused".into())));
     killed_during(|| {
         let _ = with(&state, &dies_second_time, &down, |ex| ex.apply(&plan));
     });

@@ -11,6 +11,7 @@ use super::stream::{max_stream, SnapshotDecoder};
 use super::{Access, MemberRef};
 use crate::endpoint::Target;
 use crate::preflight::etcd::{EtcdApi, Gateway};
+use crate::rollout::Error;
 use crate::sys::tls::{self, ProbeOptions};
 /// What `/v3/maintenance/status` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +29,9 @@ pub trait EtcdAdmin {
         &self,
         access: &Access,
         endpoint: &str,
-    ) -> std::result::Result<Vec<MemberRef>, String>;
-    fn status(&self, access: &Access, endpoint: &str) -> std::result::Result<Status, String>;
-    fn healthy(&self, access: &Access, endpoint: &str) -> std::result::Result<bool, String>;
+    ) -> std::result::Result<Vec<MemberRef>, Error>;
+    fn status(&self, access: &Access, endpoint: &str) -> std::result::Result<Status, Error>;
+    fn healthy(&self, access: &Access, endpoint: &str) -> std::result::Result<bool, Error>;
     /// Streams the snapshot as etcdctl saves it (the database, then etcd's SHA-256 of it) into
     /// `out` as it arrives: each read waits at most `idle`, and a snapshot of more than `limit`
     /// bytes fails (as soon as etcd announces it, when it does).
@@ -40,30 +41,30 @@ pub trait EtcdAdmin {
         endpoint: &str,
         idle: Duration,
         limit: u64,
-        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
-    ) -> std::result::Result<(), String>;
+        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), Error>,
+    ) -> std::result::Result<(), Error>;
     /// Asks the leader (at `leader`) to hand leadership to member `to` (decimal id).
     fn move_leader(
         &self,
         access: &Access,
         leader: &str,
         to: &str,
-    ) -> std::result::Result<(), String>;
-    fn remove(&self, access: &Access, endpoint: &str, id: &str) -> std::result::Result<(), String>;
+    ) -> std::result::Result<(), Error>;
+    fn remove(&self, access: &Access, endpoint: &str, id: &str) -> std::result::Result<(), Error>;
 }
 
 /// For runs whose plan has no membership steps.
 pub struct NoEtcd;
 
 impl EtcdAdmin for NoEtcd {
-    fn members(&self, _: &Access, _: &str) -> std::result::Result<Vec<MemberRef>, String> {
-        Err("no etcd access in this run".into())
+    fn members(&self, _: &Access, _: &str) -> std::result::Result<Vec<MemberRef>, Error> {
+        Err(Error::NoEtcdAccess)
     }
-    fn status(&self, _: &Access, _: &str) -> std::result::Result<Status, String> {
-        Err("no etcd access in this run".into())
+    fn status(&self, _: &Access, _: &str) -> std::result::Result<Status, Error> {
+        Err(Error::NoEtcdAccess)
     }
-    fn healthy(&self, _: &Access, _: &str) -> std::result::Result<bool, String> {
-        Err("no etcd access in this run".into())
+    fn healthy(&self, _: &Access, _: &str) -> std::result::Result<bool, Error> {
+        Err(Error::NoEtcdAccess)
     }
     fn snapshot(
         &self,
@@ -71,15 +72,15 @@ impl EtcdAdmin for NoEtcd {
         _: &str,
         _: Duration,
         _: u64,
-        _: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
-    ) -> std::result::Result<(), String> {
-        Err("no etcd access in this run".into())
+        _: &mut dyn FnMut(&[u8]) -> std::result::Result<(), Error>,
+    ) -> std::result::Result<(), Error> {
+        Err(Error::NoEtcdAccess)
     }
-    fn move_leader(&self, _: &Access, _: &str, _: &str) -> std::result::Result<(), String> {
-        Err("no etcd access in this run".into())
+    fn move_leader(&self, _: &Access, _: &str, _: &str) -> std::result::Result<(), Error> {
+        Err(Error::NoEtcdAccess)
     }
-    fn remove(&self, _: &Access, _: &str, _: &str) -> std::result::Result<(), String> {
-        Err("no etcd access in this run".into())
+    fn remove(&self, _: &Access, _: &str, _: &str) -> std::result::Result<(), Error> {
+        Err(Error::NoEtcdAccess)
     }
 }
 
@@ -91,16 +92,13 @@ pub struct GatewayAdmin {
 }
 
 impl GatewayAdmin {
-    fn opts(&self, a: &Access, timeout: Duration) -> std::result::Result<ProbeOptions, String> {
-        let read = |p: &Path| crate::sys::fs::read_file(p).map_err(|e| e.to_string());
-        let roots =
-            tls::certs_from_pem(&read(&a.ca)?).map_err(|e| format!("{}: {e}", a.ca.display()))?;
+    fn opts(&self, a: &Access, timeout: Duration) -> std::result::Result<ProbeOptions, Error> {
+        let read = |p: &Path| crate::sys::fs::read_file(p).map_err(Error::sys);
+        let roots = tls::certs_from_pem(&read(&a.ca)?).map_err(Error::pem(&a.ca))?;
         let client_identity = match &a.client {
             Some(id) => Some((
-                tls::certs_from_pem(&read(&id.cert)?)
-                    .map_err(|e| format!("{}: {e}", id.cert.display()))?,
-                tls::key_from_pem(&read(&id.key)?)
-                    .map_err(|e| format!("{}: {e}", id.key.display()))?,
+                tls::certs_from_pem(&read(&id.cert)?).map_err(Error::pem(&id.cert))?,
+                tls::key_from_pem(&read(&id.key)?).map_err(Error::pem(&id.key))?,
             )),
             None => None,
         };
@@ -120,8 +118,8 @@ impl GatewayAdmin {
         path: &str,
         body: &Value,
         timeout: Duration,
-    ) -> std::result::Result<Vec<u8>, String> {
-        let target: Target = endpoint.parse().map_err(|e| format!("{e}"))?;
+    ) -> std::result::Result<Vec<u8>, Error> {
+        let target: Target = endpoint.parse()?;
         let opts = self.opts(a, timeout)?;
         let resp = tls::https_request(
             &target,
@@ -129,8 +127,7 @@ impl GatewayAdmin {
             path,
             Some(body.to_string().as_bytes()),
             &opts,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         if resp.status != 200 {
             return Err(gateway_error(endpoint, path, resp.status, &resp.body));
         }
@@ -143,21 +140,30 @@ impl GatewayAdmin {
         endpoint: &str,
         path: &str,
         body: &Value,
-    ) -> std::result::Result<Value, String> {
+    ) -> std::result::Result<Value, Error> {
         let bytes = self.request(a, endpoint, path, body, self.timeout)?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("{endpoint}{path}: not JSON ({e})"))
+        serde_json::from_slice(&bytes).map_err(|source| Error::NotJson {
+            endpoint: endpoint.into(),
+            path: path.into(),
+            source,
+        })
     }
 }
 
 /// `{"error": "etcdserver: not leader", "message": …, "code": 9}` in a few words.
-fn gateway_error(endpoint: &str, path: &str, status: u16, body: &[u8]) -> String {
+fn gateway_error(endpoint: &str, path: &str, status: u16, body: &[u8]) -> Error {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let said = v["message"]
         .as_str()
         .or(v["error"].as_str())
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    format!("{endpoint}{path} answered {status}: {said}")
+    Error::Gateway {
+        endpoint: endpoint.into(),
+        path: path.into(),
+        status,
+        said,
+    }
 }
 
 pub(super) fn uint(v: &Value) -> u64 {
@@ -177,13 +183,14 @@ fn text(v: &Value) -> String {
 }
 
 impl EtcdAdmin for GatewayAdmin {
-    fn members(&self, a: &Access, endpoint: &str) -> std::result::Result<Vec<MemberRef>, String> {
-        let target: Target = endpoint.parse().map_err(|e| format!("{e}"))?;
+    fn members(&self, a: &Access, endpoint: &str) -> std::result::Result<Vec<MemberRef>, Error> {
+        let target: Target = endpoint.parse()?;
         let gw = Gateway {
             opts: self.opts(a, self.timeout)?,
         };
         Ok(gw
-            .members(&target)?
+            .members(&target)
+            .map_err(|e| Error::EtcdSaid(e.to_string()))?
             .into_iter()
             .map(|m| MemberRef {
                 id: m.id,
@@ -195,7 +202,7 @@ impl EtcdAdmin for GatewayAdmin {
             .collect())
     }
 
-    fn status(&self, a: &Access, endpoint: &str) -> std::result::Result<Status, String> {
+    fn status(&self, a: &Access, endpoint: &str) -> std::result::Result<Status, Error> {
         let v = self.post(a, endpoint, "/v3/maintenance/status", &json!({}))?;
         Ok(Status {
             member_id: text(&v["header"]["member_id"]),
@@ -205,12 +212,13 @@ impl EtcdAdmin for GatewayAdmin {
         })
     }
 
-    fn healthy(&self, a: &Access, endpoint: &str) -> std::result::Result<bool, String> {
-        let target: Target = endpoint.parse().map_err(|e| format!("{e}"))?;
+    fn healthy(&self, a: &Access, endpoint: &str) -> std::result::Result<bool, Error> {
+        let target: Target = endpoint.parse()?;
         Gateway {
             opts: self.opts(a, self.timeout)?,
         }
         .healthy(&target)
+        .map_err(|e| Error::EtcdSaid(e.to_string()))
     }
 
     fn snapshot(
@@ -219,10 +227,10 @@ impl EtcdAdmin for GatewayAdmin {
         endpoint: &str,
         idle: Duration,
         limit: u64,
-        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
-    ) -> std::result::Result<(), String> {
+        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), Error>,
+    ) -> std::result::Result<(), Error> {
         const PATH: &str = "/v3/maintenance/snapshot";
-        let target: Target = endpoint.parse().map_err(|e| format!("{e}"))?;
+        let target: Target = endpoint.parse()?;
         // Connecting and the answer's head within the request timeout (or `idle`, if longer);
         // then the body by progress.
         let opts = self.opts(a, self.timeout.max(idle))?;
@@ -230,8 +238,7 @@ impl EtcdAdmin for GatewayAdmin {
             idle,
             max_body: max_stream(limit),
         };
-        let mut resp = tls::https_stream(&target, "POST", PATH, Some(b"{}"), &opts, limits)
-            .map_err(|e| e.to_string())?;
+        let mut resp = tls::https_stream(&target, "POST", PATH, Some(b"{}"), &opts, limits)?;
         if resp.status != 200 {
             let mut said = Vec::new();
             let _ = (&mut resp.body).take(64 * 1024).read_to_end(&mut said);
@@ -240,27 +247,30 @@ impl EtcdAdmin for GatewayAdmin {
         let mut decoder = SnapshotDecoder::new(limit);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = resp.body.read(&mut buf).map_err(|e| {
-                format!(
-                    "{endpoint}{PATH}: reading the stream after {} message(s), {} bytes of snapshot: {e}",
-                    decoder.messages(),
-                    decoder.decoded()
-                )
-            })?;
+            let n = resp
+                .body
+                .read(&mut buf)
+                .map_err(|source| Error::StreamRead {
+                    endpoint: endpoint.into(),
+                    path: PATH.into(),
+                    messages: decoder.messages(),
+                    bytes: decoder.decoded(),
+                    source,
+                })?;
             if n == 0 {
                 break;
             }
             decoder
                 .feed(&buf[..n], out)
-                .map_err(|e| format!("{endpoint}{PATH}: {e}"))?;
+                .map_err(|e| e.context(format!("{endpoint}{PATH}")))?;
         }
         decoder
             .finish()
             .map(|_| ())
-            .map_err(|e| format!("{endpoint}{PATH}: {e}"))
+            .map_err(|e| e.context(format!("{endpoint}{PATH}")))
     }
 
-    fn move_leader(&self, a: &Access, leader: &str, to: &str) -> std::result::Result<(), String> {
+    fn move_leader(&self, a: &Access, leader: &str, to: &str) -> std::result::Result<(), Error> {
         self.post(
             a,
             leader,
@@ -270,7 +280,7 @@ impl EtcdAdmin for GatewayAdmin {
         .map(|_| ())
     }
 
-    fn remove(&self, a: &Access, endpoint: &str, id: &str) -> std::result::Result<(), String> {
+    fn remove(&self, a: &Access, endpoint: &str, id: &str) -> std::result::Result<(), Error> {
         self.post(
             a,
             endpoint,

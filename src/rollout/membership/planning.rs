@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::rollout::plan::{Plan, Step};
+use crate::rollout::Error;
 /// Adds the membership steps of retiring `remove` after the plan's file steps (the members
 /// restart on their new certificates while the cluster still has every member, so a rolling
 /// restart keeps quorum; the retired members leave last), with what the
@@ -13,7 +14,7 @@ use crate::rollout::plan::{Plan, Step};
 pub fn plan(
     plan: &mut Plan,
     remove: &[String],
-    access: std::result::Result<Access, String>,
+    access: std::result::Result<Access, Error>,
     node: &[NodeComponent],
     admin: &dyn EtcdAdmin,
     snapshots: &Path,
@@ -204,11 +205,12 @@ pub(super) fn snapshot_size(db_size: u64) -> u64 {
     db_size.saturating_add(32)
 }
 
-pub(super) fn no_room(db_size: u64, dir: &Path, room: u64) -> String {
-    format!(
-        "the keyspace is {db_size} bytes, its snapshot does not fit in the {room} bytes free for {}: free space there or give --state-dir on a larger file system; or take the snapshot by hand (the plan prints the etcdctl line), then run the member steps by hand too, or the rollout with --no-etcd-membership",
-        dir.display()
-    )
+pub(super) fn no_room(db_size: u64, dir: &Path, room: u64) -> Error {
+    Error::NoRoom {
+        db_size,
+        dir: dir.to_path_buf(),
+        room,
+    }
 }
 
 /// Everything that refuses a retirement before anything changes, one line each: no member

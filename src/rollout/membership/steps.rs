@@ -11,12 +11,11 @@ use crate::error::Result;
 use crate::rollout::exec::{failed_prefix, Ended, Executor};
 use crate::rollout::journal::{Journal, StepState};
 use crate::rollout::plan::Plan;
+use crate::rollout::Error;
 use crate::sys::clock::Stopwatch;
 /// A new name for a snapshot in `dir` (created, 0700, if missing): `<time>.db`, `<time>-2.db`, …
-fn snapshot_path(dir: &Path, now: i64) -> std::result::Result<PathBuf, String> {
-    crate::sys::fs::create_new_dir(dir)
-        .or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })
-        .map_err(|e| e.to_string())?;
+fn snapshot_path(dir: &Path, now: i64) -> std::result::Result<PathBuf, Error> {
+    crate::sys::fs::create_new_dir(dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
     let stamp = crate::duration::rfc3339(now).replace([':', '-'], "");
     let mut path = dir.join(format!("{stamp}.db"));
     let mut n = 2;
@@ -34,11 +33,11 @@ pub fn is_membership(plan: &Plan, i: usize) -> bool {
 
 /// Why a membership step stopped, and whether its change (a removal) was made.
 pub(in crate::rollout) struct Stop {
-    reason: String,
+    reason: Error,
     applied: bool,
 }
 
-fn not_applied(reason: String) -> Stop {
+fn not_applied(reason: Error) -> Stop {
     Stop {
         reason,
         applied: false,
@@ -57,8 +56,8 @@ impl Live<'_> {
     /// The first endpoint's answer; every error when none answers.
     fn any<T>(
         &self,
-        f: impl Fn(&str) -> std::result::Result<T, String>,
-    ) -> std::result::Result<T, String> {
+        f: impl Fn(&str) -> std::result::Result<T, Error>,
+    ) -> std::result::Result<T, Error> {
         let mut errors = Vec::new();
         for ep in &self.endpoints {
             match f(ep) {
@@ -67,13 +66,13 @@ impl Live<'_> {
             }
         }
         Err(if errors.is_empty() {
-            "no endpoint to ask".into()
+            Error::NoEndpoint
         } else {
-            errors.join("; ")
+            Error::EveryEndpoint(errors)
         })
     }
 
-    fn members(&self) -> std::result::Result<Vec<MemberRef>, String> {
+    fn members(&self) -> std::result::Result<Vec<MemberRef>, Error> {
         self.any(|ep| self.admin.members(self.access, ep))
     }
 
@@ -84,45 +83,50 @@ impl Live<'_> {
             .collect()
     }
 
-    fn leader(&self) -> std::result::Result<String, String> {
+    fn leader(&self) -> std::result::Result<String, Error> {
         let s = self.any(|ep| self.admin.status(self.access, ep))?;
         if s.leader.is_empty() || s.leader == "0" {
-            Err("the cluster has no leader".into())
+            Err(Error::NoLeader)
         } else {
             Ok(s.leader)
         }
     }
 
-    fn healthy(&self, m: &MemberRef) -> std::result::Result<(), String> {
-        let ep = m
-            .endpoint()
-            .ok_or_else(|| format!("{} has no https client URL", m.describe()))?;
+    fn healthy(&self, m: &MemberRef) -> std::result::Result<(), Error> {
+        let ep = m.endpoint().ok_or_else(|| Error::NoClientUrl {
+            member: m.describe(),
+        })?;
         match self.admin.healthy(self.access, ep) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(format!("{} reports unhealthy at {ep}", m.describe())),
-            Err(e) => Err(format!("{} at {ep}: {e}", m.describe())),
+            Ok(false) => Err(Error::Unhealthy {
+                member: m.describe(),
+                endpoint: ep.into(),
+            }),
+            Err(e) => Err(e.context(format!("{} at {ep}", m.describe()))),
         }
     }
 
     /// The gate after a removal (and after a leader move): `gone` no longer listed, every
     /// kept member healthy, a kept member leading.
-    fn quorum(&self, gone: Option<&MemberRef>) -> std::result::Result<String, String> {
+    fn quorum(&self, gone: Option<&MemberRef>) -> std::result::Result<String, Error> {
         let list = self.members()?;
         if let Some(m) = gone {
             if list.iter().any(|x| x.id == m.id) {
-                return Err(format!("{} is still listed", m.describe()));
+                return Err(Error::StillListed {
+                    member: m.describe(),
+                });
             }
         }
         let kept = self.kept(&list);
         if kept.is_empty() {
-            return Err("no kept member is listed".into());
+            return Err(Error::NoKeptListed);
         }
         for k in &kept {
             self.healthy(k)?;
         }
         let leader = self.leader()?;
         let Some(l) = kept.iter().find(|k| k.id == leader) else {
-            return Err(format!("the leader ({leader}) is not a kept member"));
+            return Err(Error::LeaderNotKept { leader });
         };
         Ok(format!(
             "{} healthy, {} leads",
@@ -139,17 +143,17 @@ impl Executor<'_> {
     /// Retries `f` every interval until it passes or the health timeout is spent.
     fn until(
         &self,
-        mut f: impl FnMut() -> std::result::Result<String, String>,
-    ) -> std::result::Result<String, String> {
+        mut f: impl FnMut() -> std::result::Result<String, Error>,
+    ) -> std::result::Result<String, Error> {
         let t = Stopwatch::start();
         loop {
             match f() {
                 Ok(v) => return Ok(v),
                 Err(e) if t.elapsed() >= self.timing.deadline => {
-                    return Err(format!(
-                        "not within {}s: {e}",
-                        self.timing.deadline.as_secs()
-                    ))
+                    return Err(Error::NotWithin {
+                        secs: self.timing.deadline.as_secs(),
+                        source: Box::new(e),
+                    })
                 }
                 Err(_) => crate::sys::clock::sleep(self.timing.interval),
             }
@@ -158,7 +162,7 @@ impl Executor<'_> {
 
     fn done(&self, j: &mut Journal, what: &str) -> std::result::Result<(), Stop> {
         j.note((self.now)(), format!("{COMPONENT}: {DONE}{what}"));
-        self.save(j).map_err(|e| not_applied(e.to_string()))
+        self.save(j).map_err(|e| not_applied(e.into()))
     }
 
     /// Runs membership step `i` (idempotent: what is already done is checked, not redone).
@@ -171,15 +175,15 @@ impl Executor<'_> {
             .plan
             .etcd
             .clone()
-            .ok_or_else(|| not_applied("the plan has no etcd membership".into()))?;
+            .ok_or_else(|| not_applied(Error::NoMembershipInPlan))?;
         let planned = r
             .action(i)
             .cloned()
-            .ok_or_else(|| not_applied(format!("step {} is no membership step", i + 1)))?;
+            .ok_or_else(|| not_applied(Error::NotMembershipStep { step: i + 1 }))?;
         let access = r
             .access
             .clone()
-            .ok_or_else(|| not_applied("the plan has no way to reach etcd".into()))?;
+            .ok_or_else(|| not_applied(Error::NoAccessInPlan))?;
         let mut endpoints = r.endpoints.clone();
         if !endpoints.contains(&access.bootstrap) {
             endpoints.push(access.bootstrap.clone());
@@ -191,7 +195,7 @@ impl Executor<'_> {
             retired: r.retired().iter().map(|m| m.id.clone()).collect(),
         };
         j.steps[i] = StepState::Swapping;
-        self.save(j).map_err(|e| not_applied(e.to_string()))?;
+        self.save(j).map_err(|e| not_applied(e.into()))?;
         match &planned.action {
             Action::Snapshot { dir, endpoint } => self.snapshot_step(j, &live, dir, endpoint)?,
             Action::MoveLeader { to } => {
@@ -210,7 +214,7 @@ impl Executor<'_> {
                             "move-leader",
                             "failed",
                             t,
-                            Some(stop.reason.clone()),
+                            Some(stop.reason.to_string()),
                         );
                         return Err(stop);
                     }
@@ -233,7 +237,7 @@ impl Executor<'_> {
                             "member-remove",
                             "failed",
                             t,
-                            Some(stop.reason.clone()),
+                            Some(stop.reason.to_string()),
                         );
                         return Err(stop);
                     }
@@ -242,7 +246,7 @@ impl Executor<'_> {
         }
         j.steps[i] = StepState::Healthy;
         self.save(j).map_err(|e| Stop {
-            reason: e.to_string(),
+            reason: e.into(),
             applied: matches!(planned.action, Action::Remove { .. }),
         })
     }
@@ -262,7 +266,7 @@ impl Executor<'_> {
             t,
             Some(format!("over {endpoint} into {}", dir.display())),
         );
-        let taken = (|| -> std::result::Result<String, String> {
+        let taken = (|| -> std::result::Result<String, Error> {
             (self.fault)("etcd snapshot")?;
             let before = live.admin.status(live.access, endpoint)?;
             let path = snapshot_path(dir, (self.now)())?;
@@ -272,14 +276,13 @@ impl Executor<'_> {
             }
             let limit = room.unwrap_or(SNAPSHOT_CAP).min(SNAPSHOT_CAP);
             // Into a temp file beside `path` (removed on any failure), checked on the way.
-            let mut file =
-                crate::sys::fs::StreamedFile::create(&path, 0o600).map_err(|e| e.to_string())?;
+            let mut file = crate::sys::fs::StreamedFile::create(&path, 0o600)?;
             let mut sum = SnapshotSum::new();
             let idle = self.timing.deadline.max(Duration::from_secs(1));
             live.admin
                 .snapshot(live.access, endpoint, idle, limit, &mut |bytes| {
                     sum.push(bytes);
-                    file.write(bytes).map_err(|e| e.to_string())
+                    file.write(bytes).map_err(Error::from)
                 })?;
             let total = sum.total();
             sum.finish()?;
@@ -290,12 +293,13 @@ impl Executor<'_> {
                 ),
                 _ => format!("revision {}", before.revision),
             };
-            let written = file.commit().map_err(|e| e.to_string())?;
+            let written = file.commit()?;
             if written != total {
-                return Err(format!(
-                    "{} holds {written} bytes, {total} were received",
-                    path.display()
-                ));
+                return Err(Error::ShortWrite {
+                    path,
+                    written,
+                    total,
+                });
             }
             Ok(format!(
                 "snapshot saved to {}: {total} bytes, {revision}, etcd's SHA-256 verified",
@@ -308,8 +312,8 @@ impl Executor<'_> {
                 self.done(j, &what)
             }
             Err(e) => {
-                let reason = format!("snapshot over {endpoint}: {e}");
-                self.event(COMPONENT, "snapshot", "failed", t, Some(reason.clone()));
+                let reason = e.context(format!("snapshot over {endpoint}"));
+                self.event(COMPONENT, "snapshot", "failed", t, Some(reason.to_string()));
                 Err(not_applied(reason))
             }
         }
@@ -334,42 +338,50 @@ impl Executor<'_> {
                 return Ok(describe(&list, &leader));
             }
             if accepted {
-                return Err(format!("{} still leads", describe(&list, &leader)));
+                return Err(Error::StillLeads {
+                    member: describe(&list, &leader),
+                });
             }
-            let from = list
-                .iter()
-                .find(|m| m.id == leader)
-                .ok_or_else(|| format!("the leader {leader} is not in the member list"))?;
+            let from =
+                list.iter()
+                    .find(|m| m.id == leader)
+                    .ok_or_else(|| Error::LeaderNotListed {
+                        leader: leader.clone(),
+                    })?;
             let target = live
                 .kept(&list)
                 .into_iter()
                 .filter(|k| live.healthy(k).is_ok())
                 .min_by_key(|k| k.id != to.id)
-                .ok_or("no kept member is healthy to take it")?;
-            let ep = from
-                .endpoint()
-                .ok_or_else(|| format!("the leader {} has no https client URL", from.describe()))?;
+                .ok_or(Error::NoHealthyKept)?;
+            let ep = from.endpoint().ok_or_else(|| Error::NoClientUrl {
+                member: format!("the leader {}", from.describe()),
+            })?;
             (self.fault)("etcd move-leader")?;
             asked = Some((from.describe(), target.describe()));
             live.admin
                 .move_leader(live.access, ep, &target.id)
-                .map_err(|e| format!("{} refused: {e}", from.describe()))?;
+                .map_err(|e| e.context(format!("{} refused", from.describe())))?;
             accepted = true;
-            Err(format!("{} still leads", from.describe()))
+            Err(Error::StillLeads {
+                member: from.describe(),
+            })
         });
         match (asked, outcome) {
             (None, Ok(leader)) => Ok((
                 false,
                 format!("{leader} leads and is kept: nothing to move"),
             )),
-            (None, Err(e)) => Err(not_applied(format!("moving leadership: {e}"))),
+            (None, Err(e)) => Err(not_applied(e.context("moving leadership"))),
             (Some((from, target)), Ok(leads)) => Ok((
                 true,
                 format!("leadership moved from {from} to {target}: {leads} leads"),
             )),
-            (Some((from, target)), Err(e)) => Err(not_applied(format!(
-                "moving leadership: asked {from} to hand it to {target}, but no kept member led {e}"
-            ))),
+            (Some((from, to)), Err(e)) => Err(not_applied(Error::LeaderNotMoved {
+                from,
+                to,
+                source: Box::new(e),
+            })),
         }
     }
 
@@ -385,7 +397,7 @@ impl Executor<'_> {
         r: &Retirement,
         m: &MemberRef,
     ) -> std::result::Result<String, Stop> {
-        let before = |e: String| not_applied(format!("before removing {}: {e}", m.describe()));
+        let before = |e: Error| not_applied(e.context(format!("before removing {}", m.describe())));
         let listed = |list: &[MemberRef]| list.iter().any(|x| x.id == m.id);
         let was_listed = listed(&live.members().map_err(before)?);
         let to = r.actions.iter().find_map(|a| match &a.action {
@@ -403,29 +415,28 @@ impl Executor<'_> {
                 let kept = live.kept(&list);
                 for k in &kept {
                     live.healthy(k)
-                        .map_err(|e| format!("kept member not healthy: {e}"))?;
+                        .map_err(|e| e.context("kept member not healthy"))?;
                 }
-                let up: Vec<&MemberRef> =
-                    list.iter().filter(|x| live.healthy(x).is_ok()).collect();
+                let up: Vec<&MemberRef> = list.iter().filter(|x| live.healthy(x).is_ok()).collect();
                 if up.len() * 2 <= list.len() {
-                    return Err(format!(
-                        "only {} of the {} members are healthy: no quorum to commit a removal",
-                        up.len(),
-                        list.len()
-                    ));
+                    return Err(Error::NoQuorum {
+                        healthy: up.len(),
+                        members: list.len(),
+                    });
                 }
                 let remaining = list.len() - 1;
                 let healthy = up.iter().filter(|x| x.id != m.id).count();
                 if healthy * 2 <= remaining {
-                    return Err(format!(
-                        "only {healthy} of the {remaining} members left after it would be healthy: no quorum"
-                    ));
+                    return Err(Error::WouldLoseQuorum {
+                        healthy,
+                        left: remaining,
+                    });
                 }
                 if live.leader()? == m.id {
                     let to = to
                         .clone()
                         .or_else(|| kept.first().cloned())
-                        .ok_or("no kept member to lead")?;
+                        .ok_or(Error::NoKeptToLead)?;
                     if let (true, what) = self.move_off(live, &to).map_err(|s| s.reason)? {
                         notes.push(what);
                     }
@@ -435,7 +446,7 @@ impl Executor<'_> {
                     Ok(()) => Ok(String::new()),
                     // The change may have committed though its answer was lost.
                     Err(_) if live.members().is_ok_and(|l| !listed(&l)) => Ok(String::new()),
-                    Err(e) => Err(format!("member remove: {e}")),
+                    Err(e) => Err(e.context("member remove")),
                 }
             });
             for n in notes {
@@ -457,10 +468,10 @@ impl Executor<'_> {
             ));
         }
         let gate = self.until(|| live.quorum(Some(m))).map_err(|e| Stop {
-            reason: format!(
-                "{} is removed, but the quorum gate did not pass {e}",
-                m.describe()
-            ),
+            reason: Error::GateAfterRemoval {
+                member: m.describe(),
+                source: Box::new(e),
+            },
             applied: true,
         })?;
         said.push(format!("gate: {gate}"));
@@ -514,7 +525,7 @@ impl Executor<'_> {
         Ok(Ended::Stopped {
             component: COMPONENT.into(),
             step,
-            reason: stop.reason,
+            reason: stop.reason.to_string(),
             done,
             resumable: true,
         })

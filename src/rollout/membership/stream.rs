@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::admin::uint;
+use crate::rollout::Error;
 /// The most gateway bytes read for a snapshot of at most `limit` bytes: base64 is 4/3 of the
 /// bytes, plus about 100 bytes of JSON per 32 KiB message; twice, and a MiB, is ample.
 pub(super) fn max_stream(limit: u64) -> u64 {
@@ -62,8 +63,8 @@ impl SnapshotDecoder {
     pub fn feed(
         &mut self,
         bytes: &[u8],
-        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
-    ) -> std::result::Result<(), String> {
+        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), Error>,
+    ) -> std::result::Result<(), Error> {
         // Where the object under way starts in `bytes` (0: it began in an earlier feed).
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
@@ -76,10 +77,10 @@ impl SnapshotDecoder {
                         continue;
                     }
                     _ => {
-                        return Err(format!(
-                            "after {} message(s): {:?} where a JSON object should start",
-                            self.messages, b as char
-                        ))
+                        return Err(Error::NotObjectStart {
+                            messages: self.messages,
+                            found: b as char,
+                        })
                     }
                 }
             }
@@ -116,12 +117,12 @@ impl SnapshotDecoder {
         Ok(())
     }
 
-    fn take(&mut self, part: &[u8]) -> std::result::Result<(), String> {
+    fn take(&mut self, part: &[u8]) -> std::result::Result<(), Error> {
         if self.pending.len() + part.len() > MAX_MESSAGE {
-            return Err(format!(
-                "message {} is longer than {MAX_MESSAGE} bytes",
-                self.messages + 1
-            ));
+            return Err(Error::MessageTooLong {
+                n: self.messages + 1,
+                max: MAX_MESSAGE,
+            });
         }
         self.pending.extend_from_slice(part);
         Ok(())
@@ -130,42 +131,43 @@ impl SnapshotDecoder {
     fn message(
         &mut self,
         text: &[u8],
-        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
-    ) -> std::result::Result<(), String> {
+        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), Error>,
+    ) -> std::result::Result<(), Error> {
         use base64::Engine;
         let n = self.messages + 1;
         let v: Value =
-            serde_json::from_slice(text).map_err(|e| format!("message {n} is not JSON ({e})"))?;
+            serde_json::from_slice(text).map_err(|source| Error::MessageNotJson { n, source })?;
         if !v["error"].is_null() {
             let e = &v["error"];
             let said = e["message"]
                 .as_str()
                 .or(e.as_str())
                 .map_or_else(|| e.to_string(), str::to_string);
-            return Err(format!(
-                "the stream failed after {} message(s): {said}",
-                self.messages
-            ));
+            return Err(Error::StreamFailed {
+                messages: self.messages,
+                said,
+            });
         }
         let blob = v["result"]["blob"].as_str().unwrap_or("");
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(blob)
-            .map_err(|e| format!("message {n} has a blob that is not base64 ({e})"))?;
+            .map_err(|source| Error::BlobNotBase64 { n, source })?;
         self.messages = n;
         self.decoded += bytes.len() as u64;
         // etcd says how much follows: refuse what cannot fit before it is written.
         let remaining = uint(&v["result"]["remaining_bytes"]);
         let announced = self.decoded.saturating_add(remaining);
         if announced > self.limit {
-            let what = if remaining > 0 {
-                format!("{announced} bytes announced")
-            } else {
-                format!("{} bytes received", self.decoded)
-            };
-            return Err(format!(
-                "the snapshot is larger than the {} bytes it may take ({what} after {n} message(s))",
-                self.limit
-            ));
+            return Err(Error::SnapshotTooLarge {
+                limit: self.limit,
+                bytes: if remaining > 0 {
+                    announced
+                } else {
+                    self.decoded
+                },
+                announced: remaining > 0,
+                messages: n,
+            });
         }
         if !bytes.is_empty() {
             out(&bytes)?;
@@ -174,16 +176,15 @@ impl SnapshotDecoder {
     }
 
     /// The end of the answer: every message complete, at least one. Returns the bytes decoded.
-    pub fn finish(self) -> std::result::Result<u64, String> {
+    pub fn finish(self) -> std::result::Result<u64, Error> {
         if self.depth > 0 {
-            return Err(format!(
-                "the answer ends inside message {} ({} bytes of it)",
-                self.messages + 1,
-                self.pending.len()
-            ));
+            return Err(Error::EndsInsideMessage {
+                n: self.messages + 1,
+                bytes: self.pending.len(),
+            });
         }
         if self.messages == 0 {
-            return Err("the answer holds no snapshot message".into());
+            return Err(Error::NoSnapshotMessage);
         }
         Ok(self.decoded)
     }
@@ -244,27 +245,25 @@ impl SnapshotSum {
     }
 
     /// Checks the snapshot seen; returns the database's size.
-    pub fn finish(self) -> std::result::Result<u64, String> {
+    pub fn finish(self) -> std::result::Result<u64, Error> {
         if self.total < 32 + 20 {
-            return Err(format!("{} bytes: too short for a snapshot", self.total));
+            return Err(Error::SnapshotTooShort { bytes: self.total });
         }
         if self.head[16..20] != [0xED, 0xDA, 0x0C, 0xED] {
-            return Err("not a bbolt database (no meta page magic at byte 16)".into());
+            return Err(Error::NotBbolt);
         }
         let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
         let want = hex(&self.tail);
         let got = hex(self.digest.finish().as_ref());
         if got != want {
-            return Err(format!(
-                "its SHA-256 is {got}, etcd sent {want}: the snapshot is damaged"
-            ));
+            return Err(Error::SnapshotDamaged { got, want });
         }
         Ok(self.total - 32)
     }
 }
 
 /// Checks a snapshot as etcd sends it, whole: see [`SnapshotSum`]. Returns the database's size.
-pub fn verify_snapshot(bytes: &[u8]) -> std::result::Result<usize, String> {
+pub fn verify_snapshot(bytes: &[u8]) -> std::result::Result<usize, Error> {
     let mut sum = SnapshotSum::new();
     sum.push(bytes);
     sum.finish().map(|n| n as usize)
@@ -276,32 +275,20 @@ mod tests {
     use super::super::testkit::*;
     use super::*;
 
-    /// The gateway's answer for `snap`: as etcd sends it, `per` bytes of database per message
-    /// with the bytes still to come, then the SHA-256 alone (zero remaining_bytes left out).
-    fn gateway_answer(snap: &[u8], per: usize) -> String {
-        use base64::Engine;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let (db, sum) = snap.split_at(snap.len() - 32);
-        let mut out = String::new();
-        let mut sent = 0;
-        for piece in db.chunks(per) {
-            sent += piece.len();
-            out.push_str(&format!(
-                "{{\"result\":{{\"blob\":\"{}\",\"remaining_bytes\":\"{}\"}}}}\n",
-                b64(piece),
-                db.len() - sent
-            ));
-        }
-        out.push_str(&format!("{{\"result\":{{\"blob\":\"{}\"}}}}\n", b64(sum)));
-        out
-    }
-
     /// Decodes `body` fed in the pieces `cuts` makes (offsets), checked as it goes.
     fn decode_in_pieces(
         body: &[u8],
         cuts: &[usize],
         limit: u64,
     ) -> std::result::Result<(Vec<u8>, u64), String> {
+        decode_typed(body, cuts, limit).map_err(|e| e.to_string())
+    }
+
+    fn decode_typed(
+        body: &[u8],
+        cuts: &[usize],
+        limit: u64,
+    ) -> std::result::Result<(Vec<u8>, u64), Error> {
         let mut got = Vec::new();
         let mut sum = SnapshotSum::new();
         let mut d = SnapshotDecoder::new(limit);
@@ -318,6 +305,11 @@ mod tests {
         d.finish()?;
         let db = sum.finish()?;
         Ok((got, db))
+    }
+
+    /// [`verify_snapshot`], its error as the text it prints.
+    fn verify_text(bytes: &[u8]) -> std::result::Result<usize, String> {
+        verify_snapshot(bytes).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -389,7 +381,7 @@ mod tests {
         let body = gateway_answer(&snap, 32 * 1024);
         let (got, db) = decode_in_pieces(body.as_bytes(), &[], u64::MAX).unwrap();
         assert_eq!((got.as_slice(), db), (snap.as_slice(), 16384));
-        assert_eq!(verify_snapshot(&snap), Ok(16384));
+        assert_eq!(verify_text(&snap), Ok(16384));
         let first = body.lines().next().unwrap();
         let failed = format!(
             "{first}\n{{\"error\":{{\"grpc_code\":14,\"message\":\"transport is closing\"}}}}\n"
@@ -417,13 +409,11 @@ mod tests {
             .contains("damaged"));
         let mut damaged = snap.clone();
         damaged[100] = 8;
-        assert!(verify_snapshot(&damaged).unwrap_err().contains("damaged"));
+        assert!(verify_text(&damaged).unwrap_err().contains("damaged"));
         let mut not_bolt = snap.clone();
         not_bolt[16] = 0;
-        assert!(verify_snapshot(&not_bolt).unwrap_err().contains("bbolt"));
-        assert!(verify_snapshot(&snap[..40])
-            .unwrap_err()
-            .contains("too short"));
+        assert!(verify_text(&not_bolt).unwrap_err().contains("bbolt"));
+        assert!(verify_text(&snap[..40]).unwrap_err().contains("too short"));
         // The limit: refused as soon as etcd announces more (the first of four messages here).
         let four = gateway_answer(&snap, 5000);
         let mut seen = 0;
@@ -433,7 +423,8 @@ mod tests {
                 seen += b.len();
                 Ok(())
             })
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("larger than the 10000 bytes") && err.contains("16384 bytes announced"),
             "{err}"
@@ -450,8 +441,11 @@ mod tests {
         // The sink's failure stops the stream.
         let mut d = SnapshotDecoder::new(u64::MAX);
         let err = d
-            .feed(body.as_bytes(), &mut |_| Err("disk full".into()))
-            .unwrap_err();
+            .feed(body.as_bytes(), &mut |_| {
+                Err(Error::Fault("disk full".into()))
+            })
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "disk full");
     }
 }

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::rollout::exec::{Ended, Event, Executor, Prober, Restarter, Timing};
 use crate::rollout::plan::{Gate, Identity, Plan};
 use crate::rollout::profile::Restart;
+use crate::rollout::Error;
 
 pub(super) fn member(n: u32) -> MemberRef {
     MemberRef {
@@ -69,13 +70,13 @@ impl Fake {
         }
     }
 
-    pub(super) fn at(&self, ep: &str) -> std::result::Result<MemberRef, String> {
+    pub(super) fn at(&self, ep: &str) -> std::result::Result<MemberRef, Error> {
         self.members
             .borrow()
             .iter()
             .find(|m| m.endpoint() == Some(ep))
             .cloned()
-            .ok_or_else(|| format!("cannot connect to {ep}: refused"))
+            .ok_or_else(|| Error::Fault(format!("cannot connect to {ep}: refused")))
     }
 
     pub(super) fn called(&self, what: &str) -> usize {
@@ -88,11 +89,11 @@ impl Fake {
 }
 
 impl EtcdAdmin for Fake {
-    fn members(&self, _: &Access, ep: &str) -> std::result::Result<Vec<MemberRef>, String> {
+    fn members(&self, _: &Access, ep: &str) -> std::result::Result<Vec<MemberRef>, Error> {
         self.at(ep)?;
         Ok(self.members.borrow().clone())
     }
-    fn status(&self, _: &Access, ep: &str) -> std::result::Result<Status, String> {
+    fn status(&self, _: &Access, ep: &str) -> std::result::Result<Status, Error> {
         let m = self.at(ep)?;
         Ok(Status {
             member_id: m.id,
@@ -101,7 +102,7 @@ impl EtcdAdmin for Fake {
             db_size: self.db_size,
         })
     }
-    fn healthy(&self, _: &Access, ep: &str) -> std::result::Result<bool, String> {
+    fn healthy(&self, _: &Access, ep: &str) -> std::result::Result<bool, Error> {
         let m = self.at(ep)?;
         Ok(!self.unhealthy.borrow().contains(&m.id))
     }
@@ -111,8 +112,8 @@ impl EtcdAdmin for Fake {
         ep: &str,
         _: Duration,
         limit: u64,
-        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), String>,
-    ) -> std::result::Result<(), String> {
+        out: &mut dyn FnMut(&[u8]) -> std::result::Result<(), Error>,
+    ) -> std::result::Result<(), Error> {
         self.at(ep)?;
         self.calls.borrow_mut().push(format!("snapshot {ep}"));
         // The gateway's answer through the real decoder, in awkward pieces.
@@ -121,29 +122,31 @@ impl EtcdAdmin for Fake {
         for piece in body.as_bytes().chunks(777) {
             d.feed(piece, out)?;
             if self.fail_snapshot && d.messages() > 0 {
-                return Err("the stream failed after 1 message(s): boom".into());
+                return Err(Error::Fault(
+                    "the stream failed after 1 message(s): boom".into(),
+                ));
             }
         }
         d.finish().map(|_| ())
     }
-    fn move_leader(&self, _: &Access, ep: &str, to: &str) -> std::result::Result<(), String> {
+    fn move_leader(&self, _: &Access, ep: &str, to: &str) -> std::result::Result<(), Error> {
         let m = self.at(ep)?;
         self.calls
             .borrow_mut()
             .push(format!("move-leader {ep} {to}"));
         if m.id != *self.leader.borrow() {
-            return Err("etcdserver: not leader".into());
+            return Err(Error::Fault("etcdserver: not leader".into()));
         }
         *self.leader.borrow_mut() = to.to_string();
         Ok(())
     }
-    fn remove(&self, _: &Access, ep: &str, id: &str) -> std::result::Result<(), String> {
+    fn remove(&self, _: &Access, ep: &str, id: &str) -> std::result::Result<(), Error> {
         self.at(ep)?;
         self.calls.borrow_mut().push(format!("remove {id}"));
         let before = self.members.borrow().len();
         self.members.borrow_mut().retain(|m| m.id != id);
         if self.members.borrow().len() == before {
-            return Err("etcdserver: member not found".into());
+            return Err(Error::Fault("etcdserver: member not found".into()));
         }
         if let Some(n) = self.sick_after_remove.get() {
             self.unhealthy.borrow_mut().push(member(n).id);
@@ -180,14 +183,14 @@ pub(super) fn planned(fake: &Fake, remove: &[&str], dir: &Path) -> (Plan, Vec<St
 
 pub(super) struct NoRestart;
 impl Restarter for NoRestart {
-    fn restart(&self, _: &Restart) -> std::result::Result<(), String> {
-        Err("no component restarts in these plans".into())
+    fn restart(&self, _: &Restart) -> std::result::Result<(), Error> {
+        Err(Error::Fault("no component restarts in these plans".into()))
     }
 }
 pub(super) struct NoProbe;
 impl Prober for NoProbe {
-    fn check(&self, _: &Gate, _: Option<&str>) -> std::result::Result<(), String> {
-        Err("no gate in these plans".into())
+    fn check(&self, _: &Gate, _: Option<&str>) -> std::result::Result<(), Error> {
+        Err(Error::Fault("no gate in these plans".into()))
     }
 }
 

@@ -54,7 +54,7 @@ pub fn etcd_access(
     node: &[NodeComponent],
     ov: &Overrides,
     read: Read,
-) -> std::result::Result<crate::rollout::membership::Access, String> {
+) -> std::result::Result<crate::rollout::membership::Access, crate::rollout::Error> {
     let over = |v: &[(String, PathBuf)]| {
         v.iter()
             .rev()
@@ -65,14 +65,11 @@ pub fn etcd_access(
     let api = node
         .iter()
         .find(|c| c.kind == "kube-apiserver" && c.get("etcd-servers").is_some());
-    let hint = "pass --health etcd=https://HOST:PORT --health-ca etcd=FILE --health-cert etcd=FILE --health-key etcd=FILE, or --no-etcd-membership";
     let mut origin = Vec::new();
     let bootstrap = if let Some((_, u)) = ov.health.iter().rev().find(|(n, _)| n == "etcd") {
         let (scheme, target) = crate::rollout::plan::parse_url(u)?;
         if scheme != "https" {
-            return Err(format!(
-                "--health etcd={u}: the membership steps speak to etcd over https only"
-            ));
+            return Err(crate::rollout::Error::EtcdNotHttps { url: u.clone() });
         }
         origin.push("endpoint from --health etcd".to_string());
         format!("https://{}", target.authority())
@@ -112,10 +109,9 @@ pub fn etcd_access(
             .or(https.first())
             .cloned()
         else {
-            return Err(format!(
-                "etcd listens for clients on no https URL ({}); {hint}",
-                c.origin("listen-client-urls")
-            ));
+            return Err(crate::rollout::Error::EtcdListensNoHttps {
+                origin: c.origin("listen-client-urls"),
+            });
         };
         origin.push(format!("endpoint from {}", c.origin("listen-client-urls")));
         url("https", &host, port)
@@ -126,17 +122,15 @@ pub fn etcd_access(
             .map(str::trim)
             .find(|u| u.starts_with("https://"))
         else {
-            return Err(format!(
-                "this node runs no etcd, and the apiserver's --etcd-servers ({servers}) names no https URL; {hint}"
-            ));
+            return Err(crate::rollout::Error::EtcdServersNoHttps {
+                servers: servers.into(),
+            });
         };
         origin.push(format!("endpoint from {}", a.origin("etcd-servers")));
         let (_, target) = crate::rollout::plan::parse_url(first)?;
         format!("https://{}", target.authority())
     } else {
-        return Err(format!(
-            "this node runs no etcd and no kube-apiserver with --etcd-servers, so nothing says how to reach etcd; {hint}"
-        ));
+        return Err(crate::rollout::Error::NoWayToEtcd);
     };
     let ca = if let Some(ca) = over(&ov.health_ca) {
         origin.push("CA from --health-ca etcd".into());
@@ -149,9 +143,7 @@ pub fn etcd_access(
         origin.push(format!("CA from {}", a.origin("etcd-cafile")));
         ca
     } else {
-        return Err(format!(
-            "no CA to verify etcd with: etcd has no --trusted-ca-file and no apiserver names --etcd-cafile; {hint}"
-        ));
+        return Err(crate::rollout::Error::NoEtcdCa);
     };
     let client = match (over(&ov.health_cert), over(&ov.health_key)) {
         (Some(cert), Some(key)) => {
@@ -174,9 +166,7 @@ pub fn etcd_access(
         }
     };
     if client.is_none() && etcd.is_none_or(|c| c.flag_on("client-cert-auth")) {
-        return Err(format!(
-            "etcd requires client certificates and none usable was found on this node (kubeadm's healthcheck-client beside the trusted CA, the apiserver's --etcd-certfile, etcd's own certificate with client auth); {hint}"
-        ));
+        return Err(crate::rollout::Error::NoEtcdClient);
     }
     Ok(crate::rollout::membership::Access {
         bootstrap,

@@ -422,3 +422,70 @@ impl From<Error> for crate::error::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollout_errors_print_the_texts_the_command_always_printed() {
+        let too_large = |announced| Error::SnapshotTooLarge {
+            limit: 10_000,
+            bytes: 16_384,
+            announced,
+            messages: 1,
+        };
+        assert_eq!(
+            too_large(true).to_string(),
+            "the snapshot is larger than the 10000 bytes it may take (16384 bytes announced after 1 message(s))"
+        );
+        assert!(too_large(false)
+            .to_string()
+            .ends_with("(16384 bytes received after 1 message(s))"));
+        let every = Error::EveryEndpoint(vec![
+            Error::Fault("cannot connect to https://127.0.0.11:2379: refused".into()),
+            Error::NoLeader,
+        ]);
+        assert_eq!(
+            every.context("member remove").to_string(),
+            "member remove: cannot connect to https://127.0.0.11:2379: refused; the cluster has no leader"
+        );
+        let gate = Error::GateTimeout {
+            url: "https://127.0.0.1:2379".into(),
+            which: "new",
+            secs: 5,
+            source: Box::new(Error::WrongSerial {
+                got: "01".into(),
+                want: "02".into(),
+            }),
+        };
+        assert_eq!(
+            gate.to_string(),
+            "https://127.0.0.1:2379 not healthy on the new certificate within 5s: serves serial 01, expected 02"
+        );
+        assert!(Error::NoEtcdCa
+            .to_string()
+            .ends_with("; pass --health etcd=https://HOST:PORT --health-ca etcd=FILE --health-cert etcd=FILE --health-key etcd=FILE, or --no-etcd-membership"));
+    }
+
+    #[test]
+    fn an_error_of_another_layer_goes_back_out_as_it_came_in() {
+        let read = crate::error::Error::Read {
+            path: "/etc/kubernetes/pki/ca.crt".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let text = read.to_string();
+        let through = Error::from(read);
+        assert_eq!(through.to_string(), text);
+        let back = crate::error::Error::from(through);
+        assert!(matches!(back, crate::error::Error::Read { .. }), "{back:?}");
+        // A rollout error that went out and comes back is not wrapped twice.
+        let out = crate::error::Error::from(Error::NoLeader);
+        assert!(matches!(out, crate::error::Error::Rollout(Error::NoLeader)));
+        assert!(matches!(Error::from(out), Error::NoLeader));
+        assert_eq!(
+            crate::error::Error::from(Error::UnknownLayout).exit_code(),
+            crate::error::exit::USAGE
+        );
+    }
+}

@@ -351,7 +351,6 @@ pub fn check(r: &Retirement) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests read what the executor wrote with std::fs
 mod tests {
     use super::super::testkit::*;
     use super::*;

@@ -270,7 +270,6 @@ pub fn verify_snapshot(bytes: &[u8]) -> std::result::Result<usize, Error> {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests read what the executor wrote with std::fs
 mod tests {
     use super::super::testkit::*;
     use super::*;

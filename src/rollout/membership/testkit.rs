@@ -1,6 +1,5 @@
 //! Test fixtures of the membership steps: a fake three-member cluster on 127.0.0.11-13 and an
 //! executor that runs membership steps only.
-#![allow(clippy::disallowed_methods)] // tests read what the executor wrote with std::fs
 
 use std::cell::{Cell, RefCell};
 use std::path::Path;

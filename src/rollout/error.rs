@@ -55,6 +55,56 @@ pub enum Error {
     #[error("cannot tell the node's layout from the bundle's targets; pass --profile kubeadm|kubespray|binary|FILE")]
     UnknownLayout,
 
+    // --- resolving the plan against the node ----------------------------------------------
+    #[error("--restart {name}: expected a component of this node or profile ({}), found none named so", .known.join(", "))]
+    UnknownRestart { name: String, known: Vec<String> },
+
+    #[error("{flag} {name}: `{name}` has no changed file in this bundle, so the plan does not restart it (it restarts: {}); add --restart {name} to restart it anyway", restarted(.restarts))]
+    NotRestarted {
+        flag: String,
+        name: String,
+        restarts: Vec<String>,
+    },
+
+    #[error("--health-cert {name} and --health-key {name} go together: give both")]
+    HalfIdentity { name: String },
+
+    #[error("cannot resolve the health endpoint `{url}` of {name} (no --advertise-address in its configuration); pass --health {name}=https://ADDRESS:PORT/PATH")]
+    UnresolvedHealth { url: String, name: String },
+
+    // --- the journal and the backup --------------------------------------------------------
+    #[error("an interrupted rollout is recorded in {}: run `certs rollout status`, then `resume` or `rollback`", journal.display())]
+    Interrupted { journal: PathBuf },
+
+    /// `to`: `resume`, `roll back`.
+    #[error("no rollout recorded to {to}")]
+    NothingRecorded { to: &'static str },
+
+    #[error("no journal")]
+    NoJournal,
+
+    #[error("{}; then run `certs rollout resume` again", .stuck.join("; "))]
+    StillParked { stuck: Vec<String> },
+
+    #[error("the recorded rollout is not interrupted (it ended: {outcome:?}); nothing to resume")]
+    NotInterrupted {
+        outcome: crate::rollout::journal::Outcome,
+    },
+
+    #[error("expected the backup of a rollout recorded in {} ({}), found {}", state_dir.display(), .known.join(", "), found.display())]
+    UnknownBackup {
+        state_dir: PathBuf,
+        known: Vec<String>,
+        found: PathBuf,
+    },
+
+    #[error("the last rollout recorded in {} is interrupted: finish it with `certs rollout resume` or `certs rollout rollback` before rolling back an earlier one", state_dir.display())]
+    LastInterrupted { state_dir: PathBuf },
+
+    /// A journal or backup manifest that does not serialise.
+    #[error("{0}")]
+    Serialize(#[source] serde_json::Error),
+
     // --- gate URLs and the way to etcd -----------------------------------------------------
     #[error("expected an https:// or http:// URL, found `{url}`")]
     NotHttpUrl { url: String },
@@ -371,6 +421,14 @@ pub enum Error {
     },
 }
 
+fn restarted(names: &[String]) -> String {
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn join(errors: &[Error]) -> String {
     errors
         .iter()
@@ -466,6 +524,85 @@ mod tests {
         assert!(Error::NoEtcdCa
             .to_string()
             .ends_with("; pass --health etcd=https://HOST:PORT --health-ca etcd=FILE --health-cert etcd=FILE --health-key etcd=FILE, or --no-etcd-membership"));
+    }
+
+    #[test]
+    fn refusals_of_the_plan_and_the_journal_print_the_texts_they_printed_as_usage_errors() {
+        let cases: Vec<(Error, &str)> = vec![
+            (
+                Error::UnknownRestart {
+                    name: "kubelet".into(),
+                    known: vec!["etcd".into(), "kube-apiserver".into()],
+                },
+                "--restart kubelet: expected a component of this node or profile (etcd, kube-apiserver), found none named so",
+            ),
+            (
+                Error::NotRestarted {
+                    flag: "--health".into(),
+                    name: "etcd".into(),
+                    restarts: vec![],
+                },
+                "--health etcd: `etcd` has no changed file in this bundle, so the plan does not restart it (it restarts: nothing); add --restart etcd to restart it anyway",
+            ),
+            (
+                Error::NotRestarted {
+                    flag: "--restart-cmd".into(),
+                    name: "etcd".into(),
+                    restarts: vec!["kube-apiserver".into(), "kubelet".into()],
+                },
+                "--restart-cmd etcd: `etcd` has no changed file in this bundle, so the plan does not restart it (it restarts: kube-apiserver, kubelet); add --restart etcd to restart it anyway",
+            ),
+            (
+                Error::HalfIdentity { name: "etcd".into() },
+                "--health-cert etcd and --health-key etcd go together: give both",
+            ),
+            (
+                Error::UnresolvedHealth {
+                    url: "https://{advertise}:6443".into(),
+                    name: "kube-apiserver".into(),
+                },
+                "cannot resolve the health endpoint `https://{advertise}:6443` of kube-apiserver (no --advertise-address in its configuration); pass --health kube-apiserver=https://ADDRESS:PORT/PATH",
+            ),
+            (
+                Error::Interrupted {
+                    journal: "/var/lib/certs/journal.json".into(),
+                },
+                "an interrupted rollout is recorded in /var/lib/certs/journal.json: run `certs rollout status`, then `resume` or `rollback`",
+            ),
+            (
+                Error::NothingRecorded { to: "roll back" },
+                "no rollout recorded to roll back",
+            ),
+            (
+                Error::StillParked {
+                    stuck: vec!["cannot put back a".into(), "cannot put back b".into()],
+                },
+                "cannot put back a; cannot put back b; then run `certs rollout resume` again",
+            ),
+            (
+                Error::NotInterrupted {
+                    outcome: crate::rollout::journal::Outcome::Done,
+                },
+                "the recorded rollout is not interrupted (it ended: Done); nothing to resume",
+            ),
+            (
+                Error::UnknownBackup {
+                    state_dir: "/s".into(),
+                    known: vec!["/s/backups/1".into(), "/s/backups/2".into()],
+                    found: "/elsewhere".into(),
+                },
+                "expected the backup of a rollout recorded in /s (/s/backups/1, /s/backups/2), found /elsewhere",
+            ),
+            (
+                Error::LastInterrupted {
+                    state_dir: "/s".into(),
+                },
+                "the last rollout recorded in /s is interrupted: finish it with `certs rollout resume` or `certs rollout rollback` before rolling back an earlier one",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
     }
 
     #[test]

@@ -123,14 +123,14 @@ impl Executor<'_> {
             });
         }
         let manifest =
-            serde_json::to_vec_pretty(&entries).map_err(|e| Error::Usage(e.to_string()))?;
+            serde_json::to_vec_pretty(&entries).map_err(crate::rollout::Error::Serialize)?;
         crate::sys::fs::write_synced(&dir.join("manifest.json"), &manifest, 0o600)?;
         crate::sys::fs::sync_dir(&dir)?;
         Ok(dir)
     }
 
     pub(super) fn backup_entries(&self) -> Result<Vec<BackupEntry>> {
-        let j = Journal::load(&self.state_dir)?.ok_or_else(|| Error::Usage("no journal".into()))?;
+        let j = Journal::load(&self.state_dir)?.ok_or(crate::rollout::Error::NoJournal)?;
         read_backup_manifest(&j.backup)
     }
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::journal::{Journal, Outcome, StepState};
 use super::plan::{FileSwap, Gate, Plan};
 use super::profile::Restart;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pki::cert::sha256_hex;
 use crate::rollout;
 use crate::sys::clock::Stopwatch;
@@ -173,10 +173,10 @@ impl Executor<'_> {
         let previous = Journal::load(&self.state_dir)?;
         if let Some(j) = &previous {
             if matches!(j.outcome, Outcome::Running | Outcome::RollingBack) {
-                return Err(Error::Usage(format!(
-                    "an interrupted rollout is recorded in {}: run `certs rollout status`, then `resume` or `rollback`",
-                    super::journal::path(&self.state_dir).display()
-                )));
+                return Err(rollout::Error::Interrupted {
+                    journal: super::journal::path(&self.state_dir),
+                }
+                .into());
             }
         }
         verify_hashes(plan)?;
@@ -197,7 +197,7 @@ impl Executor<'_> {
     /// Continues an interrupted rollout from its first unfinished step.
     pub fn resume(&mut self) -> Result<Ended> {
         let mut j = Journal::load(&self.state_dir)?
-            .ok_or_else(|| Error::Usage("no rollout recorded to resume".into()))?;
+            .ok_or(rollout::Error::NothingRecorded { to: "resume" })?;
         if matches!(j.outcome, Outcome::Running | Outcome::RollingBack) {
             // Before anything is touched: the bundle files still to install and the backups a
             // failed gate would restore must be the ones recorded.
@@ -210,16 +210,10 @@ impl Executor<'_> {
         }
         let stuck = self.unpark(&mut j)?;
         if !stuck.is_empty() {
-            return Err(Error::Usage(format!(
-                "{}; then run `certs rollout resume` again",
-                stuck.join("; ")
-            )));
+            return Err(rollout::Error::StillParked { stuck }.into());
         }
         if j.outcome != Outcome::Running {
-            return Err(Error::Usage(format!(
-                "the recorded rollout is not interrupted (it ended: {:?}); nothing to resume",
-                j.outcome
-            )));
+            return Err(rollout::Error::NotInterrupted { outcome: j.outcome }.into());
         }
         // Stopped in an etcd membership step: continue there (each checks what is done).
         if let Some(i) = j.steps.iter().position(|s| *s == StepState::Failed) {

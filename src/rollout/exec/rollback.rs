@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::check::verify_backup;
 use super::{at_old, failed_prefix, Ended, Executor};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::rollout;
 use crate::rollout::journal::{Journal, Outcome, StepState};
 use crate::rollout::plan::{Plan, Step};
 use crate::rollout::profile::Restart;
@@ -161,7 +162,7 @@ impl Executor<'_> {
     /// then restarts the affected components in order and waits for the old certificates.
     pub fn rollback(&mut self, backup: Option<&Path>) -> Result<Ended> {
         let mut j = Journal::load(&self.state_dir)?
-            .ok_or_else(|| Error::Usage("no rollout recorded to roll back".into()))?;
+            .ok_or(rollout::Error::NothingRecorded { to: "roll back" })?;
         if let Some(b) = backup {
             let same = |x: &Path| std::path::absolute(x).ok() == std::path::absolute(b).ok();
             if !same(&j.backup) {
@@ -173,18 +174,18 @@ impl Executor<'_> {
                         .map(|o| o.backup.display().to_string())
                         .collect();
                     known.push(j.backup.display().to_string());
-                    return Err(Error::Usage(format!(
-                        "expected the backup of a rollout recorded in {} ({}), found {}",
-                        self.state_dir.display(),
-                        known.join(", "),
-                        b.display()
-                    )));
+                    return Err(rollout::Error::UnknownBackup {
+                        state_dir: self.state_dir.clone(),
+                        known,
+                        found: b.to_path_buf(),
+                    }
+                    .into());
                 };
                 if matches!(j.outcome, Outcome::Running | Outcome::RollingBack) {
-                    return Err(Error::Usage(format!(
-                        "the last rollout recorded in {} is interrupted: finish it with `certs rollout resume` or `certs rollout rollback` before rolling back an earlier one",
-                        self.state_dir.display()
-                    )));
+                    return Err(rollout::Error::LastInterrupted {
+                        state_dir: self.state_dir.clone(),
+                    }
+                    .into());
                 }
                 let mut older = older.clone();
                 j.archive(&self.state_dir)?;

@@ -215,9 +215,10 @@ pub(super) fn gates_for(
         }),
         (None, None) => {}
         _ => {
-            return Err(Error::Usage(format!(
-                "--health-cert {name} and --health-key {name} go together: give both"
-            )))
+            return Err(crate::rollout::Error::HalfIdentity {
+                name: name.to_string(),
+            }
+            .into())
         }
     }
     Ok((gates, note))
@@ -248,10 +249,11 @@ pub(super) fn profile_gates(cand: &Cand, mine: &[usize], files: &[FileSwap]) -> 
     let mut out = Vec::new();
     for h in &cand.health {
         if h.url.contains('{') {
-            return Err(Error::Usage(format!(
-                "cannot resolve the health endpoint `{}` of {} (no --advertise-address in its configuration); pass --health {}=https://ADDRESS:PORT/PATH",
-                h.url, cand.name, cand.name
-            )));
+            return Err(crate::rollout::Error::UnresolvedHealth {
+                url: h.url.clone(),
+                name: cand.name.clone(),
+            }
+            .into());
         }
         let host = url_parts(&h.url).map(|(_, h, _)| h).unwrap_or_default();
         let serves = match &h.serves {

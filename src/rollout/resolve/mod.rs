@@ -190,10 +190,11 @@ pub fn build(
     let known: Vec<&str> = cands.iter().map(|c| c.name.as_str()).collect();
     for r in &overrides.restart {
         if !known.contains(&r.as_str()) {
-            return Err(Error::Usage(format!(
-                "--restart {r}: expected a component of this node or profile ({}), found none named so",
-                known.join(", ")
-            )));
+            return Err(crate::rollout::Error::UnknownRestart {
+                name: r.clone(),
+                known: known.iter().map(|k| k.to_string()).collect(),
+            }
+            .into());
         }
     }
     let mut order: Vec<usize> = (0..cands.len()).collect();
@@ -285,10 +286,12 @@ pub fn build(
             continue;
         }
         if !in_plan.contains(n) {
-            return Err(Error::Usage(format!(
-                "{flag} {n}: `{n}` has no changed file in this bundle, so the plan does not restart it (it restarts: {}); add --restart {n} to restart it anyway",
-                if in_plan.is_empty() { "nothing".to_string() } else { in_plan.join(", ") }
-            )));
+            return Err(crate::rollout::Error::NotRestarted {
+                flag: flag.to_string(),
+                name: n.to_string(),
+                restarts: in_plan.clone(),
+            }
+            .into());
         }
     }
     let name = if node.is_empty() {

@@ -56,6 +56,9 @@ pub enum Error {
 
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
+
+    #[error(transparent)]
+    Rollout(crate::rollout::Error),
 }
 
 impl Error {

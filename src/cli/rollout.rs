@@ -11,9 +11,10 @@ use crate::rollout::exec::{Ended, Event, Executor, Timing};
 use crate::rollout::journal::Journal;
 use crate::rollout::membership::{self, GatewayAdmin};
 use crate::rollout::plan::{self, Plan};
-use crate::rollout::probe::{SystemRestarter, TlsProber};
+use crate::rollout::probe::TlsProber;
 use crate::rollout::profile::{self, Profile};
 use crate::rollout::resolve::Overrides;
+use crate::rollout::restart::SystemRestarter;
 
 /// Rolled back cleanly after a failure.
 pub const ROLLED_BACK: u8 = 3;
@@ -106,13 +107,9 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
     let mut profile: Profile = match &a.profile {
         Some(p) if Path::new(p).is_file() => {
             let bytes = crate::sys::fs::read_file(Path::new(p))?;
-            profile::parse(Path::new(p), &String::from_utf8_lossy(&bytes))
-                .map_err(Error::Usage)?
-                .rerooted(&root)
+            profile::parse(Path::new(p), &String::from_utf8_lossy(&bytes))?.rerooted(&root)
         }
-        Some(name) => profile::builtin(name)
-            .map_err(Error::Usage)?
-            .rerooted(&root),
+        Some(name) => profile::builtin(name)?.rerooted(&root),
         None => {
             // The node's own configuration says which layout it is; else the targets' paths
             // (as they are on the node: strip --root first) do.
@@ -125,15 +122,13 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
                 })
                 .collect();
             match profile::detect_from_node(&node) {
-                Some(n) => profile::builtin(n).map_err(Error::Usage)?.rerooted(&root),
+                Some(n) => profile::builtin(n)?.rerooted(&root),
                 // Membership steps alone restart nothing: no profile needed.
                 None if manifest.files.is_empty() => Profile {
                     name: "none".into(),
                     components: vec![],
                 },
-                None => profile::builtin(profile::detect(&targets).map_err(Error::Usage)?)
-                    .map_err(Error::Usage)?
-                    .rerooted(&root),
+                None => profile::builtin(profile::detect(&targets)?)?.rerooted(&root),
             }
         }
     };
@@ -524,7 +519,7 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         .iter()
         .filter_map(|s| match &s.restart {
             Some(crate::rollout::profile::Restart::StaticPod(m)) => {
-                let p = crate::rollout::probe::parked_path(m);
+                let p = crate::rollout::restart::parked_path(m);
                 (!m.exists() && p.exists()).then(|| (s.component.clone(), m.clone(), p))
             }
             _ => None,

@@ -121,12 +121,12 @@ impl Journal {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "rollout".into());
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Usage(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(self).map_err(super::Error::Serialize)?;
         crate::sys::fs::write_atomic(&dir.join(format!("{name}.json")), &bytes, 0o600)
     }
 
     pub fn save(&self, state_dir: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Usage(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(self).map_err(super::Error::Serialize)?;
         crate::sys::fs::write_atomic(&path(state_dir), &bytes, 0o600)
     }
 

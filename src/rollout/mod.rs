@@ -8,6 +8,7 @@
 //!                                                  (served serial = new) → next, or roll back
 //! ```
 
+mod error;
 pub mod exec;
 pub mod journal;
 pub mod membership;
@@ -16,4 +17,7 @@ pub mod probe;
 pub mod profile;
 pub mod rebase;
 pub mod resolve;
+pub mod restart;
 pub mod validate;
+
+pub use error::Error;

@@ -141,23 +141,24 @@ impl Trust {
 /// `scheme://host:port` of a gate, the port checked (1-65535).
 pub fn parse_url(
     url: &str,
-) -> std::result::Result<(&'static str, crate::endpoint::Target), String> {
+) -> std::result::Result<(&'static str, crate::endpoint::Target), super::Error> {
     let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
         ("https", r)
     } else if let Some(r) = url.strip_prefix("http://") {
         ("http", r)
     } else {
-        return Err(format!(
-            "expected an https:// or http:// URL, found `{url}`"
-        ));
+        return Err(super::Error::NotHttpUrl { url: url.into() });
     };
     // The authority only: a gate's path is kept apart (`Gate::path`).
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     let target = format!("https://{authority}")
         .parse::<crate::endpoint::Target>()
-        .map_err(|e| format!("`{url}`: {e}"))?;
+        .map_err(|source| super::Error::BadUrl {
+            url: url.into(),
+            source,
+        })?;
     if target.port == 0 {
-        return Err(format!("`{url}`: port 0 is not a port"));
+        return Err(super::Error::PortZero { url: url.into() });
     }
     Ok((scheme, target))
 }

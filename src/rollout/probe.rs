@@ -1,115 +1,36 @@
-//! The real restarter (systemd, static pods, commands) and the real health prober (a rustls
-//! probe that proves the endpoint serves the expected serial, plus its health path).
+//! The real health prober: a rustls probe that proves the endpoint serves the expected serial,
+//! plus its health path.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::exec::{Prober, Restarter};
+use super::exec::Prober;
 use super::plan::{Gate, Trust};
-use super::profile::Restart;
+use super::Error;
 use crate::sys::tls::{self, ProbeOptions, Trust as Trust2};
-
-pub struct SystemRestarter {
-    pub timeout: Duration,
-    /// Longer than the kubelet's 20 s file check, so the pod is really stopped.
-    pub park_for: Duration,
-}
-
-/// Where a static pod manifest waits while parked: a directory beside the manifests directory
-/// (`/etc/kubernetes/manifests/etcd.yaml` → `/etc/kubernetes/manifests.certs-parked/etcd.yaml`),
-/// so parking is a rename on the same file system, never a copy, and a crash leaves the manifest
-/// in one of two known places. Not inside the manifests directory: the kubelet reads every file
-/// there.
-pub fn parked_path(manifest: &Path) -> PathBuf {
-    let name = manifest.file_name().unwrap_or(manifest.as_os_str());
-    let parent = manifest.parent().unwrap_or(Path::new(""));
-    let dir = match parent.file_name() {
-        Some(d) => {
-            let mut d = d.to_os_string();
-            d.push(".certs-parked");
-            parent.with_file_name(d)
-        }
-        None => parent.join(".certs-parked"),
-    };
-    dir.join(name)
-}
-
-impl Restarter for SystemRestarter {
-    fn restart(&self, restart: &Restart) -> Result<(), String> {
-        let run = |cmd: &str| -> Result<(), String> {
-            let ran = crate::sys::proc::run_shell(cmd, self.timeout)
-                .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
-            if ran.success {
-                Ok(())
-            } else {
-                Err(format!("`{cmd}` failed ({}): {}", ran.status, ran.output))
-            }
-        };
-        match restart {
-            Restart::Command(cmd) => run(cmd),
-            Restart::Systemd(unit) | Restart::SystemdReload(unit) => {
-                if matches!(restart, Restart::SystemdReload(_)) {
-                    run("systemctl daemon-reload")?;
-                }
-                run(&format!("systemctl restart {}", shell_quote(unit)))?;
-                run(&format!(
-                    "systemctl is-active --quiet {}",
-                    shell_quote(unit)
-                ))
-            }
-            Restart::StaticPod(manifest) => {
-                if manifest.file_name().is_none() {
-                    return Err(format!("{}: no file name", manifest.display()));
-                }
-                let parked = parked_path(manifest);
-                // Already parked (a run stopped while parked, not put back yet): just wait.
-                let already = !manifest.exists() && parked.exists();
-                if !already {
-                    crate::sys::fs::move_synced(manifest, &parked)
-                        .map_err(|e| format!("cannot park {}: {e}", manifest.display()))?;
-                }
-                crate::sys::clock::sleep(self.park_for);
-                crate::sys::fs::move_synced(&parked, manifest).map_err(|e| {
-                    format!(
-                        "cannot put {} back from {}: {e} — move it back by hand",
-                        manifest.display(),
-                        parked.display()
-                    )
-                })
-            }
-        }
-    }
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
 
 pub struct TlsProber {
     pub timeout: Duration,
 }
 
 impl Prober for TlsProber {
-    fn check(&self, gate: &Gate, serial: Option<&str>) -> Result<(), String> {
+    fn check(&self, gate: &Gate, serial: Option<&str>) -> Result<(), Error> {
         let (scheme, target) = super::plan::parse_url(&gate.url)?;
         let path = gate.path.as_deref().unwrap_or("/");
         if scheme == "http" {
-            let (status, body) = tls::http_get(&target, path, self.timeout)?;
+            let (status, body) = tls::http_get(&target, path, self.timeout)
+                .map_err(|e| Error::Http(e.to_string()))?;
             return answer(path, status, &body, gate.expect.as_deref());
         }
-        let read = |p: &PathBuf| crate::sys::fs::read_file(p).map_err(|e| e.to_string());
+        let read = |p: &PathBuf| crate::sys::fs::read_file(p).map_err(Error::sys);
         let roots = match &gate.trust {
-            Trust::Ca(ca) => Some(
-                tls::certs_from_pem(&read(ca)?).map_err(|e| format!("{}: {e}", ca.display()))?,
-            ),
+            Trust::Ca(ca) => Some(tls::certs_from_pem(&read(ca)?).map_err(Error::pem(ca))?),
             Trust::SelfSigned | Trust::Plain => None,
         };
         let client_identity = match &gate.client {
             Some(id) => Some((
-                tls::certs_from_pem(&read(&id.cert)?)
-                    .map_err(|e| format!("{}: {e}", id.cert.display()))?,
-                tls::key_from_pem(&read(&id.key)?)
-                    .map_err(|e| format!("{}: {e}", id.key.display()))?,
+                tls::certs_from_pem(&read(&id.cert)?).map_err(Error::pem(&id.cert))?,
+                tls::key_from_pem(&read(&id.key)?).map_err(Error::pem(&id.key))?,
             )),
             None => None,
         };
@@ -122,31 +43,37 @@ impl Prober for TlsProber {
         };
         let probe = match &gate.path {
             Some(path) => {
-                let resp = tls::https_get(&target, path, &opts).map_err(|e| e.to_string())?;
+                let resp = tls::https_get(&target, path, &opts)?;
                 answer(path, resp.status, &resp.body, gate.expect.as_deref())?;
                 resp.probe
             }
-            None => tls::probe(&target, &opts).map_err(|e| e.to_string())?,
+            None => tls::probe(&target, &opts)?,
         };
-        let leaf = probe.chain.first().ok_or("no certificate served")?;
-        let got = crate::pki::cert::CertInfo::from_der(leaf)
-            .map_err(|e| format!("served certificate unreadable: {e}"))?;
+        let leaf = probe.chain.first().ok_or(Error::NoCertServed)?;
+        let got =
+            crate::pki::cert::CertInfo::from_der(leaf).map_err(|e| Error::ServedUnreadable {
+                reason: e.to_string(),
+            })?;
         match gate.trust {
             Trust::Ca(_) if probe.trust != Trust2::Verified => {
-                return Err(format!("served chain: {}", probe.trust))
+                return Err(Error::ServedChain {
+                    trust: probe.trust.to_string(),
+                })
             }
             // Liveness of a certificate the component made itself: it must at least be one.
             Trust::SelfSigned if !got.is_signed_by(&got) => {
-                return Err(format!(
-                    "serves `{}`, which is not self-signed: give the gate the CA that signed it",
-                    got.subject
-                ))
+                return Err(Error::NotSelfSigned {
+                    subject: got.subject.to_string(),
+                })
             }
             _ => {}
         }
         if let Some(want) = serial {
             if got.serial != want {
-                return Err(format!("serves serial {}, expected {want}", got.serial));
+                return Err(Error::WrongSerial {
+                    got: got.serial,
+                    want: want.into(),
+                });
             }
         }
         Ok(())
@@ -154,115 +81,22 @@ impl Prober for TlsProber {
 }
 
 /// The health answer: 200, and the expected text if any.
-fn answer(path: &str, status: u16, body: &[u8], expect: Option<&str>) -> Result<(), String> {
+fn answer(path: &str, status: u16, body: &[u8], expect: Option<&str>) -> Result<(), Error> {
     if status != 200 {
-        return Err(format!("GET {path} answered {status}"));
+        return Err(Error::HealthStatus {
+            path: path.into(),
+            status,
+        });
     }
     let body = String::from_utf8_lossy(body);
     if let Some(want) = expect {
         if !body.replace(' ', "").contains(&want.replace(' ', "")) {
-            return Err(format!(
-                "GET {path} answered `{}`, expected it to contain `{want}`",
-                body.trim()
-            ));
+            return Err(Error::HealthBody {
+                path: path.into(),
+                body: body.trim().into(),
+                want: want.into(),
+            });
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests build trees with std::fs
-mod tests {
-    use super::*;
-
-    #[test]
-    fn static_pod_manifest_is_parked_then_restored() {
-        let dir = tempfile::tempdir().unwrap();
-        let manifests = dir.path().join("manifests");
-        std::fs::create_dir(&manifests).unwrap();
-        let manifest = manifests.join("etcd.yaml");
-        std::fs::write(&manifest, "kind: Pod\n").unwrap();
-        let parked = dir.path().join("manifests.certs-parked/etcd.yaml");
-        assert_eq!(parked_path(&manifest), parked);
-        // While parked, the manifest must be gone from the kubelet's directory and waiting
-        // beside it.
-        let watcher = {
-            let (manifest, parked) = (manifest.clone(), parked.clone());
-            std::thread::spawn(move || {
-                let t = std::time::Instant::now();
-                while t.elapsed() < Duration::from_secs(2) {
-                    if !manifest.exists() && parked.exists() {
-                        return true;
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                false
-            })
-        };
-        let r = SystemRestarter {
-            timeout: Duration::from_secs(5),
-            park_for: Duration::from_millis(300),
-        };
-        let t = std::time::Instant::now();
-        r.restart(&Restart::StaticPod(manifest.clone())).unwrap();
-        assert!(
-            t.elapsed() >= Duration::from_millis(300),
-            "parked too briefly"
-        );
-        assert!(watcher.join().unwrap(), "the manifest was never moved out");
-        assert_eq!(std::fs::read_to_string(&manifest).unwrap(), "kind: Pod\n");
-        assert!(!parked.exists());
-        // Nothing was left inside the manifests directory.
-        assert_eq!(std::fs::read_dir(&manifests).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn a_manifest_left_parked_is_put_back_by_the_next_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let manifest = dir.path().join("manifests/kube-apiserver.yaml");
-        let parked = parked_path(&manifest);
-        std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
-        std::fs::create_dir_all(parked.parent().unwrap()).unwrap();
-        std::fs::write(&parked, "kind: Pod\n").unwrap();
-        let r = SystemRestarter {
-            timeout: Duration::from_secs(5),
-            park_for: Duration::ZERO,
-        };
-        r.restart(&Restart::StaticPod(manifest.clone())).unwrap();
-        assert_eq!(std::fs::read_to_string(&manifest).unwrap(), "kind: Pod\n");
-        assert!(!parked.exists());
-    }
-
-    #[test]
-    fn parked_paths_are_siblings_of_the_manifests_directory() {
-        assert_eq!(
-            parked_path(Path::new("/etc/kubernetes/manifests/etcd.yaml")),
-            Path::new("/etc/kubernetes/manifests.certs-parked/etcd.yaml")
-        );
-        assert_eq!(
-            parked_path(Path::new(
-                "/mnt/node/etc/kubernetes/manifests/kube-apiserver.yaml"
-            )),
-            Path::new("/mnt/node/etc/kubernetes/manifests.certs-parked/kube-apiserver.yaml")
-        );
-        assert_eq!(
-            parked_path(Path::new("/etcd.yaml")),
-            Path::new("/.certs-parked/etcd.yaml")
-        );
-    }
-
-    #[test]
-    fn a_failing_command_says_why() {
-        let r = SystemRestarter {
-            timeout: Duration::from_secs(5),
-            park_for: Duration::ZERO,
-        };
-        let err = r
-            .restart(&Restart::Command("echo unit not found >&2; exit 5".into()))
-            .unwrap_err();
-        assert!(
-            err.contains("exit 5") && err.contains("unit not found"),
-            "{err}"
-        );
-    }
 }

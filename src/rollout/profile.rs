@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::Error;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Profile {
     pub name: String,
@@ -93,7 +95,7 @@ pub fn rank(kind: &str) -> usize {
     ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
 }
 
-pub fn builtin(name: &str) -> Result<Profile, String> {
+pub fn builtin(name: &str) -> Result<Profile, Error> {
     let json = BUILTIN
         .iter()
         .find(|(n, _)| {
@@ -102,20 +104,17 @@ pub fn builtin(name: &str) -> Result<Profile, String> {
                 || (name == "kubean" && *n == "kubespray")
         })
         .map(|(_, j)| *j)
-        .ok_or_else(|| {
-            format!(
-                "expected a profile (kubeadm, kubespray, binary) or a profile file, found `{name}`"
-            )
-        })?;
-    serde_json::from_str(json).map_err(|e| format!("built-in profile {name}: {e}"))
+        .ok_or_else(|| Error::UnknownProfile { name: name.into() })?;
+    serde_json::from_str(json).map_err(|source| Error::BuiltinProfile {
+        name: name.into(),
+        source,
+    })
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Profile, String> {
-    serde_json::from_str(text).map_err(|e| {
-        format!(
-            "`{}`: expected a rollout profile (JSON), found an error: {e}",
-            path.display()
-        )
+pub fn parse(path: &Path, text: &str) -> Result<Profile, Error> {
+    serde_json::from_str(text).map_err(|source| Error::ProfileFile {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -146,7 +145,7 @@ pub fn detect_from_node(node: &[crate::node::Component]) -> Option<&'static str>
 }
 
 /// Which built-in profile fits the bundle's target paths.
-pub fn detect(targets: &[PathBuf]) -> Result<&'static str, String> {
+pub fn detect(targets: &[PathBuf]) -> Result<&'static str, Error> {
     let any = |needle: &str| targets.iter().any(|t| t.to_string_lossy().contains(needle));
     if any("/etc/kubernetes/pki/") {
         Ok("kubeadm")
@@ -155,7 +154,7 @@ pub fn detect(targets: &[PathBuf]) -> Result<&'static str, String> {
     } else if any("/etc/kubernetes/ssl/") || any("/etc/etcd/ssl/") {
         Ok("binary")
     } else {
-        Err("cannot tell the node's layout from the bundle's targets; pass --profile kubeadm|kubespray|binary|FILE".into())
+        Err(Error::UnknownLayout)
     }
 }
 

@@ -692,12 +692,16 @@ mod killed {
 
     struct Ok_;
     impl Restarter for Ok_ {
-        fn restart(&self, _: &Restart) -> std::result::Result<(), String> {
+        fn restart(&self, _: &Restart) -> std::result::Result<(), certs::rollout::Error> {
             Ok(())
         }
     }
     impl Prober for Ok_ {
-        fn check(&self, _: &Gate, _: Option<&str>) -> std::result::Result<(), String> {
+        fn check(
+            &self,
+            _: &Gate,
+            _: Option<&str>,
+        ) -> std::result::Result<(), certs::rollout::Error> {
             Ok(())
         }
     }
@@ -760,7 +764,12 @@ mod killed {
     }
 
     /// Runs `op` on an executor over `state` with `fault` at every fault point.
-    fn execute(state: &Path, plan: &Plan, op: Op, fault: &dyn Fn(&str) -> Result<(), String>) {
+    fn execute(
+        state: &Path,
+        plan: &Plan,
+        op: Op,
+        fault: &dyn Fn(&str) -> Result<(), certs::rollout::Error>,
+    ) {
         let mut sink = |_: &Event| {};
         let mut ex = Executor {
             state_dir: state.to_path_buf(),

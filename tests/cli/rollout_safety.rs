@@ -135,7 +135,7 @@ fn status_exit_codes_tell_the_recorded_outcome() {
 fn status_names_a_manifest_a_killed_run_left_parked() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("etc/kubernetes/manifests/etcd.yaml");
-    let parked = certs::rollout::probe::parked_path(&manifest);
+    let parked = certs::rollout::restart::parked_path(&manifest);
     assert_eq!(
         parked,
         dir.path()
@@ -351,7 +351,7 @@ fn resume_and_rollback_put_a_parked_manifest_back() {
     for verb in ["resume", "rollback"] {
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("etc/kubernetes/manifests/etcd.yaml");
-        let parked = certs::rollout::probe::parked_path(&manifest);
+        let parked = certs::rollout::restart::parked_path(&manifest);
         let bytes = b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n";
         std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
         std::fs::create_dir_all(parked.parent().unwrap()).unwrap();

@@ -68,6 +68,7 @@ pub fn par_map_stream<T: Send, R: Send>(
     };
     let run = |(b, batch): (usize, Vec<T>)| (b, batch.into_iter().map(&f).collect::<Vec<R>>());
     let work = || {
+        crate::sys::alloc::reserve_arena();
         let mut done = Vec::new();
         while let Some(batch) = queue.pop() {
             done.push(run(batch));

@@ -31,7 +31,7 @@ use super::key::{KeyInfo, PublicKeyId};
 use super::kubeconfig::{Kubeconfig, Source};
 use super::role::{self, Role};
 use crate::error::Result;
-use crate::par::{par_map, par_map_stream};
+use crate::par::{par_map, par_stream};
 use crate::sys::fs::{Listed, Walked};
 
 /// Where an item sits: a file, its position among the file's certificates (or keys), and for
@@ -174,71 +174,80 @@ impl Inventory {
         opts: &Options,
         read: &(dyn Fn(&Path) -> Walked + Sync),
     ) -> Inventory {
-        let taken = par_map_stream(walked.into_iter(), Taken::from);
-        Self::from_taken(taken, opts, read)
+        let mut b = Builder::new(opts);
+        par_stream(walked.into_iter(), Taken::from, |t| b.take(t));
+        b.finish(opts, read)
     }
 
     /// Builds the linked inventory from a walk as it goes ([`crate::sys::fs::listing`]): this
     /// thread pulls the walk while the others read and decode the files listed so far (those
     /// the walk saw as regular files with `read_regular`, the rest and kubeconfig references
     /// with `read`), each file's bytes dropped once decoded, so memory holds what the
-    /// inventory keeps, never the tree. The first error of the walk is the result.
+    /// inventory keeps, never the tree; once the walk is done, this thread takes the decoded
+    /// files in, in walk order, while the others decode the rest. The first error of the walk
+    /// is the result.
     pub fn build_listed(
         listing: impl Iterator<Item = Result<Listed>>,
         opts: &Options,
         read: &(dyn Fn(&Path) -> Walked + Sync),
         read_regular: &(dyn Fn(&Path) -> Walked + Sync),
     ) -> Result<Inventory> {
-        let taken = par_map_stream(listing, |listed| match listed? {
+        let mut b = Builder::new(opts);
+        let mut failed = None;
+        let decode = |listed: Result<Listed>| match listed? {
             Listed::File(path) => Ok(Taken::from(read(&path))),
             Listed::Regular(path) => Ok(Taken::from(read_regular(&path))),
             Listed::Problem(problem) => Ok(Taken::from(problem)),
+        };
+        par_stream(listing, decode, |t: Result<Taken>| match t {
+            Ok(t) if failed.is_none() => b.take(t),
+            Ok(_) => {}
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
         });
-        let taken = taken.into_iter().collect::<Result<Vec<Taken>>>()?;
-        Ok(Self::from_taken(taken, opts, read))
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(b.finish(opts, read)),
+        }
+    }
+}
+
+/// An inventory being built: decoded files are taken in one by one, in walk order, and
+/// [`Builder::finish`] reads what kubeconfigs reference, indexes and links.
+struct Builder {
+    inv: Inventory,
+    /// Every path taken in (files, and problems met at a path).
+    seen: Set<PathBuf>,
+    /// Kubeconfigs and their paths, added once every file they may reference is in.
+    pending: Vec<(PathBuf, Kubeconfig)>,
+}
+
+impl Builder {
+    fn new(opts: &Options) -> Builder {
+        Builder {
+            inv: Inventory {
+                now: opts.now,
+                warn_within: opts.warn_within,
+                ..Default::default()
+            },
+            seen: Set::default(),
+            pending: Vec::new(),
+        }
     }
 
-    fn from_taken(
-        taken: Vec<Taken>,
-        opts: &Options,
-        read: &(dyn Fn(&Path) -> Walked + Sync),
-    ) -> Inventory {
-        let mut inv = Inventory {
-            now: opts.now,
-            warn_within: opts.warn_within,
-            ..Default::default()
-        };
-        // The lists are sized once, from what the files hold (kubeconfigs add their users').
-        let (mut certs, mut keys) = (0, 0);
-        for t in &taken {
-            let Taken::File { decoded, .. } = t else {
-                continue;
-            };
-            for item in &decoded.items {
-                match item {
-                    Item::Cert { .. } => certs += 1,
-                    Item::Key { .. } => keys += 1,
-                    Item::Kubeconfig(kc) => {
-                        for u in &kc.users {
-                            certs +=
-                                usize::from(matches!(u.client_cert, Some(Source::Embedded(_))));
-                            keys += usize::from(matches!(u.client_key, Some(Source::Embedded(_))));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        inv.certificates.reserve_exact(certs);
-        inv.keys.reserve_exact(keys);
-        let mut seen: Set<PathBuf> = Set::default();
-        let mut pending: Vec<Kubeconfig> = Vec::new();
-        let mut pending_paths: Vec<PathBuf> = Vec::new();
-        for t in taken {
-            inv.take(t, &mut seen, &mut pending, &mut pending_paths);
-        }
+    fn take(&mut self, taken: Taken) {
+        self.inv.take(taken, &mut self.seen, &mut self.pending);
+    }
+
+    fn finish(self, opts: &Options, read: &(dyn Fn(&Path) -> Walked + Sync)) -> Inventory {
+        let Builder {
+            mut inv,
+            mut seen,
+            pending,
+        } = self;
         // Kubeconfigs point at files by absolute path on the node: read those the walk missed.
-        for (kc, kc_path) in pending.iter().zip(&pending_paths) {
+        for (kc_path, kc) in &pending {
             for path in referenced_files(kc) {
                 let path = crate::sys::fs::under_root(opts.root, &path);
                 if seen.contains(&path) {
@@ -254,8 +263,8 @@ impl Inventory {
                         inv.finding(kc_path, Severity::Warning, "missing-reference", message);
                     }
                     walked => {
-                        let (mut more, mut more_paths) = (Vec::new(), Vec::new());
-                        inv.take(Taken::from(walked), &mut seen, &mut more, &mut more_paths);
+                        // A referenced file that is a kubeconfig is not followed further.
+                        inv.take(Taken::from(walked), &mut seen, &mut Vec::new());
                     }
                 }
             }
@@ -275,19 +284,20 @@ impl Inventory {
         for (k, key) in inv.keys.iter().enumerate() {
             index.key_at.entry(key.location.path.clone()).or_insert(k);
         }
-        for (path, kc) in pending_paths.into_iter().zip(pending) {
+        for (path, kc) in pending {
             inv.add_kubeconfig(path, kc, opts.root, &mut index);
         }
         inv.link();
         inv
     }
+}
 
+impl Inventory {
     fn take(
         &mut self,
         taken: Taken,
         seen: &mut Set<PathBuf>,
-        kubeconfigs: &mut Vec<Kubeconfig>,
-        kubeconfig_paths: &mut Vec<PathBuf>,
+        kubeconfigs: &mut Vec<(PathBuf, Kubeconfig)>,
     ) {
         let (path, decoded) = match taken {
             Taken::Problem {
@@ -319,10 +329,7 @@ impl Inventory {
                 Item::Csr(csr) => self.csrs.push((path.clone(), csr)),
                 Item::CfsslCsr(spec) => self.cfssl_csrs.push((path.clone(), spec)),
                 Item::CfsslConfig { profiles } => self.cfssl_configs.push((path.clone(), profiles)),
-                Item::Kubeconfig(kc) => {
-                    kubeconfigs.push(*kc);
-                    kubeconfig_paths.push(path.clone());
-                }
+                Item::Kubeconfig(kc) => kubeconfigs.push((path.clone(), *kc)),
             }
         }
         seen.insert(path);

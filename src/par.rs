@@ -49,60 +49,115 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync)
     in_order(done, items.len())
 }
 
-/// `items.map(f)` on all cores, in order, while `items` is still being pulled. One helper per
-/// core maps; this thread only pulls (a directory walk: mostly time in the kernel), then helps
-/// with what is left. Pulling is the critical path: when this thread also mapped a batch now
-/// and then, the helpers sat waiting for the walk (on two cores the decoding of a fleet used
-/// 1.3 of them).
+/// `items.map(f)` on all cores, in order, while `items` is still being pulled.
 pub fn par_map_stream<T: Send, R: Send>(
     items: impl Iterator<Item = T>,
     f: impl Fn(T) -> R + Sync,
 ) -> Vec<R> {
+    let mut out = Vec::new();
+    par_stream(items, f, |r| out.push(r));
+    out
+}
+
+/// `items.map(f)` on all cores, each result handed to `consume` in order. One helper per core
+/// maps; this thread first only pulls (a directory walk: mostly time in the kernel), then
+/// consumes the results in order while the helpers map what is left, mapping a batch itself
+/// only when the next result is not made yet. Pulling is the critical path while it lasts:
+/// when this thread also mapped a batch now and then, the helpers sat waiting for the walk (on
+/// two cores the decoding of a fleet used 1.3 of them); afterwards, consuming (the inventory's
+/// serial merge) overlaps the mapping instead of following it.
+pub fn par_stream<T: Send, R: Send>(
+    items: impl Iterator<Item = T>,
+    f: impl Fn(T) -> R + Sync,
+    mut consume: impl FnMut(R),
+) {
     let threads = threads();
     if threads <= 1 {
-        return items.map(f).collect();
+        items.map(f).for_each(consume);
+        return;
     }
     let queue = Queue {
         batches: Mutex::new((VecDeque::new(), false)),
         ready: Condvar::new(),
     };
-    let run = |(b, batch): (usize, Vec<T>)| (b, batch.into_iter().map(&f).collect::<Vec<R>>());
-    let work = || {
-        let mut done = Vec::new();
-        while let Some(batch) = queue.pop() {
-            done.push(run(batch));
-        }
-        done
+    let results = Mutex::new(Made {
+        batches: BTreeMap::new(),
+        panicked: false,
+    });
+    let made = Condvar::new();
+    let lock = || results.lock().unwrap_or_else(PoisonError::into_inner);
+    let run = |(b, batch): (usize, Vec<T>)| {
+        let out = batch.into_iter().map(&f).collect::<Vec<R>>();
+        lock().batches.insert(b, out);
+        made.notify_all();
     };
-    let (done, total) = std::thread::scope(|s| {
+    let work = || {
+        crate::sys::alloc::reserve_arena();
+        while let Some(batch) = queue.pop() {
+            // A panic is handed in too, so the consumer never waits for the batch; the panic
+            // itself resumes on this thread's join.
+            if let Err(panic) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(batch)))
+            {
+                lock().panicked = true;
+                made.notify_all();
+                std::panic::resume_unwind(panic);
+            }
+        }
+    };
+    std::thread::scope(|s| {
         let helpers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-        let total = {
+        let batches = {
             // Closes the queue however the pulling ends, so that no helper waits forever.
             let _close = Closer(&queue);
-            let (mut b, mut total) = (0, 0);
+            let mut b = 0;
             let mut batch = Vec::with_capacity(BATCH);
             for item in items {
                 batch.push(item);
                 if batch.len() < BATCH {
                     continue;
                 }
-                total += BATCH;
                 queue.push(b, std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
                 b += 1;
             }
-            total += batch.len();
             if !batch.is_empty() {
                 queue.push(b, batch);
+                b += 1;
             }
-            total
+            b
         };
-        let mut done = work();
-        for h in helpers {
-            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        let mut next = 0;
+        while next < batches {
+            let mut m = lock();
+            if m.panicked {
+                break;
+            }
+            if let Some(out) = m.batches.remove(&next) {
+                drop(m);
+                out.into_iter().for_each(&mut consume);
+                next += 1;
+                continue;
+            }
+            drop(m);
+            if let Some(batch) = queue.try_pop() {
+                run(batch);
+                continue;
+            }
+            let m = lock();
+            if !m.panicked && !m.batches.contains_key(&next) {
+                drop(made.wait(m).unwrap_or_else(PoisonError::into_inner));
+            }
         }
-        (done, total)
+        for h in helpers {
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
     });
-    in_order(done, total)
+}
+
+/// Results of numbered batches not yet consumed, and whether a helper panicked.
+struct Made<R> {
+    batches: BTreeMap<usize, Vec<R>>,
+    panicked: bool,
 }
 
 /// Numbered batches of work, and whether more may come.
@@ -121,6 +176,11 @@ impl<T> Queue<T> {
     fn push(&self, b: usize, batch: Vec<T>) {
         self.lock().0.push_back((b, batch));
         self.ready.notify_one();
+    }
+
+    /// The next batch if one is waiting.
+    fn try_pop(&self) -> Option<(usize, Vec<T>)> {
+        self.lock().0.pop_front()
     }
 
     /// The next batch, waiting for one while more may come.

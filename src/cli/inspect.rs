@@ -21,6 +21,8 @@ pub fn run(c: &InspectConfig) -> Result<u8> {
             ..Default::default()
         }
     } else {
+        // One large structure built on all cores, then the process exits.
+        crate::sys::alloc::scan_mode();
         scan(&ScanRequest {
             paths: &c.paths,
             root: &c.root,

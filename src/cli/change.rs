@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 
 use super::args::{ChangeArgs, ResultOutput};
 use super::config::parse_time;
+use super::outcome::Outcome;
 use crate::change::{self, CertEdit, Endpoint, Request, Retired, ServerMove};
 use crate::edit::bundle::{Change as EditChange, Edited, NewFile};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::issue::reissue::{reissue, Action, ReissueRequest};
 use crate::node::Component;
 use crate::pki::inventory::Inventory;
@@ -22,7 +23,7 @@ use crate::spec::san::SanEdit;
 /// Extra places a change reads kubeconfigs from, besides the standard PKI locations.
 const KUBECONFIGS: &[&str] = &["/root/.kube/config"];
 
-pub fn run(a: &ChangeArgs) -> Result<u8> {
+pub fn run(a: &ChangeArgs) -> Result<Outcome> {
     let now = match &a.now {
         Some(t) => parse_time(t)?,
         None => crate::sys::clock::now(),
@@ -81,7 +82,7 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
             &json!({"schema": "certs.change/v1", "changed": false}),
             "nothing to change: no file on this node names what the change moves",
         )?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     }
     let mut files: Vec<NewFile> =
         crate::edit::bundle::placed(cert_files, &[]).map_err(Error::Usage)?;
@@ -100,11 +101,11 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         .map(|f| (PathBuf::from(f.target()), f.contents.clone()))
         .collect();
     let verdict = crate::sys::fs::overlay::with(overlay, || preflight(a, &root))?;
-    if verdict != exit::OK && !a.force {
+    if verdict != Outcome::Clean && !a.force {
         eprintln!(
             "certs: error: preflight still fails on the node as the change would leave it (above); nothing was written (--force writes the bundle anyway)"
         );
-        return Ok(exit::PROBLEM);
+        return Ok(Outcome::Problem);
     }
     let out = a.out.clone().unwrap_or_else(|| {
         let stamp = crate::duration::rfc3339(now).replace([':', '-'], "");
@@ -187,7 +188,7 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
     if a.apply {
         super::rollout::run(&apply)
     } else {
-        Ok(exit::OK)
+        Ok(Outcome::Clean)
     }
 }
 
@@ -205,7 +206,7 @@ fn rollout_command(argv: &[String]) -> Result<super::args::RolloutCommand> {
 
 /// `certs preflight` with the change's options, offline: a live probe could only show the node
 /// as it is before the change.
-fn preflight(a: &ChangeArgs, root: &Path) -> Result<u8> {
+fn preflight(a: &ChangeArgs, root: &Path) -> Result<Outcome> {
     let mut argv: Vec<String> = vec![
         "certs".into(),
         "preflight".into(),

@@ -16,8 +16,9 @@ use super::args::{
     ResultOutput,
 };
 use super::config::parse_time;
+use super::outcome::Outcome;
 use crate::change::{self, Endpoint};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::issue::reissue::{reissue as sign, Action, ReissueRequest};
 use crate::pki::cert::CertInfo;
 use crate::pki::decode::{decode, Item};
@@ -27,7 +28,7 @@ use crate::spec::san::SanEdit;
 /// The schema of `certs cluster export`'s document.
 const EXPORT_SCHEMA: &str = "certs.cluster-export/v1";
 
-pub fn run(a: &ClusterArgs) -> Result<u8> {
+pub fn run(a: &ClusterArgs) -> Result<Outcome> {
     match &a.command {
         None => render(&a.render),
         Some(ClusterCommand::Export(e)) => export(e),
@@ -68,7 +69,7 @@ fn check_change_options(
     Ok(())
 }
 
-fn render(a: &ClusterRenderArgs) -> Result<u8> {
+fn render(a: &ClusterRenderArgs) -> Result<Outcome> {
     let inventory = a.inventory.as_ref().ok_or_else(|| {
         Error::Usage("--inventory FILE is required (or a subcommand: export, reissue)".into())
     })?;
@@ -137,7 +138,7 @@ fn render(a: &ClusterRenderArgs) -> Result<u8> {
         inv_path.display()
     )
     .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 /// What a node's export leaves out, and why.
@@ -164,7 +165,7 @@ fn on_node(root: &Path, path: &Path) -> Option<PathBuf> {
     Some(Path::new("/").join(rel))
 }
 
-fn export(a: &ClusterExportArgs) -> Result<u8> {
+fn export(a: &ClusterExportArgs) -> Result<Outcome> {
     let root = absolute(&a.root)?;
     let mut wanted: Vec<PathBuf> = Vec::new();
     let mut push = |p: PathBuf| {
@@ -239,7 +240,7 @@ fn export(a: &ClusterExportArgs) -> Result<u8> {
     });
     let mut o = std::io::stdout().lock();
     writeln!(o, "{doc}").map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 /// Reads an export: (path relative to the node's `/`, mode, bytes) of each file.
@@ -317,7 +318,7 @@ fn remap(v: &mut Value, from: &Path) {
     }
 }
 
-fn reissue(a: &ClusterReissueArgs) -> Result<u8> {
+fn reissue(a: &ClusterReissueArgs) -> Result<Outcome> {
     check_change_options(
         &a.spec.vip,
         &a.spec.old_vip,
@@ -352,7 +353,7 @@ fn reissue(a: &ClusterReissueArgs) -> Result<u8> {
             ),
         }
         .map_err(Error::Output)?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     };
     let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(e.to_string()))?;
     crate::sys::fs::write_bundle(&out, &written, &bytes)?;
@@ -383,7 +384,7 @@ fn reissue(a: &ClusterReissueArgs) -> Result<u8> {
         ),
     }
     .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 type Made = Option<(Value, Vec<(PathBuf, u32, Vec<u8>)>)>;

@@ -7,12 +7,13 @@ use serde::Serialize;
 
 use super::args::{IssueArgs, ResultOutput};
 use super::config::{parse_duration, parse_key_algo, parse_time};
-use crate::error::{exit, Error, Result};
+use super::outcome::Outcome;
+use crate::error::{Error, Result};
 use crate::issue::bundle::SanDiff;
 use crate::issue::like::{issue_like, Like, LikeRequest};
 use crate::spec::SanEdit;
 
-pub fn run(a: &IssueArgs) -> Result<u8> {
+pub fn run(a: &IssueArgs) -> Result<Outcome> {
     let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
     let now = match &a.now {
         Some(t) => parse_time(t)?,
@@ -53,7 +54,7 @@ pub fn run(a: &IssueArgs) -> Result<u8> {
         }
         ResultOutput::Text => lines(&mut out, &like, &bundle).map_err(Error::Output)?,
     }
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 fn lines(out: &mut impl Write, l: &Like, bundle: &str) -> std::io::Result<()> {

@@ -11,14 +11,15 @@ use super::args::{
     BundleDestArgs, KubeconfigCommand, KubeconfigRenewArgs, KubeconfigSetCaArgs,
     KubeconfigSetServerArgs,
 };
+use super::outcome::Outcome;
 use crate::edit::bundle::{self as eb, Change, Edited, NewFile};
 use crate::edit::kubeconfig as kc;
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::pki::cert::sha256_hex;
 use crate::pki::decode::{decode, Item};
 use crate::pki::Role;
 
-pub fn run(cmd: &KubeconfigCommand) -> Result<u8> {
+pub fn run(cmd: &KubeconfigCommand) -> Result<Outcome> {
     match cmd {
         KubeconfigCommand::SetServer(a) => set_server(a),
         KubeconfigCommand::SetCa(a) => set_ca(a),
@@ -160,7 +161,7 @@ fn changes(
         .collect()
 }
 
-fn set_server(a: &KubeconfigSetServerArgs) -> Result<u8> {
+fn set_server(a: &KubeconfigSetServerArgs) -> Result<Outcome> {
     let root = absolute(&a.root)?;
     let inputs = load(&a.files, &root)?;
     // Said once everything is written: a refused run prints its one line and nothing else.
@@ -190,7 +191,7 @@ fn set_server(a: &KubeconfigSetServerArgs) -> Result<u8> {
     print(&out)
 }
 
-fn set_ca(a: &KubeconfigSetCaArgs) -> Result<u8> {
+fn set_ca(a: &KubeconfigSetCaArgs) -> Result<Outcome> {
     let root = absolute(&a.root)?;
     let ca_path = absolute(&a.ca_file)?;
     let pem = crate::sys::fs::read_file(&ca_path)?;
@@ -248,7 +249,7 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<u8> {
     print(&out)
 }
 
-fn renew(a: &KubeconfigRenewArgs) -> Result<u8> {
+fn renew(a: &KubeconfigRenewArgs) -> Result<Outcome> {
     use crate::issue::reissue::Action;
     let root = absolute(&a.root)?;
     let inputs = load(&a.files, &root)?;
@@ -335,12 +336,12 @@ fn renew(a: &KubeconfigRenewArgs) -> Result<u8> {
     print(&out)
 }
 
-fn print(said: &[u8]) -> Result<u8> {
+fn print(said: &[u8]) -> Result<Outcome> {
     std::io::stdout()
         .lock()
         .write_all(said)
         .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 fn say_changes(out: &mut impl Write, input: &Input, changes: &[Change], to: &str) -> Result<()> {

@@ -11,6 +11,7 @@ mod inspect;
 mod inspect_json;
 mod issue;
 mod kubeconfig;
+pub mod outcome;
 mod preflight;
 mod progress;
 mod reissue;
@@ -26,22 +27,24 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::{Args, Command, Output};
+pub use outcome::{exit_code, Outcome};
 
-use crate::error::exit;
+use crate::error::Error;
 
 /// Entry point of the `certs` binary.
 pub fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {
-            // --help and --version are successes; everything else is a usage error.
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
             let _ = e.print();
-            return ExitCode::from(code);
+            // --help and --version are successes; everything else is a usage error, which clap
+            // has just said.
+            let outcome = if e.use_stderr() {
+                Outcome::Refused
+            } else {
+                Outcome::Clean
+            };
+            return ExitCode::from(exit_code(Ok(outcome)));
         }
     };
     let result = match args.command {
@@ -59,26 +62,29 @@ pub fn main() -> ExitCode {
         Command::Cluster(a) => cluster::run(&a),
         Command::RotateCa(cmd) => rotate::run(&cmd),
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
+    if let Err(e) = &result {
+        report(e);
+    }
+    ExitCode::from(exit_code(result.as_ref().copied()))
+}
+
+/// An error, said on stderr after whatever stdout already holds.
+fn report(e: &Error) {
+    match e {
         // `certs inspect | head`, `certs spec X | head -1`: the reader went away, which is not
-        // our failure; nothing is printed. Output goes through writers whose errors come back
-        // here, never println! (which panics on a closed pipe).
-        Err(crate::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::from(exit::OK)
-        }
-        Err(crate::error::Error::Refused { what, problems }) => {
+        // our failure; nothing is printed (and exit_code says 0). Output goes through writers
+        // whose errors come back here, never println! (which panics on a closed pipe).
+        Error::Output(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Error::Refused { what, problems } => {
             let _ = std::io::stdout().flush();
-            for p in &problems {
+            for p in problems {
                 eprintln!("certs: error: {p}");
             }
             eprintln!("certs: {what}");
-            ExitCode::from(exit::USAGE)
         }
-        Err(e) => {
+        e => {
             let _ = std::io::stdout().flush();
             eprintln!("certs: error: {e}");
-            ExitCode::from(e.exit_code())
         }
     }
 }

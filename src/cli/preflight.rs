@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use super::args::{PlanOutput, PreflightArgs};
 use super::config::{parse_duration, parse_time};
+use super::outcome::Outcome;
 use super::render;
 use crate::edit::config::same_host;
 use crate::endpoint::Target;
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::pki::inventory::Inventory;
 use crate::pki::Role;
 use crate::preflight::{
@@ -17,7 +18,7 @@ use crate::preflight::{
 };
 use crate::sys::tls::{self, ProbeOptions, Trust};
 
-pub fn run(a: &PreflightArgs) -> Result<u8> {
+pub fn run(a: &PreflightArgs) -> Result<Outcome> {
     let now = match &a.now {
         Some(t) => parse_time(t)?,
         None => crate::sys::clock::now(),
@@ -156,9 +157,9 @@ pub fn run(a: &PreflightArgs) -> Result<u8> {
 
     render(&all, a.output)?;
     Ok(if all.iter().any(|c| c.status == Status::Fail) {
-        exit::PROBLEM
+        Outcome::Problem
     } else {
-        exit::OK
+        Outcome::Clean
     })
 }
 

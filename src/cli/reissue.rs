@@ -6,12 +6,13 @@ use std::path::Path;
 
 use super::args::ResultOutput;
 use super::config::ReissueConfig;
-use crate::error::{exit, Error, Result};
+use super::outcome::Outcome as Verdict;
+use crate::error::{Error, Result};
 use crate::issue::bundle::Manifest;
 use crate::issue::reissue::{reissue, Action, Outcome, ReissueRequest};
 use crate::issue::report::Report;
 
-pub fn run(c: &ReissueConfig) -> Result<u8> {
+pub fn run(c: &ReissueConfig) -> Result<Verdict> {
     let req = ReissueRequest {
         targets: &c.certs,
         edit: &c.edit,
@@ -82,7 +83,12 @@ pub fn run(c: &ReissueConfig) -> Result<u8> {
             }
         }
     }
-    Ok(if refused > 0 { exit::USAGE } else { exit::OK })
+    // Each refusal was said on stderr above: exit 2, as a refusal, with the JSON still printed.
+    Ok(if refused > 0 {
+        Verdict::Refused
+    } else {
+        Verdict::Clean
+    })
 }
 
 /// `path` or `path (user NAME)`.

@@ -1,12 +1,13 @@
 //! `certs rollout`: adapters over [`crate::rollout`] — build the plan, run the executor with
-//! the real restarter and prober, print progress, map outcomes to exit codes 0/3/4.
+//! the real restarter and prober, print progress, map the executor's end to an [`Outcome`] (exit 0/3/4, decided in [`super::outcome`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::args::{PlanOutput, RolloutCommand, RolloutPlanArgs, RolloutRunArgs};
-use crate::error::{exit, Error, Result};
+use super::outcome::Outcome;
+use crate::error::{Error, Result};
 use crate::rollout::exec::{Ended, Event, Executor, Timing};
 use crate::rollout::journal::Journal;
 use crate::rollout::membership::{self, GatewayAdmin};
@@ -15,25 +16,21 @@ use crate::rollout::probe::{SystemRestarter, TlsProber};
 use crate::rollout::profile::{self, Profile};
 use crate::rollout::resolve::Overrides;
 
-/// Rolled back cleanly after a failure.
-pub const ROLLED_BACK: u8 = 3;
-/// Failed, and the rollback failed too: manual action needed.
-pub const ROLLBACK_FAILED: u8 = 4;
 /// Bound on one etcd request of the membership steps (a snapshot gets longer).
 const ETCD_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn run(cmd: &RolloutCommand) -> Result<u8> {
+pub fn run(cmd: &RolloutCommand) -> Result<Outcome> {
     match cmd {
         RolloutCommand::Plan(a) => {
             let plan = build_plan(&a.plan, &a.run)?;
             print_plan(&plan, a.plan.output)?;
-            Ok(exit::OK)
+            Ok(Outcome::Clean)
         }
         RolloutCommand::Apply(a) => {
             let plan = build_plan(&a.plan, &a.run)?;
             if a.dry_run {
                 print_plan(&plan, a.plan.output)?;
-                return Ok(exit::OK);
+                return Ok(Outcome::Clean);
             }
             let _lock = lock(&a.run)?;
             let ended = with_executor(&a.run, a.plan.output, |ex| ex.apply(&plan))?;
@@ -55,7 +52,7 @@ pub fn run(cmd: &RolloutCommand) -> Result<u8> {
                         a.output,
                         "rolled back: every file is the backed-up one again",
                     )?;
-                    Ok(exit::OK)
+                    Ok(Outcome::Clean)
                 }
                 other => finish(other, a.output),
             }
@@ -69,7 +66,7 @@ pub fn run(cmd: &RolloutCommand) -> Result<u8> {
                         a.output,
                         "rolled back: every file is the backed-up one again",
                     )?;
-                    Ok(exit::OK)
+                    Ok(Outcome::Clean)
                 }
                 other => finish(other, a.output),
             }
@@ -401,21 +398,21 @@ fn one_line(text: &str) -> String {
 
 /// The verdict, said once. Text: stdout when done; a failure only on stderr, one
 /// `certs: error: …` line. JSON: one result object on stdout, and a failure's stderr line.
-fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
+fn finish(ended: Ended, output: PlanOutput) -> Result<Outcome> {
     let (outcome, code, message) = match &ended {
         Ended::Done => (
             "done",
-            exit::OK,
+            Outcome::Clean,
             "done: every component is healthy on its new certificate".to_string(),
         ),
         Ended::AlreadyApplied => (
             "already-applied",
-            exit::OK,
+            Outcome::Clean,
             "already applied: every target already holds the bundle's new file; nothing was changed (the rollout that installed them keeps its backup: `certs rollout rollback` with its --state-dir)".to_string(),
         ),
         Ended::RolledBack { component, reason } => (
             "rolled-back",
-            ROLLED_BACK,
+            Outcome::RolledBack,
             format!("rollout failed at {component} and was rolled back: {reason}; its files were restored and it is healthy on the old certificate; the rollout stopped"),
         ),
         Ended::RollbackFailed {
@@ -424,7 +421,7 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
             manual,
         } => (
             "rollback-failed",
-            ROLLBACK_FAILED,
+            Outcome::RollbackFailed,
             format!("rollout failed at {component} ({reason}) and the rollback failed: {manual}"),
         ),
         Ended::Stopped {
@@ -441,7 +438,7 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
             };
             let _ = resumable;
             let message = format!("rollout stopped at {component} ({step}): {reason}.{did} Every file step before it is done and healthy on its new certificate (the membership steps come last); a removed member cannot be put back by a rollback. Fix the cause, then `certs rollout resume` continues with this membership step (it checks what is already done)");
-            ("stopped", ROLLED_BACK, message)
+            ("stopped", Outcome::RolledBack, message)
         }
     };
     let message = one_line(&message);
@@ -480,30 +477,30 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
         writeln!(out, "{v}")
             .and_then(|_| out.flush())
             .map_err(Error::Output)?;
-    } else if code == exit::OK {
+    } else if code == Outcome::Clean {
         say(output, &message)?;
     }
-    if code != exit::OK {
+    if code != Outcome::Clean {
         let _ = std::io::stdout().flush();
         eprintln!("certs: error: {message}");
     }
     Ok(code)
 }
 
-/// Exit codes: 0 done (or nothing recorded) and the files agree; 1 interrupted, in progress, or
-/// files that contradict the journal; 3 rolled back; 4 rollback failed. The journal is not taken
+/// Clean (exit 0): done (or nothing recorded) and the files agree; Problem (1): interrupted, in
+/// progress, or files that contradict the journal; RolledBack (3); RollbackFailed (4). The journal is not taken
 /// on its word: every target is compared with the SHA-256s it records.
-fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
+fn status(state_dir: &Path, output: PlanOutput) -> Result<Outcome> {
     use crate::rollout::exec::{contradictions, held, Held};
-    use crate::rollout::journal::Outcome;
+    use crate::rollout::journal::Outcome as Recorded;
     let Some(j) = Journal::load(state_dir)? else {
         say(
             output,
             &format!("no rollout recorded in {}", state_dir.display()),
         )?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     };
-    let unfinished = matches!(j.outcome, Outcome::Running | Outcome::RollingBack);
+    let unfinished = matches!(j.outcome, Recorded::Running | Recorded::RollingBack);
     // A live run holds the lock: it is in progress, not interrupted.
     let holder = crate::sys::fs::lock_holder(&state_dir.join("lock")).filter(|_| unfinished);
     let wrong = if holder.is_some() {
@@ -512,10 +509,10 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         contradictions(&j)
     };
     let code = match j.outcome {
-        Outcome::Done if wrong.is_empty() => exit::OK,
-        Outcome::RolledBack if wrong.is_empty() => ROLLED_BACK,
-        Outcome::RollbackFailed => ROLLBACK_FAILED,
-        _ => exit::PROBLEM,
+        Recorded::Done if wrong.is_empty() => Outcome::Clean,
+        Recorded::RolledBack if wrong.is_empty() => Outcome::RolledBack,
+        Recorded::RollbackFailed => Outcome::RollbackFailed,
+        _ => Outcome::Problem,
     };
     // Static pods a stopped run left parked: their manifests are out of the kubelet's directory.
     let parked: Vec<_> = j
@@ -622,7 +619,7 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         w(&mut out, format!("  files do not match: {line}"))?;
     }
     match j.outcome {
-        Outcome::Running => {
+        Recorded::Running => {
             if let Some(why) = j.failure(membership::COMPONENT) {
                 w(
                     &mut out,
@@ -631,11 +628,11 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
             }
             w(&mut out, "interrupted: run `certs rollout resume` to finish it or `certs rollout rollback` to undo it".into())?
         }
-        Outcome::RollingBack => w(
+        Recorded::RollingBack => w(
             &mut out,
             "interrupted during a rollback: run `certs rollout rollback` to finish it".into(),
         )?,
-        Outcome::RolledBack | Outcome::RollbackFailed => {
+        Recorded::RolledBack | Recorded::RollbackFailed => {
             if let Some(last) = j.log.last() {
                 w(
                     &mut out,
@@ -643,7 +640,7 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
                 )?;
             }
         }
-        Outcome::Done => {}
+        Recorded::Done => {}
     }
     if !wrong.is_empty() && !unfinished {
         w(&mut out, format!("the files on the node do not match the recorded {:?}: run `certs rollout rollback` to put the backed-up files back", j.outcome))?;

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 
 use super::args::ResultOutput;
 use super::config::parse_time;
+use super::outcome::Outcome;
 use crate::edit::bundle::{Change, Edited};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::pki::cert::CertInfo;
 use crate::pki::Role;
 use crate::rotate::stage::{self, Anchor, Facts, Signer, Stage};
@@ -120,7 +121,7 @@ pub struct StatusArgs {
     pub output: ResultOutput,
 }
 
-pub fn run(cmd: &RotateCommand) -> Result<u8> {
+pub fn run(cmd: &RotateCommand) -> Result<Outcome> {
     match cmd {
         RotateCommand::Trust(a) => trust(a),
         RotateCommand::Status(a) => status(a),
@@ -464,7 +465,7 @@ struct Line {
     why: Vec<String>,
 }
 
-fn trust(a: &TrustArgs) -> Result<u8> {
+fn trust(a: &TrustArgs) -> Result<Outcome> {
     let now = match &a.now {
         Some(t) => parse_time(t)?,
         None => crate::sys::clock::now(),
@@ -646,7 +647,7 @@ fn trust(a: &TrustArgs) -> Result<u8> {
             .map_err(Error::Output)?;
             print_lines(&mut o, &lines)?;
         }
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     }
     let files = crate::edit::bundle::edited_files(&edited, &[]);
     let mut manifest = crate::edit::bundle::manifest(
@@ -672,7 +673,7 @@ fn trust(a: &TrustArgs) -> Result<u8> {
     crate::sys::fs::write_bundle(&out, &written, &bytes)?;
     if a.output == ResultOutput::Json {
         writeln!(o, "{}", result(true, Some(&out))).map_err(Error::Output)?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     }
     writeln!(
         o,
@@ -706,7 +707,7 @@ fn trust(a: &TrustArgs) -> Result<u8> {
         root.display()
     )
     .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 fn print_lines(o: &mut std::io::StdoutLock, lines: &[Line]) -> Result<()> {
@@ -728,7 +729,7 @@ fn print_lines(o: &mut std::io::StdoutLock, lines: &[Line]) -> Result<()> {
     Ok(())
 }
 
-fn status(a: &StatusArgs) -> Result<u8> {
+fn status(a: &StatusArgs) -> Result<Outcome> {
     let now = crate::sys::clock::now();
     let root = absolute(&a.root)?;
     let ca_cert = absolute(&a.ca_cert)?;
@@ -858,8 +859,8 @@ fn status(a: &StatusArgs) -> Result<u8> {
         writeln!(o, "next: {}", stage.next()).map_err(Error::Output)?;
     }
     Ok(if stage == Stage::Mixed {
-        exit::PROBLEM
+        Outcome::Problem
     } else {
-        exit::OK
+        Outcome::Clean
     })
 }

@@ -3,10 +3,11 @@
 use std::io::Write;
 
 use super::args::SpecArgs;
-use crate::error::{exit, Error, Result};
+use super::outcome::Outcome;
+use crate::error::{Error, Result};
 use crate::spec::{self, san, CsrSpec, SanEdit};
 
-pub fn run(a: &SpecArgs) -> Result<u8> {
+pub fn run(a: &SpecArgs) -> Result<Outcome> {
     let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
     let value: serde_json::Value = match (&a.cert, &a.template) {
         (_, Some(name)) => {
@@ -55,7 +56,7 @@ pub fn run(a: &SpecArgs) -> Result<u8> {
     writeln!(out, "{text}")
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 pub fn report_noops(outcome: &san::EditOutcome) {

@@ -11,13 +11,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::args::{
-    ClusterArgs, ClusterCommand, ClusterExportArgs, ClusterReissueArgs, ClusterRenderArgs,
-    ResultOutput,
-};
-use super::config::parse_time;
+use super::args::{ClusterExportArgs, ClusterReissueArgs, ClusterRenderArgs, ResultOutput};
+use super::config::{check_change_options, ClusterConfig, ClusterReissue};
 use super::outcome::Outcome;
-use crate::change::{self, Endpoint};
+use crate::change;
 use crate::error::{Error, Result};
 use crate::issue::reissue::{reissue as sign, Action, ReissueRequest};
 use crate::pki::cert::CertInfo;
@@ -28,11 +25,11 @@ use crate::spec::san::SanEdit;
 /// The schema of `certs cluster export`'s document.
 const EXPORT_SCHEMA: &str = "certs.cluster-export/v1";
 
-pub fn run(a: &ClusterArgs) -> Result<Outcome> {
-    match &a.command {
-        None => render(&a.render),
-        Some(ClusterCommand::Export(e)) => export(e),
-        Some(ClusterCommand::Reissue(r)) => reissue(r),
+pub fn run(c: &ClusterConfig) -> Result<Outcome> {
+    match c {
+        ClusterConfig::Render(a) => render(a),
+        ClusterConfig::Export(e) => export(e),
+        ClusterConfig::Reissue(r) => reissue(r),
     }
 }
 
@@ -41,32 +38,6 @@ fn absolute(p: &Path) -> Result<PathBuf> {
         path: p.to_path_buf(),
         source,
     })
-}
-
-/// The options of the change must parse as `certs change`'s do.
-fn check_change_options(
-    vip: &Option<String>,
-    old_vip: &Option<String>,
-    add_master: &[String],
-    add_san: &[String],
-    drop_san: &[String],
-) -> Result<()> {
-    for (flag, v) in [("--vip", vip), ("--old-vip", old_vip)] {
-        if let Some(v) = v {
-            Endpoint::parse(v).map_err(|e| Error::Usage(format!("{flag}: {e}")))?;
-        }
-    }
-    for m in add_master {
-        let (n, addr) = m
-            .split_once('=')
-            .filter(|(n, a)| !n.is_empty() && !a.is_empty())
-            .ok_or_else(|| {
-                Error::Usage(format!("--add-master: expected NAME=ADDR, found `{m}`"))
-            })?;
-        Endpoint::parse(addr).map_err(|e| Error::Usage(format!("--add-master {n}: {e}")))?;
-    }
-    SanEdit::parse(add_san, drop_san).map_err(Error::Usage)?;
-    Ok(())
 }
 
 fn render(a: &ClusterRenderArgs) -> Result<Outcome> {
@@ -318,29 +289,17 @@ fn remap(v: &mut Value, from: &Path) {
     }
 }
 
-fn reissue(a: &ClusterReissueArgs) -> Result<Outcome> {
-    check_change_options(
-        &a.spec.vip,
-        &a.spec.old_vip,
-        &a.spec.add_master,
-        &a.spec.add_san,
-        &a.spec.drop_san,
-    )?;
-    let now = match &a.now {
-        Some(t) => parse_time(t)?,
-        None => crate::sys::clock::now(),
-    };
-    let ca_root = absolute(&a.root)?;
-    let scratch = absolute(&a.scratch)?;
-    let out = absolute(&a.out)?;
+fn reissue(c: &ClusterReissue) -> Result<Outcome> {
+    let (a, now) = (&c.args, c.now);
+    let (ca_root, scratch, out) = (&c.ca_root, &c.scratch, &c.out);
     let files = read_export(&a.export)?;
-    crate::sys::scratch::scratch_tree(&scratch, &files)?;
-    let made = bundle(a, &ca_root, &scratch, now);
-    crate::sys::scratch::remove_scratch(&scratch)?;
+    crate::sys::scratch::scratch_tree(scratch, &files)?;
+    let made = bundle(a, ca_root, scratch, now);
+    crate::sys::scratch::remove_scratch(scratch)?;
     let made = made?;
     // An earlier run's bundle of this node goes: what is left is this run's, or nothing.
     if out.join("bundle.json").is_file() {
-        crate::sys::fs::remove_bundle(&out)?;
+        crate::sys::fs::remove_bundle(out)?;
     }
     let mut o = std::io::stdout().lock();
     let Some((manifest, written)) = made else {
@@ -356,7 +315,7 @@ fn reissue(a: &ClusterReissueArgs) -> Result<Outcome> {
         return Ok(Outcome::Clean);
     };
     let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(e.to_string()))?;
-    crate::sys::fs::write_bundle(&out, &written, &bytes)?;
+    crate::sys::fs::write_bundle(out, &written, &bytes)?;
     let targets: Vec<&str> = manifest["files"]
         .as_array()
         .into_iter()

@@ -11,6 +11,7 @@ use super::args::{
     BundleDestArgs, KubeconfigCommand, KubeconfigRenewArgs, KubeconfigSetCaArgs,
     KubeconfigSetServerArgs,
 };
+use super::config::KubeconfigConfig;
 use super::outcome::Outcome;
 use crate::edit::bundle::{self as eb, Change, Edited, NewFile};
 use crate::edit::kubeconfig as kc;
@@ -19,11 +20,11 @@ use crate::pki::cert::sha256_hex;
 use crate::pki::decode::{decode, Item};
 use crate::pki::Role;
 
-pub fn run(cmd: &KubeconfigCommand) -> Result<Outcome> {
-    match cmd {
-        KubeconfigCommand::SetServer(a) => set_server(a),
-        KubeconfigCommand::SetCa(a) => set_ca(a),
-        KubeconfigCommand::Renew(a) => renew(a),
+pub fn run(c: &KubeconfigConfig) -> Result<Outcome> {
+    match &c.command {
+        KubeconfigCommand::SetServer(a) => set_server(a, &c.root, c.now),
+        KubeconfigCommand::SetCa(a) => set_ca(a, &c.root, c.now),
+        KubeconfigCommand::Renew(a) => renew(a, &c.root, c.now),
     }
 }
 
@@ -161,9 +162,8 @@ fn changes(
         .collect()
 }
 
-fn set_server(a: &KubeconfigSetServerArgs) -> Result<Outcome> {
-    let root = absolute(&a.root)?;
-    let inputs = load(&a.files, &root)?;
+fn set_server(a: &KubeconfigSetServerArgs, root: &Path, now: i64) -> Result<Outcome> {
+    let inputs = load(&a.files, root)?;
     // Said once everything is written: a refused run prints its one line and nothing else.
     let mut out: Vec<u8> = Vec::new();
     let mut edits = Vec::new();
@@ -175,7 +175,7 @@ fn set_server(a: &KubeconfigSetServerArgs) -> Result<Outcome> {
         });
         say_changes(&mut out, input, &changes, &a.url)?;
         if !changes.is_empty() {
-            edits.push(edited(input, &root, new, changes));
+            edits.push(edited(input, root, new, changes));
         }
     }
     if edits.is_empty() {
@@ -184,15 +184,13 @@ fn set_server(a: &KubeconfigSetServerArgs) -> Result<Outcome> {
             a.url
         )));
     }
-    let now = crate::sys::clock::now();
     deliver(&mut out, &a.dest, None, now, |taken| {
         Ok(eb::edited_files(&edits, taken))
     })?;
     print(&out)
 }
 
-fn set_ca(a: &KubeconfigSetCaArgs) -> Result<Outcome> {
-    let root = absolute(&a.root)?;
+fn set_ca(a: &KubeconfigSetCaArgs, root: &Path, now: i64) -> Result<Outcome> {
     let ca_path = absolute(&a.ca_file)?;
     let pem = crate::sys::fs::read_file(&ca_path)?;
     kc::check_ca_pem(&pem).map_err(|e| usage(&ca_path, e))?;
@@ -208,7 +206,7 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<Outcome> {
             expected: "PEM CA certificates".into(),
             found: "no certificate".into(),
         })?;
-    let inputs = load(&a.files, &root)?;
+    let inputs = load(&a.files, root)?;
     // Said once everything is written: a refused run prints its one line and nothing else.
     let mut out: Vec<u8> = Vec::new();
     let mut edits = Vec::new();
@@ -232,7 +230,7 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<Outcome> {
         let changes = changes(&input.text, &new, "certificate-authority-data", digest);
         say_changes(&mut out, input, &changes, &ca_path.display().to_string())?;
         if !changes.is_empty() {
-            edits.push(edited(input, &root, new, changes));
+            edits.push(edited(input, root, new, changes));
         }
     }
     if edits.is_empty() {
@@ -241,7 +239,6 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<Outcome> {
             ca_path.display()
         )));
     }
-    let now = crate::sys::clock::now();
     let ca = Some((ca_path.display().to_string(), subject));
     deliver(&mut out, &a.dest, ca, now, |taken| {
         Ok(eb::edited_files(&edits, taken))
@@ -249,10 +246,9 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<Outcome> {
     print(&out)
 }
 
-fn renew(a: &KubeconfigRenewArgs) -> Result<Outcome> {
+fn renew(a: &KubeconfigRenewArgs, root: &Path, now: i64) -> Result<Outcome> {
     use crate::issue::reissue::Action;
-    let root = absolute(&a.root)?;
-    let inputs = load(&a.files, &root)?;
+    let inputs = load(&a.files, root)?;
     for input in &inputs {
         let parsed = crate::pki::kubeconfig::parse(&input.path, &input.text)
             .map_err(|e| usage(&input.path, e))?;
@@ -264,10 +260,9 @@ fn renew(a: &KubeconfigRenewArgs) -> Result<Outcome> {
         }
     }
     let paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
-    let now = crate::sys::clock::now();
     let req = crate::issue::renew::RenewRequest {
         paths: &paths,
-        root: &root,
+        root,
         within: 0,
         all: true,
         ca: a.ca.as_deref().zip(a.ca_key.as_deref()),

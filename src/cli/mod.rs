@@ -47,19 +47,20 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit_code(Ok(outcome)));
         }
     };
+    // Each command's arguments are resolved once (the clock read once), then run.
     let result = match args.command {
         Command::Inspect(a) => config::inspect(a).and_then(|c| inspect::run(&c)),
-        Command::Spec(a) => spec::run(&a),
+        Command::Spec(a) => config::spec(a).and_then(|c| spec::run(&c)),
         Command::Reissue(a) => config::reissue(a).and_then(|c| reissue::run(&c)),
-        Command::Issue(a) => issue::run(&a),
+        Command::Issue(a) => config::issue(a).and_then(|c| issue::run(&c)),
         Command::Renew(a) => config::renew(a).and_then(|c| renew::run(&c)),
-        Command::Rollout(cmd) => rollout::run(&cmd),
-        Command::Preflight(a) => preflight::run(&a),
+        Command::Rollout(cmd) => config::rollout(cmd).and_then(|c| rollout::run(&c)),
+        Command::Preflight(a) => config::preflight(a).and_then(|c| preflight::run(&c)),
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
-        Command::Kubeconfig(cmd) => kubeconfig::run(&cmd),
-        Command::Change(a) => change::run(&a),
-        Command::Cluster(a) => cluster::run(&a),
+        Command::Kubeconfig(cmd) => config::kubeconfig(cmd).and_then(|c| kubeconfig::run(&c)),
+        Command::Change(a) => config::change(a).and_then(|c| change::run(&c)),
+        Command::Cluster(a) => config::cluster(a).and_then(|c| cluster::run(&c)),
         Command::RotateCa(cmd) => rotate::run(&cmd),
     };
     if let Err(e) = &result {

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::args::{PlanOutput, RolloutCommand, RolloutPlanArgs, RolloutRunArgs};
+use super::args::{PlanOutput, RolloutPlanArgs, RolloutRunArgs};
+use super::config::{RolloutConfig, RunConfig};
 use super::outcome::Outcome;
 use crate::error::{Error, Result};
 use crate::rollout::exec::{Ended, Event, Executor, Timing};
@@ -19,33 +20,29 @@ use crate::rollout::resolve::Overrides;
 /// Bound on one etcd request of the membership steps (a snapshot gets longer).
 const ETCD_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn run(cmd: &RolloutCommand) -> Result<Outcome> {
-    match cmd {
-        RolloutCommand::Plan(a) => {
+pub fn run(c: &RolloutConfig) -> Result<Outcome> {
+    match c {
+        RolloutConfig::Plan(a) => {
             let plan = build_plan(&a.plan, &a.run)?;
             print_plan(&plan, a.plan.output)?;
             Ok(Outcome::Clean)
         }
-        RolloutCommand::Apply(a) => {
+        RolloutConfig::Apply(a, run) => {
             let plan = build_plan(&a.plan, &a.run)?;
-            if a.dry_run {
-                print_plan(&plan, a.plan.output)?;
-                return Ok(Outcome::Clean);
-            }
-            let _lock = lock(&a.run)?;
-            let ended = with_executor(&a.run, a.plan.output, |ex| ex.apply(&plan))?;
+            let _lock = lock(run)?;
+            let ended = with_executor(run, a.plan.output, |ex| ex.apply(&plan))?;
             if ended == Ended::Done && plan.etcd.is_some() && a.plan.output == PlanOutput::Text {
-                membership_summary(&a.run.state.state_dir)?;
+                membership_summary(&run.state_dir)?;
             }
             finish(ended, a.plan.output)
         }
-        RolloutCommand::Status(a) => status(&a.state.state_dir, a.output),
-        RolloutCommand::Resume(a) => {
-            let _lock = lock(&a.run)?;
+        RolloutConfig::Status(a) => status(&a.state.state_dir, a.output),
+        RolloutConfig::Resume(a, run) => {
+            let _lock = lock(run)?;
             // A rollback killed midway: resume finishes it, and says so as `rollback` does.
-            let rolling_back = Journal::load(&state_dir(&a.run.state)?)?
+            let rolling_back = Journal::load(&run.state_dir)?
                 .is_some_and(|j| j.outcome == crate::rollout::journal::Outcome::RollingBack);
-            let ended = with_executor(&a.run, a.output, |ex| ex.resume())?;
+            let ended = with_executor(run, a.output, |ex| ex.resume())?;
             match ended {
                 Ended::RolledBack { .. } if rolling_back => {
                     say(
@@ -57,9 +54,9 @@ pub fn run(cmd: &RolloutCommand) -> Result<Outcome> {
                 other => finish(other, a.output),
             }
         }
-        RolloutCommand::Rollback(a) => {
-            let _lock = lock(&a.run)?;
-            let ended = with_executor(&a.run, a.output, |ex| ex.rollback(a.backup.as_deref()))?;
+        RolloutConfig::Rollback(a, run) => {
+            let _lock = lock(run)?;
+            let ended = with_executor(run, a.output, |ex| ex.rollback(a.backup.as_deref()))?;
             match ended {
                 Ended::RolledBack { .. } => {
                     say(
@@ -265,10 +262,6 @@ fn print_plan(plan: &Plan, output: PlanOutput) -> Result<()> {
     writeln!(out, "{}", text.trim_end()).map_err(Error::Output)
 }
 
-fn duration(text: &str) -> Result<Duration> {
-    crate::duration::parse(text).map_err(Error::Usage)
-}
-
 /// A bundle or state directory (or a file in it) that a group or other users can write is
 /// refused, one line: its keys and journal would be theirs to choose.
 fn not_writable_by_others(path: &Path, what: &str) -> Result<()> {
@@ -282,42 +275,33 @@ fn not_writable_by_others(path: &Path, what: &str) -> Result<()> {
     }
 }
 
-/// `--state-dir` as an absolute path: the journal records paths in it (the backup), which must
-/// mean the same from any working directory.
-fn state_dir(a: &super::args::RolloutStateArgs) -> Result<PathBuf> {
-    std::path::absolute(&a.state_dir).map_err(|source| Error::Read {
-        path: a.state_dir.clone(),
-        source,
-    })
-}
-
-fn lock(a: &RolloutRunArgs) -> Result<crate::sys::fs::Lock> {
-    let dir = state_dir(&a.state)?;
-    not_writable_by_others(&dir, "state directory")?;
-    crate::sys::fs::create_new_dir(&dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
-    not_writable_by_others(&dir, "state directory")?;
+fn lock(run: &RunConfig) -> Result<crate::sys::fs::Lock> {
+    let dir = &run.state_dir;
+    not_writable_by_others(dir, "state directory")?;
+    crate::sys::fs::create_new_dir(dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
+    not_writable_by_others(dir, "state directory")?;
     crate::sys::fs::lock(&dir.join("lock"))
 }
 
 fn with_executor(
-    a: &RolloutRunArgs,
+    run: &RunConfig,
     output: PlanOutput,
     f: impl FnOnce(&mut Executor) -> Result<Ended>,
 ) -> Result<Ended> {
     let timing = Timing {
-        deadline: duration(&a.health_timeout)?,
-        interval: duration(&a.health_interval)?,
+        deadline: run.health_timeout,
+        interval: run.health_interval,
     };
     let restarter = SystemRestarter {
-        timeout: duration(&a.restart_timeout)?,
-        park_for: duration(&a.park)?,
+        timeout: run.restart_timeout,
+        park_for: run.park,
     };
     let prober = TlsProber {
         timeout: Duration::from_secs(5).min(timing.deadline.max(Duration::from_secs(1))),
     };
     let mut print = |e: &Event| print_event(e, output);
     let mut ex = Executor {
-        state_dir: state_dir(&a.state)?,
+        state_dir: run.state_dir.clone(),
         restarter: &restarter,
         prober: &prober,
         timing,

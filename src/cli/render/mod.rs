@@ -3,9 +3,12 @@
 
 use std::io::{self, Write};
 
+mod preflight;
 mod table;
 
-pub(crate) use table::{hanging, wrap, Col, Fit, Table};
+pub use preflight::preflight;
+
+pub(crate) use table::{wrap, Col, Fit, Table};
 
 use super::args::Output;
 use super::config::InspectConfig;

@@ -45,7 +45,13 @@ pub fn run(c: &InspectConfig) -> Result<Outcome> {
         if is_report(c.output) {
             write_report(&mut out, &inventory, c)
         } else {
-            render::inspect(&mut out, &inventory, &endpoints, c)
+            render::inspect(
+                &mut out,
+                &inventory,
+                &endpoints,
+                c,
+                crate::sys::term::stdout_columns(),
+            )
         }
         .map_err(Error::Output)?;
         std::io::Write::flush(&mut out).map_err(Error::Output)?;

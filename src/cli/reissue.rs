@@ -109,7 +109,7 @@ pub(super) fn warn(outcomes: &[Outcome]) {
 }
 
 /// What happened to one target, for people. Refusals are said on stderr, not here.
-pub(super) fn outcome_lines(out: &mut impl Write, o: &Outcome) -> std::io::Result<()> {
+pub(super) fn outcome_lines(out: &mut dyn Write, o: &Outcome) -> std::io::Result<()> {
     let who = who(o);
     match (o.action, &o.issued) {
         (Action::Reissued, Some(issued)) => {
@@ -154,7 +154,7 @@ pub(super) fn outcome_lines(out: &mut impl Write, o: &Outcome) -> std::io::Resul
 
 /// The closing lines: where the bundle went, or that nothing was written.
 pub(super) fn bundle_lines(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     manifest: Option<&Manifest>,
     dir: &Path,
     dry_run: bool,
@@ -204,7 +204,7 @@ pub(super) fn write_bundle(dir: &Path, m: &Manifest) -> Result<()> {
     crate::sys::fs::write_bundle(dir, &files, &manifest)
 }
 
-pub(super) fn print_json(out: &mut impl Write, report: &Report) -> Result<()> {
+pub(super) fn print_json(out: &mut dyn Write, report: &Report) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, report)
         .map_err(|e| Error::Output(std::io::Error::other(e)))?;
     writeln!(out).map_err(Error::Output)

@@ -5,6 +5,8 @@ use std::io::{self, Write};
 
 mod preflight;
 mod table;
+#[cfg(test)]
+mod tests;
 
 pub use preflight::preflight;
 
@@ -26,18 +28,21 @@ pub struct Endpoint {
     pub chain: Vec<CertInfo>,
 }
 
+/// `inv` and the probed `endpoints` as `c.output` says; a table fitted to `width` columns (none:
+/// every column at full width).
 pub fn inspect(
     out: &mut dyn Write,
     inv: &Inventory,
     endpoints: &[Endpoint],
     c: &InspectConfig,
+    width: Option<usize>,
 ) -> io::Result<()> {
     match c.output {
         Output::Json => {
             super::inspect_json::write(out, inv, endpoints)?;
             writeln!(out)
         }
-        Output::Table | Output::Wide => tables(out, inv, endpoints, c),
+        Output::Table | Output::Wide => tables(out, inv, endpoints, c, width),
         Output::Kubeadm | Output::KubeadmJson | Output::Prometheus => {
             super::inspect::write_report(out, inv, c)
         }
@@ -79,14 +84,11 @@ fn tables(
     inv: &Inventory,
     endpoints: &[Endpoint],
     c: &InspectConfig,
+    width: Option<usize>,
 ) -> io::Result<()> {
     let wide = c.output == Output::Wide;
     // `-o wide` is every column at full width; the default table fits the terminal.
-    let width = if wide {
-        None
-    } else {
-        crate::sys::term::stdout_columns()
-    };
+    let width = if wide { None } else { width };
     let expires = || Col::drop("EXPIRES", Fit::Fixed, 3);
     let mut leaves = Table::new(
         vec![

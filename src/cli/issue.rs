@@ -44,7 +44,7 @@ pub fn run(a: &IssueConfig) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-fn lines(out: &mut impl Write, l: &Like, bundle: &str) -> std::io::Result<()> {
+fn lines(out: &mut dyn Write, l: &Like, bundle: &str) -> std::io::Result<()> {
     let info = &l.issued.info;
     writeln!(
         out,

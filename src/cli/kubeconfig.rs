@@ -339,7 +339,7 @@ fn print(said: &[u8]) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-fn say_changes(out: &mut impl Write, input: &Input, changes: &[Change], to: &str) -> Result<()> {
+fn say_changes(out: &mut dyn Write, input: &Input, changes: &[Change], to: &str) -> Result<()> {
     let w = Error::Output;
     if changes.is_empty() {
         return writeln!(
@@ -366,7 +366,7 @@ fn say_changes(out: &mut impl Write, input: &Input, changes: &[Change], to: &str
 /// Writes the files `make` lays out (given the bundle paths already taken) into a new bundle
 /// (`--out`) or adds them to an existing one (`--into`, verified first).
 fn deliver(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     dest: &BundleDestArgs,
     ca: Option<(String, String)>,
     now: i64,

@@ -380,10 +380,10 @@ fn one_line(text: &str) -> String {
         .join(" | ")
 }
 
-/// The verdict, said once. Text: stdout when done; a failure only on stderr, one
-/// `certs: error: …` line. JSON: one result object on stdout, and a failure's stderr line.
-fn finish(ended: Ended, output: PlanOutput) -> Result<Outcome> {
-    let (outcome, code, message) = match &ended {
+/// The verdict of a run: how it ended (the exit code), the one line that says it, and the
+/// result object `-o json` prints (`certs.rollout-result/v1`).
+fn verdict(ended: &Ended) -> (Outcome, String, serde_json::Value) {
+    let (outcome, code, message) = match ended {
         Ended::Done => (
             "done",
             Outcome::Clean,
@@ -426,37 +426,44 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<Outcome> {
         }
     };
     let message = one_line(&message);
-    if output == PlanOutput::Json {
-        let mut v = serde_json::json!({"schema": "certs.rollout-result/v1", "result": message, "outcome": outcome});
-        match &ended {
-            Ended::Done | Ended::AlreadyApplied => {}
-            Ended::RolledBack { component, reason } => {
-                v["component"] = component.as_str().into();
-                v["reason"] = reason.as_str().into();
-            }
-            Ended::RollbackFailed {
-                component,
-                reason,
-                manual,
-            } => {
-                v["component"] = component.as_str().into();
-                v["reason"] = reason.as_str().into();
-                v["manual"] = manual.as_str().into();
-            }
-            Ended::Stopped {
-                component,
-                step,
-                reason,
-                done,
-                resumable,
-            } => {
-                v["component"] = component.as_str().into();
-                v["step"] = step.as_str().into();
-                v["reason"] = reason.as_str().into();
-                v["done"] = done.clone().into();
-                v["resumable"] = (*resumable).into();
-            }
+    let mut v = serde_json::json!({"schema": "certs.rollout-result/v1", "result": message, "outcome": outcome});
+    match ended {
+        Ended::Done | Ended::AlreadyApplied => {}
+        Ended::RolledBack { component, reason } => {
+            v["component"] = component.as_str().into();
+            v["reason"] = reason.as_str().into();
         }
+        Ended::RollbackFailed {
+            component,
+            reason,
+            manual,
+        } => {
+            v["component"] = component.as_str().into();
+            v["reason"] = reason.as_str().into();
+            v["manual"] = manual.as_str().into();
+        }
+        Ended::Stopped {
+            component,
+            step,
+            reason,
+            done,
+            resumable,
+        } => {
+            v["component"] = component.as_str().into();
+            v["step"] = step.as_str().into();
+            v["reason"] = reason.as_str().into();
+            v["done"] = done.clone().into();
+            v["resumable"] = (*resumable).into();
+        }
+    }
+    (code, message, v)
+}
+
+/// The verdict, said once. Text: stdout when done; a failure only on stderr, one
+/// `certs: error: …` line. JSON: one result object on stdout, and a failure's stderr line.
+fn finish(ended: Ended, output: PlanOutput) -> Result<Outcome> {
+    let (code, message, v) = verdict(&ended);
+    if output == PlanOutput::Json {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{v}")
             .and_then(|_| out.flush())
@@ -630,4 +637,59 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<Outcome> {
         w(&mut out, format!("the files on the node do not match the recorded {:?}: run `certs rollout rollback` to put the backed-up files back", j.outcome))?;
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_end_of_a_run_has_its_outcome_and_one_line() {
+        let rolled = Ended::RolledBack {
+            component: "etcd".into(),
+            reason: "gate failed:\nconnection refused".into(),
+        };
+        let (code, message, v) = verdict(&rolled);
+        assert_eq!(code, Outcome::RolledBack);
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.starts_with(
+                "rollout failed at etcd and was rolled back: gate failed: | connection refused"
+            ),
+            "{message}"
+        );
+        assert_eq!(v["schema"], "certs.rollout-result/v1");
+        assert_eq!(v["outcome"], "rolled-back");
+        assert_eq!(v["component"], "etcd");
+
+        assert_eq!(verdict(&Ended::Done).0, Outcome::Clean);
+        assert_eq!(
+            verdict(&Ended::AlreadyApplied).2["outcome"],
+            "already-applied"
+        );
+        let failed = Ended::RollbackFailed {
+            component: "kube-apiserver".into(),
+            reason: "gate failed".into(),
+            manual: "restore from /var/lib/certs/backup".into(),
+        };
+        let (code, _, v) = verdict(&failed);
+        assert_eq!(code, Outcome::RollbackFailed);
+        assert_eq!(v["manual"], "restore from /var/lib/certs/backup");
+        // A stopped membership step exits as a rollback does (3), and says what was done.
+        let stopped = Ended::Stopped {
+            component: "etcd-membership".into(),
+            step: "member remove etcd3".into(),
+            reason: "timed out".into(),
+            done: vec!["snapshot".into()],
+            resumable: true,
+        };
+        let (code, message, v) = verdict(&stopped);
+        assert_eq!(code, Outcome::RolledBack);
+        assert!(
+            message.contains("Done before it stopped: snapshot."),
+            "{message}"
+        );
+        assert_eq!(v["outcome"], "stopped");
+        assert_eq!(v["resumable"], true);
+    }
 }

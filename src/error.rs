@@ -1,19 +1,10 @@
-//! Typed errors for the whole crate and their mapping to exit codes.
+//! Typed errors for the whole crate. Their exit codes are decided in one place:
+//! `cli::outcome::exit_code` (ARCHITECTURE.md).
 //!
 //! Soft problems met while scanning (a bad file among good ones) are not errors: they are
 //! [`crate::pki::Finding`]s. An `Error` stops the command.
 
 use std::path::PathBuf;
-
-/// Exit codes, documented in README.md.
-pub mod exit {
-    /// Success: nothing to report.
-    pub const OK: u8 = 0;
-    /// A check ran and found a problem (expired, expiring, mismatched, untrusted endpoint).
-    pub const PROBLEM: u8 = 1;
-    /// Usage, input or I/O error.
-    pub const USAGE: u8 = 2;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -59,13 +50,6 @@ pub enum Error {
 
     #[error(transparent)]
     Rollout(crate::rollout::Error),
-}
-
-impl Error {
-    /// The process exit code this error maps to.
-    pub fn exit_code(&self) -> u8 {
-        exit::USAGE
-    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

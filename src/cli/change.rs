@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::args::{ChangeArgs, ResultOutput};
-use super::config::parse_time;
+use super::config::ChangeConfig;
+use super::outcome::Outcome;
 use crate::change::{self, CertEdit, Endpoint, Request, Retired, ServerMove};
 use crate::edit::bundle::{Change as EditChange, Edited, NewFile};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::issue::reissue::{reissue, Action, ReissueRequest};
 use crate::node::Component;
 use crate::pki::inventory::Inventory;
@@ -22,15 +23,8 @@ use crate::spec::san::SanEdit;
 /// Extra places a change reads kubeconfigs from, besides the standard PKI locations.
 const KUBECONFIGS: &[&str] = &["/root/.kube/config"];
 
-pub fn run(a: &ChangeArgs) -> Result<u8> {
-    let now = match &a.now {
-        Some(t) => parse_time(t)?,
-        None => crate::sys::clock::now(),
-    };
-    let root = std::path::absolute(&a.root).map_err(|source| Error::Read {
-        path: a.root.clone(),
-        source,
-    })?;
+pub fn run(c: &ChangeConfig) -> Result<Outcome> {
+    let (a, root, now) = (&c.args, c.root.clone(), c.now);
     let req = request(a)?;
     something_asked(
         req.vip.is_some(),
@@ -42,7 +36,7 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         ],
     )?;
     let node = crate::sys::node::read(&root);
-    let inv = scan(a, &root, now)?;
+    let inv = scan(a, &root, now, c.home.as_deref())?;
     let proxies = proxy_configs(&node);
     let masters = change::masters(&node, &proxies);
     let retired = change::resolve_retired(&req.retire, &masters).map_err(Error::Usage)?;
@@ -81,7 +75,7 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
             &json!({"schema": "certs.change/v1", "changed": false}),
             "nothing to change: no file on this node names what the change moves",
         )?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     }
     let mut files: Vec<NewFile> =
         crate::edit::bundle::placed(cert_files, &[]).map_err(Error::Usage)?;
@@ -99,12 +93,13 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         .iter()
         .map(|f| (PathBuf::from(f.target()), f.contents.clone()))
         .collect();
-    let verdict = crate::sys::fs::overlay::with(overlay, || preflight(a, &root))?;
-    if verdict != exit::OK && !a.force {
+    let preflight = c.preflight()?;
+    let verdict = crate::sys::fs::overlay::with(overlay, || super::preflight::run(&preflight))?;
+    if verdict != Outcome::Clean && !a.force {
         eprintln!(
             "certs: error: preflight still fails on the node as the change would leave it (above); nothing was written (--force writes the bundle anyway)"
         );
-        return Ok(exit::PROBLEM);
+        return Ok(Outcome::Problem);
     }
     let out = a.out.clone().unwrap_or_else(|| {
         let stamp = crate::duration::rfc3339(now).replace([':', '-'], "");
@@ -171,7 +166,9 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         .map(|(rel, _, bytes)| (out.join(rel), bytes.clone()))
         .collect();
     in_memory.insert(out.join("bundle.json"), bytes.clone());
-    let planned = crate::sys::fs::overlay::with(in_memory, || super::rollout::run(&dry_run));
+    let planned = crate::sys::fs::overlay::with(in_memory, || {
+        super::config::rollout(dry_run).and_then(|c| super::rollout::run(&c))
+    });
     match planned {
         Err(e @ (Error::Refused { .. } | Error::Usage(_))) if !a.force => {
             eprintln!("certs: the rollout plan cannot pass; nothing was written (--force writes the bundle anyway)");
@@ -185,9 +182,9 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
     }
     crate::sys::fs::write_bundle(&out, &written, &bytes)?;
     if a.apply {
-        super::rollout::run(&apply)
+        super::rollout::run(&super::config::rollout(apply)?)
     } else {
-        Ok(exit::OK)
+        Ok(Outcome::Clean)
     }
 }
 
@@ -201,39 +198,6 @@ fn rollout_command(argv: &[String]) -> Result<super::args::RolloutCommand> {
             "the rollout options did not parse as `rollout apply`".into(),
         )),
     }
-}
-
-/// `certs preflight` with the change's options, offline: a live probe could only show the node
-/// as it is before the change.
-fn preflight(a: &ChangeArgs, root: &Path) -> Result<u8> {
-    let mut argv: Vec<String> = vec![
-        "certs".into(),
-        "preflight".into(),
-        "--root".into(),
-        root.display().to_string(),
-        "--offline".into(),
-        "--state-dir".into(),
-        a.run.state.state_dir.display().to_string(),
-    ];
-    argv.extend(a.paths.iter().map(|p| p.display().to_string()));
-    if let Some(v) = &a.spec.vip {
-        argv.extend(["--vip".to_string(), v.clone()]);
-    }
-    for r in &a.spec.retire {
-        argv.extend(["--retire".to_string(), r.clone()]);
-    }
-    if let Some(n) = &a.now {
-        argv.extend(["--now".to_string(), n.clone()]);
-    }
-    if a.output == ResultOutput::Json {
-        argv.extend(["-o".to_string(), "json".into()]);
-    }
-    let parsed = <super::args::Args as clap::Parser>::try_parse_from(&argv)
-        .map_err(|e| Error::Usage(format!("the preflight options: {e}")))?;
-    let super::args::Command::Preflight(p) = parsed.command else {
-        return Err(Error::Usage("the preflight options did not parse".into()));
-    };
-    super::preflight::run(&p)
 }
 
 /// A new master's own certificates where the node keeps one per master (kubespray/kubean's
@@ -368,12 +332,10 @@ pub(crate) fn request(a: &ChangeArgs) -> Result<Request> {
 
 /// The node's PKI and kubeconfigs: the paths given, or the standard locations plus the admin
 /// kubeconfigs (`/root/.kube/config`, `$HOME/.kube/config`) under --root.
-fn scan(a: &ChangeArgs, root: &Path, now: i64) -> Result<Inventory> {
+fn scan(a: &ChangeArgs, root: &Path, now: i64, home: Option<&str>) -> Result<Inventory> {
     let paths = if a.paths.is_empty() {
         let mut p = crate::pki::scan::resolve_paths(&[], root)?;
-        let home = std::env::var("HOME")
-            .ok()
-            .map(|h| format!("{h}/.kube/config"));
+        let home = home.map(|h| format!("{h}/.kube/config"));
         for extra in KUBECONFIGS.iter().map(|s| s.to_string()).chain(home) {
             let path = crate::sys::fs::under_root(root, Path::new(&extra));
             if path.is_file() && !p.contains(&path) {

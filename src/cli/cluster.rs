@@ -11,13 +11,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::args::{
-    ClusterArgs, ClusterCommand, ClusterExportArgs, ClusterReissueArgs, ClusterRenderArgs,
-    ResultOutput,
-};
-use super::config::parse_time;
-use crate::change::{self, Endpoint};
-use crate::error::{exit, Error, Result};
+use super::args::{ClusterExportArgs, ClusterReissueArgs, ClusterRenderArgs, ResultOutput};
+use super::config::{check_change_options, ClusterConfig, ClusterReissue};
+use super::outcome::Outcome;
+use crate::change;
+use crate::error::{Error, Result};
 use crate::issue::reissue::{reissue as sign, Action, ReissueRequest};
 use crate::pki::cert::CertInfo;
 use crate::pki::decode::{decode, Item};
@@ -27,11 +25,11 @@ use crate::spec::san::SanEdit;
 /// The schema of `certs cluster export`'s document.
 const EXPORT_SCHEMA: &str = "certs.cluster-export/v1";
 
-pub fn run(a: &ClusterArgs) -> Result<u8> {
-    match &a.command {
-        None => render(&a.render),
-        Some(ClusterCommand::Export(e)) => export(e),
-        Some(ClusterCommand::Reissue(r)) => reissue(r),
+pub fn run(c: &ClusterConfig) -> Result<Outcome> {
+    match c {
+        ClusterConfig::Render(a) => render(a),
+        ClusterConfig::Export(e) => export(e),
+        ClusterConfig::Reissue(r) => reissue(r),
     }
 }
 
@@ -42,33 +40,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     })
 }
 
-/// The options of the change must parse as `certs change`'s do.
-fn check_change_options(
-    vip: &Option<String>,
-    old_vip: &Option<String>,
-    add_master: &[String],
-    add_san: &[String],
-    drop_san: &[String],
-) -> Result<()> {
-    for (flag, v) in [("--vip", vip), ("--old-vip", old_vip)] {
-        if let Some(v) = v {
-            Endpoint::parse(v).map_err(|e| Error::Usage(format!("{flag}: {e}")))?;
-        }
-    }
-    for m in add_master {
-        let (n, addr) = m
-            .split_once('=')
-            .filter(|(n, a)| !n.is_empty() && !a.is_empty())
-            .ok_or_else(|| {
-                Error::Usage(format!("--add-master: expected NAME=ADDR, found `{m}`"))
-            })?;
-        Endpoint::parse(addr).map_err(|e| Error::Usage(format!("--add-master {n}: {e}")))?;
-    }
-    SanEdit::parse(add_san, drop_san).map_err(Error::Usage)?;
-    Ok(())
-}
-
-fn render(a: &ClusterRenderArgs) -> Result<u8> {
+fn render(a: &ClusterRenderArgs) -> Result<Outcome> {
     let inventory = a.inventory.as_ref().ok_or_else(|| {
         Error::Usage("--inventory FILE is required (or a subcommand: export, reissue)".into())
     })?;
@@ -137,7 +109,7 @@ fn render(a: &ClusterRenderArgs) -> Result<u8> {
         inv_path.display()
     )
     .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 /// What a node's export leaves out, and why.
@@ -164,7 +136,7 @@ fn on_node(root: &Path, path: &Path) -> Option<PathBuf> {
     Some(Path::new("/").join(rel))
 }
 
-fn export(a: &ClusterExportArgs) -> Result<u8> {
+fn export(a: &ClusterExportArgs) -> Result<Outcome> {
     let root = absolute(&a.root)?;
     let mut wanted: Vec<PathBuf> = Vec::new();
     let mut push = |p: PathBuf| {
@@ -239,7 +211,7 @@ fn export(a: &ClusterExportArgs) -> Result<u8> {
     });
     let mut o = std::io::stdout().lock();
     writeln!(o, "{doc}").map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 /// Reads an export: (path relative to the node's `/`, mode, bytes) of each file.
@@ -317,29 +289,17 @@ fn remap(v: &mut Value, from: &Path) {
     }
 }
 
-fn reissue(a: &ClusterReissueArgs) -> Result<u8> {
-    check_change_options(
-        &a.spec.vip,
-        &a.spec.old_vip,
-        &a.spec.add_master,
-        &a.spec.add_san,
-        &a.spec.drop_san,
-    )?;
-    let now = match &a.now {
-        Some(t) => parse_time(t)?,
-        None => crate::sys::clock::now(),
-    };
-    let ca_root = absolute(&a.root)?;
-    let scratch = absolute(&a.scratch)?;
-    let out = absolute(&a.out)?;
+fn reissue(c: &ClusterReissue) -> Result<Outcome> {
+    let (a, now) = (&c.args, c.now);
+    let (ca_root, scratch, out) = (&c.ca_root, &c.scratch, &c.out);
     let files = read_export(&a.export)?;
-    crate::sys::scratch::scratch_tree(&scratch, &files)?;
-    let made = bundle(a, &ca_root, &scratch, now);
-    crate::sys::scratch::remove_scratch(&scratch)?;
+    crate::sys::scratch::scratch_tree(scratch, &files)?;
+    let made = bundle(a, ca_root, scratch, now);
+    crate::sys::scratch::remove_scratch(scratch)?;
     let made = made?;
     // An earlier run's bundle of this node goes: what is left is this run's, or nothing.
     if out.join("bundle.json").is_file() {
-        crate::sys::fs::remove_bundle(&out)?;
+        crate::sys::fs::remove_bundle(out)?;
     }
     let mut o = std::io::stdout().lock();
     let Some((manifest, written)) = made else {
@@ -352,10 +312,10 @@ fn reissue(a: &ClusterReissueArgs) -> Result<u8> {
             ),
         }
         .map_err(Error::Output)?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     };
     let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(e.to_string()))?;
-    crate::sys::fs::write_bundle(&out, &written, &bytes)?;
+    crate::sys::fs::write_bundle(out, &written, &bytes)?;
     let targets: Vec<&str> = manifest["files"]
         .as_array()
         .into_iter()
@@ -383,7 +343,7 @@ fn reissue(a: &ClusterReissueArgs) -> Result<u8> {
         ),
     }
     .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 type Made = Option<(Value, Vec<(PathBuf, u32, Vec<u8>)>)>;

@@ -7,9 +7,10 @@ use clap::CommandFactory;
 use clap_mangen::roff::{roman, Roff};
 
 use super::args::{Args, CompletionsArgs, ManArgs};
-use crate::error::{exit, Error, Result};
+use super::outcome::Outcome;
+use crate::error::{Error, Result};
 
-pub fn completions(a: &CompletionsArgs) -> Result<u8> {
+pub fn completions(a: &CompletionsArgs) -> Result<Outcome> {
     // Generated into memory first: clap_complete panics on a failed write, and a closed pipe
     // must end quietly (main maps a broken pipe to exit 0).
     let mut script = Vec::new();
@@ -17,7 +18,7 @@ pub fn completions(a: &CompletionsArgs) -> Result<u8> {
     print(&script)
 }
 
-pub fn man(a: &ManArgs) -> Result<u8> {
+pub fn man(a: &ManArgs) -> Result<Outcome> {
     let page = page(&a.command)?;
     print(&page)
 }
@@ -92,10 +93,10 @@ fn examples(after_help: &str) -> Roff {
     roff
 }
 
-fn print(bytes: &[u8]) -> Result<u8> {
+fn print(bytes: &[u8]) -> Result<Outcome> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }

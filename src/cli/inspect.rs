@@ -2,15 +2,16 @@
 
 use super::args::Output;
 use super::config::InspectConfig;
+use super::outcome::Outcome;
 use super::progress::Progress;
 use super::render::{self, Endpoint};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::pki::cert::CertInfo;
 use crate::pki::inventory::Inventory;
 use crate::pki::scan::{scan, ScanRequest};
 use crate::sys::tls::{self, ProbeOptions, Trust};
 
-pub fn run(c: &InspectConfig) -> Result<u8> {
+pub fn run(c: &InspectConfig) -> Result<Outcome> {
     check_report_options(c)?;
     // A spinner on stderr when it is a terminal and this takes a while; gone before output.
     let progress = Progress::start(format!("inspecting {}", what(c)));
@@ -46,7 +47,13 @@ pub fn run(c: &InspectConfig) -> Result<u8> {
         if is_report(c.output) {
             write_report(&mut out, &inventory, c)
         } else {
-            render::inspect(&mut out, &inventory, &endpoints, c)
+            render::inspect(
+                &mut out,
+                &inventory,
+                &endpoints,
+                c,
+                crate::sys::term::stdout_columns(),
+            )
         }
         .map_err(Error::Output)?;
         std::io::Write::flush(&mut out).map_err(Error::Output)?;
@@ -58,7 +65,11 @@ pub fn run(c: &InspectConfig) -> Result<u8> {
     // The process exits next: freeing a fleet's inventory entry by entry (tens of thousands of
     // small allocations) took a tenth of inspect's time, and the OS takes it back at once.
     std::mem::forget(inventory);
-    Ok(if problem { exit::PROBLEM } else { exit::OK })
+    Ok(if problem {
+        Outcome::Problem
+    } else {
+        Outcome::Clean
+    })
 }
 
 /// What an inspect reads, for the progress line.

@@ -5,35 +5,23 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::args::{IssueArgs, ResultOutput};
-use super::config::{parse_duration, parse_key_algo, parse_time};
-use crate::error::{exit, Error, Result};
+use super::args::ResultOutput;
+use super::config::IssueConfig;
+use super::outcome::Outcome;
+use crate::error::{Error, Result};
 use crate::issue::bundle::SanDiff;
 use crate::issue::like::{issue_like, Like, LikeRequest};
-use crate::spec::SanEdit;
 
-pub fn run(a: &IssueArgs) -> Result<u8> {
-    let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
-    let now = match &a.now {
-        Some(t) => parse_time(t)?,
-        None => crate::sys::clock::now(),
-    };
-    let key_algo = a.key_algo.as_deref().map(parse_key_algo).transpose()?;
-    let validity = a
-        .validity
-        .as_deref()
-        .map(parse_duration)
-        .transpose()
-        .map_err(|e| Error::Usage(format!("--validity: {e}")))?
-        .map(|d| d.as_secs() as i64);
+pub fn run(a: &IssueConfig) -> Result<Outcome> {
+    let now = a.now;
     let req = LikeRequest {
         template: &a.like,
         cn: &a.cn,
-        edit: &edit,
+        edit: &a.edit,
         name: a.name.as_deref(),
-        ca: a.ca.as_deref().zip(a.ca_key.as_deref()),
-        key_algo,
-        validity,
+        ca: a.ca.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        key_algo: a.key_algo.clone(),
+        validity: a.validity,
         now,
     };
     let like = issue_like(&req)?;
@@ -53,10 +41,10 @@ pub fn run(a: &IssueArgs) -> Result<u8> {
         }
         ResultOutput::Text => lines(&mut out, &like, &bundle).map_err(Error::Output)?,
     }
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
-fn lines(out: &mut impl Write, l: &Like, bundle: &str) -> std::io::Result<()> {
+fn lines(out: &mut dyn Write, l: &Like, bundle: &str) -> std::io::Result<()> {
     let info = &l.issued.info;
     writeln!(
         out,

@@ -11,18 +11,20 @@ use super::args::{
     BundleDestArgs, KubeconfigCommand, KubeconfigRenewArgs, KubeconfigSetCaArgs,
     KubeconfigSetServerArgs,
 };
+use super::config::KubeconfigConfig;
+use super::outcome::Outcome;
 use crate::edit::bundle::{self as eb, Change, Edited, NewFile};
 use crate::edit::kubeconfig as kc;
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::pki::cert::sha256_hex;
 use crate::pki::decode::{decode, Item};
 use crate::pki::Role;
 
-pub fn run(cmd: &KubeconfigCommand) -> Result<u8> {
-    match cmd {
-        KubeconfigCommand::SetServer(a) => set_server(a),
-        KubeconfigCommand::SetCa(a) => set_ca(a),
-        KubeconfigCommand::Renew(a) => renew(a),
+pub fn run(c: &KubeconfigConfig) -> Result<Outcome> {
+    match &c.command {
+        KubeconfigCommand::SetServer(a) => set_server(a, &c.root, c.now),
+        KubeconfigCommand::SetCa(a) => set_ca(a, &c.root, c.now),
+        KubeconfigCommand::Renew(a) => renew(a, &c.root, c.now),
     }
 }
 
@@ -160,9 +162,8 @@ fn changes(
         .collect()
 }
 
-fn set_server(a: &KubeconfigSetServerArgs) -> Result<u8> {
-    let root = absolute(&a.root)?;
-    let inputs = load(&a.files, &root)?;
+fn set_server(a: &KubeconfigSetServerArgs, root: &Path, now: i64) -> Result<Outcome> {
+    let inputs = load(&a.files, root)?;
     // Said once everything is written: a refused run prints its one line and nothing else.
     let mut out: Vec<u8> = Vec::new();
     let mut edits = Vec::new();
@@ -174,7 +175,7 @@ fn set_server(a: &KubeconfigSetServerArgs) -> Result<u8> {
         });
         say_changes(&mut out, input, &changes, &a.url)?;
         if !changes.is_empty() {
-            edits.push(edited(input, &root, new, changes));
+            edits.push(edited(input, root, new, changes));
         }
     }
     if edits.is_empty() {
@@ -183,15 +184,13 @@ fn set_server(a: &KubeconfigSetServerArgs) -> Result<u8> {
             a.url
         )));
     }
-    let now = crate::sys::clock::now();
     deliver(&mut out, &a.dest, None, now, |taken| {
         Ok(eb::edited_files(&edits, taken))
     })?;
     print(&out)
 }
 
-fn set_ca(a: &KubeconfigSetCaArgs) -> Result<u8> {
-    let root = absolute(&a.root)?;
+fn set_ca(a: &KubeconfigSetCaArgs, root: &Path, now: i64) -> Result<Outcome> {
     let ca_path = absolute(&a.ca_file)?;
     let pem = crate::sys::fs::read_file(&ca_path)?;
     kc::check_ca_pem(&pem).map_err(|e| usage(&ca_path, e))?;
@@ -207,7 +206,7 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<u8> {
             expected: "PEM CA certificates".into(),
             found: "no certificate".into(),
         })?;
-    let inputs = load(&a.files, &root)?;
+    let inputs = load(&a.files, root)?;
     // Said once everything is written: a refused run prints its one line and nothing else.
     let mut out: Vec<u8> = Vec::new();
     let mut edits = Vec::new();
@@ -231,7 +230,7 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<u8> {
         let changes = changes(&input.text, &new, "certificate-authority-data", digest);
         say_changes(&mut out, input, &changes, &ca_path.display().to_string())?;
         if !changes.is_empty() {
-            edits.push(edited(input, &root, new, changes));
+            edits.push(edited(input, root, new, changes));
         }
     }
     if edits.is_empty() {
@@ -240,7 +239,6 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<u8> {
             ca_path.display()
         )));
     }
-    let now = crate::sys::clock::now();
     let ca = Some((ca_path.display().to_string(), subject));
     deliver(&mut out, &a.dest, ca, now, |taken| {
         Ok(eb::edited_files(&edits, taken))
@@ -248,10 +246,9 @@ fn set_ca(a: &KubeconfigSetCaArgs) -> Result<u8> {
     print(&out)
 }
 
-fn renew(a: &KubeconfigRenewArgs) -> Result<u8> {
+fn renew(a: &KubeconfigRenewArgs, root: &Path, now: i64) -> Result<Outcome> {
     use crate::issue::reissue::Action;
-    let root = absolute(&a.root)?;
-    let inputs = load(&a.files, &root)?;
+    let inputs = load(&a.files, root)?;
     for input in &inputs {
         let parsed = crate::pki::kubeconfig::parse(&input.path, &input.text)
             .map_err(|e| usage(&input.path, e))?;
@@ -263,10 +260,9 @@ fn renew(a: &KubeconfigRenewArgs) -> Result<u8> {
         }
     }
     let paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
-    let now = crate::sys::clock::now();
     let req = crate::issue::renew::RenewRequest {
         paths: &paths,
-        root: &root,
+        root,
         within: 0,
         all: true,
         ca: a.ca.as_deref().zip(a.ca_key.as_deref()),
@@ -335,15 +331,15 @@ fn renew(a: &KubeconfigRenewArgs) -> Result<u8> {
     print(&out)
 }
 
-fn print(said: &[u8]) -> Result<u8> {
+fn print(said: &[u8]) -> Result<Outcome> {
     std::io::stdout()
         .lock()
         .write_all(said)
         .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
-fn say_changes(out: &mut impl Write, input: &Input, changes: &[Change], to: &str) -> Result<()> {
+fn say_changes(out: &mut dyn Write, input: &Input, changes: &[Change], to: &str) -> Result<()> {
     let w = Error::Output;
     if changes.is_empty() {
         return writeln!(
@@ -370,7 +366,7 @@ fn say_changes(out: &mut impl Write, input: &Input, changes: &[Change], to: &str
 /// Writes the files `make` lays out (given the bundle paths already taken) into a new bundle
 /// (`--out`) or adds them to an existing one (`--into`, verified first).
 fn deliver(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     dest: &BundleDestArgs,
     ca: Option<(String, String)>,
     now: i64,

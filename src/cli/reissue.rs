@@ -6,12 +6,13 @@ use std::path::Path;
 
 use super::args::ResultOutput;
 use super::config::ReissueConfig;
-use crate::error::{exit, Error, Result};
+use super::outcome::Outcome as Verdict;
+use crate::error::{Error, Result};
 use crate::issue::bundle::Manifest;
 use crate::issue::reissue::{reissue, Action, Outcome, ReissueRequest};
 use crate::issue::report::Report;
 
-pub fn run(c: &ReissueConfig) -> Result<u8> {
+pub fn run(c: &ReissueConfig) -> Result<Verdict> {
     let req = ReissueRequest {
         targets: &c.certs,
         edit: &c.edit,
@@ -82,7 +83,12 @@ pub fn run(c: &ReissueConfig) -> Result<u8> {
             }
         }
     }
-    Ok(if refused > 0 { exit::USAGE } else { exit::OK })
+    // Each refusal was said on stderr above: exit 2, as a refusal, with the JSON still printed.
+    Ok(if refused > 0 {
+        Verdict::Refused
+    } else {
+        Verdict::Clean
+    })
 }
 
 /// `path` or `path (user NAME)`.
@@ -103,7 +109,7 @@ pub(super) fn warn(outcomes: &[Outcome]) {
 }
 
 /// What happened to one target, for people. Refusals are said on stderr, not here.
-pub(super) fn outcome_lines(out: &mut impl Write, o: &Outcome) -> std::io::Result<()> {
+pub(super) fn outcome_lines(out: &mut dyn Write, o: &Outcome) -> std::io::Result<()> {
     let who = who(o);
     match (o.action, &o.issued) {
         (Action::Reissued, Some(issued)) => {
@@ -148,7 +154,7 @@ pub(super) fn outcome_lines(out: &mut impl Write, o: &Outcome) -> std::io::Resul
 
 /// The closing lines: where the bundle went, or that nothing was written.
 pub(super) fn bundle_lines(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     manifest: Option<&Manifest>,
     dir: &Path,
     dry_run: bool,
@@ -198,7 +204,7 @@ pub(super) fn write_bundle(dir: &Path, m: &Manifest) -> Result<()> {
     crate::sys::fs::write_bundle(dir, &files, &manifest)
 }
 
-pub(super) fn print_json(out: &mut impl Write, report: &Report) -> Result<()> {
+pub(super) fn print_json(out: &mut dyn Write, report: &Report) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, report)
         .map_err(|e| Error::Output(std::io::Error::other(e)))?;
     writeln!(out).map_err(Error::Output)

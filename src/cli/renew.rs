@@ -5,12 +5,13 @@ use std::io::Write;
 
 use super::args::ResultOutput;
 use super::config::RenewConfig;
+use super::outcome::Outcome;
 use super::reissue::{absolute, bundle_lines, outcome_lines, print_json, who, write_bundle};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::issue::reissue::Action;
 use crate::issue::renew::{renew, RenewRequest};
 
-pub fn run(c: &RenewConfig) -> Result<u8> {
+pub fn run(c: &RenewConfig) -> Result<Outcome> {
     let req = RenewRequest {
         paths: &c.paths,
         root: &c.root,
@@ -115,8 +116,8 @@ pub fn run(c: &RenewConfig) -> Result<u8> {
         }
     }
     Ok(if r.count(Action::Refused) > 0 {
-        exit::PROBLEM
+        Outcome::Problem
     } else {
-        exit::OK
+        Outcome::Clean
     })
 }

@@ -1,12 +1,14 @@
 //! `certs rollout`: adapters over [`crate::rollout`] — build the plan, run the executor with
-//! the real restarter and prober, print progress, map outcomes to exit codes 0/3/4.
+//! the real restarter and prober, print progress, map the executor's end to an [`Outcome`] (exit 0/3/4, decided in [`super::outcome`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::args::{PlanOutput, RolloutCommand, RolloutPlanArgs, RolloutRunArgs};
-use crate::error::{exit, Error, Result};
+use super::args::{PlanOutput, RolloutPlanArgs, RolloutRunArgs};
+use super::config::{RolloutConfig, RunConfig};
+use super::outcome::Outcome;
+use crate::error::{Error, Result};
 use crate::rollout::exec::{Ended, Event, Executor, Timing};
 use crate::rollout::journal::Journal;
 use crate::rollout::membership::{self, GatewayAdmin};
@@ -16,61 +18,53 @@ use crate::rollout::profile::{self, Profile};
 use crate::rollout::resolve::Overrides;
 use crate::rollout::restart::SystemRestarter;
 
-/// Rolled back cleanly after a failure.
-pub const ROLLED_BACK: u8 = 3;
-/// Failed, and the rollback failed too: manual action needed.
-pub const ROLLBACK_FAILED: u8 = 4;
 /// Bound on one etcd request of the membership steps (a snapshot gets longer).
 const ETCD_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn run(cmd: &RolloutCommand) -> Result<u8> {
-    match cmd {
-        RolloutCommand::Plan(a) => {
+pub fn run(c: &RolloutConfig) -> Result<Outcome> {
+    match c {
+        RolloutConfig::Plan(a) => {
             let plan = build_plan(&a.plan, &a.run)?;
             print_plan(&plan, a.plan.output)?;
-            Ok(exit::OK)
+            Ok(Outcome::Clean)
         }
-        RolloutCommand::Apply(a) => {
+        RolloutConfig::Apply(a, run) => {
             let plan = build_plan(&a.plan, &a.run)?;
-            if a.dry_run {
-                print_plan(&plan, a.plan.output)?;
-                return Ok(exit::OK);
-            }
-            let _lock = lock(&a.run)?;
-            let ended = with_executor(&a.run, a.plan.output, |ex| ex.apply(&plan))?;
+            let _lock = lock(run)?;
+            let ended = with_executor(run, a.plan.output, |ex| ex.apply(&plan))?;
             if ended == Ended::Done && plan.etcd.is_some() && a.plan.output == PlanOutput::Text {
-                membership_summary(&a.run.state.state_dir)?;
+                membership_summary(&run.state_dir)?;
             }
             finish(ended, a.plan.output)
         }
-        RolloutCommand::Status(a) => status(&a.state.state_dir, a.output),
-        RolloutCommand::Resume(a) => {
-            let _lock = lock(&a.run)?;
+        RolloutConfig::Status(a) => status(&a.state.state_dir, a.output),
+        RolloutConfig::Resume(a, run) => {
+            let _lock = lock(run)?;
             // A rollback killed midway: resume finishes it, and says so as `rollback` does.
-            let rolling_back = Journal::load(&state_dir(&a.run.state)?)?
+            let rolling_back = Journal::load(&run.state_dir)?
                 .is_some_and(|j| j.outcome == crate::rollout::journal::Outcome::RollingBack);
-            let ended = with_executor(&a.run, a.output, |ex| ex.resume())?;
+            let ended = with_executor(run, a.output, |ex| ex.resume())?;
             match ended {
                 Ended::RolledBack { .. } if rolling_back => {
                     say(
                         a.output,
                         "rolled back: every file is the backed-up one again",
                     )?;
-                    Ok(exit::OK)
+                    Ok(Outcome::Clean)
                 }
                 other => finish(other, a.output),
             }
         }
-        RolloutCommand::Rollback(a) => {
-            let _lock = lock(&a.run)?;
-            let ended = with_executor(&a.run, a.output, |ex| ex.rollback(a.backup.as_deref()))?;
+        RolloutConfig::Rollback(a, run) => {
+            let _lock = lock(run)?;
+            let ended = with_executor(run, a.output, |ex| ex.rollback(a.backup.as_deref()))?;
             match ended {
                 Ended::RolledBack { .. } => {
                     say(
                         a.output,
                         "rolled back: every file is the backed-up one again",
                     )?;
-                    Ok(exit::OK)
+                    Ok(Outcome::Clean)
                 }
                 other => finish(other, a.output),
             }
@@ -263,10 +257,6 @@ fn print_plan(plan: &Plan, output: PlanOutput) -> Result<()> {
     writeln!(out, "{}", text.trim_end()).map_err(Error::Output)
 }
 
-fn duration(text: &str) -> Result<Duration> {
-    crate::duration::parse(text).map_err(Error::Usage)
-}
-
 /// A bundle or state directory (or a file in it) that a group or other users can write is
 /// refused, one line: its keys and journal would be theirs to choose.
 fn not_writable_by_others(path: &Path, what: &str) -> Result<()> {
@@ -280,42 +270,33 @@ fn not_writable_by_others(path: &Path, what: &str) -> Result<()> {
     }
 }
 
-/// `--state-dir` as an absolute path: the journal records paths in it (the backup), which must
-/// mean the same from any working directory.
-fn state_dir(a: &super::args::RolloutStateArgs) -> Result<PathBuf> {
-    std::path::absolute(&a.state_dir).map_err(|source| Error::Read {
-        path: a.state_dir.clone(),
-        source,
-    })
-}
-
-fn lock(a: &RolloutRunArgs) -> Result<crate::sys::fs::Lock> {
-    let dir = state_dir(&a.state)?;
-    not_writable_by_others(&dir, "state directory")?;
-    crate::sys::fs::create_new_dir(&dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
-    not_writable_by_others(&dir, "state directory")?;
+fn lock(run: &RunConfig) -> Result<crate::sys::fs::Lock> {
+    let dir = &run.state_dir;
+    not_writable_by_others(dir, "state directory")?;
+    crate::sys::fs::create_new_dir(dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
+    not_writable_by_others(dir, "state directory")?;
     crate::sys::fs::lock(&dir.join("lock"))
 }
 
 fn with_executor(
-    a: &RolloutRunArgs,
+    run: &RunConfig,
     output: PlanOutput,
     f: impl FnOnce(&mut Executor) -> Result<Ended>,
 ) -> Result<Ended> {
     let timing = Timing {
-        deadline: duration(&a.health_timeout)?,
-        interval: duration(&a.health_interval)?,
+        deadline: run.health_timeout,
+        interval: run.health_interval,
     };
     let restarter = SystemRestarter {
-        timeout: duration(&a.restart_timeout)?,
-        park_for: duration(&a.park)?,
+        timeout: run.restart_timeout,
+        park_for: run.park,
     };
     let prober = TlsProber {
         timeout: Duration::from_secs(5).min(timing.deadline.max(Duration::from_secs(1))),
     };
     let mut print = |e: &Event| print_event(e, output);
     let mut ex = Executor {
-        state_dir: state_dir(&a.state)?,
+        state_dir: run.state_dir.clone(),
         restarter: &restarter,
         prober: &prober,
         timing,
@@ -394,23 +375,23 @@ fn one_line(text: &str) -> String {
         .join(" | ")
 }
 
-/// The verdict, said once. Text: stdout when done; a failure only on stderr, one
-/// `certs: error: …` line. JSON: one result object on stdout, and a failure's stderr line.
-fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
-    let (outcome, code, message) = match &ended {
+/// The verdict of a run: how it ended (the exit code), the one line that says it, and the
+/// result object `-o json` prints (`certs.rollout-result/v1`).
+fn verdict(ended: &Ended) -> (Outcome, String, serde_json::Value) {
+    let (outcome, code, message) = match ended {
         Ended::Done => (
             "done",
-            exit::OK,
+            Outcome::Clean,
             "done: every component is healthy on its new certificate".to_string(),
         ),
         Ended::AlreadyApplied => (
             "already-applied",
-            exit::OK,
+            Outcome::Clean,
             "already applied: every target already holds the bundle's new file; nothing was changed (the rollout that installed them keeps its backup: `certs rollout rollback` with its --state-dir)".to_string(),
         ),
         Ended::RolledBack { component, reason } => (
             "rolled-back",
-            ROLLED_BACK,
+            Outcome::RolledBack,
             format!("rollout failed at {component} and was rolled back: {reason}; its files were restored and it is healthy on the old certificate; the rollout stopped"),
         ),
         Ended::RollbackFailed {
@@ -419,7 +400,7 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
             manual,
         } => (
             "rollback-failed",
-            ROLLBACK_FAILED,
+            Outcome::RollbackFailed,
             format!("rollout failed at {component} ({reason}) and the rollback failed: {manual}"),
         ),
         Ended::Stopped {
@@ -436,69 +417,76 @@ fn finish(ended: Ended, output: PlanOutput) -> Result<u8> {
             };
             let _ = resumable;
             let message = format!("rollout stopped at {component} ({step}): {reason}.{did} Every file step before it is done and healthy on its new certificate (the membership steps come last); a removed member cannot be put back by a rollback. Fix the cause, then `certs rollout resume` continues with this membership step (it checks what is already done)");
-            ("stopped", ROLLED_BACK, message)
+            ("stopped", Outcome::RolledBack, message)
         }
     };
     let message = one_line(&message);
-    if output == PlanOutput::Json {
-        let mut v = serde_json::json!({"schema": "certs.rollout-result/v1", "result": message, "outcome": outcome});
-        match &ended {
-            Ended::Done | Ended::AlreadyApplied => {}
-            Ended::RolledBack { component, reason } => {
-                v["component"] = component.as_str().into();
-                v["reason"] = reason.as_str().into();
-            }
-            Ended::RollbackFailed {
-                component,
-                reason,
-                manual,
-            } => {
-                v["component"] = component.as_str().into();
-                v["reason"] = reason.as_str().into();
-                v["manual"] = manual.as_str().into();
-            }
-            Ended::Stopped {
-                component,
-                step,
-                reason,
-                done,
-                resumable,
-            } => {
-                v["component"] = component.as_str().into();
-                v["step"] = step.as_str().into();
-                v["reason"] = reason.as_str().into();
-                v["done"] = done.clone().into();
-                v["resumable"] = (*resumable).into();
-            }
+    let mut v = serde_json::json!({"schema": "certs.rollout-result/v1", "result": message, "outcome": outcome});
+    match ended {
+        Ended::Done | Ended::AlreadyApplied => {}
+        Ended::RolledBack { component, reason } => {
+            v["component"] = component.as_str().into();
+            v["reason"] = reason.as_str().into();
         }
+        Ended::RollbackFailed {
+            component,
+            reason,
+            manual,
+        } => {
+            v["component"] = component.as_str().into();
+            v["reason"] = reason.as_str().into();
+            v["manual"] = manual.as_str().into();
+        }
+        Ended::Stopped {
+            component,
+            step,
+            reason,
+            done,
+            resumable,
+        } => {
+            v["component"] = component.as_str().into();
+            v["step"] = step.as_str().into();
+            v["reason"] = reason.as_str().into();
+            v["done"] = done.clone().into();
+            v["resumable"] = (*resumable).into();
+        }
+    }
+    (code, message, v)
+}
+
+/// The verdict, said once. Text: stdout when done; a failure only on stderr, one
+/// `certs: error: …` line. JSON: one result object on stdout, and a failure's stderr line.
+fn finish(ended: Ended, output: PlanOutput) -> Result<Outcome> {
+    let (code, message, v) = verdict(&ended);
+    if output == PlanOutput::Json {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{v}")
             .and_then(|_| out.flush())
             .map_err(Error::Output)?;
-    } else if code == exit::OK {
+    } else if code == Outcome::Clean {
         say(output, &message)?;
     }
-    if code != exit::OK {
+    if code != Outcome::Clean {
         let _ = std::io::stdout().flush();
         eprintln!("certs: error: {message}");
     }
     Ok(code)
 }
 
-/// Exit codes: 0 done (or nothing recorded) and the files agree; 1 interrupted, in progress, or
-/// files that contradict the journal; 3 rolled back; 4 rollback failed. The journal is not taken
+/// Clean (exit 0): done (or nothing recorded) and the files agree; Problem (1): interrupted, in
+/// progress, or files that contradict the journal; RolledBack (3); RollbackFailed (4). The journal is not taken
 /// on its word: every target is compared with the SHA-256s it records.
-fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
+fn status(state_dir: &Path, output: PlanOutput) -> Result<Outcome> {
     use crate::rollout::exec::{contradictions, held, Held};
-    use crate::rollout::journal::Outcome;
+    use crate::rollout::journal::Outcome as Recorded;
     let Some(j) = Journal::load(state_dir)? else {
         say(
             output,
             &format!("no rollout recorded in {}", state_dir.display()),
         )?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     };
-    let unfinished = matches!(j.outcome, Outcome::Running | Outcome::RollingBack);
+    let unfinished = matches!(j.outcome, Recorded::Running | Recorded::RollingBack);
     // A live run holds the lock: it is in progress, not interrupted.
     let holder = crate::sys::fs::lock_holder(&state_dir.join("lock")).filter(|_| unfinished);
     let wrong = if holder.is_some() {
@@ -507,10 +495,10 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         contradictions(&j)
     };
     let code = match j.outcome {
-        Outcome::Done if wrong.is_empty() => exit::OK,
-        Outcome::RolledBack if wrong.is_empty() => ROLLED_BACK,
-        Outcome::RollbackFailed => ROLLBACK_FAILED,
-        _ => exit::PROBLEM,
+        Recorded::Done if wrong.is_empty() => Outcome::Clean,
+        Recorded::RolledBack if wrong.is_empty() => Outcome::RolledBack,
+        Recorded::RollbackFailed => Outcome::RollbackFailed,
+        _ => Outcome::Problem,
     };
     // Static pods a stopped run left parked: their manifests are out of the kubelet's directory.
     let parked: Vec<_> = j
@@ -617,7 +605,7 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
         w(&mut out, format!("  files do not match: {line}"))?;
     }
     match j.outcome {
-        Outcome::Running => {
+        Recorded::Running => {
             if let Some(why) = j.failure(membership::COMPONENT) {
                 w(
                     &mut out,
@@ -626,11 +614,11 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
             }
             w(&mut out, "interrupted: run `certs rollout resume` to finish it or `certs rollout rollback` to undo it".into())?
         }
-        Outcome::RollingBack => w(
+        Recorded::RollingBack => w(
             &mut out,
             "interrupted during a rollback: run `certs rollout rollback` to finish it".into(),
         )?,
-        Outcome::RolledBack | Outcome::RollbackFailed => {
+        Recorded::RolledBack | Recorded::RollbackFailed => {
             if let Some(last) = j.log.last() {
                 w(
                     &mut out,
@@ -638,10 +626,65 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<u8> {
                 )?;
             }
         }
-        Outcome::Done => {}
+        Recorded::Done => {}
     }
     if !wrong.is_empty() && !unfinished {
         w(&mut out, format!("the files on the node do not match the recorded {:?}: run `certs rollout rollback` to put the backed-up files back", j.outcome))?;
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_end_of_a_run_has_its_outcome_and_one_line() {
+        let rolled = Ended::RolledBack {
+            component: "etcd".into(),
+            reason: "gate failed:\nconnection refused".into(),
+        };
+        let (code, message, v) = verdict(&rolled);
+        assert_eq!(code, Outcome::RolledBack);
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.starts_with(
+                "rollout failed at etcd and was rolled back: gate failed: | connection refused"
+            ),
+            "{message}"
+        );
+        assert_eq!(v["schema"], "certs.rollout-result/v1");
+        assert_eq!(v["outcome"], "rolled-back");
+        assert_eq!(v["component"], "etcd");
+
+        assert_eq!(verdict(&Ended::Done).0, Outcome::Clean);
+        assert_eq!(
+            verdict(&Ended::AlreadyApplied).2["outcome"],
+            "already-applied"
+        );
+        let failed = Ended::RollbackFailed {
+            component: "kube-apiserver".into(),
+            reason: "gate failed".into(),
+            manual: "restore from /var/lib/certs/backup".into(),
+        };
+        let (code, _, v) = verdict(&failed);
+        assert_eq!(code, Outcome::RollbackFailed);
+        assert_eq!(v["manual"], "restore from /var/lib/certs/backup");
+        // A stopped membership step exits as a rollback does (3), and says what was done.
+        let stopped = Ended::Stopped {
+            component: "etcd-membership".into(),
+            step: "member remove etcd3".into(),
+            reason: "timed out".into(),
+            done: vec!["snapshot".into()],
+            resumable: true,
+        };
+        let (code, message, v) = verdict(&stopped);
+        assert_eq!(code, Outcome::RolledBack);
+        assert!(
+            message.contains("Done before it stopped: snapshot."),
+            "{message}"
+        );
+        assert_eq!(v["outcome"], "stopped");
+        assert_eq!(v["resumable"], true);
+    }
 }

@@ -2,14 +2,15 @@
 
 use std::io::Write;
 
-use super::args::SpecArgs;
-use crate::error::{exit, Error, Result};
-use crate::spec::{self, san, CsrSpec, SanEdit};
+use super::config::{SpecConfig, SpecSource};
+use super::outcome::Outcome;
+use crate::error::{Error, Result};
+use crate::spec::{self, san, CsrSpec};
 
-pub fn run(a: &SpecArgs) -> Result<u8> {
-    let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
-    let value: serde_json::Value = match (&a.cert, &a.template) {
-        (_, Some(name)) => {
+pub fn run(c: &SpecConfig) -> Result<Outcome> {
+    let edit = &c.edit;
+    let value: serde_json::Value = match &c.source {
+        SpecSource::Template(name) => {
             let json = spec::template::get(name).map_err(Error::Usage)?;
             if name == "ca-config" {
                 if !edit.is_empty() {
@@ -22,13 +23,13 @@ pub fn run(a: &SpecArgs) -> Result<u8> {
                 let spec: CsrSpec =
                     serde_json::from_str(json).map_err(|e| Error::Usage(e.to_string()))?;
                 let current = spec.sans().map_err(Error::Usage)?;
-                let outcome = san::apply(&current, &edit, false).map_err(Error::Usage)?;
+                let outcome = san::apply(&current, edit, false).map_err(Error::Usage)?;
                 report_noops(&outcome);
                 serde_json::to_value(spec.with_sans(&outcome))
                     .map_err(|e| Error::Usage(e.to_string()))?
             }
         }
-        (Some(path), None) => {
+        SpecSource::Cert(path) => {
             let targets = crate::issue::target::load(path)?;
             let target = &targets[0];
             let r = spec::reconstruct(&target.info).map_err(|found| Error::Input {
@@ -41,12 +42,11 @@ pub fn run(a: &SpecArgs) -> Result<u8> {
             }
             let current = r.spec.sans().map_err(Error::Usage)?;
             let outcome =
-                san::apply(&current, &edit, target.info.serves_tls()).map_err(Error::Usage)?;
+                san::apply(&current, edit, target.info.serves_tls()).map_err(Error::Usage)?;
             report_noops(&outcome);
             serde_json::to_value(r.spec.with_sans(&outcome))
                 .map_err(|e| Error::Usage(e.to_string()))?
         }
-        (None, None) => return Err(Error::Usage("expected CERT or --template NAME".into())),
     };
     let text = serde_json::to_string_pretty(&value).map_err(|e| Error::Usage(e.to_string()))?;
     // Not println!: it panics when the reader has gone (`certs spec X | head -1`); a write
@@ -55,7 +55,7 @@ pub fn run(a: &SpecArgs) -> Result<u8> {
     writeln!(out, "{text}")
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }
 
 pub fn report_noops(outcome: &san::EditOutcome) {

@@ -5,6 +5,9 @@
 pub mod checks;
 pub mod etcd;
 pub mod names;
+pub mod run;
+
+pub use run::{run, Config, Report};
 
 use serde::Serialize;
 

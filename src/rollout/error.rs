@@ -621,8 +621,8 @@ mod tests {
         assert!(matches!(out, crate::error::Error::Rollout(Error::NoLeader)));
         assert!(matches!(Error::from(out), Error::NoLeader));
         assert_eq!(
-            crate::error::Error::from(Error::UnknownLayout).exit_code(),
-            crate::error::exit::USAGE
+            crate::cli::exit_code(Err(&crate::error::Error::from(Error::UnknownLayout))),
+            2
         );
     }
 }

@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{certs_env, fixture, openssl, path_with, tree_digest, NOW};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs_env, fixture, openssl, path_with, s, tree_digest, NOW};
 
 /// A PATH dir with a `systemctl` that only logs (planning must not run it; the plan needs it).
 fn tools(dir: &Path) -> PathBuf {

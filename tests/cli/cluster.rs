@@ -13,16 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::etcd::{EtcdCluster, Form, NODE_PKI};
-use crate::util::{certs, fixture, openssl, tree_digest};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
-
-fn write_exec(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
+use crate::util::{certs, fixture, openssl, s, tree_digest, write_exec};
 
 /// `IP:…`/`DNS:…` SANs of a certificate, by openssl.
 fn sans(cert: &Path) -> Vec<String> {

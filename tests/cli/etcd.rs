@@ -53,7 +53,7 @@ use certs::sys::tls::{https_request, probe, ProbeOptions, Target};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 
-use crate::util::{fixture, openssl};
+use crate::util::{file_serial, fixture, s_ref, write_exec};
 
 /// Number of members; they are numbered 1..=MEMBERS.
 pub const MEMBERS: usize = 3;
@@ -94,11 +94,6 @@ fn ip(n: usize) -> String {
 /// `'…'` for sh.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str()
-        .unwrap_or_else(|| panic!("{} is not UTF-8", p.display()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,7 +272,7 @@ pub fn write_node_root(root: &Path, n: usize, form: Form, pki: &Path) {
                 .collect();
             format!(
                 "{head}ExecStart={} \\\n{}\n{tail}",
-                path_str(&etcd),
+                s_ref(&etcd),
                 flags.join(" \\\n")
             )
         }
@@ -295,7 +290,7 @@ pub fn write_node_root(root: &Path, n: usize, form: Form, pki: &Path) {
             fs::write(root.join(ENV_FILE), env).expect("write etcd.env");
             format!(
                 "{head}User=root\nEnvironmentFile=/{ENV_FILE}\nExecStart={}\nNotifyAccess=all\n{tail}",
-                path_str(&etcd)
+                s_ref(&etcd)
             )
         }
     };
@@ -344,10 +339,10 @@ fi
 [ -n "$quiet" ] || echo inactive
 exit 3
 "#,
-        calls = sh_quote(path_str(calls)),
-        restart = sh_quote(path_str(restart)),
-        member_sh = sh_quote(path_str(member_sh)),
-        conf = sh_quote(path_str(conf)),
+        calls = sh_quote(s_ref(calls)),
+        restart = sh_quote(s_ref(restart)),
+        member_sh = sh_quote(s_ref(member_sh)),
+        conf = sh_quote(s_ref(conf)),
     )
 }
 
@@ -413,8 +408,8 @@ impl EtcdCluster {
             .expect("etcd work dir");
         let work_path = work.path().to_path_buf();
         write_exec(&work_path.join("member.sh"), MEMBER_SH);
-        let member_sh = sh_quote(path_str(&work_path.join("member.sh")));
-        let file = |name: String| sh_quote(path_str(&work_path.join(name)));
+        let member_sh = sh_quote(s_ref(&work_path.join("member.sh")));
+        let file = |name: String| sh_quote(s_ref(&work_path.join(name)));
         let mut nodes = Vec::new();
         for n in 1..=MEMBERS {
             let common = format!(
@@ -428,7 +423,7 @@ impl EtcdCluster {
             );
             let conf = match form {
                 None => {
-                    let pki_file = |name: String| sh_quote(path_str(&pki.join(name)));
+                    let pki_file = |name: String| sh_quote(s_ref(&pki.join(name)));
                     format!(
                         "# etcd{n} of the loopback test cluster (tests/cli/etcd.rs), for member.sh.\n\
                          {common}\
@@ -455,8 +450,8 @@ impl EtcdCluster {
                          {common}\
                          root={root}\n\
                          unit={unit}\n",
-                        root = sh_quote(path_str(&root)),
-                        unit = sh_quote(path_str(&root.join(UNIT))),
+                        root = sh_quote(s_ref(&root)),
+                        unit = sh_quote(s_ref(&root.join(UNIT))),
                     );
                     nodes.push(root);
                     conf
@@ -624,7 +619,7 @@ impl EtcdCluster {
     /// The shell command that restarts member `n`: `sh '<work>/restart-N.sh'`. It returns as
     /// soon as the member is started again (not yet healthy).
     pub fn restart_cmd(&self, n: usize) -> String {
-        format!("sh {}", sh_quote(path_str(&self.script("restart", n))))
+        format!("sh {}", sh_quote(s_ref(&self.script("restart", n))))
     }
 
     /// Stops member `n` (SIGTERM, SIGKILL after 15 s); returns once it has exited.
@@ -650,8 +645,8 @@ impl EtcdCluster {
     pub fn is_running(&self, n: usize) -> bool {
         let dir = self.data_dir(n);
         let markers = [
-            format!("--data-dir={}", path_str(&dir)),
-            format!("ETCD_DATA_DIR={}", path_str(&dir)),
+            format!("--data-dir={}", s_ref(&dir)),
+            format!("ETCD_DATA_DIR={}", s_ref(&dir)),
         ];
         self.cmdline(n)
             .into_iter()
@@ -716,7 +711,10 @@ impl EtcdCluster {
         let leaf = found
             .leaf()
             .unwrap_or_else(|| panic!("{target} served no certificate"));
-        serial_hex(leaf)
+        // The serial as openssl prints it: uppercase hex, no leading zero bytes.
+        certs::pki::cert::CertInfo::from_der(leaf)
+            .unwrap_or_else(|e| panic!("{target}: the served leaf does not parse: {e}"))
+            .serial
     }
 
     /// `ETCDCTL_API=3 etcdctl --endpoints=<all> --cacert --cert --key (admin) ARGS`, with 2 s
@@ -729,14 +727,14 @@ impl EtcdCluster {
         Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", endpoints.join(",")))
-            .arg(format!("--cacert={}", path_str(&self.pki.join("ca.pem"))))
+            .arg(format!("--cacert={}", s_ref(&self.pki.join("ca.pem"))))
             .arg(format!(
                 "--cert={}",
-                path_str(&self.pki.join("admin-etcd1.pem"))
+                s_ref(&self.pki.join("admin-etcd1.pem"))
             ))
             .arg(format!(
                 "--key={}",
-                path_str(&self.pki.join("admin-etcd1-key.pem"))
+                s_ref(&self.pki.join("admin-etcd1-key.pem"))
             ))
             .args(["--dial-timeout=2s", "--command-timeout=5s"])
             .args(args)
@@ -866,23 +864,6 @@ fn nul_list(path: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn write_exec(path: &Path, text: &str) {
-    fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
-}
-
-/// The certificate's serial as openssl prints it: uppercase hex, no leading zero bytes.
-fn serial_hex(der: &[u8]) -> String {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("served leaf parses");
-    let raw = cert.tbs_certificate.raw_serial();
-    let start = raw
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(raw.len().saturating_sub(1));
-    raw[start..].iter().map(|b| format!("{b:02X}")).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1091,14 +1072,6 @@ fn run_load(client: &Client, stop: &AtomicBool) -> LoadReport {
 
 const PKI: &str = "etc/ssl/etcd/ssl";
 
-/// `openssl x509 -noout -serial` of a file, without `serial=`.
-fn file_serial(cert: &Path) -> String {
-    openssl(["x509", "-noout", "-serial", "-in", path_str(cert)])
-        .trim()
-        .trim_start_matches("serial=")
-        .to_string()
-}
-
 #[test]
 fn three_member_cluster_survives_rolling_restarts() {
     let tree = fixture("etcd-loopback");
@@ -1259,7 +1232,7 @@ fn flag_node_roots_run_what_their_units_say() {
         check_node_root(&cluster, n);
         let unit = fs::read_to_string(root.join(UNIT)).unwrap();
         assert!(
-            unit.contains(&format!("ExecStart={} \\\n", path_str(&etcd)))
+            unit.contains(&format!("ExecStart={} \\\n", s_ref(&etcd)))
                 && unit.contains(&format!(
                     "  --cert-file=/etc/ssl/etcd/ssl/member-etcd{n}.pem \\\n"
                 ))
@@ -1268,8 +1241,8 @@ fn flag_node_roots_run_what_their_units_say() {
         );
         assert!(!root.join(ENV_FILE).exists());
         // The unit's command, word for word, but for the node root in front of /etc and /var.
-        let r = path_str(root);
-        let mut expected = vec![path_str(&etcd).to_string()];
+        let r = s_ref(root);
+        let mut expected = vec![s_ref(&etcd).to_string()];
         expected.extend(member_settings(n).into_iter().map(|(flag, value)| {
             if value.starts_with("/etc/") || value.starts_with("/var/") {
                 format!("--{flag}={r}{value}")
@@ -1355,7 +1328,7 @@ fn env_file_node_roots_run_what_their_units_say() {
         let unit = fs::read_to_string(root.join(UNIT)).unwrap();
         assert!(
             unit.contains("EnvironmentFile=/etc/etcd.env\n")
-                && unit.contains(&format!("ExecStart={}\n", path_str(&etcd))),
+                && unit.contains(&format!("ExecStart={}\n", s_ref(&etcd))),
             "{unit}"
         );
         let env = fs::read_to_string(root.join(ENV_FILE)).unwrap();
@@ -1366,8 +1339,8 @@ fn env_file_node_roots_run_what_their_units_say() {
             "{env}"
         );
         // A bare command line; the environment file's variables, rerooted, and PATH.
-        assert_eq!(cluster.cmdline(n), [path_str(&etcd)], "etcd{n}");
-        let r = path_str(root);
+        assert_eq!(cluster.cmdline(n), [s_ref(&etcd)], "etcd{n}");
+        let r = s_ref(root);
         let mut environ = cluster.environ(n);
         environ.sort();
         let mut expected: Vec<String> = member_settings(n)

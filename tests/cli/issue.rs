@@ -8,30 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{certs, certs_in, fixture, openssl, tree_digest, NOW};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// SANs as openssl prints them, as `DNS:x` / `IP:y`.
-fn openssl_sans(cert: &Path) -> BTreeSet<String> {
-    let out = openssl(["x509", "-in", s(cert), "-noout", "-ext", "subjectAltName"]);
-    out.lines()
-        .nth(1)
-        .map(|l| {
-            l.split(", ")
-                .map(|n| {
-                    let n = n.trim();
-                    match n.strip_prefix("IP Address:") {
-                        Some(ip) => format!("IP:{}", ip.parse::<std::net::IpAddr>().unwrap()),
-                        None => n.to_string(),
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::util::{certs, certs_in, fixture, openssl, openssl_sans, s_ref as s, tree_digest, NOW};
 
 /// The subject as openssl prints it with each attribute's string type, in order.
 fn typed_subject(cert: &Path) -> String {

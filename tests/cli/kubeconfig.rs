@@ -8,11 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{certs, certs_env, fixture, openssl, path_with, tree_digest};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs, certs_env, fixture, openssl, path_with, s, tree_digest};
 
 /// `kubectl config view --kubeconfig FILE -o jsonpath=PATH` (with `--raw` for `*-data`).
 fn kubectl_view(file: &Path, jsonpath: &str) -> String {

@@ -6,11 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{certs, fixture, tls_server, NOW};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs, fixture, s, tls_server, NOW};
 
 fn preflight(args: &[String]) -> (i32, Value) {
     let mut all = vec!["preflight".to_string(), "-o".into(), "json".into()];

@@ -7,34 +7,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{certs, cfssl_certinfo, fixture, openssl, tree_digest};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::util::{certs, cfssl_certinfo, fixture, openssl, openssl_sans, s_ref as s, tree_digest};
 
 /// An owned string of a path, for argument lists built from temporaries.
 fn o(p: PathBuf) -> String {
     p.to_str().unwrap().to_string()
-}
-
-/// SANs as openssl prints them, normalised into a set of `DNS:x` / `IP:y`.
-fn openssl_sans(cert: &Path) -> BTreeSet<String> {
-    let out = openssl(["x509", "-in", s(cert), "-noout", "-ext", "subjectAltName"]);
-    out.lines()
-        .nth(1)
-        .map(|l| {
-            l.split(", ")
-                .map(|n| {
-                    let n = n.trim();
-                    match n.strip_prefix("IP Address:") {
-                        Some(ip) => format!("IP:{}", ip.parse::<std::net::IpAddr>().unwrap()),
-                        None => n.to_string(),
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {

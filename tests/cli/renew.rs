@@ -9,16 +9,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{certs, certs_env, fixture, openssl, path_with, tree_digest};
+use crate::util::{certs, certs_env, fixture, openssl, path_with, s, tree_digest};
 
 /// The kubeadm fixture's leaves end 2034-12-31T00:00:00Z and its CAs 2035-01-01T00:00:00Z:
 /// at this instant every leaf expires within 30 days, none within 10.
 const YEAR_END: &str = "2034-12-20T00:00:00Z";
 const YEAR_END_EPOCH: &str = "2050185600";
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
 
 /// Replaces `rel` under `node` with itself reissued at `at` for `validity`: a leaf that ends
 /// earlier than the others.

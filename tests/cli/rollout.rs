@@ -7,11 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::etcd::EtcdCluster;
-use crate::util::{certs, fixture, openssl, tree_digest};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs, file_serial, fixture, openssl, s, tree_digest};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -111,13 +107,6 @@ fn new_serials(setup: &Setup) -> Vec<String> {
                 .to_string()
         })
         .collect()
-}
-
-fn file_serial(path: &Path) -> String {
-    openssl(["x509", "-noout", "-serial", "-in", path.to_str().unwrap()])
-        .trim()
-        .trim_start_matches("serial=")
-        .to_string()
 }
 
 /// Every member's files are either all-old or all-new, and each certificate pairs with its key.

@@ -9,11 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{certs, openssl, repo, tree_digest, Run};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs, openssl, repo, s, tree_digest, Run};
 
 /// A node under `root`, a bundle reissuing two client certificates with new keys, and an
 /// empty profile.

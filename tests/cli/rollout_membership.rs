@@ -12,11 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::etcd::{write_node_root, EtcdCluster, Form, NODE_PKI};
-use crate::util::{certs, fixture, tree_digest, Run};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs, fixture, s, tree_digest, Run};
 
 /// A bundle of no file whose bundle.json retires `remove` from etcd.
 fn retirement_bundle(dir: &Path, remove: &[&str]) -> PathBuf {

@@ -11,11 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::etcd::{write_node_root, EtcdCluster, Form, MEMBERS, NODE_PKI};
-use crate::util::{certs, certs_env, fixture, openssl, path_with, tree_digest, Run};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs, certs_env, file_serial, fixture, path_with, s, tree_digest, Run};
 
 /// The certificates the node roots are made from.
 fn source_pki() -> tempfile::TempDir {
@@ -51,13 +47,6 @@ fn new_serial(bundle: &Path, n: usize) -> String {
         .unwrap_or_else(|| panic!("no member-etcd{n}.pem in {manifest:#}"))["new_serial"]
         .as_str()
         .unwrap()
-        .to_string()
-}
-
-fn file_serial(path: &Path) -> String {
-    openssl(["x509", "-noout", "-serial", "-in", path.to_str().unwrap()])
-        .trim()
-        .trim_start_matches("serial=")
         .to_string()
 }
 

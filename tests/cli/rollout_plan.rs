@@ -7,11 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{certs, certs_env, fixture, path_with, tree_digest};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs, certs_env, fixture, path_with, s, tree_digest};
 
 /// A PATH dir with a `systemctl` that must never run during planning (it would leave a mark).
 fn fake_systemctl(dir: &Path) -> (PathBuf, PathBuf) {

@@ -9,11 +9,7 @@ use certs::rollout::journal::{Journal, Outcome, StepState};
 use certs::rollout::plan::Plan;
 use serde_json::json;
 
-use crate::util::{certs, fixture, tree_digest};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs, fixture, s, tree_digest};
 
 fn sha(bytes: &[u8]) -> String {
     certs::pki::cert::sha256_hex(bytes)

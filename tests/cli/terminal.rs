@@ -2,16 +2,11 @@
 //! help with examples for every subcommand and every flag, completions and man pages, a
 //! closed pipe that ends the run quietly, and a progress line only on a terminal.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use clap::CommandFactory;
 
-use crate::util::{certs, certs_env, fixture, tls_server, NOW};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::util::{certs, certs_env, fixture, s_ref as s, tls_server, NOW};
 
 /// Lines wider than `width` characters (not bytes: `…` is one column).
 fn too_wide(text: &str, width: usize) -> Vec<&str> {

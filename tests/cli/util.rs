@@ -5,6 +5,16 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// A path as a command-line argument (every test path is UTF-8).
+pub fn s(p: &Path) -> String {
+    s_ref(p).to_string()
+}
+
+/// The same, borrowed: for `[&str; N]` argument lists.
+pub fn s_ref(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -249,4 +259,46 @@ pub fn tls_server(chain: &Path, key: &Path, client_ca: Option<&Path>) -> std::ne
         }
     });
     addr
+}
+
+/// `openssl x509 -noout -serial` of a file, without `serial=`.
+pub fn file_serial(cert: &Path) -> String {
+    openssl(["x509", "-noout", "-serial", "-in", s_ref(cert)])
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string()
+}
+
+/// SANs as openssl prints them, normalised into a set of `DNS:x` / `IP:y`.
+pub fn openssl_sans(cert: &Path) -> std::collections::BTreeSet<String> {
+    let out = openssl([
+        "x509",
+        "-in",
+        s_ref(cert),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
+    out.lines()
+        .nth(1)
+        .map(|l| {
+            l.split(", ")
+                .map(|n| {
+                    let n = n.trim();
+                    match n.strip_prefix("IP Address:") {
+                        Some(ip) => format!("IP:{}", ip.parse::<std::net::IpAddr>().unwrap()),
+                        None => n.to_string(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes an executable script (a fake `systemctl`, a member's start script).
+pub fn write_exec(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }

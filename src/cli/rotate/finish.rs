@@ -11,13 +11,14 @@ use super::args::FinishArgs;
 use super::node::survey;
 use super::{absolute, kubeconfig_role, mode_of, old_ca, print_lines, read_cas, Line};
 use crate::cli::args::ResultOutput;
+use crate::cli::Outcome;
 use crate::edit::bundle::{Change, Edited};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::rotate::stage::Stage;
 use crate::rotate::{certs_in, finish as rf};
 
-pub fn run(a: &FinishArgs) -> Result<u8> {
-    let now = crate::sys::clock::now();
+pub fn run(a: &FinishArgs) -> Result<Outcome> {
+    let now = super::now_of(None)?;
     let root = absolute(&a.root)?;
     let out = absolute(&a.out)?;
     let ca_cert = absolute(&a.ca_cert)?;
@@ -71,7 +72,7 @@ pub fn run(a: &FinishArgs) -> Result<u8> {
                 )
                 .map_err(Error::Output)?;
             }
-            return Ok(exit::OK);
+            return Ok(Outcome::Clean);
         }
         _ => {
             return Err(Error::Usage(format!(
@@ -189,7 +190,7 @@ pub fn run(a: &FinishArgs) -> Result<u8> {
     })?;
     if a.output == ResultOutput::Json {
         writeln!(o, "{}", result(true, Some(&out), &lines)).map_err(Error::Output)?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     }
     writeln!(
         o,
@@ -204,5 +205,5 @@ pub fn run(a: &FinishArgs) -> Result<u8> {
         super::bundle::install_line(&out, &root, files.len())
     )
     .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }

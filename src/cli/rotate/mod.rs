@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use args::{FinishArgs, StatusArgs, SwitchArgs, TrustArgs};
 
+use crate::cli::Outcome;
 use crate::error::{Error, Result};
 use crate::pki::cert::CertInfo;
 use crate::pki::Role;
@@ -68,7 +69,7 @@ pub enum RotateCommand {
     Status(StatusArgs),
 }
 
-pub fn run(cmd: &RotateCommand) -> Result<u8> {
+pub fn run(cmd: &RotateCommand) -> Result<Outcome> {
     match cmd {
         RotateCommand::Trust(a) => trust::run(a),
         RotateCommand::Switch(a) => switch::run(a),
@@ -84,12 +85,9 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     })
 }
 
-/// `--now`, or the clock.
+/// `--now`, or the one clock read of the command.
 fn now_of(given: Option<&str>) -> Result<i64> {
-    match given {
-        Some(t) => crate::cli::config::parse_time(t),
-        None => Ok(crate::sys::clock::now()),
-    }
+    crate::cli::config::now(given)
 }
 
 /// The CA certificates of a file the user named; none is an error naming it.

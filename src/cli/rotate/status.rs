@@ -8,11 +8,12 @@ use super::args::StatusArgs;
 use super::node::{anchors, successor, survey};
 use super::{absolute, old_ca, read_cas};
 use crate::cli::args::ResultOutput;
-use crate::error::{exit, Error, Result};
+use crate::cli::Outcome;
+use crate::error::{Error, Result};
 use crate::rotate::stage::{Anchor, Stage};
 
-pub fn run(a: &StatusArgs) -> Result<u8> {
-    let now = crate::sys::clock::now();
+pub fn run(a: &StatusArgs) -> Result<Outcome> {
+    let now = super::now_of(None)?;
     let root = absolute(&a.root)?;
     let ca_cert = absolute(&a.ca_cert)?;
     let given = match &a.new_ca {
@@ -70,8 +71,8 @@ pub fn run(a: &StatusArgs) -> Result<u8> {
         writeln!(o, "next: {}", stage.next()).map_err(Error::Output)?;
     }
     Ok(if stage == Stage::Mixed {
-        exit::PROBLEM
+        Outcome::Problem
     } else {
-        exit::OK
+        Outcome::Clean
     })
 }

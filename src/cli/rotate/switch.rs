@@ -14,8 +14,9 @@ use super::args::SwitchArgs;
 use super::node::{survey, Survey};
 use super::{absolute, mode_of, now_of, old_ca, print_lines, Line};
 use crate::cli::args::ResultOutput;
+use crate::cli::Outcome;
 use crate::edit::bundle::{Change, Edited, NewFile};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::issue::bundle::{Reissued, SanDiff};
 use crate::issue::target::Target;
 use crate::issue::{Issued, SigningKey};
@@ -118,7 +119,7 @@ fn reissue_leaves(
     (out, problems)
 }
 
-pub fn run(a: &SwitchArgs) -> Result<u8> {
+pub fn run(a: &SwitchArgs) -> Result<Outcome> {
     let now = now_of(a.now.as_deref())?;
     let root = absolute(&a.root)?;
     let out = absolute(&a.out)?;
@@ -158,7 +159,7 @@ pub fn run(a: &SwitchArgs) -> Result<u8> {
                 )
                 .map_err(Error::Output)?;
             }
-            return Ok(exit::OK);
+            return Ok(Outcome::Clean);
         }
         Stage::Nothing | Stage::Mixed => {
             return Err(Error::Usage(format!(
@@ -311,7 +312,7 @@ pub fn run(a: &SwitchArgs) -> Result<u8> {
     })?;
     if a.output == ResultOutput::Json {
         writeln!(o, "{}", result(true, Some(&out), &lines)).map_err(Error::Output)?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     }
     writeln!(
         o,
@@ -332,5 +333,5 @@ pub fn run(a: &SwitchArgs) -> Result<u8> {
         super::bundle::install_line(&out, &root, files.len())
     )
     .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }

@@ -10,8 +10,9 @@ use super::args::TrustArgs;
 use super::node::{anchors, successor};
 use super::{absolute, kubeconfig_role, mode_of, now_of, old_ca, print_lines, Line};
 use crate::cli::args::ResultOutput;
+use crate::cli::Outcome;
 use crate::edit::bundle::{Change, Edited};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::pki::cert::CertInfo;
 use crate::rotate::stage::Stage;
 use crate::rotate::trust::{self as rt, FileVerdict};
@@ -97,7 +98,7 @@ fn label(action: &str) -> &'static str {
     }
 }
 
-pub fn run(a: &TrustArgs) -> Result<u8> {
+pub fn run(a: &TrustArgs) -> Result<Outcome> {
     let now = now_of(a.now.as_deref())?;
     let root = absolute(&a.root)?;
     let out = absolute(&a.out)?;
@@ -276,7 +277,7 @@ pub fn run(a: &TrustArgs) -> Result<u8> {
             .map_err(Error::Output)?;
             print_lines(&mut o, &lines, &label)?;
         }
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     }
     let files = crate::edit::bundle::edited_files(&edited, &[]);
     if let Some(m) = &made {
@@ -297,7 +298,7 @@ pub fn run(a: &TrustArgs) -> Result<u8> {
     })?;
     if a.output == ResultOutput::Json {
         writeln!(o, "{}", result(true, Some(&out))).map_err(Error::Output)?;
-        return Ok(exit::OK);
+        return Ok(Outcome::Clean);
     }
     writeln!(
         o,
@@ -328,5 +329,5 @@ pub fn run(a: &TrustArgs) -> Result<u8> {
         super::bundle::install_line(&out, &root, files.len())
     )
     .map_err(Error::Output)?;
-    Ok(exit::OK)
+    Ok(Outcome::Clean)
 }

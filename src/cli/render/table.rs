@@ -1,311 +1,11 @@
-//! Rendering an inventory: kubeadm-like tables, or the JSON schema documented in README.md
-//! (`certs.inspect/v1`; fields are only ever added to it).
+//! Text tables and wrapped lines fitted to a terminal width: the columns that may go are left
+//! out, then wrapped columns narrow, then paths and cut text; preflight's hanging lines.
 
 use std::io::{self, Write};
 
-use super::args::Output;
-use super::config::InspectConfig;
-use crate::duration::{kubeadm_date, short_human};
-use crate::pki::cert::CertInfo;
-use crate::pki::inventory::Inventory;
-use crate::pki::Severity;
-use crate::sys::tls::Trust;
-
-/// A live endpoint's served chain, leaf first.
-pub struct Endpoint {
-    pub url: String,
-    pub trust: Trust,
-    pub handshake_error: Option<String>,
-    pub chain: Vec<CertInfo>,
-}
-
-pub fn inspect(
-    out: &mut dyn Write,
-    inv: &Inventory,
-    endpoints: &[Endpoint],
-    c: &InspectConfig,
-) -> io::Result<()> {
-    match c.output {
-        Output::Json => {
-            super::inspect_json::write(out, inv, endpoints)?;
-            writeln!(out)
-        }
-        Output::Table | Output::Wide => tables(out, inv, endpoints, c),
-        Output::Kubeadm | Output::KubeadmJson | Output::Prometheus => {
-            super::inspect::write_report(out, inv, c)
-        }
-    }
-}
-
-pub(super) fn trust_words(t: &Trust) -> (&'static str, Option<String>) {
-    match t {
-        Trust::Verified => ("verified", None),
-        Trust::NameNotCovered { name, detail } => {
-            ("name-not-covered", Some(format!("{name}: {detail}")))
-        }
-        Trust::Untrusted { reason } => ("untrusted", Some(reason.clone())),
-        Trust::NotChecked => ("not-checked", None),
-    }
-}
-
-/// A certificate's location as tables show it: its path as JSON has it (the host's path, under
-/// `--root` when one is given), `#N` for the N-th certificate of a file, or `#users[NAME]` for
-/// one a kubeconfig embeds.
-fn table_loc(inv: &Inventory, i: usize) -> String {
-    let loc = &inv.certificates[i].location;
-    let mut s = loc.path.display().to_string();
-    if let Some(f) = &loc.embedded {
-        s.push('#');
-        s.push_str(f.split('.').next().unwrap_or(f));
-    } else if loc.index > 0 {
-        s.push_str(&format!("#{}", loc.index));
-    }
-    s
-}
-
-fn residual(info: &CertInfo, now: i64) -> String {
-    short_human(info.not_after - now)
-}
-
-fn tables(
-    out: &mut dyn Write,
-    inv: &Inventory,
-    endpoints: &[Endpoint],
-    c: &InspectConfig,
-) -> io::Result<()> {
-    let wide = c.output == Output::Wide;
-    // `-o wide` is every column at full width; the default table fits the terminal.
-    let width = if wide {
-        None
-    } else {
-        crate::sys::term::stdout_columns()
-    };
-    let expires = || Col::drop("EXPIRES", Fit::Fixed, 3);
-    let mut leaves = Table::new(
-        vec![
-            Col::keep("CERTIFICATE", Fit::Path),
-            Col::drop("ROLE", Fit::Fixed, 4),
-            expires(),
-            Col::keep("RESIDUAL TIME", Fit::Fixed),
-            Col::drop("CERTIFICATE AUTHORITY", Fit::Path, 1),
-            Col::drop("KEY", Fit::Path, 0),
-            Col::drop("SANS", Fit::Wrap, 2),
-        ],
-        wide,
-        &["SUBJECT", "SERIAL", "KEY TYPE", "USAGES", "SHA256"],
-    );
-    let mut cas = Table::new(
-        vec![
-            Col::keep("CERTIFICATE AUTHORITY", Fit::Path),
-            Col::drop("ROLE", Fit::Fixed, 4),
-            expires(),
-            Col::keep("RESIDUAL TIME", Fit::Fixed),
-            Col::drop("KEY", Fit::Path, 0),
-        ],
-        wide,
-        &["SUBJECT", "SERIAL", "KEY TYPE", "SHA256"],
-    );
-    for (i, e) in inv.certificates.iter().enumerate() {
-        let key = match e.key {
-            Some(k) => inv.keys[k].location.path.display().to_string(),
-            None => "-".into(),
-        };
-        let expires = kubeadm_date(e.info.not_after);
-        let resid = residual(&e.info, inv.now);
-        let usages = e
-            .info
-            .key_usage
-            .iter()
-            .chain(&e.info.ext_key_usage)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(",");
-        let sha = e.info.sha256[..16].to_string();
-        if e.info.is_ca || e.role.is_ca() {
-            cas.row(
-                vec![table_loc(inv, i), e.role.to_string(), expires, resid, key],
-                vec![
-                    e.info.subject.clone(),
-                    e.info.serial.clone(),
-                    e.info.key.to_string(),
-                    sha,
-                ],
-            );
-        } else {
-            let ca = e.signed_by.map_or("-".into(), |s| table_loc(inv, s));
-            let sans = e.info.sans.all().collect::<Vec<_>>().join(",");
-            leaves.row(
-                vec![
-                    table_loc(inv, i),
-                    e.role.to_string(),
-                    expires,
-                    resid,
-                    ca,
-                    key,
-                    sans,
-                ],
-                vec![
-                    e.info.subject.clone(),
-                    e.info.serial.clone(),
-                    e.info.key.to_string(),
-                    usages,
-                    sha,
-                ],
-            );
-        }
-    }
-    // Sections are separated by one empty line; an empty table is not printed at all (`inspect
-    // URL` alone has no certificate files, so no header without rows).
-    let mut sections = Sections::default();
-    sections.table(out, &leaves, width)?;
-    sections.table(out, &cas, width)?;
-    let mut t = Table::new(
-        vec![
-            Col::keep("KUBECONFIG", Fit::Path),
-            Col::drop("SERVER", Fit::Fixed, 3),
-            Col::drop("USER", Fit::Cut, 1),
-            Col::drop("CLIENT CERTIFICATE", Fit::Path, 0),
-            Col::drop("EXPIRES", Fit::Fixed, 2),
-            Col::keep("RESIDUAL TIME", Fit::Fixed),
-        ],
-        false,
-        &[],
-    );
-    for kc in &inv.kubeconfigs {
-        for (u, (cert, _)) in kc.config.users.iter().zip(&kc.users) {
-            let (src, exp, res) = match cert {
-                Some(i) => {
-                    let e = &inv.certificates[*i];
-                    let src = if e.location.embedded.is_some() {
-                        "embedded".into()
-                    } else {
-                        e.location.path.display().to_string()
-                    };
-                    (
-                        src,
-                        kubeadm_date(e.info.not_after),
-                        residual(&e.info, inv.now),
-                    )
-                }
-                None => ("-".into(), "-".into(), "-".into()),
-            };
-            let server = kc.config.server.clone().unwrap_or_else(|| "-".into());
-            t.row(
-                vec![
-                    kc.path.display().to_string(),
-                    server,
-                    u.name.clone(),
-                    src,
-                    exp,
-                    res,
-                ],
-                vec![],
-            );
-        }
-    }
-    sections.table(out, &t, width)?;
-    for e in endpoints {
-        sections.start(out)?;
-        let (trust, detail) = trust_words(&e.trust);
-        let head = format!(
-            "ENDPOINT {}: {trust}{}",
-            e.url,
-            detail.map(|d| format!(" ({d})")).unwrap_or_default()
-        );
-        for line in wrap(&head, width, 2) {
-            writeln!(out, "{line}")?;
-        }
-        if let Some(h) = &e.handshake_error {
-            for line in wrap(&format!("  handshake: {h}"), width, 4) {
-                writeln!(out, "{line}")?;
-            }
-        }
-        let mut t = Table::new(
-            vec![
-                Col::keep("#", Fit::Fixed),
-                Col::keep("SUBJECT", Fit::Cut),
-                Col::drop("ISSUER", Fit::Cut, 1),
-                Col::drop("EXPIRES", Fit::Fixed, 0),
-                Col::keep("RESIDUAL TIME", Fit::Fixed),
-                Col::drop("SANS", Fit::Wrap, 2),
-            ],
-            wide,
-            &["SERIAL", "KEY TYPE", "SHA256"],
-        );
-        for (i, info) in e.chain.iter().enumerate() {
-            t.row(
-                vec![
-                    i.to_string(),
-                    info.subject.clone(),
-                    info.issuer.clone(),
-                    kubeadm_date(info.not_after),
-                    residual(info, inv.now),
-                    info.sans.all().collect::<Vec<_>>().join(","),
-                ],
-                vec![
-                    info.serial.clone(),
-                    info.key.to_string(),
-                    info.sha256[..16].to_string(),
-                ],
-            );
-        }
-        if !t.rows.is_empty() {
-            t.write(out, width)?;
-        }
-    }
-    let mut t = Table::new(
-        vec![
-            Col::keep("SEVERITY", Fit::Fixed),
-            Col::keep("FINDING", Fit::Fixed),
-            Col::keep("PATH", Fit::Path).min(24),
-            Col::keep("MESSAGE", Fit::Wrap).min(40).below(),
-        ],
-        false,
-        &[],
-    );
-    let mut sorted: Vec<_> = inv.findings.iter().collect();
-    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    for f in sorted {
-        let sev = match f.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        };
-        t.row(
-            vec![sev.into(), f.code.into(), f.path.clone(), f.message.clone()],
-            vec![],
-        );
-    }
-    sections.table(out, &t, width)
-}
-
-/// Output sections, one empty line between two.
-#[derive(Default)]
-struct Sections {
-    started: bool,
-}
-
-impl Sections {
-    fn start(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        if std::mem::replace(&mut self.started, true) {
-            writeln!(out)?;
-        }
-        Ok(())
-    }
-
-    /// A table with rows, as a section; nothing for an empty one.
-    fn table(&mut self, out: &mut dyn Write, t: &Table, width: Option<usize>) -> io::Result<()> {
-        if t.rows.is_empty() {
-            return Ok(());
-        }
-        self.start(out)?;
-        t.write(out, width)
-    }
-}
-
 /// How a column gives way when its table must fit a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fit {
+pub(crate) enum Fit {
     /// As wide as its widest cell, always (dates, roles, residual times, codes, URLs).
     Fixed,
     /// A path: its leading directories give way first (`…/pki/etcd/server.crt`).
@@ -319,7 +19,7 @@ pub(super) enum Fit {
 
 /// A column: its header, how it narrows, and when it is left out.
 #[derive(Debug, Clone)]
-pub(super) struct Col {
+pub(crate) struct Col {
     name: String,
     fit: Fit,
     /// Narrowest it gets before columns are left out (never below its header).
@@ -339,7 +39,7 @@ const WRAP_MIN: usize = 24;
 const GAP: usize = 3;
 
 impl Col {
-    pub(super) fn keep(name: &str, fit: Fit) -> Col {
+    pub(crate) fn keep(name: &str, fit: Fit) -> Col {
         let min = match fit {
             Fit::Fixed => usize::MAX,
             Fit::Path => PATH_MIN,
@@ -355,18 +55,18 @@ impl Col {
         }
     }
 
-    pub(super) fn drop(name: &str, fit: Fit, rank: u8) -> Col {
+    pub(crate) fn drop(name: &str, fit: Fit, rank: u8) -> Col {
         Col {
             drop: Some(rank),
             ..Col::keep(name, fit)
         }
     }
 
-    pub(super) fn min(self, min: usize) -> Col {
+    pub(crate) fn min(self, min: usize) -> Col {
         Col { min, ..self }
     }
 
-    pub(super) fn below(self) -> Col {
+    pub(crate) fn below(self) -> Col {
         Col {
             below: true,
             ..self
@@ -384,14 +84,14 @@ struct Layout {
 /// A left-aligned text table, columns separated by three spaces like kubeadm's. Given a width,
 /// it fits: the columns that may go are left out, lowest rank first, until the rest fit at their
 /// narrowest; then wrapped columns narrow, then paths and cut text, the widest first.
-pub(super) struct Table {
+pub(crate) struct Table {
     cols: Vec<Col>,
-    rows: Vec<Vec<String>>,
+    pub(crate) rows: Vec<Vec<String>>,
     wide: bool,
 }
 
 impl Table {
-    pub(super) fn new(mut cols: Vec<Col>, wide: bool, wide_cols: &[&str]) -> Table {
+    pub(crate) fn new(mut cols: Vec<Col>, wide: bool, wide_cols: &[&str]) -> Table {
         if wide {
             cols.extend(wide_cols.iter().map(|n| Col::keep(n, Fit::Fixed)));
         }
@@ -402,7 +102,7 @@ impl Table {
         }
     }
 
-    pub(super) fn row(&mut self, mut cells: Vec<String>, wide_cells: Vec<String>) {
+    pub(crate) fn row(&mut self, mut cells: Vec<String>, wide_cells: Vec<String>) {
         if self.wide {
             cells.extend(wide_cells);
         }
@@ -483,7 +183,7 @@ impl Table {
         }
     }
 
-    pub(super) fn write(&self, out: &mut dyn Write, width: Option<usize>) -> io::Result<()> {
+    pub(crate) fn write(&self, out: &mut dyn Write, width: Option<usize>) -> io::Result<()> {
         let Layout {
             shown,
             widths,
@@ -603,7 +303,7 @@ fn cut(s: &str, width: usize) -> String {
 
 /// `text` in lines of at most `width` columns, the lines after the first indented by `indent`
 /// spaces (and as much narrower). With no width, the text as one line.
-pub(super) fn wrap(text: &str, width: Option<usize>, indent: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: Option<usize>, indent: usize) -> Vec<String> {
     let Some(width) = width else {
         return vec![text.to_string()];
     };
@@ -617,7 +317,7 @@ pub(super) fn wrap(text: &str, width: Option<usize>, indent: usize) -> Vec<Strin
 /// `head` then `text`, wrapped to `width`, the lines after the first indented by `indent`:
 /// preflight's `FAIL  check-id   message` whose message continues under itself. When `head`
 /// leaves too little room, the text starts on the next line. With no width, one line.
-pub(super) fn hanging(head: &str, text: &str, indent: usize, width: Option<usize>) -> Vec<String> {
+pub(crate) fn hanging(head: &str, text: &str, indent: usize, width: Option<usize>) -> Vec<String> {
     let Some(width) = width else {
         return vec![format!("{head}{text}")];
     };

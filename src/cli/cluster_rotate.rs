@@ -361,10 +361,59 @@ fn reroot(staged: &Path, scratch: &Path, out: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// A node that keeps a CA key of its own beside the old CA (kubeadm's HA masters share
+/// `ca.key`): its signing files could only switch with the new CA key copied there, which never
+/// leaves the CA host. One line per such key, from what the export left out.
+fn signing_keys_off_the_ca_host(
+    export: &Path,
+    files: &[(PathBuf, u32, Vec<u8>)],
+    old: &CertInfo,
+) -> Result<Vec<String>> {
+    let doc: Value = serde_json::from_slice(&crate::sys::fs::read_file(export)?)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let left_out: Vec<&str> = doc["left_out"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["path"].as_str())
+        .collect();
+    let mut out = Vec::new();
+    for (rel, _, bytes) in files {
+        if crate::rotate::certs_in(bytes)
+            .first()
+            .is_none_or(|c| c.der != old.der)
+        {
+            continue;
+        }
+        let cert = Path::new("/").join(rel);
+        for key in crate::rollout::rebase::key_candidates(&cert)
+            .into_iter()
+            .take(2)
+        {
+            if left_out.iter().any(|l| Path::new(l) == key) {
+                out.push(format!(
+                    "`{}`: a key beside the old CA `{}` on this node; its signing files cannot switch without the new CA key, which stays on the CA host: make this node the --ca-host, or take the CA key off it first",
+                    key.display(),
+                    cert.display()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn reissue(a: &ReissueArgs) -> Result<u8> {
     let scratch = absolute(&a.scratch)?;
     let out = absolute(&a.out)?;
     let files = read_export(&a.export)?;
+    let old = read_cas(&a.ca_cert)?.remove(0);
+    let keys = signing_keys_off_the_ca_host(&a.export, &files, &old)?;
+    if !keys.is_empty() {
+        return Err(Error::Refused {
+            what: "the node holds a key of the CA being replaced; no bundle was written".into(),
+            problems: keys,
+        });
+    }
     crate::sys::scratch::scratch_tree(&scratch, &files)?;
     // Inside the scratch tree (removed with it), outside every place the switch reads.
     let staged = scratch.join(".certs-rotate-bundle");

@@ -313,3 +313,148 @@ fn finish_through_certs_cluster_is_refused_on_every_host_while_one_still_has_an_
         assert!(!files_holding(root, &old_der).is_empty());
     }
 }
+
+/// Bad input to `certs cluster rotate-ca` and its CA-host steps: one line (what was expected,
+/// what was found), exit 2, nothing written.
+#[test]
+fn cluster_rotate_ca_refusals_are_one_line_and_write_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = fixture("etcd-loopback");
+    let root = w.join("node1");
+    write_node_root(&root, 1, Form::Flags, &src.path().join(NODE_PKI));
+    let pki = root.join(NODE_PKI);
+    let inventory = w.join("hosts.ini");
+    std::fs::write(
+        &inventory,
+        "[all]\nnode1 ip=127.0.0.11\n[kube_control_plane]\nnode1\n[etcd]\nnode1\n",
+    )
+    .unwrap();
+    let out = w.join("pb");
+    let refused = |args: &[&str], why: &str| {
+        let r = certs(args);
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
+        assert!(!out.exists(), "{args:?}");
+    };
+    let (inv, ca, leaf) = (
+        s(&inventory),
+        s(&pki.join("ca.pem")),
+        s(&pki.join("member-etcd1.pem")),
+    );
+    let render = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "cluster",
+            "rotate-ca",
+            "trust",
+            "--inventory",
+            &inv,
+            "--out",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        v.push(s(&out));
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let args = render(&["--ca-cert", &leaf]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "expected CA certificates (basicConstraints CA:TRUE), found a leaf",
+    );
+    let args = render(&["--ca-cert", &ca, "--ca-host", "node9"]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "--ca-host node9: expected a host of the inventory",
+    );
+    let args = render(&["--ca-cert", &ca, "--new-ca", &ca]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "--new-ca-key",
+    );
+
+    // A node keeping a key of the old CA (node1 here) cannot get a switch bundle made on the CA
+    // host: the new CA key would have to go there.
+    let export = certs(["cluster", "export", "--root", &s(&root)]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let export_file = w.join("node1.json");
+    std::fs::write(&export_file, &export.stdout).unwrap();
+    let new_dir = w.join("new-ca");
+    let made = certs([
+        "cluster",
+        "rotate-ca-new-ca",
+        "--ca-cert",
+        &ca,
+        "--root",
+        &s(&root),
+        "--dir",
+        &s(&new_dir),
+        "--make",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let made = made.json();
+    assert_eq!(made["changed"], true);
+    // Asked again: the same CA, nothing made.
+    let again = certs([
+        "cluster",
+        "rotate-ca-new-ca",
+        "--ca-cert",
+        &ca,
+        "--root",
+        &s(&root),
+        "--dir",
+        &s(&new_dir),
+        "--make",
+        "-o",
+        "json",
+    ])
+    .json();
+    assert_eq!(again["changed"], false);
+    assert_eq!(again["certificate"], made["certificate"]);
+    let r = certs([
+        "cluster",
+        "rotate-ca-reissue",
+        "--export",
+        &s(&export_file),
+        "--scratch",
+        &s(&w.join("scratch")),
+        "--out",
+        &s(&out),
+        "--ca-cert",
+        &ca,
+        "--new-ca",
+        made["certificate"].as_str().unwrap(),
+        "--new-ca-key",
+        made["key"].as_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("/etc/ssl/etcd/ssl/ca-key.pem`: a key beside the old CA"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists() && !w.join("scratch").exists());
+    // Without --make (a later stage) and no new CA there: refused, nothing made.
+    let none = w.join("none");
+    let r = certs([
+        "cluster",
+        "rotate-ca-new-ca",
+        "--ca-cert",
+        &ca,
+        "--root",
+        &s(&root),
+        "--dir",
+        &s(&none),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("the trust stage makes it"),
+        "{}",
+        r.stderr
+    );
+    assert!(!none.exists());
+}

@@ -74,6 +74,10 @@ pub struct RotateArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  # the rotate-ca playbook's play 1 on the CA host, for trust (later stages leave out --make)
+  certs cluster rotate-ca-new-ca --ca-cert /var/lib/certs/rotate-ca/old-ca.pem \\
+      --dir /var/lib/certs/rotate-ca/new-ca --make -o json")]
 pub struct NewCaArgs {
     /// The CA being replaced
     #[arg(long, value_name = "FILE")]
@@ -110,6 +114,10 @@ pub struct NewCaArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  # the rotate-ca switch playbook's play 3 on the CA host, for node2
+  certs cluster rotate-ca-reissue --export exports/node2.json --scratch scratch/node2 \\
+      --out bundles/node2 --ca-cert old-ca.pem --new-ca new-ca/ca.pem --new-ca-key new-ca/ca-key.pem")]
 pub struct ReissueArgs {
     /// The node's export (`certs cluster export` on the node)
     #[arg(long, value_name = "FILE")]

@@ -34,21 +34,23 @@ fn with_state_dirs(inventory: &Path, roots: &[PathBuf], work: &Path) -> PathBuf 
 }
 
 /// Renders `certs cluster rotate-ca STAGE` into `<work>/rotate-STAGE` and syntax-checks it.
-fn render(work: &Path, inventory: &Path, old: &Path, stage: &str) -> PathBuf {
+fn render(work: &Path, inventory: &Path, old: &Path, stage: &str, extra: &[String]) -> PathBuf {
     let out = work.join(format!("rotate-{stage}"));
-    let run = certs([
-        "cluster",
-        "rotate-ca",
-        stage,
-        "--inventory",
-        &s(inventory),
-        "--ca-cert",
-        &s(old),
-        "--certs-binary",
-        env!("CARGO_BIN_EXE_certs"),
-        "--out",
-        &s(&out),
-    ]);
+    let mut argv: Vec<String> = vec![
+        "cluster".into(),
+        "rotate-ca".into(),
+        stage.into(),
+        "--inventory".into(),
+        s(inventory),
+        "--ca-cert".into(),
+        s(old),
+        "--certs-binary".into(),
+        env!("CARGO_BIN_EXE_certs").into(),
+        "--out".into(),
+        s(&out),
+    ];
+    argv.extend(extra.iter().cloned());
+    let run = certs(&argv);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let (ok, log) = ansible_playbook(&out, inventory, &["--syntax-check"]);
     assert!(ok, "{log}");
@@ -99,7 +101,7 @@ fn the_etcd_ca_of_a_real_cluster_rotates_through_certs_cluster_without_a_failed_
         ("switch", "switched"),
         ("finish", "finished"),
     ] {
-        let pb = render(w, &inventory, &old, stage);
+        let pb = render(w, &inventory, &old, stage, &[]);
         let (ok, log) = ansible_playbook(&pb, &inventory, &[]);
         assert!(ok, "{stage}: {log}\n{}", cluster.logs());
         let r = recap(&log);
@@ -286,16 +288,51 @@ fn finish_through_certs_cluster_is_refused_on_every_host_while_one_still_has_an_
     std::fs::copy(roots[0].join(NODE_PKI).join("ca.pem"), &old).unwrap();
     let member3 = roots[2].join(NODE_PKI).join("member-etcd3.pem");
     let old_member3 = std::fs::read(&member3).unwrap();
+    // The new CA given (made beforehand on the CA host, node1): every node gets that one, and
+    // none is made.
+    let given = w.join("given-ca");
+    let made = certs([
+        "cluster",
+        "rotate-ca-new-ca",
+        "--ca-cert",
+        &s(&old),
+        "--root",
+        &s(&roots[0]),
+        "--dir",
+        &s(&given),
+        "--make",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let made = made.json();
+    let new_ca = PathBuf::from(made["certificate"].as_str().unwrap());
+    let with = vec![
+        "--new-ca".to_string(),
+        s(&new_ca),
+        "--new-ca-key".into(),
+        made["key"].as_str().unwrap().to_string(),
+    ];
     for stage in ["trust", "switch"] {
-        let pb = render(w, &inventory, &old, stage);
+        let pb = render(w, &inventory, &old, stage, &with);
         let (ok, log) = ansible_playbook(&pb, &inventory, &[]);
         assert!(ok, "{stage}: {log}");
+    }
+    for n in 1..=MEMBERS {
+        let state = w.join(format!("state-{n}"));
+        assert_eq!(
+            std::fs::read(state.join("rotate-ca/new-ca.pem")).unwrap(),
+            std::fs::read(&new_ca).unwrap(),
+            "node{n}"
+        );
+        assert!(!state.join("rotate-ca/new-ca").exists(), "node{n}");
+        assert_eq!(stage_of(&roots[n - 1], &state), "switched", "node{n}");
     }
     // node3's member certificate put back as it was (restored by hand from a backup): a leaf of
     // the old CA on one host.
     std::fs::write(&member3, &old_member3).unwrap();
     let before: Vec<_> = roots.iter().map(|r| tree_digest(r)).collect();
-    let pb = render(w, &inventory, &old, "finish");
+    let pb = render(w, &inventory, &old, "finish", &with);
     let (ok, log) = ansible_playbook(&pb, &inventory, &[]);
     assert!(!ok, "{log}");
     assert!(
@@ -367,6 +404,18 @@ fn cluster_rotate_ca_refusals_are_one_line_and_write_nothing() {
     refused(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         "--ca-host node9: expected a host of the inventory",
+    );
+    let args = render(&[
+        "--ca-cert",
+        &ca,
+        "--new-ca",
+        "new/ca.pem",
+        "--new-ca-key",
+        "new/ca-key.pem",
+    ]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "--new-ca: expected an absolute path on the CA host, found `new/ca.pem`",
     );
     let args = render(&["--ca-cert", &ca, "--new-ca", &ca]);
     refused(

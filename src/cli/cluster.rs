@@ -30,10 +30,13 @@ pub fn run(c: &ClusterConfig) -> Result<Outcome> {
         ClusterConfig::Render(a) => render(a),
         ClusterConfig::Export(e) => export(e),
         ClusterConfig::Reissue(r) => reissue(r),
+        ClusterConfig::RotateCa(r) => super::cluster_rotate::render(r),
+        ClusterConfig::RotateCaNewCa(r) => super::cluster_rotate::new_ca(r),
+        ClusterConfig::RotateCaReissue(r) => super::cluster_rotate::reissue(r),
     }
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
+pub(super) fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).map_err(|source| Error::Read {
         path: p.to_path_buf(),
         source,
@@ -215,7 +218,7 @@ fn export(a: &ClusterExportArgs) -> Result<Outcome> {
 }
 
 /// Reads an export: (path relative to the node's `/`, mode, bytes) of each file.
-fn read_export(path: &Path) -> Result<Vec<(PathBuf, u32, Vec<u8>)>> {
+pub(super) fn read_export(path: &Path) -> Result<Vec<(PathBuf, u32, Vec<u8>)>> {
     let bytes = crate::sys::fs::read_file(path)?;
     let bad = |found: String| Error::Input {
         path: path.to_path_buf(),
@@ -252,7 +255,7 @@ fn read_export(path: &Path) -> Result<Vec<(PathBuf, u32, Vec<u8>)>> {
 }
 
 /// The CA certificates of this host with their keys: (certificate, key, what it is).
-fn ca_host_cas(root: &Path, now: i64) -> Result<Vec<(PathBuf, PathBuf, CertInfo)>> {
+pub(super) fn ca_host_cas(root: &Path, now: i64) -> Result<Vec<(PathBuf, PathBuf, CertInfo)>> {
     let paths = crate::pki::scan::resolve_paths(&[], root)?;
     let inv = crate::pki::scan::scan(&crate::pki::scan::ScanRequest {
         paths: &paths,
@@ -276,7 +279,7 @@ fn ca_host_cas(root: &Path, now: i64) -> Result<Vec<(PathBuf, PathBuf, CertInfo)
 }
 
 /// Every string in `v` under `from/` re-written as the node's absolute path.
-fn remap(v: &mut Value, from: &Path) {
+pub(super) fn remap(v: &mut Value, from: &Path) {
     match v {
         Value::String(s) => {
             if let Ok(rel) = Path::new(s.as_str()).strip_prefix(from) {

@@ -4,6 +4,7 @@
 mod args;
 mod change;
 mod cluster;
+mod cluster_rotate;
 mod config;
 mod docs;
 mod examples;

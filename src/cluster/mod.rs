@@ -5,6 +5,7 @@
 //! Pure: the inventory's text and the request in, the playbook's files out.
 
 pub mod inventory;
+pub mod rotate;
 
 use inventory::{Flavour, Inventory};
 

@@ -41,7 +41,7 @@ fn x509(cert: &Path, what: &str) -> String {
     ])
 }
 
-fn ansible_playbook(dir: &Path, inventory: &Path, extra: &[&str]) -> (bool, String) {
+pub(crate) fn ansible_playbook(dir: &Path, inventory: &Path, extra: &[&str]) -> (bool, String) {
     let out = Command::new("ansible-playbook")
         .current_dir(dir)
         .env("ANSIBLE_NOCOLOR", "1")
@@ -64,7 +64,7 @@ fn ansible_playbook(dir: &Path, inventory: &Path, extra: &[&str]) -> (bool, Stri
 }
 
 /// `node1 : ok=12 changed=3 …` of the recap, per host.
-fn recap(log: &str) -> Vec<(String, usize, usize)> {
+pub(crate) fn recap(log: &str) -> Vec<(String, usize, usize)> {
     let tail = log.split("PLAY RECAP").last().unwrap_or("");
     tail.lines()
         .filter_map(|l| {
@@ -83,13 +83,13 @@ fn recap(log: &str) -> Vec<(String, usize, usize)> {
 /// The three hosts: each node root of the etcd harness gets a kube CA certificate, its own
 /// kube-apiserver certificate and key, a kube-apiserver unit, and a fake systemctl that runs
 /// the "apiserver" and hands etcd to the harness's. Only host 1 keeps CA keys.
-struct Hosts {
+pub(crate) struct Hosts {
     work: PathBuf,
     roots: Vec<PathBuf>,
 }
 
 impl Hosts {
-    fn new(cluster: &EtcdCluster, work: &Path) -> Hosts {
+    pub(crate) fn new(cluster: &EtcdCluster, work: &Path) -> Hosts {
         let kube = work.join("kube-ca");
         std::fs::create_dir_all(&kube).unwrap();
         let ca_key = kube.join("ca.key");
@@ -223,7 +223,7 @@ exec '{harness}/systemctl' "$@"
         }
     }
 
-    fn root(&self, n: usize) -> &Path {
+    pub(crate) fn root(&self, n: usize) -> &Path {
         &self.roots[n - 1]
     }
 
@@ -232,7 +232,7 @@ exec '{harness}/systemctl' "$@"
     }
 
     /// A YAML inventory, kubespray's groups, every host local with its own root.
-    fn inventory(&self, cluster: &EtcdCluster) -> PathBuf {
+    pub(crate) fn inventory(&self, cluster: &EtcdCluster) -> PathBuf {
         let path = std::env::var("PATH").unwrap_or_default();
         let mut hosts = String::new();
         for n in 1..=3 {
@@ -285,7 +285,7 @@ fn render(hosts: &Hosts, inventory: &Path, name: &str, args: &[&str]) -> PathBuf
 
 /// Every file under the node roots, the work dir and the playbook dirs whose bytes are those of
 /// a private key of the hosts: where each private key is.
-fn key_copies(places: &[&Path], key: &[u8]) -> Vec<PathBuf> {
+pub(crate) fn key_copies(places: &[&Path], key: &[u8]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for place in places {
         for e in walkdir::WalkDir::new(place).into_iter().flatten() {

@@ -150,6 +150,14 @@ pub enum ClusterCommand {
     /// the CA keys of this host; targets as on the node (bundle.json `root` is `/`)
     #[command(after_help = crate::cli::examples::CLUSTER_REISSUE)]
     Reissue(Box<ClusterReissueArgs>),
+    /// Render a playbook running one `certs rotate-ca` stage (trust, switch, finish) on every
+    /// node of the inventory
+    RotateCa(Box<crate::cli::cluster_rotate::RotateArgs>),
+    /// On the CA host (the rotate-ca playbook's play 1): the new CA, made there once by trust
+    RotateCaNewCa(Box<crate::cli::cluster_rotate::NewCaArgs>),
+    /// On the CA host (the rotate-ca switch playbook's play 3): one node's switch bundle from
+    /// its export, signed with the new CA key of this host
+    RotateCaReissue(Box<crate::cli::cluster_rotate::ReissueArgs>),
 }
 
 #[derive(Debug, clap::Args)]

@@ -17,6 +17,10 @@ pub enum ClusterConfig {
     Render(Box<ClusterRenderArgs>),
     Export(ClusterExportArgs),
     Reissue(Box<ClusterReissue>),
+    /// `certs cluster rotate-ca` and the two steps its playbook runs on the CA host.
+    RotateCa(Box<crate::cli::cluster_rotate::RotateArgs>),
+    RotateCaNewCa(Box<crate::cli::cluster_rotate::NewCaArgs>),
+    RotateCaReissue(Box<crate::cli::cluster_rotate::ReissueArgs>),
 }
 
 /// `certs cluster reissue`, resolved.
@@ -46,6 +50,9 @@ pub fn cluster(a: ClusterArgs) -> Result<ClusterConfig> {
                 args: *r,
             }))
         }
+        Some(ClusterCommand::RotateCa(r)) => ClusterConfig::RotateCa(r),
+        Some(ClusterCommand::RotateCaNewCa(r)) => ClusterConfig::RotateCaNewCa(r),
+        Some(ClusterCommand::RotateCaReissue(r)) => ClusterConfig::RotateCaReissue(r),
     })
 }
 

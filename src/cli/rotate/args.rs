@@ -21,8 +21,9 @@ pub struct TrustArgs {
     pub root: PathBuf,
 
     /// The new CA's certificate [default: one made like the old CA, written beside the bundle,
-    /// or the one the node's anchors already hold beside the old]
-    #[arg(long, value_name = "FILE", requires = "new_ca_key")]
+    /// or the one the node's anchors already hold beside the old]; without --new-ca-key (its
+    /// key kept on the CA host, as `certs cluster rotate-ca` does) the certificate alone
+    #[arg(long, value_name = "FILE")]
     pub new_ca: Option<PathBuf>,
 
     /// The new CA's private key (it must pair with --new-ca)

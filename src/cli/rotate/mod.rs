@@ -10,8 +10,8 @@ mod bundle;
 mod finish;
 mod node;
 mod status;
-mod switch;
-mod trust;
+pub(crate) mod switch;
+pub(crate) mod trust;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -91,7 +91,7 @@ fn now_of(given: Option<&str>) -> Result<i64> {
 }
 
 /// The CA certificates of a file the user named; none is an error naming it.
-fn read_cas(path: &Path) -> Result<Vec<CertInfo>> {
+pub(crate) fn read_cas(path: &Path) -> Result<Vec<CertInfo>> {
     let bytes = crate::sys::fs::read_file(path)?;
     let cas = certs_in(&bytes);
     if cas.is_empty() {

@@ -120,6 +120,12 @@ fn reissue_leaves(
 }
 
 pub fn run(a: &SwitchArgs) -> Result<Outcome> {
+    run_to(a, &mut std::io::stdout().lock())
+}
+
+/// The switch stage, its result written to `o` (`certs cluster rotate-ca-reissue` runs it on a
+/// node's export and re-roots what it says).
+pub(crate) fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
     let now = now_of(a.now.as_deref())?;
     let root = absolute(&a.root)?;
     let out = absolute(&a.out)?;
@@ -132,7 +138,6 @@ pub fn run(a: &SwitchArgs) -> Result<Outcome> {
     let old = old_ca(&ca_cert, Some(&new))?;
     let s = survey(&root, &a.paths, now, &old, Some(&new))?;
     let (stage, why) = s.stage();
-    let mut o = std::io::stdout().lock();
     let result = |changed: bool, bundle: Option<&Path>, lines: &[Line]| {
         json!({
             "schema": "certs.rotate-ca/v1",
@@ -322,7 +327,7 @@ pub fn run(a: &SwitchArgs) -> Result<Outcome> {
         new.subject
     )
     .map_err(Error::Output)?;
-    print_lines(&mut o, &lines, &|action| match action {
+    print_lines(o, &lines, &|action| match action {
         "reissued" => "reissued from the new CA",
         "new-ca-first" => "new CA first, old kept after it",
         _ => "the new CA's key",

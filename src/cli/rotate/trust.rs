@@ -19,15 +19,34 @@ use crate::rotate::trust::{self as rt, FileVerdict};
 use crate::rotate::{certs_in, holds, pem_of};
 
 /// A new CA this run made: its certificate and key, to be written beside the bundle.
-struct Made {
-    dir: PathBuf,
-    cert: (PathBuf, Vec<u8>),
-    key: (PathBuf, Vec<u8>),
+pub(crate) struct Made {
+    pub dir: PathBuf,
+    pub cert: (PathBuf, Vec<u8>),
+    pub key: (PathBuf, Vec<u8>),
+}
+
+/// Makes the new CA like `old` into `<out>-new-ca/` (see [`make_ca_in`]).
+fn make_ca(old: &CertInfo, ca_cert: &Path, out: &Path, now: i64) -> Result<(CertInfo, Made)> {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rotate".into());
+    make_ca_in(
+        old,
+        ca_cert,
+        out.with_file_name(format!("{name}-new-ca")),
+        now,
+    )
 }
 
 /// Makes the new CA like `old` (file names and key format those of the old CA's files,
-/// `ca_cert` and the key beside it).
-fn make_ca(old: &CertInfo, ca_cert: &Path, out: &Path, now: i64) -> Result<(CertInfo, Made)> {
+/// `ca_cert` and the key beside it), to be written into `dir`, which must not exist yet.
+pub(crate) fn make_ca_in(
+    old: &CertInfo,
+    ca_cert: &Path,
+    dir: PathBuf,
+    now: i64,
+) -> Result<(CertInfo, Made)> {
     let key = crate::issue::SigningKey::generate(&old.key).map_err(Error::Usage)?;
     let der = crate::rotate::ca::new_ca(old, &key, now).map_err(Error::Usage)?;
     let info = CertInfo::from_der(&der).map_err(Error::Usage)?;
@@ -59,11 +78,6 @@ fn make_ca(old: &CertInfo, ca_cert: &Path, out: &Path, now: i64) -> Result<(Cert
     let key_name = old_key
         .and_then(|p| p.file_name().map(|n| n.to_os_string()))
         .unwrap_or_else(|| "ca.key".into());
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "rotate".into());
-    let dir = out.with_file_name(format!("{name}-new-ca"));
     if !crate::sys::fs::is_absent(&dir) {
         return Err(Error::Input {
             path: dir,
@@ -82,7 +96,7 @@ fn make_ca(old: &CertInfo, ca_cert: &Path, out: &Path, now: i64) -> Result<(Cert
     ))
 }
 
-fn write_made(m: &Made) -> Result<()> {
+pub(crate) fn write_made(m: &Made) -> Result<()> {
     crate::sys::fs::create_new_dir(&m.dir)?;
     crate::sys::fs::write_synced(&m.key.0, &m.key.1, 0o600)?;
     crate::sys::fs::write_synced(&m.cert.0, &m.cert.1, 0o644)?;
@@ -103,11 +117,14 @@ pub fn run(a: &TrustArgs) -> Result<Outcome> {
     let root = absolute(&a.root)?;
     let out = absolute(&a.out)?;
     let ca_cert = absolute(&a.ca_cert)?;
+    // The new CA given: with its key, checked to pair; alone (through `certs cluster`, whose
+    // new CA key stays on the CA host), its certificate.
     let given = match (&a.new_ca, &a.new_ca_key) {
-        (Some(c), Some(k)) => Some(crate::issue::target::explicit_ca(c, k)?),
+        (Some(c), Some(k)) => Some(crate::issue::target::explicit_ca(c, k)?.info.clone()),
+        (Some(c), None) => Some(super::read_cas(c)?.remove(0)),
         _ => None,
     };
-    let old = old_ca(&ca_cert, given.as_ref().map(|c| &c.info))?;
+    let old = old_ca(&ca_cert, given.as_ref())?;
     let anchors = anchors(&root, &a.paths, now)?;
     let held_old = |bytes: &[u8]| holds(&certs_in(bytes), &old);
     let any_old = anchors.files.iter().any(|f| held_old(&f.bytes))
@@ -136,7 +153,7 @@ pub fn run(a: &TrustArgs) -> Result<Outcome> {
     // The new CA: given, already trusted beside the old one, or made now.
     let (new, source, made) = match &given {
         Some(ca) => (
-            ca.info.clone(),
+            ca.clone(),
             json!({"certificate": a.new_ca, "key": a.new_ca_key, "made": false}),
             None,
         ),

@@ -23,7 +23,7 @@ use crate::etcd::{EtcdCluster, Form, MEMBERS, NODE_PKI};
 use crate::util::{certs, fixture, Run};
 
 /// The CA file, client certificate and key of node 1, read now.
-fn options(pki: &Path) -> Result<ProbeOptions, String> {
+pub(super) fn options(pki: &Path) -> Result<ProbeOptions, String> {
     let read = |f: &str| std::fs::read(pki.join(f)).map_err(|e| format!("{f}: {e}"));
     let blocks = |f: &str| -> Result<Vec<pem::Pem>, String> {
         pem::parse_many(read(f)?).map_err(|e| format!("{f}: {e}"))
@@ -77,13 +77,13 @@ fn put(pki: &Path, key: &str, first: usize) -> Result<(), String> {
 }
 
 /// Writes a fresh key every ~20 ms until stopped: (writes that succeeded, failures).
-struct Writer {
+pub(super) struct Writer {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<(usize, Vec<String>)>,
 }
 
 impl Writer {
-    fn start(pki: PathBuf) -> Writer {
+    pub(super) fn start(pki: PathBuf) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
@@ -102,14 +102,14 @@ impl Writer {
         Writer { stop, handle }
     }
 
-    fn stop(self) -> (usize, Vec<String>) {
+    pub(super) fn stop(self) -> (usize, Vec<String>) {
         self.stop.store(true, Ordering::SeqCst);
         self.handle.join().unwrap()
     }
 }
 
 /// What member `n` serves on its client port, as PEM in `dir`.
-fn served(n: usize, pki: &Path, dir: &Path) -> PathBuf {
+pub(super) fn served(n: usize, pki: &Path, dir: &Path) -> PathBuf {
     let mut opts = options(pki).unwrap();
     opts.insecure = true;
     opts.roots = None;

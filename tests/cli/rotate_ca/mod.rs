@@ -8,6 +8,7 @@
 
 mod etcd_ca;
 mod stages;
+mod through_cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -312,7 +312,7 @@ fn read_csr(der: &[u8]) -> Result<CsrInfo, String> {
             }
         }
     }
-    let key = super::cert::describe_spki(&info.subject_pki)
+    let key = super::spki::describe_spki(&info.subject_pki)
         .ok()
         .map(|(k, _)| k);
     Ok(CsrInfo {

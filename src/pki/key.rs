@@ -10,84 +10,8 @@
 use pkcs8::der::{asn1::ObjectIdentifier, Decode};
 use serde::Serialize;
 
-pub const OID_RSA: &str = "1.2.840.113549.1.1.1";
-pub const OID_EC: &str = "1.2.840.10045.2.1";
-pub const OID_ED25519: &str = "1.3.101.112";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-const OID_P521: &str = "1.3.132.0.35";
-
-/// `{"algo": "rsa|ecdsa|ed25519", "size": N}` — cfssl's `key` block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct KeyAlgo {
-    pub algo: String,
-    /// RSA modulus bits, or the curve size (256, 384, 521; 256 for Ed25519).
-    #[serde(default)]
-    pub size: u32,
-}
-
-impl KeyAlgo {
-    pub fn rsa(bits: u32) -> Self {
-        KeyAlgo {
-            algo: "rsa".into(),
-            size: bits,
-        }
-    }
-    pub fn ecdsa(bits: u32) -> Self {
-        KeyAlgo {
-            algo: "ecdsa".into(),
-            size: bits,
-        }
-    }
-    pub fn ed25519() -> Self {
-        KeyAlgo {
-            algo: "ed25519".into(),
-            size: 256,
-        }
-    }
-    pub fn other(oid: &str) -> Self {
-        KeyAlgo {
-            algo: oid.into(),
-            size: 0,
-        }
-    }
-}
-
-impl std::fmt::Display for KeyAlgo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.algo.as_str() {
-            "rsa" => write!(f, "RSA-{}", self.size),
-            "ecdsa" => write!(f, "ECDSA-P{}", self.size),
-            "ed25519" => f.write_str("Ed25519"),
-            other => f.write_str(other),
-        }
-    }
-}
-
-/// The public key in a canonical form: two keys pair exactly when their ids are equal.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PublicKeyId(Vec<u8>);
-
-impl PublicKeyId {
-    pub fn rsa(modulus: &[u8], exponent: &[u8]) -> Self {
-        let n = strip_zeros(modulus);
-        let e = strip_zeros(exponent);
-        let mut id = vec![b'r'];
-        id.extend_from_slice(&(n.len() as u32).to_be_bytes());
-        id.extend_from_slice(n);
-        id.extend_from_slice(e);
-        PublicKeyId(id)
-    }
-    pub fn ec(point: &[u8]) -> Self {
-        PublicKeyId([b"e".as_slice(), point].concat())
-    }
-    pub fn ed25519(key: &[u8]) -> Self {
-        PublicKeyId([b"d".as_slice(), key].concat())
-    }
-    pub fn other(raw: &[u8]) -> Self {
-        PublicKeyId([b"?".as_slice(), raw].concat())
-    }
-}
+pub use super::spki::{bit_len, curve_bits, KeyAlgo, PublicKeyId, OID_EC, OID_ED25519, OID_RSA};
+use super::spki::{OID_P256, OID_P384, OID_P521};
 
 /// How a key file is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -229,7 +153,7 @@ fn read_spki(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
     use x509_parser::prelude::FromDer;
     let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der)
         .map_err(|e| format!("not a SubjectPublicKeyInfo ({e})"))?;
-    super::cert::describe_spki(&spki)
+    super::spki::describe_spki(&spki)
 }
 
 /// An EC private key without its public point: let aws-lc-rs compute it.
@@ -244,29 +168,6 @@ fn derive_ec_point(curve: &str, sec1_der: &[u8]) -> Result<Vec<u8>, String> {
     let pair = EcdsaKeyPair::from_private_key_der(alg, sec1_der)
         .map_err(|e| format!("EC private key rejected ({e})"))?;
     Ok(pair.public_key().as_ref().to_vec())
-}
-
-pub fn curve_bits(oid: &str) -> Option<u32> {
-    match oid {
-        OID_P256 => Some(256),
-        OID_P384 => Some(384),
-        OID_P521 => Some(521),
-        _ => None,
-    }
-}
-
-fn strip_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
-}
-
-/// Bit length of a big-endian unsigned integer.
-pub fn bit_len(bytes: &[u8]) -> u32 {
-    let b = strip_zeros(bytes);
-    match b.first() {
-        None => 0,
-        Some(first) => (b.len() as u32 - 1) * 8 + (8 - first.leading_zeros()),
-    }
 }
 
 #[cfg(test)]
@@ -315,12 +216,5 @@ mod tests {
         assert!(read_key_block("CERTIFICATE", b"", false).is_err());
         let enc = read_key_block("RSA PRIVATE KEY", b"whatever", true).unwrap();
         assert!(enc.format.is_encrypted() && enc.public_key.is_none());
-    }
-
-    #[test]
-    fn bit_lengths() {
-        assert_eq!(bit_len(&[0x00, 0x80, 0x00]), 16);
-        assert_eq!(bit_len(&[0x01]), 1);
-        assert_eq!(bit_len(&[]), 0);
     }
 }

@@ -13,4 +13,5 @@ pub mod role;
 pub use inventory::{CertEntry, Finding, Inventory, KeyEntry, Severity, Status};
 pub use role::Role;
 pub mod scan;
+pub mod spki;
 pub mod yaml;

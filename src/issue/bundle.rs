@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::target::Target;
+use super::target::Reissuable;
 use super::Issued;
 use crate::pki::cert::sha256_hex;
 use crate::pki::key::KeyFormat;
@@ -114,7 +114,7 @@ pub fn components(role: Role) -> Vec<&'static str> {
 
 /// A reissued target, ready to become bundle files.
 pub struct Reissued<'a> {
-    pub target: &'a Target,
+    pub target: &'a Reissuable,
     pub ca: String,
     pub issued: &'a Issued,
     pub diff: SanDiff,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::bundle::{self, BundleFile, CaRef, Manifest, SanDiff};
 use super::der;
-use super::target::{self, Scans, Target};
+use super::target::{self, Reissuable, Scans};
 use super::{sign_as, Issued, KeyPolicy, Request};
 use crate::error::{Error, Result};
 use crate::pki::cert::{sha256_hex, CertInfo};
@@ -41,7 +41,7 @@ pub struct LikeRequest<'a> {
 
 /// The new certificate and key, verified, with the bundle that installs them.
 pub struct Like {
-    pub template: Target,
+    pub template: Reissuable,
     /// The CA that signed it: location (absolute), subject.
     pub ca: (String, String),
     pub edit: EditOutcome,
@@ -246,7 +246,7 @@ fn check_cn(cn: &str) -> Result<(), String> {
 }
 
 /// The certificate of a certificate file (its first one); a kubeconfig is refused.
-fn template(path: &Path) -> Result<Target> {
+fn template(path: &Path) -> Result<Reissuable> {
     let targets = target::load(path)?;
     let found = targets.iter().position(|t| t.user.is_none());
     match found {
@@ -401,7 +401,7 @@ fn check_subject(new: &CertInfo, template: &CertInfo, cn: &str) -> Result<(), St
 
 /// The template's private key file beside it (paired by public key), with its format. A
 /// certificate and key in one file is refused: the new pair could not be installed apart.
-fn template_key(t: &Target, scans: &mut Scans) -> Result<Option<(PathBuf, KeyFormat)>> {
+fn template_key(t: &Reissuable, scans: &mut Scans) -> Result<Option<(PathBuf, KeyFormat)>> {
     let inv = scans.of(t.path.parent().unwrap_or(Path::new("/")))?;
     let entry = inv.certificates.iter().find(|c| {
         c.location.path == t.path && c.location.index == 0 && c.location.embedded.is_none()

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::bundle::{self, CaRef, Manifest, Reissued, SanDiff};
-use super::target::{self, Scans, Scope, Target};
+use super::target::{self, Reissuable, Scans, Scope};
 use super::{sign, Ca, Issued, KeyPolicy, Request};
 use crate::error::{Error, Result};
 use crate::pki::key::{KeyAlgo, KeyFormat};
@@ -53,7 +53,7 @@ impl Action {
 
 /// One target and what became of it.
 pub struct Outcome {
-    pub target: Target,
+    pub target: Reissuable,
     pub action: Action,
     /// Why it was refused, or why nothing changed.
     pub reason: Option<String>,
@@ -70,16 +70,16 @@ pub struct Outcome {
 
 impl Outcome {
     /// A target left alone, with why.
-    pub fn unchanged(target: Target, reason: String) -> Outcome {
+    pub fn unchanged(target: Reissuable, reason: String) -> Outcome {
         Outcome::without(target, Action::Unchanged, reason)
     }
 
     /// A target refused, with why.
-    pub fn refused(target: Target, reason: String) -> Outcome {
+    pub fn refused(target: Reissuable, reason: String) -> Outcome {
         Outcome::without(target, Action::Refused, reason)
     }
 
-    fn without(target: Target, action: Action, reason: String) -> Outcome {
+    fn without(target: Reissuable, action: Action, reason: String) -> Outcome {
         let current = san::from_cert(&target.info.sans).unwrap_or_default();
         Outcome {
             diff: SanDiff::unchanged(&current),
@@ -166,7 +166,7 @@ impl<'a> Issuer<'a> {
         Ok(issuer)
     }
 
-    fn ca_for(&mut self, t: &Target) -> Result<&Ca> {
+    fn ca_for(&mut self, t: &Reissuable) -> Result<&Ca> {
         let explicit = matches!(&self.explicit, Some(ca) if self.explicit_for_all || t.info.is_signed_by(&ca.info));
         if explicit {
             return Ok(self.explicit.as_ref().expect("checked above"));
@@ -176,7 +176,7 @@ impl<'a> Issuer<'a> {
     }
 
     /// One target, start to end.
-    pub fn issue(&mut self, t: Target) -> Outcome {
+    pub fn issue(&mut self, t: Reissuable) -> Outcome {
         let current = match san::from_cert(&t.info.sans) {
             Ok(c) => c,
             Err(e) => {
@@ -376,7 +376,7 @@ fn no_op_reason(o: &Outcome) -> String {
 
 /// Where a target's private key lives (to be replaced under `--new-key`), its format and bytes.
 /// Without one on disk, the conventional name beside the certificate, PKCS#8.
-fn key_file_of(t: &Target, scans: &mut Scans) -> Result<(PathBuf, KeyFormat, Vec<u8>)> {
+fn key_file_of(t: &Reissuable, scans: &mut Scans) -> Result<(PathBuf, KeyFormat, Vec<u8>)> {
     let inv = scans.of(t.path.parent().unwrap_or(Path::new("/")))?;
     let entry = inv.certificates.iter().find(|c| {
         c.location.path == t.path && c.location.index == 0 && c.location.embedded.is_none()

@@ -27,6 +27,7 @@ use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 
 use super::cert::CertInfo;
 use super::decode::{decode, CfsslCsr, CsrInfo, Decoded, Item};
+use super::finding::FindingCode;
 use super::key::{KeyInfo, PublicKeyId};
 use super::kubeconfig::{Kubeconfig, Source};
 use super::role::{self, Role};
@@ -138,7 +139,7 @@ pub struct Finding {
     pub path: String,
     pub severity: Severity,
     /// Stable identifier: `expired`, `key-mismatch`, `issuer-missing`, `unparseable` …
-    pub code: &'static str,
+    pub code: FindingCode,
     pub message: String,
 }
 
@@ -251,7 +252,12 @@ impl Inventory {
                             "references `{}`, which cannot be read: {message}",
                             path.display()
                         );
-                        inv.finding(kc_path, Severity::Warning, "missing-reference", message);
+                        inv.finding(
+                            kc_path,
+                            Severity::Warning,
+                            FindingCode::MissingReference,
+                            message,
+                        );
                     }
                     walked => {
                         let (mut more, mut more_paths) = (Vec::new(), Vec::new());
@@ -295,7 +301,7 @@ impl Inventory {
                 code,
                 message,
             } => {
-                let severity = if code == "not-a-file" {
+                let severity = if code == FindingCode::NotAFile {
                     Severity::Info
                 } else {
                     Severity::Warning
@@ -307,7 +313,7 @@ impl Inventory {
             Taken::File { path, decoded } => (path, decoded),
         };
         for problem in decoded.problems {
-            self.finding(&path, Severity::Warning, "unparseable", problem);
+            self.finding(&path, Severity::Warning, FindingCode::Unparseable, problem);
         }
         for item in decoded.items {
             match item {
@@ -382,7 +388,7 @@ impl Inventory {
                     self.finding(
                         &path,
                         Severity::Warning,
-                        "unparseable",
+                        FindingCode::Unparseable,
                         format!("user `{}`: {why}", user.name),
                     );
                     None
@@ -416,7 +422,7 @@ impl Inventory {
                     self.finding(
                         &path,
                         Severity::Warning,
-                        "unparseable",
+                        FindingCode::Unparseable,
                         format!("user `{}`: {why}", user.name),
                     );
                     None
@@ -451,19 +457,20 @@ impl Inventory {
     fn holds_nothing(&mut self, kubeconfig: &Path, user: &str, field: &str, at: &Path, what: &str) {
         let shown = at.display().to_string();
         let already = self.findings.iter().any(|f| {
-            f.path == shown || (f.code == "missing-reference" && f.message.contains(&shown))
+            f.path == shown
+                || (f.code == FindingCode::MissingReference && f.message.contains(&shown))
         });
         if !already {
             self.finding(
                 kubeconfig,
                 Severity::Warning,
-                "missing-reference",
+                FindingCode::MissingReference,
                 format!("user `{user}`: {field} `{shown}` holds no {what}"),
             );
         }
     }
 
-    fn finding(&mut self, path: &Path, severity: Severity, code: &'static str, message: String) {
+    fn finding(&mut self, path: &Path, severity: Severity, code: FindingCode, message: String) {
         self.findings.push(Finding {
             path: path.display().to_string(),
             severity,
@@ -481,12 +488,12 @@ impl Inventory {
             let (code, severity, message) = match c.status {
                 Status::Ok => continue,
                 Status::Expired => (
-                    "expired",
+                    FindingCode::Expired,
                     Severity::Error,
                     format!("expired {}", ago(self.now - c.info.not_after)),
                 ),
                 Status::Expiring => (
-                    "expiring",
+                    FindingCode::Expiring,
                     Severity::Warning,
                     format!(
                         "expires in {}",
@@ -494,7 +501,7 @@ impl Inventory {
                     ),
                 ),
                 Status::NotYetValid => (
-                    "not-yet-valid",
+                    FindingCode::NotYetValid,
                     Severity::Warning,
                     format!(
                         "not valid for another {}",
@@ -625,7 +632,7 @@ impl Inventory {
                 Some(j) => Finding {
                     path,
                     severity: Severity::Error,
-                    code: "issuer-mismatch",
+                    code: FindingCode::IssuerMismatch,
                     message: format!(
                         "expected a signature by `{}` ({}), found none: that CA's key did not sign this certificate",
                         c.info.issuer, certs[j].location
@@ -634,7 +641,7 @@ impl Inventory {
                 None => Finding {
                     path,
                     severity: Severity::Warning,
-                    code: "issuer-missing",
+                    code: FindingCode::IssuerMissing,
                     message: format!("issuer `{}` is not among the scanned certificates", c.info.issuer),
                 },
             });
@@ -713,7 +720,7 @@ impl Inventory {
                 let (severity, code, message) = if key.info.format.is_encrypted() {
                     (
                         Severity::Warning,
-                        "key-encrypted",
+                        FindingCode::KeyEncrypted,
                         format!(
                             "its key `{}` is encrypted; cannot check that they pair",
                             key.location
@@ -730,7 +737,7 @@ impl Inventory {
                         .unwrap_or_default();
                     (
                         Severity::Error,
-                        "key-mismatch",
+                        FindingCode::KeyMismatch,
                         format!(
                             "expected `{}` to hold this certificate's private key ({}), found a different key ({found})",
                             key.location, c.info.key
@@ -770,7 +777,7 @@ impl Inventory {
                 findings.push(Finding {
                     path: key.location.to_string(),
                     severity: Severity::Warning,
-                    code: "key-without-certificate",
+                    code: FindingCode::KeyWithoutCertificate,
                     message: "private key that no scanned certificate or public key pairs with"
                         .into(),
                 });
@@ -778,7 +785,7 @@ impl Inventory {
                 findings.push(Finding {
                     path: key.location.to_string(),
                     severity: Severity::Info,
-                    code: "key-encrypted",
+                    code: FindingCode::KeyEncrypted,
                     message: "encrypted private key: its certificate cannot be matched without the passphrase"
                         .into(),
                 });
@@ -791,7 +798,10 @@ impl Inventory {
     /// certificates, or a certificate paired with the wrong key.
     pub fn has_problems(&self) -> bool {
         self.certificates.iter().any(|c| c.status != Status::Ok)
-            || self.findings.iter().any(|f| f.code == "key-mismatch")
+            || self
+                .findings
+                .iter()
+                .any(|f| f.code == FindingCode::KeyMismatch)
     }
 }
 
@@ -926,7 +936,7 @@ enum Taken {
     },
     Problem {
         path: PathBuf,
-        code: &'static str,
+        code: FindingCode,
         message: String,
     },
 }
@@ -944,7 +954,7 @@ impl From<Walked> for Taken {
                 message,
             } => Taken::Problem {
                 path,
-                code,
+                code: code.into(),
                 message,
             },
         }
@@ -1234,7 +1244,7 @@ mod tests {
         };
         let inv = Inventory::build(walked, &opts, &|p| Walked::Problem {
             path: p.to_path_buf(),
-            code: "unreadable",
+            code: crate::sys::fs::Unread::Unreadable,
             message: "not in the test".into(),
         });
         let at = |p: &str| {
@@ -1259,7 +1269,7 @@ mod tests {
         let codes: Vec<_> = inv
             .findings
             .iter()
-            .map(|f| (f.code, f.path.as_str()))
+            .map(|f| (f.code.as_str(), f.path.as_str()))
             .collect();
         assert_eq!(codes, vec![("issuer-mismatch", "/fleet/c0/pki/stray.pem")]);
         assert!(inv.findings[0].message.contains("/fleet/c0/pki/ca.crt"));

@@ -146,7 +146,7 @@ fn read_node(path: &Path) -> Walked {
         },
         None => Walked::Problem {
             path: path.to_path_buf(),
-            code: "missing",
+            code: certs::sys::fs::Unread::Unreadable,
             message: "no such file".into(),
         },
     }

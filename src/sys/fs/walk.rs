@@ -15,9 +15,38 @@ pub enum Walked {
     },
     Problem {
         path: PathBuf,
-        code: &'static str,
+        code: Unread,
         message: String,
     },
+}
+
+/// Why a walk did not read a file (`crate::pki::FindingCode` names it in findings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unread {
+    /// It could not be opened or read, or is a broken symlink.
+    Unreadable,
+    /// More than [`MAX_FILE_SIZE`].
+    TooLarge,
+    /// A device, FIFO or socket.
+    NotAFile,
+    /// A symlink that leads back to itself or to an ancestor.
+    SymlinkLoop,
+    /// Past [`MAX_FOLLOWED_LINKS`] symlinked directories.
+    SymlinkLimit,
+}
+
+impl Unread {
+    /// The finding code this problem is reported under.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Unread::Unreadable => "unreadable",
+            Unread::TooLarge => "too-large",
+            Unread::NotAFile => "not-a-file",
+            Unread::SymlinkLoop => "symlink-loop",
+            Unread::SymlinkLimit => "symlink-limit",
+        }
+    }
 }
 
 /// Walks each root (a file or a directory, recursively, following symlinks) in file-name order.
@@ -84,7 +113,7 @@ impl Iterator for Listing<'_> {
                                 if self.links == MAX_FOLLOWED_LINKS + 1 {
                                     return Some(Ok(Listed::Problem(Walked::Problem {
                                         path: e.into_path(),
-                                        code: "symlink-limit",
+                                        code: Unread::SymlinkLimit,
                                         message: format!(
                                             "more than {MAX_FOLLOWED_LINKS} symlinked directories under `{}`; this one and any further ones not followed",
                                             root.display()
@@ -144,7 +173,7 @@ fn walk_problem(e: walkdir::Error) -> Walked {
     let path = e.path().map(Path::to_path_buf).unwrap_or_default();
     if let Some(ancestor) = e.loop_ancestor() {
         return Walked::Problem {
-            code: "symlink-loop",
+            code: Unread::SymlinkLoop,
             message: format!(
                 "symlink loop back to `{}`; not followed",
                 ancestor.display()
@@ -154,14 +183,14 @@ fn walk_problem(e: walkdir::Error) -> Walked {
     }
     if path.is_symlink() && std::fs::metadata(&path).is_err_and(|e| is_loop(&e)) {
         return Walked::Problem {
-            code: "symlink-loop",
+            code: Unread::SymlinkLoop,
             message: "symlink loop: it resolves to itself; not followed".into(),
             path,
         };
     }
     let broken_link = path.is_symlink() && std::fs::metadata(&path).is_err();
     Walked::Problem {
-        code: "unreadable",
+        code: Unread::Unreadable,
         message: if broken_link {
             "broken symlink: its target does not exist".to_string()
         } else {
@@ -188,14 +217,14 @@ pub fn read_entry(path: &Path) -> Walked {
         Ok(m) => m,
         Err(e) if path.is_symlink() && is_loop(&e) => {
             return problem(
-                "symlink-loop",
+                Unread::SymlinkLoop,
                 "symlink loop: it resolves to itself; not followed".into(),
             );
         }
         Err(e) if path.is_symlink() => {
-            return problem("unreadable", format!("broken symlink ({e})"));
+            return problem(Unread::Unreadable, format!("broken symlink ({e})"));
         }
-        Err(e) => return problem("unreadable", format!("cannot read: {e}")),
+        Err(e) => return problem(Unread::Unreadable, format!("cannot read: {e}")),
     };
     if let Some(refused) = unreadable_kind(path, &meta) {
         return refused;
@@ -208,12 +237,12 @@ pub fn read_entry(path: &Path) -> Walked {
 fn unreadable_kind(path: &Path, meta: &std::fs::Metadata) -> Option<Walked> {
     let (code, message) = if !meta.is_file() {
         (
-            "not-a-file",
+            Unread::NotAFile,
             "not a regular file (device, FIFO or socket); skipped".to_string(),
         )
     } else if meta.len() > MAX_FILE_SIZE {
         (
-            "too-large",
+            Unread::TooLarge,
             format!(
                 "{} bytes, more than the {} a PKI file can plausibly be; skipped",
                 meta.len(),
@@ -239,7 +268,7 @@ fn walked(path: &Path, read: std::io::Result<Vec<u8>>) -> Walked {
         },
         Err(e) => Walked::Problem {
             path: path.to_path_buf(),
-            code: "unreadable",
+            code: Unread::Unreadable,
             message: format!("cannot read: {e}"),
         },
     }
@@ -321,7 +350,9 @@ mod tests {
             .iter()
             .map(|w| match w {
                 Walked::File { path, .. } => (path.file_name().unwrap().to_owned(), "file"),
-                Walked::Problem { path, code, .. } => (path.file_name().unwrap().to_owned(), *code),
+                Walked::Problem { path, code, .. } => {
+                    (path.file_name().unwrap().to_owned(), code.as_str())
+                }
             })
             .collect();
         let expect = |name: &str, code: &str| {

@@ -58,6 +58,27 @@ pub enum Error {
     Output(#[source] std::io::Error),
 }
 
+/// `sys` reports in its own terms; they keep the variants (and so the text) they always had.
+impl From<crate::sys::Error> for Error {
+    fn from(e: crate::sys::Error) -> Error {
+        use crate::sys::Error as Sys;
+        match e {
+            Sys::Read { path, source } => Error::Read { path, source },
+            Sys::Write { path, source } => Error::Write { path, source },
+            Sys::Input {
+                path,
+                expected,
+                found,
+            } => Error::Input {
+                path,
+                expected,
+                found,
+            },
+            locked @ Sys::Locked { .. } => Error::Usage(locked.to_string()),
+        }
+    }
+}
+
 impl Error {
     /// The process exit code this error maps to.
     pub fn exit_code(&self) -> u8 {

@@ -299,7 +299,7 @@ fn lock(a: &RolloutRunArgs) -> Result<crate::sys::fs::Lock> {
     not_writable_by_others(&dir, "state directory")?;
     crate::sys::fs::create_new_dir(&dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
     not_writable_by_others(&dir, "state directory")?;
-    crate::sys::fs::lock(&dir.join("lock"))
+    Ok(crate::sys::fs::lock(&dir.join("lock"))?)
 }
 
 fn with_executor(

@@ -424,7 +424,7 @@ fn write_made(m: &Made) -> Result<()> {
     crate::sys::fs::create_new_dir(&m.dir)?;
     crate::sys::fs::write_synced(&m.key.0, &m.key.1, 0o600)?;
     crate::sys::fs::write_synced(&m.cert.0, &m.cert.1, 0o644)?;
-    crate::sys::fs::sync_dir(&m.dir)
+    Ok(crate::sys::fs::sync_dir(&m.dir)?)
 }
 
 /// What a kubeconfig is for: the role of its current user's client certificate.

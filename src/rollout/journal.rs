@@ -122,12 +122,20 @@ impl Journal {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "rollout".into());
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Usage(e.to_string()))?;
-        crate::sys::fs::write_atomic(&dir.join(format!("{name}.json")), &bytes, 0o600)
+        Ok(crate::sys::fs::write_atomic(
+            &dir.join(format!("{name}.json")),
+            &bytes,
+            0o600,
+        )?)
     }
 
     pub fn save(&self, state_dir: &Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Usage(e.to_string()))?;
-        crate::sys::fs::write_atomic(&path(state_dir), &bytes, 0o600)
+        Ok(crate::sys::fs::write_atomic(
+            &path(state_dir),
+            &bytes,
+            0o600,
+        )?)
     }
 
     /// Why `component` failed, as noted when it did (the last such note).

@@ -2,6 +2,7 @@
 #![allow(clippy::disallowed_methods)] // this is where the OS is touched
 
 pub mod clock;
+pub mod error;
 pub mod fs;
 pub mod http;
 pub mod node;
@@ -9,3 +10,5 @@ pub mod proc;
 pub mod scratch;
 pub mod term;
 pub mod tls;
+
+pub use error::Error;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::sys::error::{Error, Result};
 
 /// An advisory exclusive lock (`flock`) on `path`, taken without waiting and held until the
 /// returned guard drops (or the process ends: the kernel releases it, so a killed process
@@ -26,16 +26,15 @@ pub fn lock(path: &Path) -> Result<Lock> {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let holder = std::fs::read_to_string(path).unwrap_or_default();
-            let pid = match holder.trim() {
-                "" => String::new(),
-                p => format!(" (pid {p})"),
+            let holder = match holder.trim() {
+                "" => None,
+                p => Some(p.to_string()),
             };
-            let dir = path.parent().unwrap_or(Path::new("."));
-            return Err(Error::Usage(format!(
-                "another certs process{pid} holds the lock on the state directory `{}` (`{}`); wait for it to end",
-                dir.display(),
-                path.display()
-            )));
+            return Err(Error::Locked {
+                dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                lock: path.to_path_buf(),
+                holder,
+            });
         }
         Err(std::fs::TryLockError::Error(source)) => {
             return Err(Error::Write {
@@ -119,5 +118,25 @@ mod tests {
             std::process::id().to_string()
         );
         drop(taken);
+    }
+
+    #[test]
+    fn a_held_lock_says_who_holds_it_in_the_words_it_always_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let _held = lock(&path).unwrap();
+        let err = lock(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "another certs process (pid {}) holds the lock on the state directory `{}` (`{}`); wait for it to end",
+                std::process::id(),
+                dir.path().display(),
+                path.display()
+            )
+        );
+        // Into the crate's error it is the same line.
+        let top: crate::error::Error = lock(&path).unwrap_err().into();
+        assert_eq!(top.to_string(), err);
     }
 }

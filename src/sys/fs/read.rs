@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::error::{Error, Result};
+use crate::sys::error::{Error, Result};
 
 /// A file's bytes, or `None` when it cannot be read (for hashing and comparisons).
 pub fn read_opt(path: &Path) -> Option<Vec<u8>> {

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::error::{Error, Result};
+use crate::sys::error::{Error, Result};
 
 #[derive(Debug)]
 pub enum Walked {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::error::{Error, Result};
+use crate::sys::error::{Error, Result};
 
 /// Reads one file the user named (a CA bundle, a spec): any failure is an error naming it.
 /// Removes a bundle directory this run wrote (`bundle.json` must be in it: never anything else).

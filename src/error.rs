@@ -56,6 +56,9 @@ pub enum Error {
 
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
+
+    #[error(transparent)]
+    Spec(#[from] crate::spec::Error),
 }
 
 /// `sys` reports in its own terms; they keep the variants (and so the text) they always had.

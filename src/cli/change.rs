@@ -307,7 +307,7 @@ fn new_identities(
                 .flat_map(|r| r.sans())
                 .filter(|s| have.contains(s))
                 .collect();
-            let edit = SanEdit::parse(&add, &drop).map_err(Error::Usage)?;
+            let edit = SanEdit::parse(&add, &drop)?;
             let new_cn = format!("{}{name}", &cn[..cn.len() - node.len()]);
             let like = crate::issue::like::issue_like(&crate::issue::like::LikeRequest {
                 template: &template,
@@ -355,7 +355,7 @@ pub(crate) fn request(a: &ChangeArgs) -> Result<Request> {
         })
         .collect::<Result<Vec<_>>>()?;
     // The SAN edits must parse like reissue's.
-    SanEdit::parse(&a.spec.add_san, &a.spec.drop_san).map_err(Error::Usage)?;
+    SanEdit::parse(&a.spec.add_san, &a.spec.drop_san)?;
     Ok(Request {
         vip: ep("--vip", &a.spec.vip)?,
         old_vip: ep("--old-vip", &a.spec.old_vip)?,
@@ -651,7 +651,7 @@ fn reissue_all(a: &ChangeArgs, inv: &Inventory, edits: &[CertEdit], now: i64) ->
     let mut ca: Option<(String, String)> = None;
     let mut refused = Vec::new();
     for (add, drop, targets) in &groups {
-        let edit = SanEdit::parse(add, drop).map_err(Error::Usage)?;
+        let edit = SanEdit::parse(add, drop)?;
         let r = reissue(&ReissueRequest {
             targets,
             edit: &edit,

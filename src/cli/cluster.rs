@@ -64,7 +64,7 @@ fn check_change_options(
             })?;
         Endpoint::parse(addr).map_err(|e| Error::Usage(format!("--add-master {n}: {e}")))?;
     }
-    SanEdit::parse(add_san, drop_san).map_err(Error::Usage)?;
+    SanEdit::parse(add_san, drop_san)?;
     Ok(())
 }
 
@@ -473,7 +473,7 @@ fn bundle(a: &ClusterReissueArgs, ca_root: &Path, scratch: &Path, now: i64) -> R
     let mut cert_files: Vec<(Value, Vec<u8>)> = Vec::new();
     let mut ca: Option<(String, String)> = None;
     for ((add, drop, i), targets) in &groups {
-        let edit = SanEdit::parse(add, drop).map_err(Error::Usage)?;
+        let edit = SanEdit::parse(add, drop)?;
         let (ca_cert, ca_key, _) = &cas[*i];
         let r = sign(&ReissueRequest {
             targets,

@@ -13,7 +13,7 @@ use crate::issue::like::{issue_like, Like, LikeRequest};
 use crate::spec::SanEdit;
 
 pub fn run(a: &IssueArgs) -> Result<u8> {
-    let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
+    let edit = SanEdit::parse(&a.sans.add, &a.sans.drop)?;
     let now = match &a.now {
         Some(t) => parse_time(t)?,
         None => crate::sys::clock::now(),

@@ -189,7 +189,7 @@ impl<'a> Issuer<'a> {
         let (edit, cancelled) = cancel(self.policy.edit, &current);
         let outcome = match san::apply(&current, &edit, t.info.serves_tls()) {
             Ok(o) => o,
-            Err(e) => return Outcome::refused(t, e),
+            Err(e) => return Outcome::refused(t, e.to_string()),
         };
         let diff = SanDiff::new(&current, &outcome);
         let mut done = Outcome {

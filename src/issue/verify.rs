@@ -32,7 +32,7 @@ pub fn check(new_der: &[u8], ca: &CertInfo, want: &Expected) -> Result<CertInfo,
     if new.subject_raw != want.subject {
         return fail("has a different subject");
     }
-    let mut got = from_cert(&new.sans)?;
+    let mut got = from_cert(&new.sans).map_err(|e| e.to_string())?;
     let mut wanted = want.sans.to_vec();
     got.sort();
     wanted.sort();
@@ -81,9 +81,15 @@ pub fn strict(der: &[u8]) -> Result<(), String> {
         if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
             for name in &san.general_names {
                 match name {
-                    GeneralName::DNSName(v) => crate::spec::san::go_parses("DNS", v)?,
-                    GeneralName::RFC822Name(v) => crate::spec::san::go_parses("email", v)?,
-                    GeneralName::URI(v) => crate::spec::san::go_parses("URI", v)?,
+                    GeneralName::DNSName(v) => {
+                        crate::spec::san::go_parses("DNS", v).map_err(|e| e.to_string())?
+                    }
+                    GeneralName::RFC822Name(v) => {
+                        crate::spec::san::go_parses("email", v).map_err(|e| e.to_string())?
+                    }
+                    GeneralName::URI(v) => {
+                        crate::spec::san::go_parses("URI", v).map_err(|e| e.to_string())?
+                    }
                     GeneralName::IPAddress(b) if b.len() != 4 && b.len() != 16 => {
                         return Err(format!("has an IP SAN of {} bytes", b.len()))
                     }

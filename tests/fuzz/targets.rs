@@ -709,12 +709,12 @@ fn san_target(input: &[u8]) -> Verdict {
     }
     let edit = match SanEdit::parse(&add, &drop) {
         Ok(e) => e,
-        Err(e) => return Ok(format!("parse {}", shape(&e))),
+        Err(e) => return Ok(format!("parse {}", shape(&e.to_string()))),
     };
     let s = signer();
     let outcome = match san::apply(&s.current, &edit, true) {
         Ok(o) => o,
-        Err(e) => return Ok(format!("apply {}", shape(&e))),
+        Err(e) => return Ok(format!("apply {}", shape(&e.to_string()))),
     };
     let req = certs::issue::Request {
         original: &s.original,

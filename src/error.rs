@@ -59,6 +59,9 @@ pub enum Error {
 
     #[error(transparent)]
     Spec(#[from] crate::spec::Error),
+
+    #[error(transparent)]
+    Duration(#[from] crate::duration::Error),
 }
 
 /// `sys` reports in its own terms; they keep the variants (and so the text) they always had.

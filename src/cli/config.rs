@@ -64,7 +64,7 @@ pub fn inspect(a: InspectArgs) -> Result<InspectConfig> {
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    crate::duration::parse(text).map_err(Error::Usage)
+    crate::duration::parse(text).map_err(Error::from)
 }
 
 pub fn parse_time(text: &str) -> Result<i64> {

@@ -269,7 +269,7 @@ fn print_plan(plan: &Plan, output: PlanOutput) -> Result<()> {
 }
 
 fn duration(text: &str) -> Result<Duration> {
-    crate::duration::parse(text).map_err(Error::Usage)
+    crate::duration::parse(text).map_err(Error::from)
 }
 
 /// A bundle or state directory (or a file in it) that a group or other users can write is

@@ -62,6 +62,9 @@ pub enum Error {
 
     #[error(transparent)]
     Duration(#[from] crate::duration::Error),
+
+    #[error(transparent)]
+    Change(#[from] crate::change::Error),
 }
 
 /// `sys` reports in its own terms; they keep the variants (and so the text) they always had.

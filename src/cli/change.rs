@@ -45,7 +45,7 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
     let inv = scan(a, &root, now)?;
     let proxies = proxy_configs(&node);
     let masters = change::masters(&node, &proxies);
-    let retired = change::resolve_retired(&req.retire, &masters).map_err(Error::Usage)?;
+    let retired = change::resolve_retired(&req.retire, &masters)?;
     let kept = masters
         .iter()
         .filter(|m| !retired.iter().any(|r| r.is(&m.addr)))

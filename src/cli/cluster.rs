@@ -440,7 +440,7 @@ fn bundle(a: &ClusterReissueArgs, ca_root: &Path, scratch: &Path, now: i64) -> R
     })?;
     let proxies = super::change::proxy_configs(&node);
     let masters = change::masters(&node, &proxies);
-    let retired = change::resolve_retired(&req.retire, &masters).map_err(Error::Usage)?;
+    let retired = change::resolve_retired(&req.retire, &masters)?;
     let edits = change::cert_edits(&inv, &req, &retired, &masters);
     let moves = change::server_moves(&inv, &node, &req, &retired, &masters);
     let mut edited = super::change::kubeconfig_edits(&inv, &moves)?;

@@ -65,6 +65,9 @@ pub enum Error {
 
     #[error(transparent)]
     Change(#[from] crate::change::Error),
+
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::Error),
 }
 
 /// `sys` reports in its own terms; they keep the variants (and so the text) they always had.

@@ -90,7 +90,7 @@ fn render(a: &ClusterRenderArgs) -> Result<u8> {
         Error::Input {
             path: inventory.clone(),
             expected: "an Ansible inventory (INI or YAML)".into(),
-            found: e,
+            found: e.to_string(),
         }
     })?;
     let binary = match &a.certs_binary {
@@ -112,7 +112,7 @@ fn render(a: &ClusterRenderArgs) -> Result<u8> {
         worker_serial: a.worker_serial,
         online: a.online,
     };
-    let roles = crate::cluster::roles(&inv, &req).map_err(Error::Usage)?;
+    let roles = crate::cluster::roles(&inv, &req)?;
     let inv_path = absolute(inventory)?;
     let files = crate::cluster::render(&inv_path.display().to_string(), &req, &roles);
     let written: Vec<(PathBuf, u32, Vec<u8>)> = files

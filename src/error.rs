@@ -68,6 +68,9 @@ pub enum Error {
 
     #[error(transparent)]
     Cluster(#[from] crate::cluster::Error),
+
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::Error),
 }
 
 /// `sys` reports in its own terms; they keep the variants (and so the text) they always had.

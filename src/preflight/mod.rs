@@ -3,8 +3,11 @@
 //! files and addresses, and the command that fixes a failure.
 
 pub mod checks;
+pub mod error;
 pub mod etcd;
 pub mod names;
+
+pub use error::Error;
 
 use serde::Serialize;
 

@@ -853,7 +853,8 @@ impl EtcdAdmin for GatewayAdmin {
             opts: self.opts(a, self.timeout)?,
         };
         Ok(gw
-            .members(&target)?
+            .members(&target)
+            .map_err(|e| e.to_string())?
             .into_iter()
             .map(|m| MemberRef {
                 id: m.id,
@@ -881,6 +882,7 @@ impl EtcdAdmin for GatewayAdmin {
             opts: self.opts(a, self.timeout)?,
         }
         .healthy(&target)
+        .map_err(|e| e.to_string())
     }
 
     fn snapshot(

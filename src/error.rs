@@ -58,6 +58,9 @@ pub enum Error {
     Output(#[source] std::io::Error),
 
     #[error(transparent)]
+    Pki(#[from] crate::pki::Error),
+
+    #[error(transparent)]
     Spec(#[from] crate::spec::Error),
 
     #[error(transparent)]

@@ -254,7 +254,7 @@ fn renew(a: &KubeconfigRenewArgs) -> Result<u8> {
     let inputs = load(&a.files, &root)?;
     for input in &inputs {
         let parsed = crate::pki::kubeconfig::parse(&input.path, &input.text)
-            .map_err(|e| usage(&input.path, e))?;
+            .map_err(|e| usage(&input.path, e.to_string()))?;
         if !parsed.users.iter().any(|u| u.client_cert.is_some()) {
             return Err(usage(
                 &input.path,

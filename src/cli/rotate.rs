@@ -368,7 +368,7 @@ struct Made {
 fn make_ca(old: &CertInfo, ca_cert: &Path, out: &Path, now: i64) -> Result<(CertInfo, Made)> {
     let key = crate::issue::SigningKey::generate(&old.key).map_err(Error::Usage)?;
     let der = crate::rotate::ca::new_ca(old, &key, now).map_err(Error::Usage)?;
-    let info = CertInfo::from_der(&der).map_err(Error::Usage)?;
+    let info = CertInfo::from_der(&der)?;
     let old_key = crate::rollout::rebase::key_candidates(ca_cert)
         .into_iter()
         .take(2)

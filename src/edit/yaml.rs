@@ -57,7 +57,7 @@ impl Node {
 
 /// The first document of `text`, or the parser's error in one line.
 pub fn parse(text: &str) -> Result<Node, String> {
-    crate::pki::yaml::bounded(text)?;
+    crate::pki::yaml::bounded(text).map_err(|e| e.to_string())?;
     // saphyr's markers count characters; edits need bytes.
     let bytes_at: Vec<usize> = text
         .char_indices()

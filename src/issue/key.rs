@@ -24,7 +24,8 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Loads a PEM private key block. Encrypted keys are refused with a clear message.
     pub fn from_pem_block(label: &str, der: &[u8], encrypted: bool) -> Result<SigningKey, String> {
-        let info = crate::pki::key::read_key_block(label, der, encrypted)?;
+        let info =
+            crate::pki::key::read_key_block(label, der, encrypted).map_err(|e| e.to_string())?;
         if info.format.is_encrypted() {
             return Err("expected an unencrypted private key, found an encrypted one (decrypt it first, e.g. `openssl pkey -in KEY -out PLAIN`)".into());
         }

@@ -187,5 +187,7 @@ fn spki_id(spki_der: &[u8]) -> Result<PublicKeyId, String> {
     use x509_parser::prelude::FromDer;
     let (_, spki) =
         x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| e.to_string())?;
-    crate::pki::spki::describe_spki(&spki).map(|(_, id)| id)
+    crate::pki::spki::describe_spki(&spki)
+        .map(|(_, id)| id)
+        .map_err(|e| e.to_string())
 }

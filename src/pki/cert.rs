@@ -4,6 +4,7 @@
 //! copied out once, so the borrowed parser structures never escape this module. The DER is kept
 //! for signature checks and fingerprints.
 
+use super::error::Error;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -82,13 +83,11 @@ pub struct CertInfo {
 
 impl CertInfo {
     /// Reads a DER certificate. The error says what x509-parser choked on.
-    pub fn from_der(der: &[u8]) -> Result<CertInfo, String> {
-        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    pub fn from_der(der: &[u8]) -> Result<CertInfo, Error> {
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| Error::Certificate(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(format!(
-                "{} trailing bytes after the certificate",
-                rest.len()
-            ));
+            return Err(Error::TrailingBytes(rest.len()));
         }
         let der = &der[..der.len() - rest.len()];
 

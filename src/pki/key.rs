@@ -7,6 +7,7 @@
 //! point and Ed25519 seeds are loaded into aws-lc-rs to derive it. Private material is never
 //! copied out of this module.
 
+use super::error::Error;
 use pkcs8::der::{asn1::ObjectIdentifier, Decode};
 use serde::Serialize;
 
@@ -51,7 +52,7 @@ pub struct KeyInfo {
 }
 
 /// Reads one PEM key block. `encrypted` is true when the block carries `Proc-Type: 4,ENCRYPTED`.
-pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInfo, String> {
+pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInfo, Error> {
     if encrypted {
         return Ok(KeyInfo {
             format: KeyFormat::EncryptedPem,
@@ -66,7 +67,7 @@ pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInf
         "ENCRYPTED PRIVATE KEY" => {
             // Its algorithm and public key are behind the passphrase; only check it is DER.
             pkcs8::der::AnyRef::from_der(der)
-                .map_err(|e| format!("not an encrypted PKCS#8 structure ({e})"))?;
+                .map_err(|e| Error::Key(format!("not an encrypted PKCS#8 structure ({e})")))?;
             return Ok(KeyInfo {
                 format: KeyFormat::EncryptedPkcs8,
                 algo: None,
@@ -76,14 +77,14 @@ pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInf
         "PUBLIC KEY" => (KeyFormat::PublicKey, read_spki(der)?),
         "RSA PUBLIC KEY" => {
             let key = pkcs1::RsaPublicKey::<pkcs1::UintRef>::from_der(der)
-                .map_err(|e| format!("not a PKCS#1 public key ({e})"))?;
+                .map_err(|e| Error::Key(format!("not a PKCS#1 public key ({e})")))?;
             let (n, e) = (key.modulus.as_bytes(), key.public_exponent.as_bytes());
             (
                 KeyFormat::RsaPublicKey,
                 (KeyAlgo::rsa(bit_len(n)), PublicKeyId::rsa(n, e)),
             )
         }
-        other => return Err(format!("`{other}` is not a key label")),
+        other => return Err(Error::Key(format!("`{other}` is not a key label"))),
     };
     Ok(KeyInfo {
         format,
@@ -92,23 +93,24 @@ pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInf
     })
 }
 
-fn read_pkcs1(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
+fn read_pkcs1(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), Error> {
     let key = pkcs1::RsaPrivateKey::<pkcs1::UintRef>::from_der(der)
-        .map_err(|e| format!("not a PKCS#1 RSA private key ({e})"))?;
+        .map_err(|e| Error::Key(format!("not a PKCS#1 RSA private key ({e})")))?;
     let (n, e) = (key.modulus.as_bytes(), key.public_exponent.as_bytes());
     Ok((KeyAlgo::rsa(bit_len(n)), PublicKeyId::rsa(n, e)))
 }
 
-fn read_sec1(der: &[u8], curve: Option<String>) -> Result<(KeyAlgo, PublicKeyId), String> {
+fn read_sec1(der: &[u8], curve: Option<String>) -> Result<(KeyAlgo, PublicKeyId), Error> {
     let key = sec1::EcPrivateKey::from_der(der)
-        .map_err(|e| format!("not a SEC1 EC private key ({e})"))?;
+        .map_err(|e| Error::Key(format!("not a SEC1 EC private key ({e})")))?;
     let curve = key
         .parameters
         .and_then(|p| p.named_curve())
         .map(|oid| oid.to_string())
         .or(curve)
-        .ok_or("EC private key names no curve")?;
-    let bits = curve_bits(&curve).ok_or_else(|| format!("unsupported EC curve {curve}"))?;
+        .ok_or_else(|| Error::Key("EC private key names no curve".into()))?;
+    let bits =
+        curve_bits(&curve).ok_or_else(|| Error::Key(format!("unsupported EC curve {curve}")))?;
     let point = match key.public_key {
         Some(point) => point.to_vec(),
         None => derive_ec_point(&curve, der)?,
@@ -116,9 +118,9 @@ fn read_sec1(der: &[u8], curve: Option<String>) -> Result<(KeyAlgo, PublicKeyId)
     Ok((KeyAlgo::ecdsa(bits), PublicKeyId::ec(&point)))
 }
 
-fn read_pkcs8(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
+fn read_pkcs8(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), Error> {
     let info = pkcs8::PrivateKeyInfoRef::from_der(der)
-        .map_err(|e| format!("not a PKCS#8 private key ({e})"))?;
+        .map_err(|e| Error::Key(format!("not a PKCS#8 private key ({e})")))?;
     let inner = info.private_key.as_bytes();
     match info.algorithm.oid.to_string().as_str() {
         OID_RSA => read_pkcs1(inner),
@@ -133,11 +135,11 @@ fn read_pkcs8(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
         OID_ED25519 => {
             // CurvePrivateKey ::= OCTET STRING (the 32-byte seed), wrapped in the outer one.
             let seed = <&pkcs8::der::asn1::OctetStringRef>::from_der(inner)
-                .map_err(|e| format!("bad Ed25519 private key ({e})"))?;
+                .map_err(|e| Error::Key(format!("bad Ed25519 private key ({e})")))?;
             let public = match info.public_key.as_ref().and_then(|k| k.as_bytes()) {
                 Some(public) => public.to_vec(),
                 None => aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed.as_bytes())
-                    .map_err(|e| format!("bad Ed25519 seed ({e})"))
+                    .map_err(|e| Error::Key(format!("bad Ed25519 seed ({e})")))
                     .map(|pair| {
                         use aws_lc_rs::signature::KeyPair;
                         pair.public_key().as_ref().to_vec()
@@ -145,28 +147,30 @@ fn read_pkcs8(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
             };
             Ok((KeyAlgo::ed25519(), PublicKeyId::ed25519(&public)))
         }
-        other => Err(format!("unsupported private key algorithm {other}")),
+        other => Err(Error::Key(format!(
+            "unsupported private key algorithm {other}"
+        ))),
     }
 }
 
-fn read_spki(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
+fn read_spki(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), Error> {
     use x509_parser::prelude::FromDer;
     let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der)
-        .map_err(|e| format!("not a SubjectPublicKeyInfo ({e})"))?;
+        .map_err(|e| Error::Key(format!("not a SubjectPublicKeyInfo ({e})")))?;
     super::spki::describe_spki(&spki)
 }
 
 /// An EC private key without its public point: let aws-lc-rs compute it.
-fn derive_ec_point(curve: &str, sec1_der: &[u8]) -> Result<Vec<u8>, String> {
+fn derive_ec_point(curve: &str, sec1_der: &[u8]) -> Result<Vec<u8>, Error> {
     use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
     let alg = match curve {
         OID_P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
         OID_P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
         OID_P521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
-        other => return Err(format!("unsupported EC curve {other}")),
+        other => return Err(Error::Key(format!("unsupported EC curve {other}"))),
     };
     let pair = EcdsaKeyPair::from_private_key_der(alg, sec1_der)
-        .map_err(|e| format!("EC private key rejected ({e})"))?;
+        .map_err(|e| Error::Key(format!("EC private key rejected ({e})")))?;
     Ok(pair.public_key().as_ref().to_vec())
 }
 

@@ -4,6 +4,7 @@ pub mod armor;
 pub mod block_yaml;
 pub mod cert;
 pub mod decode;
+pub mod error;
 pub mod finding;
 pub mod inventory;
 pub mod key;
@@ -11,6 +12,7 @@ pub mod kubeconfig;
 pub mod pem_bundle;
 pub mod role;
 
+pub use error::Error;
 pub use finding::FindingCode;
 pub use inventory::{CertEntry, Finding, Inventory, KeyEntry, Severity, Status};
 pub use role::Role;

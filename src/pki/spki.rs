@@ -2,6 +2,7 @@
 //! its certificate ([`PublicKeyId`]), and the reading of a SubjectPublicKeyInfo. Both
 //! [`super::cert`] and [`super::key`] build on this module; it depends on neither.
 
+use super::error::Error;
 use serde::Serialize;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -86,7 +87,7 @@ impl PublicKeyId {
 }
 
 /// Algorithm, size and matching identity of a SubjectPublicKeyInfo.
-pub fn describe_spki(spki: &SubjectPublicKeyInfo) -> Result<(KeyAlgo, PublicKeyId), String> {
+pub fn describe_spki(spki: &SubjectPublicKeyInfo) -> Result<(KeyAlgo, PublicKeyId), Error> {
     let oid = spki.algorithm.algorithm.to_id_string();
     let raw = spki.subject_public_key.data.as_ref();
     match spki.parsed() {

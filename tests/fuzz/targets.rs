@@ -281,7 +281,7 @@ fn key_decode(input: &[u8]) -> Verdict {
     let mut sig = String::new();
     match certs::pki::key::read_key_block(label, der, encrypted) {
         Ok(k) => sig.push_str(&format!("ok {:?} {}", k.format, k.algo.is_some())),
-        Err(e) => sig.push_str(&shape(&e)),
+        Err(e) => sig.push_str(&shape(&e.to_string())),
     }
     match certs::issue::key::SigningKey::from_pem_block(label, der, encrypted) {
         Ok(k) => {
@@ -303,7 +303,7 @@ fn key_decode(input: &[u8]) -> Verdict {
     }
     match certs::pki::cert::CertInfo::from_der(der) {
         Ok(c) => sig.push_str(&format!("|cert {} {}", c.is_ca, c.sans.is_empty())),
-        Err(e) => sig.push_str(&format!("|{}", shape(&e))),
+        Err(e) => sig.push_str(&format!("|{}", shape(&e.to_string()))),
     }
     Ok(sig)
 }
@@ -371,8 +371,8 @@ fn kubeconfig_parse(input: &[u8]) -> Verdict {
     match certs::pki::kubeconfig::parse(path, &text) {
         Ok(k) => sig.push_str(&format!("|ok {} {}", k.clusters.len(), k.users.len())),
         Err(e) => {
-            no_key_body(input, &e)?;
-            sig.push_str(&format!("|{}", shape(&e)));
+            no_key_body(input, &e.to_string())?;
+            sig.push_str(&format!("|{}", shape(&e.to_string())));
         }
     }
     match kc_edit::clusters(&text) {

@@ -64,6 +64,9 @@ pub enum Error {
     Spec(#[from] crate::spec::Error),
 
     #[error(transparent)]
+    Edit(#[from] crate::edit::Error),
+
+    #[error(transparent)]
     Duration(#[from] crate::duration::Error),
 
     #[error(transparent)]

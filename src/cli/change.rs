@@ -83,8 +83,7 @@ pub fn run(a: &ChangeArgs) -> Result<u8> {
         )?;
         return Ok(exit::OK);
     }
-    let mut files: Vec<NewFile> =
-        crate::edit::bundle::placed(cert_files, &[]).map_err(Error::Usage)?;
+    let mut files: Vec<NewFile> = crate::edit::bundle::placed(cert_files, &[])?;
     let taken: Vec<PathBuf> = files.iter().map(|f| f.bundle_path.clone()).collect();
     files.extend(crate::edit::bundle::edited_files(&edited, &taken));
     let mut manifest = crate::edit::bundle::manifest(&crate::duration::rfc3339(now), ca, &files);
@@ -442,7 +441,7 @@ pub(crate) fn kubeconfig_edits(inv: &Inventory, moves: &[ServerMove]) -> Result<
                 Error::Input {
                     path: m.path.clone(),
                     expected: "a kubeconfig whose server can be moved".into(),
-                    found: e,
+                    found: e.to_string(),
                 }
             })?;
         out[i].new = new.into_bytes();
@@ -516,10 +515,10 @@ pub(crate) fn config_edits(
         let text = String::from_utf8_lossy(&old).into_owned();
         let mut new = text.clone();
         let mut changes = Vec::new();
-        let fail = |e: String| Error::Input {
+        let fail = |e: crate::edit::Error| Error::Input {
             path: f.clone(),
             expected: "configuration whose master lists can be edited".into(),
-            found: e,
+            found: e.to_string(),
         };
         if let Some(t) =
             crate::edit::config::etcd_servers(&new, &retire, &adds_etcd).map_err(fail)?
@@ -552,10 +551,10 @@ pub(crate) fn config_edits(
         .map(|(_, addr)| addr.clone())
         .collect();
     for (f, text) in proxies {
-        let fail = |e: String| Error::Input {
+        let fail = |e: crate::edit::Error| Error::Input {
             path: f.clone(),
             expected: "a proxy configuration whose server lines can be edited".into(),
-            found: e,
+            found: e.to_string(),
         };
         if let Some(new) = crate::edit::proxy::upstreams(text, &retire, &adds_lb).map_err(fail)? {
             let mut changes = Vec::new();

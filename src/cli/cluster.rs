@@ -506,7 +506,7 @@ fn bundle(a: &ClusterReissueArgs, ca_root: &Path, scratch: &Path, now: i64) -> R
     if cert_files.is_empty() && edited.is_empty() {
         return Ok(None);
     }
-    let mut files = crate::edit::bundle::placed(cert_files, &[]).map_err(Error::Usage)?;
+    let mut files = crate::edit::bundle::placed(cert_files, &[])?;
     let taken: Vec<PathBuf> = files.iter().map(|f| f.bundle_path.clone()).collect();
     files.extend(crate::edit::bundle::edited_files(&edited, &taken));
     let mut manifest = crate::edit::bundle::manifest(&crate::duration::rfc3339(now), ca, &files);

@@ -263,6 +263,7 @@ fn rewrite_kubeconfig(
     let text = std::str::from_utf8(bytes).map_err(|_| "kubeconfig is not UTF-8")?;
     crate::edit::kubeconfig::set_user_credentials(text, user, cert_pem, key_pem)
         .map(String::into_bytes)
+        .map_err(|e| e.to_string())
 }
 
 /// Every edited kubeconfig read again as a client would: each reissued user must carry the new

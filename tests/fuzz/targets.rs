@@ -377,11 +377,11 @@ fn kubeconfig_parse(input: &[u8]) -> Verdict {
     }
     match kc_edit::clusters(&text) {
         Ok(c) => sig.push_str(&format!("|{}", c.len())),
-        Err(e) => sig.push_str(&format!("|{}", shape(&e))),
+        Err(e) => sig.push_str(&format!("|{}", shape(&e.to_string()))),
     }
     match kc_edit::references(&text) {
         Ok(r) => sig.push_str(&format!("|{}", r.len())),
-        Err(e) => sig.push_str(&format!("|{}", shape(&e))),
+        Err(e) => sig.push_str(&format!("|{}", shape(&e.to_string()))),
     }
     sig.push_str(&format!(
         "|{}|{}",
@@ -465,7 +465,7 @@ fn kubeconfig_edit(input: &[u8]) -> Verdict {
     };
     let out = match edited {
         Ok(out) => out,
-        Err(e) => return Ok(format!("{field} err {}", shape(&e))),
+        Err(e) => return Ok(format!("{field} err {}", shape(&e.to_string()))),
     };
     // What other tools (kubectl, client-go) will read: the edited text must be YAML, mean the
     // original with only that field changed, and be read back by this tool.
@@ -867,7 +867,7 @@ fn etcd_servers_edit(text: &str) -> Verdict {
     let out = match etcd_config::etcd_servers(text, &[&retire], &add) {
         Ok(Some(out)) => out,
         Ok(None) => return Ok(format!("etcd-servers none {}", found.len().min(3))),
-        Err(e) => return Ok(format!("etcd-servers err {}", shape(&e))),
+        Err(e) => return Ok(format!("etcd-servers err {}", shape(&e.to_string()))),
     };
     same_lines(text, &out)?;
     let after = etcd_config::find(&out, key);
@@ -913,7 +913,7 @@ fn initial_cluster_edit(text: &str) -> Verdict {
     let out = match etcd_config::initial_cluster(text, &[&retire], &add) {
         Ok(Some(out)) => out,
         Ok(None) => return Ok(format!("initial-cluster none {}", found.len().min(3))),
-        Err(e) => return Ok(format!("initial-cluster err {}", shape(&e))),
+        Err(e) => return Ok(format!("initial-cluster err {}", shape(&e.to_string()))),
     };
     same_lines(text, &out)?;
     let mut after = Vec::new();
@@ -1059,7 +1059,7 @@ fn proxy_config(input: &[u8]) -> Verdict {
     let out = match proxy::upstreams(&text, &[&retire], &add) {
         Ok(Some(out)) => out,
         Ok(None) => return Ok(sig + "none"),
-        Err(e) => return Ok(sig + &shape(&e)),
+        Err(e) => return Ok(sig + &shape(&e.to_string())),
     };
     // A config whose braces do not balance is one nginx refuses anyway: what the edit makes of
     // it is not checked (that the edit does not panic or hang on it is).
@@ -1224,7 +1224,7 @@ fn bundle_json(input: &[u8]) -> Verdict {
     let read = |p: &Path| b.files.get(p).cloned();
     let mut sig = match certs::edit::bundle::existing(&dir, input, &read) {
         Ok(v) => format!("ok {}", v["files"].as_array().map_or(0, Vec::len)),
-        Err(e) => shape(&e),
+        Err(e) => shape(&e.to_string()),
     };
     let scratch = b.dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();

@@ -12,6 +12,7 @@
 //! kubeconfig whose clusters are in flow style (`{…}`, JSON) or whose value is a multi-line,
 //! block, anchored or tagged scalar is refused with a line saying so.
 
+use super::error::Error;
 use serde_yaml_ng::Value;
 
 mod text;
@@ -42,7 +43,7 @@ pub struct Reference {
 }
 
 /// The clusters of a kubeconfig, in file order.
-pub fn clusters(text: &str) -> Result<Vec<Cluster>, String> {
+pub fn clusters(text: &str) -> Result<Vec<Cluster>, Error> {
     let doc = document(text)?;
     read_clusters(&doc)
 }
@@ -59,7 +60,7 @@ pub fn servers(text: &str) -> Vec<(String, String)> {
 
 /// Every file the kubeconfig makes a client read: cluster CAs and users' client certificates
 /// and keys given by reference.
-pub fn references(text: &str) -> Result<Vec<Reference>, String> {
+pub fn references(text: &str) -> Result<Vec<Reference>, Error> {
     let doc = document(text)?;
     let mut out = Vec::new();
     for c in read_clusters(&doc)? {
@@ -74,10 +75,10 @@ pub fn references(text: &str) -> Result<Vec<Reference>, String> {
         None | Some(Value::Null) => &[][..],
         Some(Value::Sequence(s)) => s.as_slice(),
         Some(other) => {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected `users:` to be a list, found {}",
                 kind_of(other)
-            ))
+            )))
         }
     };
     for (n, u) in users.iter().enumerate() {
@@ -114,17 +115,17 @@ pub fn references(text: &str) -> Result<Vec<Reference>, String> {
 /// ambiguous and refused. An unknown name, a cluster without a `server:` line, a malformed
 /// kubeconfig or a server that is not an `https://` (or `http://`) URL is an error of one line
 /// saying what was expected and what was found.
-pub fn set_server(text: &str, server: &str, cluster: Option<&str>) -> Result<String, String> {
+pub fn set_server(text: &str, server: &str, cluster: Option<&str>) -> Result<String, Error> {
     check_url(server)?;
     let doc = document(text)?;
     let all = read_clusters(&doc)?;
     let chosen = select(&all, cluster, "servers", |c| c.server.as_deref())?;
     for &i in &chosen {
         if all[i].server.is_none() {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected cluster `{}` to have a `server:` line to replace, found none",
                 all[i].name
-            ));
+            )));
         }
     }
     replace(text, &doc, &all, &chosen, "server", server)
@@ -135,7 +136,7 @@ pub fn set_server(text: &str, server: &str, cluster: Option<&str>) -> Result<Str
 ///
 /// A cluster that names its CA by file (`certificate-authority:`) is refused: that file, not the
 /// kubeconfig, is what must change. Cluster selection is as for [`set_server`], by CA.
-pub fn set_ca_data(text: &str, ca_pem: &[u8], cluster: Option<&str>) -> Result<String, String> {
+pub fn set_ca_data(text: &str, ca_pem: &[u8], cluster: Option<&str>) -> Result<String, Error> {
     check_ca_pem(ca_pem)?;
     let doc = document(text)?;
     let all = read_clusters(&doc)?;
@@ -147,16 +148,16 @@ pub fn set_ca_data(text: &str, ca_pem: &[u8], cluster: Option<&str>) -> Result<S
         match (&c.ca_data, &c.ca_file) {
             (Some(_), _) => {}
             (None, Some(file)) => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "cluster `{}` reads its CA from the file `{file}` (certificate-authority:), not from the kubeconfig: that file is what must change",
                     c.name
-                ))
+                )))
             }
             (None, None) => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "expected cluster `{}` to have a `certificate-authority-data:` line to replace, found none (it trusts the system roots or skips verification)",
                     c.name
-                ))
+                )))
             }
         }
     }
@@ -183,7 +184,7 @@ pub fn set_user_credentials(
     user: &str,
     cert_pem: &str,
     key_pem: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, Error> {
     use super::yaml::{self, Node, Style};
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.replace("\r\n", "\n"));
@@ -192,9 +193,9 @@ pub fn set_user_credentials(
     let entries = match tree.get("users") {
         Some(Node::Sequence(items)) => items,
         _ => {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected a `users:` list holding user `{user}`, found none"
-            ))
+            )))
         }
     };
     let named: Vec<usize> = (0..entries.len())
@@ -202,12 +203,16 @@ pub fn set_user_credentials(
         .collect();
     let i = match named[..] {
         [i] => i,
-        [] => return Err(format!("user `{user}` not found in the kubeconfig")),
+        [] => {
+            return Err(Error::Kubeconfig(format!(
+                "user `{user}` not found in the kubeconfig"
+            )))
+        }
         _ => {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected user `{user}` once in the kubeconfig, found it {} times",
                 named.len()
-            ))
+            )))
         }
     };
     let fields = entries[i].get("user");
@@ -233,14 +238,14 @@ pub fn set_user_credentials(
                 edits.push((*start, *end, token));
             }
             Some(Node::Scalar { .. }) => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "expected the `{key}:` of user `{user}` as a one-line value, found a block scalar, anchor or tag: edit it by hand"
-                ))
+                )))
             }
             _ => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "user `{user}` has no {key} value to replace"
-                ))
+                )))
             }
         }
     }
@@ -261,53 +266,55 @@ pub fn set_user_credentials(
         }
     }
     let got: Value = serde_yaml_ng::from_str(&out).map_err(|e| {
-        format!(
+        Error::Kubeconfig(format!(
             "expected the edited kubeconfig to read back, found {}: kubeconfig left as it was",
             one_line(&e.to_string())
-        )
+        ))
     })?;
     if got != expected {
-        return Err(format!(
+        return Err(Error::Kubeconfig(format!(
             "expected the edit to change only user `{user}`'s credentials, found it would change more: kubeconfig left as it was, edit it by hand"
-        ));
+        )));
     }
     Ok(out)
 }
 
 // ---- the document ----
 
-fn document(text: &str) -> Result<Value, String> {
+fn document(text: &str) -> Result<Value, Error> {
     let doc: Value = crate::pki::yaml::from_str(text).map_err(|e| {
-        format!(
+        Error::Kubeconfig(format!(
             "expected a kubeconfig (YAML), found a parse error: {}",
             one_line(&e.to_string())
-        )
+        ))
     })?;
     if !doc.is_mapping() {
-        return Err(format!(
+        return Err(Error::Kubeconfig(format!(
             "expected a kubeconfig (a YAML mapping with `clusters:`), found {}",
             kind_of(&doc)
-        ));
+        )));
     }
     match doc.get("kind").and_then(Value::as_str) {
         None | Some("Config") => Ok(doc),
-        Some(other) => Err(format!(
+        Some(other) => Err(Error::Kubeconfig(format!(
             "expected a kubeconfig (kind: Config), found kind: {other}"
-        )),
+        ))),
     }
 }
 
-fn read_clusters(doc: &Value) -> Result<Vec<Cluster>, String> {
+fn read_clusters(doc: &Value) -> Result<Vec<Cluster>, Error> {
     let items = match doc.get("clusters") {
         Some(Value::Sequence(s)) => s,
         None | Some(Value::Null) => {
-            return Err("expected a kubeconfig with a `clusters:` list, found none".into())
+            return Err(Error::Kubeconfig(
+                "expected a kubeconfig with a `clusters:` list, found none".into(),
+            ))
         }
         Some(other) => {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected `clusters:` to be a list, found {}",
                 kind_of(other)
-            ))
+            )))
         }
     };
     let mut out: Vec<Cluster> = Vec::new();
@@ -315,35 +322,35 @@ fn read_clusters(doc: &Value) -> Result<Vec<Cluster>, String> {
         let name = match item.get("name") {
             Some(Value::String(s)) => s.clone(),
             other => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "expected clusters[{n}] to have a `name:`, found {}",
                     other.map_or("none".into(), kind_of)
-                ))
+                )))
             }
         };
         let cluster = match item.get("cluster") {
             Some(c @ Value::Mapping(_)) => c,
             other => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "expected cluster `{name}` to have a `cluster:` mapping, found {}",
                     other.map_or("none".into(), kind_of)
-                ))
+                )))
             }
         };
-        let field = |key: &str| -> Result<Option<String>, String> {
+        let field = |key: &str| -> Result<Option<String>, Error> {
             match cluster.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(format!(
+                Some(other) => Err(Error::Kubeconfig(format!(
                     "expected the `{key}:` of cluster `{name}` to be a string, found {}",
                     kind_of(other)
-                )),
+                ))),
             }
         };
         if out.iter().any(|c| c.name == name) {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected each cluster name once, found `{name}` twice"
-            ));
+            )));
         }
         out.push(Cluster {
             server: field("server")?,
@@ -353,7 +360,9 @@ fn read_clusters(doc: &Value) -> Result<Vec<Cluster>, String> {
         });
     }
     if out.is_empty() {
-        return Err("expected a kubeconfig with at least one cluster, found none".into());
+        return Err(Error::Kubeconfig(
+            "expected a kubeconfig with at least one cluster, found none".into(),
+        ));
     }
     Ok(out)
 }
@@ -364,7 +373,7 @@ fn select(
     name: Option<&str>,
     what: &str,
     value: impl Fn(&Cluster) -> Option<&str>,
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>, Error> {
     let names = || {
         all.iter()
             .map(|c| format!("`{}`", c.name))
@@ -376,27 +385,32 @@ fn select(
             .iter()
             .position(|c| c.name == n)
             .map(|i| vec![i])
-            .ok_or_else(|| format!("expected a cluster named `{n}`, found only {}", names())),
+            .ok_or_else(|| {
+                Error::Kubeconfig(format!(
+                    "expected a cluster named `{n}`, found only {}",
+                    names()
+                ))
+            }),
         None => {
             let first = value(&all[0]);
             if all.iter().all(|c| value(c) == first) {
                 Ok((0..all.len()).collect())
             } else {
-                Err(format!(
+                Err(Error::Kubeconfig(format!(
                     "expected one cluster, or clusters that agree, found {} clusters with different {what} ({}): name the one to change",
                     all.len(),
                     names()
-                ))
+                )))
             }
         }
     }
 }
 
-fn check_url(server: &str) -> Result<(), String> {
+fn check_url(server: &str) -> Result<(), Error> {
     let bad = |why: &str| {
-        Err(format!(
+        Err(Error::Kubeconfig(format!(
             "expected a server URL https://HOST[:PORT] ({why}), found `{server}`"
-        ))
+        )))
     };
     let rest = match server
         .strip_prefix("https://")
@@ -440,28 +454,34 @@ fn check_url(server: &str) -> Result<(), String> {
 
 /// Whether `pem_bytes` is what a kubeconfig may embed as its CA: PEM CA certificates, nothing
 /// else (a private key passed by mistake is refused).
-pub fn check_ca_pem(pem_bytes: &[u8]) -> Result<(), String> {
-    let text = std::str::from_utf8(pem_bytes)
-        .map_err(|_| "expected PEM CA certificates, found binary data (DER?)".to_string())?;
-    let blocks =
-        pem::parse_many(text).map_err(|e| format!("expected PEM CA certificates, found {e}"))?;
+pub fn check_ca_pem(pem_bytes: &[u8]) -> Result<(), Error> {
+    let text = std::str::from_utf8(pem_bytes).map_err(|_| {
+        Error::Kubeconfig("expected PEM CA certificates, found binary data (DER?)".into())
+    })?;
+    let blocks = pem::parse_many(text)
+        .map_err(|e| Error::Kubeconfig(format!("expected PEM CA certificates, found {e}")))?;
     if blocks.is_empty() {
-        return Err("expected PEM CA certificates, found no PEM block".into());
+        return Err(Error::Kubeconfig(
+            "expected PEM CA certificates, found no PEM block".into(),
+        ));
     }
     for b in &blocks {
         if b.tag() != "CERTIFICATE" {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected PEM CA certificates only, found a {} block",
                 b.tag()
-            ));
+            )));
         }
-        let info = crate::pki::cert::CertInfo::from_der(b.contents())
-            .map_err(|e| format!("expected PEM CA certificates, found an unreadable one ({e})"))?;
+        let info = crate::pki::cert::CertInfo::from_der(b.contents()).map_err(|e| {
+            Error::Kubeconfig(format!(
+                "expected PEM CA certificates, found an unreadable one ({e})"
+            ))
+        })?;
         if !info.is_ca {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected CA certificates (basicConstraints CA:TRUE), found a leaf ({})",
                 info.subject
-            ));
+            )));
         }
     }
     Ok(())
@@ -600,9 +620,13 @@ users:
     #[test]
     fn several_clusters_need_a_name_unless_they_agree() {
         let text = "clusters:\n- cluster:\n    server: https://a:6443\n  name: one\n- cluster:\n    server: https://b:6443\n  name: two\n";
-        let err = set_server(text, "https://c:6443", None).unwrap_err();
+        let err = set_server(text, "https://c:6443", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`one`") && err.contains("`two`"), "{err}");
-        let err = set_server(text, "https://c:6443", Some("three")).unwrap_err();
+        let err = set_server(text, "https://c:6443", Some("three"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("expected a cluster named `three`, found only `one`, `two`"),
             "{err}"
@@ -644,7 +668,9 @@ users:
                 "a `server:` line",
             ),
         ] {
-            let err = set_server(text, "https://b:6443", None).unwrap_err();
+            let err = set_server(text, "https://b:6443", None)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(says), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
@@ -702,7 +728,7 @@ users:
             "certificate-authority-data: LS0tQ0E=",
             "certificate-authority: /etc/kubernetes/ssl/ca.pem",
         );
-        let err = set_ca_data(&by_file, &pem, None).unwrap_err();
+        let err = set_ca_data(&by_file, &pem, None).unwrap_err().to_string();
         assert!(
             err.contains("`/etc/kubernetes/ssl/ca.pem`")
                 && err.contains("that file is what must change"),
@@ -713,7 +739,8 @@ users:
             b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
             None,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("PRIVATE KEY"), "{err}");
     }
 
@@ -746,7 +773,7 @@ users:
             ("users:\n- name: a\n  user:\n    client-certificate: /x.pem\n", "no client-certificate-data"),
             ("users:\n- name: a\n  user:\n    client-certificate-data: &c QUxJQ0U=\n- name: b\n  user:\n    client-certificate-data: *c\n", "anchor"),
         ] {
-            let err = set_user_credentials(text, "a", "NEW", None).unwrap_err();
+            let err = set_user_credentials(text, "a", "NEW", None).unwrap_err().to_string();
             assert!(err.contains(says), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }

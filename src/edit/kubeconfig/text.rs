@@ -3,6 +3,7 @@
 //! replacement of one value in place. [`super`] checks what the document means; this module
 //! knows only where things stand in the text.
 
+use super::Error;
 use super::*;
 
 /// One line: where its text starts in the file, and its text without the line ending.
@@ -122,16 +123,16 @@ fn value_at(
     key_col: usize,
     col: usize,
     key: &str,
-) -> Result<Option<Span>, String> {
+) -> Result<Option<Span>, Error> {
     let body = ls[line].body;
     let start = col + body[col..].len() - body[col..].trim_start().len();
     let rest = &body[start..];
     let abs = |i: usize| ls[line].start + start + i;
     let unsupported = |what: &str| {
-        Err(format!(
+        Err(Error::Kubeconfig(format!(
             "expected `{key}:` as a one-line scalar (as kubectl writes it), found {what} on line {}: edit it by hand",
             line + 1
-        ))
+        )))
     };
     let span = match rest.chars().next() {
         None | Some('#') => return Ok(None),
@@ -184,10 +185,10 @@ struct Item {
 }
 
 /// The entries of the top-level block-style `clusters:` list, in order.
-fn cluster_items(text: &str) -> Result<Vec<Item>, String> {
+fn cluster_items(text: &str) -> Result<Vec<Item>, Error> {
     let ls = lines(text);
     let flow = |found: &str| {
-        format!("expected the `clusters:` list in block style (as kubectl writes it), found {found}: edit it by hand")
+        Error::Kubeconfig(format!("expected the `clusters:` list in block style (as kubectl writes it), found {found}: edit it by hand"))
     };
     let head = ls
         .iter()
@@ -238,7 +239,7 @@ fn cluster_items(text: &str) -> Result<Vec<Item>, String> {
 }
 
 /// One list entry, lines `a..b`, its dash at column `seq`.
-fn item(ls: &[Line], a: usize, b: usize, seq: usize) -> Result<Item, String> {
+fn item(ls: &[Line], a: usize, b: usize, seq: usize) -> Result<Item, Error> {
     let dash_body = ls[a].body;
     let after_dash = seq + 1;
     let inline =
@@ -279,11 +280,11 @@ fn item(ls: &[Line], a: usize, b: usize, seq: usize) -> Result<Item, String> {
             }
             "cluster" => {
                 if !empty(&ls[line].body[after..]) {
-                    return Err(format!(
+                    return Err(Error::Kubeconfig(format!(
                         "expected `cluster:` as a block mapping (as kubectl writes it), found `{}` on line {}: edit it by hand",
                         ls[line].body.trim(),
                         line + 1
-                    ));
+                    )));
                 }
                 let content: Vec<usize> = (line + 1..next_key)
                     .filter(|&i| !empty(ls[i].body))
@@ -371,33 +372,33 @@ pub(super) fn replace(
     chosen: &[usize],
     key: &str,
     value: &str,
-) -> Result<String, String> {
+) -> Result<String, Error> {
     let items = cluster_items(text)?;
     if items.len() != all.len() {
-        return Err(format!(
+        return Err(Error::Kubeconfig(format!(
             "expected the `clusters:` list in block style (as kubectl writes it), found {} entries written where the YAML has {}: edit it by hand",
             items.len(),
             all.len()
-        ));
+        )));
     }
     let mut spans = Vec::new();
     for &i in chosen {
         if items[i].name.as_deref().is_some_and(|n| n != all[i].name) {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected cluster `{}` as entry {} of the `clusters:` list, found `{}` written there: edit it by hand",
                 all[i].name,
                 i + 1,
                 items[i].name.as_deref().unwrap_or_default()
-            ));
+            )));
         }
         let mut found = items[i].values.iter().filter(|(k, _)| k == key);
         match (found.next(), found.next()) {
             (Some((_, span)), None) => spans.push(*span),
             _ => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "expected one `{key}:` line in cluster `{}`, found none written in block style: edit it by hand",
                     all[i].name
-                ))
+                )))
             }
         }
     }
@@ -421,15 +422,15 @@ pub(super) fn replace(
         }
     }
     let got: Value = serde_yaml_ng::from_str(&out).map_err(|e| {
-        format!(
+        Error::Kubeconfig(format!(
             "expected the edited kubeconfig to read back, found {}: kubeconfig left as it was",
             one_line(&e.to_string())
-        )
+        ))
     })?;
     if got != expected {
-        return Err(format!(
+        return Err(Error::Kubeconfig(format!(
             "expected the edit to change only `{key}:`, found it would change more: kubeconfig left as it was, edit it by hand"
-        ));
+        )));
     }
     Ok(out)
 }

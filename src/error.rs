@@ -67,6 +67,9 @@ pub enum Error {
     Edit(#[from] crate::edit::Error),
 
     #[error(transparent)]
+    Issue(#[from] crate::issue::Error),
+
+    #[error(transparent)]
     Duration(#[from] crate::duration::Error),
 
     #[error(transparent)]

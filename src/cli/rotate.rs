@@ -366,7 +366,7 @@ struct Made {
 /// Makes the new CA like `old` (file names and key format those of the old CA's files,
 /// `ca_cert` and the key beside it).
 fn make_ca(old: &CertInfo, ca_cert: &Path, out: &Path, now: i64) -> Result<(CertInfo, Made)> {
-    let key = crate::issue::SigningKey::generate(&old.key).map_err(Error::Usage)?;
+    let key = crate::issue::SigningKey::generate(&old.key)?;
     let der = crate::rotate::ca::new_ca(old, &key, now).map_err(Error::Usage)?;
     let info = CertInfo::from_der(&der)?;
     let old_key = crate::rollout::rebase::key_candidates(ca_cert)
@@ -389,7 +389,7 @@ fn make_ca(old: &CertInfo, ca_cert: &Path, out: &Path, now: i64) -> Result<(Cert
         })
         .filter(|f| !f.is_encrypted())
         .unwrap_or(crate::pki::key::KeyFormat::Pkcs8);
-    let key_pem = key.to_pem(format).map_err(Error::Usage)?;
+    let key_pem = key.to_pem(format)?;
     let cert_name = ca_cert
         .file_name()
         .map(|n| n.to_os_string())

@@ -6,6 +6,7 @@
 //! nothing: nothing to sign) or [`Action::Refused`] (with why). [`Issuer`] does one target at a
 //! time and is shared with `certs renew` ([`super::renew`]).
 
+use super::error::Error as IssueError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -222,12 +223,12 @@ impl<'a> Issuer<'a> {
             return done;
         }
         if let Err(e) = self.sign_into(&mut done) {
-            done.reason = Some(e);
+            done.reason = Some(e.to_string());
         }
         done
     }
 
-    fn sign_into(&mut self, done: &mut Outcome) -> Result<(), String> {
+    fn sign_into(&mut self, done: &mut Outcome) -> Result<(), IssueError> {
         let t = &done.target;
         let policy = match (self.policy.new_key, &self.policy.key_algo) {
             (false, _) => KeyPolicy::Keep,
@@ -235,13 +236,15 @@ impl<'a> Issuer<'a> {
             (true, None) => KeyPolicy::New(t.info.key.clone()),
         };
         let key_file = if self.policy.new_key && t.user.is_none() {
-            Some(key_file_of(t, &mut self.scans).map_err(|e| e.to_string())?)
+            Some(key_file_of(t, &mut self.scans).map_err(|e| IssueError::Sign(e.to_string()))?)
         } else {
             None
         };
         let (validity, now) = (self.policy.validity, self.policy.now);
         let sans = &done.edit.as_ref().expect("set before signing").sans;
-        let ca = self.ca_for(t).map_err(|e| e.to_string())?;
+        let ca = self
+            .ca_for(t)
+            .map_err(|e| IssueError::Sign(e.to_string()))?;
         let request = Request {
             original: &t.info,
             sans,
@@ -276,7 +279,7 @@ impl<'a> Issuer<'a> {
         if items.is_empty() {
             return Ok(None);
         }
-        let files = bundle::files(&items).map_err(Error::Usage)?;
+        let files = bundle::files(&items)?;
         // bundle.json names one CA: the one that signed the most of its files (each file names
         // its own).
         let signers: Vec<&(String, String)> = outcomes

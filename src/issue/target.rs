@@ -120,7 +120,7 @@ pub fn explicit_ca(cert: &Path, key: &Path) -> Result<Ca> {
         signer,
         &key.display().to_string(),
     )
-    .map_err(Error::Usage)
+    .map_err(Error::from)
 }
 
 /// Scans of the directories around the targets, each read once however many targets share it
@@ -224,7 +224,7 @@ pub fn discover_ca_in(target: &Reissuable, scans: &mut Scans, node: Option<&Scop
             signer,
             &key.location.to_string(),
         )
-        .map_err(Error::Usage);
+        .map_err(Error::from);
     }
     Err(Error::Usage(match keyless {
         Some(location) => format!(
@@ -263,5 +263,6 @@ fn load_key(loc: &Location) -> Result<SigningKey> {
         .headers()
         .get("Proc-Type")
         .is_some_and(|v| v.contains("ENCRYPTED"));
-    SigningKey::from_pem_block(block.tag(), block.contents(), encrypted).map_err(err)
+    SigningKey::from_pem_block(block.tag(), block.contents(), encrypted)
+        .map_err(|e| err(e.to_string()))
 }

@@ -299,7 +299,7 @@ fn key_decode(input: &[u8]) -> Verdict {
             }
             sig.push_str(&format!("|sign {}", k.algo()));
         }
-        Err(e) => sig.push_str(&format!("|{}", shape(&e))),
+        Err(e) => sig.push_str(&format!("|{}", shape(&e.to_string()))),
     }
     match certs::pki::cert::CertInfo::from_der(der) {
         Ok(c) => sig.push_str(&format!("|cert {} {}", c.is_ca, c.sans.is_empty())),
@@ -725,7 +725,7 @@ fn san_target(input: &[u8]) -> Verdict {
     };
     let issued = match certs::issue::sign(&s.ca, &req) {
         Ok(i) => i,
-        Err(e) => return Ok(format!("sign {}", shape(&e))),
+        Err(e) => return Ok(format!("sign {}", shape(&e.to_string()))),
     };
     strict_cert(&issued.der, &outcome.sans)?;
     let kinds: String = outcome

@@ -98,7 +98,7 @@ impl From<crate::sys::Error> for Error {
                 expected,
                 found,
             },
-            locked @ Sys::Locked { .. } => Error::Usage(locked.to_string()),
+            other => Error::Usage(other.to_string()),
         }
     }
 }

@@ -40,6 +40,30 @@ pub enum Error {
         lock: PathBuf,
         holder: Option<String>,
     },
+
+    /// A path that cannot be followed inside a root (what and where is in the text).
+    #[error("{0}")]
+    Resolve(String),
+
+    /// A directory that cannot take files.
+    #[error("{0}")]
+    NotWritable(String),
+
+    /// `df` that did not say how much room there is.
+    #[error("{0}")]
+    Df(String),
+
+    /// A plain-HTTP request that failed (the URL and the step are in the text).
+    #[error("{0}")]
+    Http(String),
+}
+
+/// For callers that still carry errors as text (rollout's probes, while they move to typed
+/// errors): the same one line.
+impl From<Error> for String {
+    fn from(e: Error) -> String {
+        e.to_string()
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -75,34 +75,38 @@ pub fn canonical_root(root: &Path) -> PathBuf {
 /// climb above `root`, a loop (more than 40 links), a path that is not absolute or not under
 /// `root`: an error that says which. Components that do not exist (a file the bundle adds) are
 /// kept as written. The result lies under the canonical `root`.
-pub fn resolve_in_root(root: &Path, path: &Path) -> std::result::Result<PathBuf, String> {
+pub fn resolve_in_root(root: &Path, path: &Path) -> Result<PathBuf> {
     use std::collections::VecDeque;
     use std::path::Component;
-    let canon_root = std::fs::canonicalize(root)
-        .map_err(|e| format!("the root `{}` cannot be resolved: {e}", root.display()))?;
+    let canon_root = std::fs::canonicalize(root).map_err(|e| {
+        Error::Resolve(format!(
+            "the root `{}` cannot be resolved: {e}",
+            root.display()
+        ))
+    })?;
     if !path.is_absolute() {
-        return Err(format!(
+        return Err(Error::Resolve(format!(
             "expected an absolute target path, found `{}`",
             path.display()
-        ));
+        )));
     }
     let abs_root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
     let rel = path
         .strip_prefix(&canon_root)
         .or_else(|_| path.strip_prefix(&abs_root))
         .map_err(|_| {
-            format!(
+            Error::Resolve(format!(
                 "`{}` is outside the root `{}` (--root)",
                 path.display(),
                 root.display()
-            )
+            ))
         })?;
     let escape = || {
-        format!(
+        Error::Resolve(format!(
             "`{}` leads outside the root `{}` (a `..` or a symlink climbs above it)",
             path.display(),
             root.display()
-        )
+        ))
     };
     let mut todo: VecDeque<std::ffi::OsString> = VecDeque::new();
     let push_parts = |todo: &mut VecDeque<std::ffi::OsString>, p: &Path, front: bool| {
@@ -137,13 +141,14 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> std::result::Result<PathBuf,
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > 40 {
-                    return Err(format!(
+                    return Err(Error::Resolve(format!(
                         "`{}`: more than 40 symlinks (a loop?)",
                         path.display()
-                    ));
+                    )));
                 }
-                let to = std::fs::read_link(&here)
-                    .map_err(|e| format!("cannot read the symlink `{}`: {e}", here.display()))?;
+                let to = std::fs::read_link(&here).map_err(|e| {
+                    Error::Resolve(format!("cannot read the symlink `{}`: {e}", here.display()))
+                })?;
                 if to.is_absolute() {
                     done.clear();
                     let inside = to

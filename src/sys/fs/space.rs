@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::sys::error::{Error, Result};
+
 /// Proves that `dir` could take files, without creating it: a probe file is created (never over
 /// an existing one) and removed in `dir` when it exists, else in its nearest existing ancestor,
 /// where `dir` would be created. Returns the directory probed and the bytes free there (from
 /// `df`, 0 when unknown).
-pub fn probe_writable(dir: &Path) -> std::result::Result<(PathBuf, u64), String> {
+pub fn probe_writable(dir: &Path) -> Result<(PathBuf, u64)> {
     let mut at = dir.to_path_buf();
     loop {
         if at.as_os_str().is_empty() {
@@ -14,9 +16,14 @@ pub fn probe_writable(dir: &Path) -> std::result::Result<(PathBuf, u64), String>
         }
         match std::fs::metadata(&at) {
             Ok(m) if m.is_dir() => break,
-            Ok(_) => return Err(format!("{} is not a directory", at.display())),
+            Ok(_) => {
+                return Err(Error::NotWritable(format!(
+                    "{} is not a directory",
+                    at.display()
+                )))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && at.pop() => {}
-            Err(e) => return Err(format!("{}: {e}", at.display())),
+            Err(e) => return Err(Error::NotWritable(format!("{}: {e}", at.display()))),
         }
     }
     let probe = at.join(format!(".certs-probe-{}", std::process::id()));
@@ -24,7 +31,9 @@ pub fn probe_writable(dir: &Path) -> std::result::Result<(PathBuf, u64), String>
         .write(true)
         .create_new(true)
         .open(&probe)
-        .map_err(|e| format!("cannot create a file in {}: {e}", at.display()))?;
+        .map_err(|e| {
+            Error::NotWritable(format!("cannot create a file in {}: {e}", at.display()))
+        })?;
     let _ = std::fs::remove_file(&probe);
     Ok((at.clone(), df_free(&at)?.unwrap_or(0)))
 }
@@ -46,12 +55,12 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 /// `df -Pk PATH`'s available KiB, in bytes.
-fn df_free(at: &Path) -> std::result::Result<Option<u64>, String> {
+fn df_free(at: &Path) -> Result<Option<u64>> {
     let out = std::process::Command::new("df")
         .arg("-Pk")
         .arg(at)
         .output()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::Df(e.to_string()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text
         .lines()

@@ -8,16 +8,25 @@ pub const MAX: Duration = Duration::from_secs(1000 * 31_557_600);
 
 /// Parses `30d`, `87600h`, `1y 2d`, `90m` … (humantime's syntax; a year is 365.25 days), at
 /// most [`MAX`]: `106751991167301d` or `18446744073709551615s` is refused, never wrapped.
-pub fn parse(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("expected a duration such as 30d, 87600h or 1y, found `{text}` ({e})")
+pub fn parse(text: &str) -> Result<Duration, Error> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| Error::Invalid {
+        found: text.to_string(),
+        why: e.to_string(),
     })?;
     if d > MAX {
-        return Err(format!(
-            "expected a duration of at most 1000y, found `{text}`"
-        ));
+        return Err(Error::TooLong(text.to_string()));
     }
     Ok(d)
+}
+
+/// Text that is not a duration [`parse`] accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("expected a duration such as 30d, 87600h or 1y, found `{found}` ({why})")]
+    Invalid { found: String, why: String },
+    #[error("expected a duration of at most 1000y, found `{0}`")]
+    TooLong(String),
 }
 
 /// RFC 3339 in UTC, or the raw number if it is out of range.
@@ -96,7 +105,10 @@ mod tests {
     fn parses_operator_durations() {
         assert_eq!(parse("30d").unwrap(), Duration::from_secs(30 * 86400));
         assert_eq!(parse("87600h").unwrap(), Duration::from_secs(87600 * 3600));
-        assert!(parse("soon").unwrap_err().contains("found `soon`"));
+        assert!(parse("soon")
+            .unwrap_err()
+            .to_string()
+            .contains("found `soon`"));
     }
 
     const MS: i64 = 1_000_000;

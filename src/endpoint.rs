@@ -42,7 +42,44 @@ impl fmt::Display for Target {
 #[error("invalid endpoint {input:?}: {reason}")]
 pub struct InvalidTarget {
     pub input: String,
-    pub reason: String,
+    pub reason: Problem,
+}
+
+/// What is wrong with an endpoint's text, in the operator's terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    #[error("no scheme: expected https://host[:port]")]
+    NoScheme,
+    #[error("scheme {0:?} is not supported: only https://host[:port] endpoints can be probed")]
+    Scheme(String),
+    #[error("unexpected path, query or fragment {0:?}: expected only https://host[:port]")]
+    Path(String),
+    #[error("user information (user@) is not supported: expected https://host[:port]")]
+    UserInfo,
+    #[error("the host is empty: expected https://host[:port]")]
+    EmptyHost,
+    #[error(
+        "{0:?} is not a valid host name or IP address (allowed: letters, digits, '-', '.', '_')"
+    )]
+    BadHost(String),
+    #[error("the port after ':' is empty")]
+    EmptyPort,
+    #[error("port {0:?} is not a number")]
+    PortNotANumber(String),
+    #[error("port {0} is out of range (1-65535)")]
+    PortOutOfRange(String),
+    #[error("IPv6 addresses must be written in brackets, e.g. https://[::1]:6443")]
+    BareIpv6,
+    #[error("IPv6 address is missing its closing ']'")]
+    UnclosedIpv6,
+    #[error("unexpected {0:?} after the IPv6 address")]
+    AfterIpv6(String),
+    #[error("{0:?} in brackets is not an IPv6 address")]
+    NotIpv6(String),
+    /// Anything else the URL parser refused.
+    #[error("{0}: expected https://host[:port]")]
+    Url(url::ParseError),
 }
 
 impl FromStr for Target {
@@ -92,34 +129,31 @@ fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn parse_target(input: &str) -> Result<Target, String> {
+fn parse_target(input: &str) -> Result<Target, Problem> {
     let s = input.trim();
     let Some((_, rest)) = s.split_once("://") else {
-        return Err("no scheme: expected https://host[:port]".to_string());
+        return Err(Problem::NoScheme);
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     let url = Url::parse(s).map_err(|e| explain(e, authority))?;
     if url.scheme() != "https" {
-        return Err(format!(
-            "scheme {:?} is not supported: only https://host[:port] endpoints can be probed",
-            s.split_once("://").map_or("", |(scheme, _)| scheme)
+        return Err(Problem::Scheme(
+            s.split_once("://")
+                .map_or("", |(scheme, _)| scheme)
+                .to_string(),
         ));
     }
     // The parser normalises a path (`/./` is `/`): the text decides.
     if !tail.is_empty() && tail != "/" {
-        return Err(format!(
-            "unexpected path, query or fragment {tail:?}: expected only https://host[:port]"
-        ));
+        return Err(Problem::Path(tail.to_string()));
     }
     if authority.contains('@') {
-        return Err(
-            "user information (user@) is not supported: expected https://host[:port]".into(),
-        );
+        return Err(Problem::UserInfo);
     }
     let (raw_host, raw_port) = split_host_port(authority);
     let host = match url.host() {
-        None => return Err(empty_host()),
+        None => return Err(Problem::EmptyHost),
         Some(Host::Ipv4(ip)) => ip.to_string(),
         Some(Host::Ipv6(ip)) => ip.to_string(),
         Some(Host::Domain(_)) => {
@@ -129,7 +163,7 @@ fn parse_target(input: &str) -> Result<Target, String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
             {
-                return Err(bad_host(raw_host));
+                return Err(Problem::BadHost(raw_host.to_string()));
             }
             raw_host.to_string()
         }
@@ -146,46 +180,34 @@ fn parse_target(input: &str) -> Result<Target, String> {
 }
 
 /// What the parser objected to, in the operator's terms.
-fn explain(e: url::ParseError, authority: &str) -> String {
+fn explain(e: url::ParseError, authority: &str) -> Problem {
     use url::ParseError as P;
     let (host, port) = split_host_port(authority);
     match e {
         // Colons outside brackets beyond the port's: an IPv6 literal written bare.
-        _ if !authority.starts_with('[') && authority.matches(':').count() > 1 => {
-            "IPv6 addresses must be written in brackets, e.g. https://[::1]:6443".into()
-        }
-        P::EmptyHost => empty_host(),
+        _ if !authority.starts_with('[') && authority.matches(':').count() > 1 => Problem::BareIpv6,
+        P::EmptyHost => Problem::EmptyHost,
         P::InvalidPort => port_problem(port.unwrap_or_default()),
-        P::InvalidIpv6Address if !authority.contains(']') => {
-            "IPv6 address is missing its closing ']'".to_string()
-        }
+        P::InvalidIpv6Address if !authority.contains(']') => Problem::UnclosedIpv6,
         P::InvalidIpv6Address if host.parse::<std::net::Ipv6Addr>().is_ok() => {
             let after = authority.split_once(']').map_or("", |(_, a)| a);
-            format!("unexpected {after:?} after the IPv6 address")
+            Problem::AfterIpv6(after.to_string())
         }
-        P::InvalidIpv6Address => format!("{host:?} in brackets is not an IPv6 address"),
-        P::InvalidIpv4Address | P::InvalidDomainCharacter | P::IdnaError => bad_host(host),
-        other => format!("{other}: expected https://host[:port]"),
+        P::InvalidIpv6Address => Problem::NotIpv6(host.to_string()),
+        P::InvalidIpv4Address | P::InvalidDomainCharacter | P::IdnaError => {
+            Problem::BadHost(host.to_string())
+        }
+        other => Problem::Url(other),
     }
 }
 
-fn empty_host() -> String {
-    "the host is empty: expected https://host[:port]".to_string()
-}
-
-fn bad_host(host: &str) -> String {
-    format!(
-        "{host:?} is not a valid host name or IP address (allowed: letters, digits, '-', '.', '_')"
-    )
-}
-
-fn port_problem(p: &str) -> String {
+fn port_problem(p: &str) -> Problem {
     if p.is_empty() {
-        "the port after ':' is empty".to_string()
+        Problem::EmptyPort
     } else if !p.bytes().all(|b| b.is_ascii_digit()) {
-        format!("port {p:?} is not a number")
+        Problem::PortNotANumber(p.to_string())
     } else {
-        format!("port {p} is out of range (1-65535)")
+        Problem::PortOutOfRange(p.to_string())
     }
 }
 

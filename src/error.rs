@@ -49,7 +49,52 @@ pub enum Error {
     Output(#[source] std::io::Error),
 
     #[error(transparent)]
+    Pki(#[from] crate::pki::Error),
+
+    #[error(transparent)]
+    Spec(#[from] crate::spec::Error),
+
+    #[error(transparent)]
+    Edit(#[from] crate::edit::Error),
+
+    #[error(transparent)]
+    Issue(#[from] crate::issue::Error),
+
+    #[error(transparent)]
+    Duration(#[from] crate::duration::Error),
+
+    #[error(transparent)]
+    Change(#[from] crate::change::Error),
+
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::Error),
+
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::Error),
+
+    #[error(transparent)]
     Rollout(crate::rollout::Error),
+}
+
+/// `sys` reports in its own terms; they keep the variants (and so the text) they always had.
+impl From<crate::sys::Error> for Error {
+    fn from(e: crate::sys::Error) -> Error {
+        use crate::sys::Error as Sys;
+        match e {
+            Sys::Read { path, source } => Error::Read { path, source },
+            Sys::Write { path, source } => Error::Write { path, source },
+            Sys::Input {
+                path,
+                expected,
+                found,
+            } => Error::Input {
+                path,
+                expected,
+                found,
+            },
+            other => Error::Usage(other.to_string()),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

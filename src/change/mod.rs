@@ -13,6 +13,20 @@ use crate::node::{Component, Runs};
 use crate::pki::inventory::Inventory;
 use crate::pki::Role;
 
+/// What `certs change` cannot work with: an endpoint that is not `ADDR[:PORT]`, a master to
+/// retire that the node does not name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("expected ADDR[:PORT] (an IP or a DNS name), found `{0}`")]
+    Endpoint(String),
+    #[error(
+        "--retire {given}: expected a master this node names (etcd --initial-cluster, --etcd-servers, proxy upstreams: {}), found none called so",
+        if .known.is_empty() { "none".to_string() } else { .known.join(", ") }
+    )]
+    UnknownMaster { given: String, known: Vec<String> },
+}
+
 /// `ADDR[:PORT]`, the port 6443 when not given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -21,8 +35,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn parse(text: &str) -> Result<Endpoint, String> {
-        let bad = || format!("expected ADDR[:PORT] (an IP or a DNS name), found `{text}`");
+    pub fn parse(text: &str) -> Result<Endpoint, Error> {
+        let bad = || Error::Endpoint(text.to_string());
         let t = text.trim();
         if t.is_empty() || t.contains('/') || t.contains("://") {
             return Err(bad());
@@ -201,7 +215,7 @@ impl Retired {
 
 /// Resolves each `--retire` to a known master (by member name, node name or address).
 /// Unknown ones are an error naming the masters the node knows.
-pub fn resolve_retired(retire: &[String], masters: &[Master]) -> Result<Vec<Retired>, String> {
+pub fn resolve_retired(retire: &[String], masters: &[Master]) -> Result<Vec<Retired>, Error> {
     let mut out = Vec::new();
     for r in retire {
         let m = masters.iter().find(|m| {
@@ -235,10 +249,10 @@ pub fn resolve_retired(retire: &[String], masters: &[Master]) -> Result<Vec<Reti
                         }
                     })
                     .collect();
-                return Err(format!(
-                    "--retire {r}: expected a master this node names (etcd --initial-cluster, --etcd-servers, proxy upstreams: {}), found none called so",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                ));
+                return Err(Error::UnknownMaster {
+                    given: r.clone(),
+                    known,
+                });
             }
         }
     }
@@ -542,7 +556,9 @@ mod tests {
         assert_eq!(r[1].names, ["etcd-10.0.0.2"]);
         let r = resolve_retired(&["10.0.0.2".into()], &masters).unwrap();
         assert!(r[0].sans().contains("DNS:etcd-10.0.0.2"));
-        let err = resolve_retired(&["node9".into()], &masters).unwrap_err();
+        let err = resolve_retired(&["node9".into()], &masters)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("etcd1 (10.0.0.1)"), "{err}");
         // An address the files do not name may still be in certificates.
         assert!(resolve_retired(&["10.9.9.9".into()], &masters).is_ok());

@@ -39,7 +39,7 @@ pub fn run(c: &ChangeConfig) -> Result<Outcome> {
     let inv = scan(a, &root, now, c.home.as_deref())?;
     let proxies = proxy_configs(&node);
     let masters = change::masters(&node, &proxies);
-    let retired = change::resolve_retired(&req.retire, &masters).map_err(Error::Usage)?;
+    let retired = change::resolve_retired(&req.retire, &masters)?;
     let kept = masters
         .iter()
         .filter(|m| !retired.iter().any(|r| r.is(&m.addr)))
@@ -77,8 +77,7 @@ pub fn run(c: &ChangeConfig) -> Result<Outcome> {
         )?;
         return Ok(Outcome::Clean);
     }
-    let mut files: Vec<NewFile> =
-        crate::edit::bundle::placed(cert_files, &[]).map_err(Error::Usage)?;
+    let mut files: Vec<NewFile> = crate::edit::bundle::placed(cert_files, &[])?;
     let taken: Vec<PathBuf> = files.iter().map(|f| f.bundle_path.clone()).collect();
     files.extend(crate::edit::bundle::edited_files(&edited, &taken));
     let mut manifest = crate::edit::bundle::manifest(&crate::duration::rfc3339(now), ca, &files);
@@ -271,7 +270,7 @@ fn new_identities(
                 .flat_map(|r| r.sans())
                 .filter(|s| have.contains(s))
                 .collect();
-            let edit = SanEdit::parse(&add, &drop).map_err(Error::Usage)?;
+            let edit = SanEdit::parse(&add, &drop)?;
             let new_cn = format!("{}{name}", &cn[..cn.len() - node.len()]);
             let like = crate::issue::like::issue_like(&crate::issue::like::LikeRequest {
                 template: &template,
@@ -319,7 +318,7 @@ pub(crate) fn request(a: &ChangeArgs) -> Result<Request> {
         })
         .collect::<Result<Vec<_>>>()?;
     // The SAN edits must parse like reissue's.
-    SanEdit::parse(&a.spec.add_san, &a.spec.drop_san).map_err(Error::Usage)?;
+    SanEdit::parse(&a.spec.add_san, &a.spec.drop_san)?;
     Ok(Request {
         vip: ep("--vip", &a.spec.vip)?,
         old_vip: ep("--old-vip", &a.spec.old_vip)?,
@@ -404,7 +403,7 @@ pub(crate) fn kubeconfig_edits(inv: &Inventory, moves: &[ServerMove]) -> Result<
                 Error::Input {
                     path: m.path.clone(),
                     expected: "a kubeconfig whose server can be moved".into(),
-                    found: e,
+                    found: e.to_string(),
                 }
             })?;
         out[i].new = new.into_bytes();
@@ -478,10 +477,10 @@ pub(crate) fn config_edits(
         let text = String::from_utf8_lossy(&old).into_owned();
         let mut new = text.clone();
         let mut changes = Vec::new();
-        let fail = |e: String| Error::Input {
+        let fail = |e: crate::edit::Error| Error::Input {
             path: f.clone(),
             expected: "configuration whose master lists can be edited".into(),
-            found: e,
+            found: e.to_string(),
         };
         if let Some(t) =
             crate::edit::config::etcd_servers(&new, &retire, &adds_etcd).map_err(fail)?
@@ -514,10 +513,10 @@ pub(crate) fn config_edits(
         .map(|(_, addr)| addr.clone())
         .collect();
     for (f, text) in proxies {
-        let fail = |e: String| Error::Input {
+        let fail = |e: crate::edit::Error| Error::Input {
             path: f.clone(),
             expected: "a proxy configuration whose server lines can be edited".into(),
-            found: e,
+            found: e.to_string(),
         };
         if let Some(new) = crate::edit::proxy::upstreams(text, &retire, &adds_lb).map_err(fail)? {
             let mut changes = Vec::new();
@@ -613,7 +612,7 @@ fn reissue_all(a: &ChangeArgs, inv: &Inventory, edits: &[CertEdit], now: i64) ->
     let mut ca: Option<(String, String)> = None;
     let mut refused = Vec::new();
     for (add, drop, targets) in &groups {
-        let edit = SanEdit::parse(add, drop).map_err(Error::Usage)?;
+        let edit = SanEdit::parse(add, drop)?;
         let r = reissue(&ReissueRequest {
             targets,
             edit: &edit,

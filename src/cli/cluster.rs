@@ -65,7 +65,7 @@ fn render(a: &ClusterRenderArgs) -> Result<Outcome> {
         Error::Input {
             path: inventory.clone(),
             expected: "an Ansible inventory (INI or YAML)".into(),
-            found: e,
+            found: e.to_string(),
         }
     })?;
     let binary = match &a.certs_binary {
@@ -87,7 +87,7 @@ fn render(a: &ClusterRenderArgs) -> Result<Outcome> {
         worker_serial: a.worker_serial,
         online: a.online,
     };
-    let roles = crate::cluster::roles(&inv, &req).map_err(Error::Usage)?;
+    let roles = crate::cluster::roles(&inv, &req)?;
     let inv_path = absolute(inventory)?;
     let files = crate::cluster::render(&inv_path.display().to_string(), &req, &roles);
     let written: Vec<(PathBuf, u32, Vec<u8>)> = files
@@ -403,7 +403,7 @@ fn bundle(a: &ClusterReissueArgs, ca_root: &Path, scratch: &Path, now: i64) -> R
     })?;
     let proxies = super::change::proxy_configs(&node);
     let masters = change::masters(&node, &proxies);
-    let retired = change::resolve_retired(&req.retire, &masters).map_err(Error::Usage)?;
+    let retired = change::resolve_retired(&req.retire, &masters)?;
     let edits = change::cert_edits(&inv, &req, &retired, &masters);
     let moves = change::server_moves(&inv, &node, &req, &retired, &masters);
     let mut edited = super::change::kubeconfig_edits(&inv, &moves)?;
@@ -436,7 +436,7 @@ fn bundle(a: &ClusterReissueArgs, ca_root: &Path, scratch: &Path, now: i64) -> R
     let mut cert_files: Vec<(Value, Vec<u8>)> = Vec::new();
     let mut ca: Option<(String, String)> = None;
     for ((add, drop, i), targets) in &groups {
-        let edit = SanEdit::parse(add, drop).map_err(Error::Usage)?;
+        let edit = SanEdit::parse(add, drop)?;
         let (ca_cert, ca_key, _) = &cas[*i];
         let r = sign(&ReissueRequest {
             targets,
@@ -469,7 +469,7 @@ fn bundle(a: &ClusterReissueArgs, ca_root: &Path, scratch: &Path, now: i64) -> R
     if cert_files.is_empty() && edited.is_empty() {
         return Ok(None);
     }
-    let mut files = crate::edit::bundle::placed(cert_files, &[]).map_err(Error::Usage)?;
+    let mut files = crate::edit::bundle::placed(cert_files, &[])?;
     let taken: Vec<PathBuf> = files.iter().map(|f| f.bundle_path.clone()).collect();
     files.extend(crate::edit::bundle::edited_files(&edited, &taken));
     let mut manifest = crate::edit::bundle::manifest(&crate::duration::rfc3339(now), ca, &files);

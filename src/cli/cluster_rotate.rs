@@ -164,7 +164,7 @@ pub fn render(a: &RotateArgs) -> Result<Outcome> {
         Error::Input {
             path: a.inventory.clone(),
             expected: "an Ansible inventory (INI or YAML)".into(),
-            found: e,
+            found: e.to_string(),
         }
     })?;
     let binary = match &a.certs_binary {
@@ -181,7 +181,7 @@ pub fn render(a: &RotateArgs) -> Result<Outcome> {
             ..Default::default()
         },
     )
-    .map_err(Error::Usage)?;
+    .map_err(Error::from)?;
     let stage = match a.stage {
         StageArg::Trust => Stage::Trust,
         StageArg::Switch => Stage::Switch,

@@ -168,7 +168,7 @@ fn probe_all(c: &InspectConfig) -> Result<Vec<Endpoint>> {
                 .map_err(|e| Error::Input {
                     path: target.to_string().into(),
                     expected: "X.509 certificates in the served chain".into(),
-                    found: e,
+                    found: e.to_string(),
                 })?;
             Ok(Endpoint {
                 url: target.to_string(),
@@ -185,6 +185,6 @@ fn load_roots(path: &std::path::Path) -> Result<Vec<rustls::pki_types::Certifica
     tls::certs_from_pem(&bytes).map_err(|found| Error::Input {
         path: path.to_path_buf(),
         expected: "PEM CA certificates".into(),
-        found,
+        found: found.to_string(),
     })
 }

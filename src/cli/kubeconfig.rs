@@ -67,8 +67,8 @@ fn load(files: &[PathBuf], root: &Path) -> Result<Vec<Input>> {
             continue;
         }
         let text = crate::sys::fs::read_text(&path, "a kubeconfig (YAML text)")?;
-        kc::clusters(&text).map_err(|e| usage(&path, e))?;
-        for r in kc::references(&text).map_err(|e| usage(&path, e))? {
+        kc::clusters(&text).map_err(|e| usage(&path, e.to_string()))?;
+        for r in kc::references(&text).map_err(|e| usage(&path, e.to_string()))? {
             let at = resolve(root, &path, &r.path);
             if crate::sys::fs::read_file(&at).is_err() {
                 return Err(usage(
@@ -169,7 +169,7 @@ fn set_server(a: &KubeconfigSetServerArgs, root: &Path, now: i64) -> Result<Outc
     let mut edits = Vec::new();
     for input in &inputs {
         let new = kc::set_server(&input.text, &a.url, a.cluster.as_deref())
-            .map_err(|e| usage(&input.path, e))?;
+            .map_err(|e| usage(&input.path, e.to_string()))?;
         let changes = changes(&input.text, &new, "server", |c| {
             c.server.clone().unwrap_or_default()
         });
@@ -193,7 +193,7 @@ fn set_server(a: &KubeconfigSetServerArgs, root: &Path, now: i64) -> Result<Outc
 fn set_ca(a: &KubeconfigSetCaArgs, root: &Path, now: i64) -> Result<Outcome> {
     let ca_path = absolute(&a.ca_file)?;
     let pem = crate::sys::fs::read_file(&ca_path)?;
-    kc::check_ca_pem(&pem).map_err(|e| usage(&ca_path, e))?;
+    kc::check_ca_pem(&pem).map_err(|e| usage(&ca_path, e.to_string()))?;
     let subject = decode(&ca_path, &pem)
         .items
         .into_iter()
@@ -226,7 +226,7 @@ fn set_ca(a: &KubeconfigSetCaArgs, root: &Path, now: i64) -> Result<Outcome> {
     };
     for input in &inputs {
         let new = kc::set_ca_data(&input.text, &pem, a.cluster.as_deref())
-            .map_err(|e| usage(&input.path, e))?;
+            .map_err(|e| usage(&input.path, e.to_string()))?;
         let changes = changes(&input.text, &new, "certificate-authority-data", digest);
         say_changes(&mut out, input, &changes, &ca_path.display().to_string())?;
         if !changes.is_empty() {
@@ -251,7 +251,7 @@ fn renew(a: &KubeconfigRenewArgs, root: &Path, now: i64) -> Result<Outcome> {
     let inputs = load(&a.files, root)?;
     for input in &inputs {
         let parsed = crate::pki::kubeconfig::parse(&input.path, &input.text)
-            .map_err(|e| usage(&input.path, e))?;
+            .map_err(|e| usage(&input.path, e.to_string()))?;
         if !parsed.users.iter().any(|u| u.client_cert.is_some()) {
             return Err(usage(
                 &input.path,
@@ -326,7 +326,7 @@ fn renew(a: &KubeconfigRenewArgs, root: &Path, now: i64) -> Result<Outcome> {
         .collect::<Result<_>>()?;
     let ca = Some((manifest.ca.certificate.clone(), manifest.ca.subject.clone()));
     deliver(&mut out, &a.dest, ca, now, |taken| {
-        eb::placed(entries, taken).map_err(Error::Usage)
+        eb::placed(entries, taken).map_err(Error::from)
     })?;
     print(&out)
 }
@@ -398,9 +398,9 @@ fn deliver(
         (None, Some(dir)) => {
             let bytes = crate::sys::fs::read_file(&dir.join("bundle.json"))?;
             let read = |p: &Path| crate::sys::fs::read_opt(p);
-            let mut manifest = eb::existing(dir, &bytes, &read).map_err(Error::Usage)?;
+            let mut manifest = eb::existing(dir, &bytes, &read)?;
             let files = make(&eb::taken(&manifest))?;
-            eb::add(&mut manifest, &files).map_err(Error::Usage)?;
+            eb::add(&mut manifest, &files)?;
             if let (Some((certificate, subject)), true) = (ca, manifest["ca"]["certificate"] == "")
             {
                 manifest["ca"] =

@@ -201,7 +201,7 @@ pub(super) fn write_bundle(dir: &Path, m: &Manifest) -> Result<()> {
             (f.bundle_path.clone(), mode, f.contents.clone())
         })
         .collect();
-    crate::sys::fs::write_bundle(dir, &files, &manifest)
+    Ok(crate::sys::fs::write_bundle(dir, &files, &manifest)?)
 }
 
 pub(super) fn print_json(out: &mut dyn Write, report: &Report) -> Result<()> {

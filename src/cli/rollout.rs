@@ -275,7 +275,7 @@ fn lock(run: &RunConfig) -> Result<crate::sys::fs::Lock> {
     not_writable_by_others(dir, "state directory")?;
     crate::sys::fs::create_new_dir(dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
     not_writable_by_others(dir, "state directory")?;
-    crate::sys::fs::lock(&dir.join("lock"))
+    crate::sys::fs::lock(&dir.join("lock")).map_err(crate::error::Error::from)
 }
 
 fn with_executor(

@@ -11,7 +11,7 @@ pub fn run(c: &SpecConfig) -> Result<Outcome> {
     let edit = &c.edit;
     let value: serde_json::Value = match &c.source {
         SpecSource::Template(name) => {
-            let json = spec::template::get(name).map_err(Error::Usage)?;
+            let json = spec::template::get(name)?;
             if name == "ca-config" {
                 if !edit.is_empty() {
                     return Err(Error::Usage(
@@ -22,8 +22,8 @@ pub fn run(c: &SpecConfig) -> Result<Outcome> {
             } else {
                 let spec: CsrSpec =
                     serde_json::from_str(json).map_err(|e| Error::Usage(e.to_string()))?;
-                let current = spec.sans().map_err(Error::Usage)?;
-                let outcome = san::apply(&current, edit, false).map_err(Error::Usage)?;
+                let current = spec.sans()?;
+                let outcome = san::apply(&current, edit, false)?;
                 report_noops(&outcome);
                 serde_json::to_value(spec.with_sans(&outcome))
                     .map_err(|e| Error::Usage(e.to_string()))?
@@ -35,14 +35,13 @@ pub fn run(c: &SpecConfig) -> Result<Outcome> {
             let r = spec::reconstruct(&target.info).map_err(|found| Error::Input {
                 path: path.clone(),
                 expected: "a certificate a cfssl spec can describe".into(),
-                found,
+                found: found.to_string(),
             })?;
             for note in &r.notes {
                 eprintln!("certs: note: {note}");
             }
-            let current = r.spec.sans().map_err(Error::Usage)?;
-            let outcome =
-                san::apply(&current, edit, target.info.serves_tls()).map_err(Error::Usage)?;
+            let current = r.spec.sans()?;
+            let outcome = san::apply(&current, edit, target.info.serves_tls())?;
             report_noops(&outcome);
             serde_json::to_value(r.spec.with_sans(&outcome))
                 .map_err(|e| Error::Usage(e.to_string()))?

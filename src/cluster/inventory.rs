@@ -4,6 +4,7 @@
 //! kubespray and kubean name the groups `kube_control_plane` (formerly `kube-master`), `etcd`
 //! and `kube_node`; kubeasz names them `kube_master`, `etcd` and `kube_node`.
 
+use super::Error;
 use std::collections::BTreeMap;
 
 use serde_yaml_ng::Value;
@@ -90,7 +91,7 @@ impl Inventory {
     }
 
     /// The control-plane, etcd and node groups, whichever installer wrote the inventory.
-    pub fn layout(&self) -> Result<Layout, String> {
+    pub fn layout(&self) -> Result<Layout, Error> {
         let (flavour, cp) = if !self.group("kube_control_plane").is_empty() {
             (Flavour::Kubespray, "kube_control_plane")
         } else if !self.group("kube-master").is_empty() {
@@ -98,11 +99,9 @@ impl Inventory {
         } else if !self.group("kube_master").is_empty() {
             (Flavour::Kubeasz, "kube_master")
         } else {
-            let known: Vec<&str> = self.groups.keys().map(String::as_str).collect();
-            return Err(format!(
-                "expected a group kube_control_plane (kubespray, kubean) or kube_master (kubeasz) with hosts, found groups: {}",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            ));
+            return Err(Error::NoControlPlaneGroup {
+                groups: self.groups.keys().cloned().collect(),
+            });
         };
         let nodes = if self.group("kube_node").is_empty() {
             self.group("kube-node").to_vec()
@@ -130,7 +129,7 @@ impl Inventory {
 
 /// Reads an inventory, YAML when it parses as a YAML mapping with `all` or groups of `hosts` /
 /// `children`, INI otherwise.
-pub fn parse(text: &str) -> Result<Inventory, String> {
+pub fn parse(text: &str) -> Result<Inventory, Error> {
     let looks_yaml = text
         .lines()
         .map(str::trim)
@@ -144,7 +143,7 @@ pub fn parse(text: &str) -> Result<Inventory, String> {
 }
 
 /// `a=1 b="two words" c='x'`: the variables of an INI host line (quotes removed).
-fn ini_vars(rest: &str) -> Result<BTreeMap<String, String>, String> {
+fn ini_vars(rest: &str) -> Result<BTreeMap<String, String>, Error> {
     let mut out = BTreeMap::new();
     let mut chars = rest.chars().peekable();
     loop {
@@ -163,7 +162,9 @@ fn ini_vars(rest: &str) -> Result<BTreeMap<String, String>, String> {
             chars.next();
         }
         if chars.next() != Some('=') {
-            return Err(format!("expected KEY=VALUE, found `{key}`"));
+            return Err(Error::Inventory(format!(
+                "expected KEY=VALUE, found `{key}`"
+            )));
         }
         let mut value = String::new();
         match chars.peek().copied() {
@@ -178,7 +179,7 @@ fn ini_vars(rest: &str) -> Result<BTreeMap<String, String>, String> {
                     value.push(c);
                 }
                 if !closed {
-                    return Err(format!("{key}: unterminated quote"));
+                    return Err(Error::Inventory(format!("{key}: unterminated quote")));
                 }
             }
             _ => {
@@ -221,18 +222,18 @@ impl Raw {
         }
     }
 
-    fn resolve(self) -> Result<Inventory, String> {
+    fn resolve(self) -> Result<Inventory, Error> {
         fn expand(
             g: &str,
             raw: &Raw,
             seen: &mut Vec<String>,
             out: &mut Vec<String>,
-        ) -> Result<(), String> {
+        ) -> Result<(), Error> {
             if seen.iter().any(|s| s == g) {
-                return Err(format!(
+                return Err(Error::Inventory(format!(
                     "group {g} is its own child ({})",
                     seen.join(" -> ")
-                ));
+                )));
             }
             seen.push(g.to_string());
             for h in raw.direct.get(g).into_iter().flatten() {
@@ -268,7 +269,7 @@ impl Raw {
     }
 }
 
-fn parse_ini(text: &str) -> Result<Inventory, String> {
+fn parse_ini(text: &str) -> Result<Inventory, Error> {
     #[derive(PartialEq)]
     enum Section {
         Hosts(String),
@@ -282,7 +283,7 @@ fn parse_ini(text: &str) -> Result<Inventory, String> {
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        let at = |e: String| format!("line {}: {e}", n + 1);
+        let at = |e: String| Error::Inventory(format!("line {}: {e}", n + 1));
         if let Some(head) = line.strip_prefix('[') {
             let head = head
                 .strip_suffix(']')
@@ -337,15 +338,18 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-fn parse_yaml(text: &str) -> Result<Inventory, String> {
-    let doc: Value = crate::pki::yaml::from_str(text).map_err(|e| format!("YAML: {e}"))?;
+fn parse_yaml(text: &str) -> Result<Inventory, Error> {
+    let doc: Value =
+        crate::pki::yaml::from_str(text).map_err(|e| Error::Inventory(format!("YAML: {e}")))?;
     let Value::Mapping(top) = doc else {
-        return Err("expected a YAML mapping of groups (all: {hosts, children})".into());
+        return Err(Error::Inventory(
+            "expected a YAML mapping of groups (all: {hosts, children})".into(),
+        ));
     };
     let mut raw = Raw::default();
-    fn group(name: &str, v: &Value, raw: &mut Raw, depth: usize) -> Result<(), String> {
+    fn group(name: &str, v: &Value, raw: &mut Raw, depth: usize) -> Result<(), Error> {
         if depth > 32 {
-            return Err(format!("group {name}: nested too deep"));
+            return Err(Error::Inventory(format!("group {name}: nested too deep")));
         }
         raw.direct.entry(name.to_string()).or_default();
         let Value::Mapping(m) = v else {
@@ -353,8 +357,9 @@ fn parse_yaml(text: &str) -> Result<Inventory, String> {
         };
         if let Some(Value::Mapping(hosts)) = m.get("hosts") {
             for (h, vars) in hosts {
-                let h = scalar(h)
-                    .ok_or_else(|| format!("group {name}: a host name that is not text"))?;
+                let h = scalar(h).ok_or_else(|| {
+                    Error::Inventory(format!("group {name}: a host name that is not text"))
+                })?;
                 let vars: BTreeMap<String, String> = match vars {
                     Value::Mapping(vm) => vm
                         .iter()
@@ -368,8 +373,9 @@ fn parse_yaml(text: &str) -> Result<Inventory, String> {
         }
         if let Some(Value::Mapping(children)) = m.get("children") {
             for (c, cv) in children {
-                let c =
-                    scalar(c).ok_or_else(|| format!("group {name}: a child that is not text"))?;
+                let c = scalar(c).ok_or_else(|| {
+                    Error::Inventory(format!("group {name}: a child that is not text"))
+                })?;
                 let list = raw.children.entry(name.to_string()).or_default();
                 if !list.contains(&c) {
                     list.push(c.clone());
@@ -380,7 +386,8 @@ fn parse_yaml(text: &str) -> Result<Inventory, String> {
         Ok(())
     }
     for (k, v) in &top {
-        let k = scalar(k).ok_or("a group name that is not text")?;
+        let k =
+            scalar(k).ok_or_else(|| Error::Inventory("a group name that is not text".into()))?;
         group(&k, v, &mut raw, 0)?;
     }
     // `all` is implicit: its own hosts and children are the inventory's.
@@ -454,15 +461,19 @@ mod tests {
             .unwrap()
             .layout()
             .unwrap_err()
+            .to_string()
             .contains("kube_control_plane"));
         assert!(parse("[kube_master]\nnode[1:3]\n")
             .unwrap_err()
+            .to_string()
             .contains("host ranges"));
         assert!(parse("[a:children]\nb\n[b:children]\na\n")
             .unwrap_err()
+            .to_string()
             .contains("its own child"));
         assert!(parse("[kube_master]\nnode1 ip=\"10.0.0.1\n")
             .unwrap_err()
+            .to_string()
             .contains("unterminated"));
     }
 }

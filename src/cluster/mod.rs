@@ -4,8 +4,11 @@
 //! holds the CA keys from each node's certificates (public parts only), roll out node by node.
 //! Pure: the inventory's text and the request in, the playbook's files out.
 
+pub mod error;
 pub mod inventory;
 pub mod rotate;
+
+pub use error::Error;
 
 use inventory::{Flavour, Inventory};
 
@@ -52,15 +55,16 @@ pub struct Roles {
 }
 
 /// Resolves the request against the inventory.
-pub fn roles(inv: &Inventory, req: &Request) -> Result<Roles, String> {
+pub fn roles(inv: &Inventory, req: &Request) -> Result<Roles, Error> {
     let layout = inv.layout()?;
     let mut retired_hosts = Vec::new();
     let mut retire = Vec::new();
     for r in &req.retire {
         match inv.find(r) {
             Some(h) => {
-                let addr = h.addr().ok_or_else(|| {
-                    format!("--retire {r}: host {} has no address in the inventory (ip, access_ip or ansible_host)", h.name)
+                let addr = h.addr().ok_or_else(|| Error::RetiredWithoutAddress {
+                    given: r.clone(),
+                    host: h.name.clone(),
                 })?;
                 if !retired_hosts.contains(&h.name) {
                     retired_hosts.push(h.name.clone());
@@ -69,10 +73,10 @@ pub fn roles(inv: &Inventory, req: &Request) -> Result<Roles, String> {
             }
             None if r.parse::<std::net::IpAddr>().is_ok() => retire.push(r.clone()),
             None => {
-                return Err(format!(
-                    "--retire {r}: expected a host of the inventory (name, ip, ansible_host or etcd member name) or an address, found none called so (hosts: {})",
-                    inv.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
-                ))
+                return Err(Error::UnknownRetired {
+                    given: r.clone(),
+                    hosts: inv.hosts.iter().map(|h| h.name.clone()).collect(),
+                })
             }
         }
     }
@@ -85,10 +89,7 @@ pub fn roles(inv: &Inventory, req: &Request) -> Result<Roles, String> {
     }
     let cp_left: Vec<&String> = layout.control_plane.iter().filter(|h| stays(h)).collect();
     if cp_left.is_empty() {
-        return Err(
-            "--retire: expected at least one control-plane host to stay, found every one retired"
-                .into(),
-        );
+        return Err(Error::NoControlPlaneLeft);
     }
     let workers: Vec<String> = layout
         .nodes
@@ -98,13 +99,9 @@ pub fn roles(inv: &Inventory, req: &Request) -> Result<Roles, String> {
         .collect();
     let ca_host = match &req.ca_host {
         Some(c) => {
-            let h = inv.find(c).ok_or_else(|| {
-                format!("--ca-host {c}: expected a host of the inventory, found none called so")
-            })?;
+            let h = inv.find(c).ok_or_else(|| Error::UnknownCaHost(c.clone()))?;
             if !stays(&h.name) {
-                return Err(format!(
-                    "--ca-host {c}: the CA host cannot be a retired host"
-                ));
+                return Err(Error::RetiredCaHost(c.clone()));
             }
             h.name.clone()
         }
@@ -318,7 +315,7 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let bad = |req: Request| roles(&inv(), &req).unwrap_err();
+        let bad = |req: Request| roles(&inv(), &req).unwrap_err().to_string();
         assert!(bad(Request {
             retire: vec!["node9".into()],
             ..Request::default()

@@ -5,6 +5,7 @@
 //! in it is the one `bundle.json` records. Pure: file reads come through a function, the caller
 //! writes ([`crate::sys::fs::write_bundle`], [`crate::sys::fs::add_to_bundle`]).
 
+use super::error::Error;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
@@ -83,7 +84,7 @@ pub fn edited_files(edited: &[Edited], taken: &[PathBuf]) -> Vec<NewFile> {
 
 /// Bundle files for entries made elsewhere (a reissue's [`crate::issue::bundle::BundleFile`]s,
 /// serialised), placed again beside those already `taken`.
-pub fn placed(entries: Vec<(Value, Vec<u8>)>, taken: &[PathBuf]) -> Result<Vec<NewFile>, String> {
+pub fn placed(entries: Vec<(Value, Vec<u8>)>, taken: &[PathBuf]) -> Result<Vec<NewFile>, Error> {
     let targets: Vec<PathBuf> = entries
         .iter()
         .map(|(v, _)| PathBuf::from(v["target"].as_str().unwrap_or_default()))
@@ -97,7 +98,9 @@ pub fn placed(entries: Vec<(Value, Vec<u8>)>, taken: &[PathBuf]) -> Result<Vec<N
             let mode = entry["mode"]
                 .as_str()
                 .and_then(|m| u32::from_str_radix(m, 8).ok())
-                .ok_or_else(|| format!("expected an octal mode, found {}", entry["mode"]))?;
+                .ok_or_else(|| {
+                    Error::Bundle(format!("expected an octal mode, found {}", entry["mode"]))
+                })?;
             entry["bundle_path"] = json!(bundle_path);
             Ok(NewFile {
                 bundle_path,
@@ -127,45 +130,45 @@ pub fn existing(
     dir: &Path,
     manifest_bytes: &[u8],
     read: &dyn Fn(&Path) -> Option<Vec<u8>>,
-) -> Result<Value, String> {
+) -> Result<Value, Error> {
     let at = dir.join("bundle.json");
     let v: Value = serde_json::from_slice(manifest_bytes).map_err(|e| {
-        format!(
+        Error::Bundle(format!(
             "`{}`: expected a certs bundle manifest (certs.bundle/v1), found {e}",
             at.display()
-        )
+        ))
     })?;
     if v["schema"] != "certs.bundle/v1" {
-        return Err(format!(
+        return Err(Error::Bundle(format!(
             "`{}`: expected schema certs.bundle/v1, found {}",
             at.display(),
             v["schema"]
-        ));
+        )));
     }
     serde_json::from_value::<crate::rollout::plan::BundleManifest>(v.clone()).map_err(|e| {
-        format!(
+        Error::Bundle(format!(
             "`{}`: expected a manifest `certs rollout` can install, found {e}",
             at.display()
-        )
+        ))
     })?;
     for f in v["files"].as_array().into_iter().flatten() {
         let rel = PathBuf::from(f["bundle_path"].as_str().unwrap_or_default());
         if !inside(&rel) {
-            return Err(format!(
+            return Err(Error::Bundle(format!(
                 "`{}`: expected bundle paths inside the bundle, found `{}`; refusing a tampered bundle",
                 at.display(),
                 rel.display()
-            ));
+            )));
         }
         let want = f["new_sha256"].as_str().unwrap_or_default();
         let path = dir.join(&rel);
         let found = read(&path).map(|b| sha256_hex(&b));
         if found.as_deref() != Some(want) {
-            return Err(format!(
+            return Err(Error::Bundle(format!(
                 "`{}`: expected the bundle file bundle.json records (SHA-256 {want}), found {}; the bundle changed since it was written, refusing to add to it",
                 path.display(),
                 found.map_or("no readable file".into(), |s| format!("SHA-256 {s}"))
-            ));
+            )));
         }
     }
     Ok(v)
@@ -183,17 +186,17 @@ pub fn taken(manifest: &Value) -> Vec<PathBuf> {
 
 /// Appends `files` to `manifest`; refuses a target the bundle already replaces (a bundle holds
 /// one new version of a file) and a target given twice.
-pub fn add(manifest: &mut Value, files: &[NewFile]) -> Result<(), String> {
-    let list = manifest["files"]
-        .as_array_mut()
-        .ok_or("expected a `files` list in bundle.json, found none")?;
+pub fn add(manifest: &mut Value, files: &[NewFile]) -> Result<(), Error> {
+    let list = manifest["files"].as_array_mut().ok_or_else(|| {
+        Error::Bundle("expected a `files` list in bundle.json, found none".into())
+    })?;
     for f in files {
         let target = f.target();
         if let Some(old) = list.iter().find(|e| e["target"] == target) {
-            return Err(format!(
+            return Err(Error::Bundle(format!(
                 "expected files the bundle does not replace yet, found `{target}` already in it (as `{}`): a bundle holds one new version of a file; write the edit to a new bundle with --out",
                 old["bundle_path"].as_str().unwrap_or_default()
-            ));
+            )));
         }
         list.push(f.entry.clone());
     }
@@ -289,11 +292,14 @@ mod tests {
         let good = |p: &Path| (p == Path::new("/b/admin.conf")).then(|| b"new".to_vec());
         existing(dir, &bytes, &good).unwrap();
         let bad = |p: &Path| (p == Path::new("/b/admin.conf")).then(|| b"evil".to_vec());
-        let err = existing(dir, &bytes, &bad).unwrap_err();
+        let err = existing(dir, &bytes, &bad).unwrap_err().to_string();
         assert!(err.contains("changed since"), "{err}");
         // The same target again is refused; another is added.
         let again = edited_files(&[edited("/etc/kubernetes/admin.conf", "x")], &taken(&m));
-        assert!(add(&mut m, &again).unwrap_err().contains("already in it"));
+        assert!(add(&mut m, &again)
+            .unwrap_err()
+            .to_string()
+            .contains("already in it"));
         let other = edited_files(&[edited("/etc/kubernetes/kubelet.conf", "x")], &taken(&m));
         add(&mut m, &other).unwrap();
         assert_eq!(m["files"].as_array().unwrap().len(), 2);
@@ -302,6 +308,7 @@ mod tests {
         let bytes = serde_json::to_vec(&m).unwrap();
         assert!(existing(dir, &bytes, &good)
             .unwrap_err()
+            .to_string()
             .contains("tampered"));
     }
 }

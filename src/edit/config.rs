@@ -8,6 +8,7 @@
 //! Each edit returns `Ok(None)` when there is nothing to change (the setting is absent, or
 //! already says what is asked), `Ok(Some(text))` with the whole new text, or a one-line error.
 
+use super::error::Error;
 use std::ops::Range;
 
 /// kube-apiserver's list of etcd client URLs.
@@ -96,8 +97,8 @@ pub fn find(text: &str, key: &'static str) -> Vec<Found> {
 fn edit(
     text: &str,
     keys: &[&'static str],
-    mut f: impl FnMut(&Found) -> Result<Option<String>, String>,
-) -> Result<Option<String>, String> {
+    mut f: impl FnMut(&Found) -> Result<Option<String>, Error>,
+) -> Result<Option<String>, Error> {
     let mut found: Vec<Found> = keys.iter().flat_map(|k| find(text, k)).collect();
     found.sort_by_key(|f| f.span.start);
     let mut out = String::with_capacity(text.len());
@@ -169,7 +170,7 @@ fn same_endpoint(a: &str, b: &str) -> bool {
 /// kube-apiserver's `--etcd-servers`: every URL whose host is one of `retire` (hosts, or names
 /// when the URLs use names) removed, each of `add` (client URLs) appended unless already
 /// listed. An edit that would leave the list empty is an error.
-pub fn etcd_servers(text: &str, retire: &[&str], add: &[String]) -> Result<Option<String>, String> {
+pub fn etcd_servers(text: &str, retire: &[&str], add: &[String]) -> Result<Option<String>, Error> {
     edit(text, &[ETCD_SERVERS], |occ| {
         let listed: Vec<&str> = occ.value.split(',').filter(|u| !u.is_empty()).collect();
         let mut kept: Vec<String> = listed
@@ -183,11 +184,11 @@ pub fn etcd_servers(text: &str, retire: &[&str], add: &[String]) -> Result<Optio
             }
         }
         if kept.is_empty() {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "line {}: removing {} leaves {ETCD_SERVERS} empty",
                 occ.line,
                 retire.join(", ")
-            ));
+            )));
         }
         Ok(Some(kept.join(",")))
     })
@@ -202,9 +203,9 @@ pub fn initial_cluster(
     text: &str,
     retire: &[&str],
     add: &[(String, String)],
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, Error> {
     edit(text, INITIAL_CLUSTER, |occ| {
-        let at = |msg: String| format!("line {}: {} {msg}", occ.line, occ.key);
+        let at = |msg: String| Error::Config(format!("line {}: {} {msg}", occ.line, occ.key));
         let mut entries: Vec<(String, String)> = Vec::new();
         for e in occ.value.split(',').filter(|e| !e.is_empty()) {
             let (name, url) = e
@@ -335,11 +336,15 @@ mod tests {
             "ETCD_INITIAL_CLUSTER=etcd1=https://10.0.0.1:2380"
         );
         // Such a value is no member list: the edit is refused, not made.
-        let err = initial_cluster(text, &["etcd1"], &[]).unwrap_err();
+        let err = initial_cluster(text, &["etcd1"], &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is not an http(s) peer URL"), "{err}");
         // Found by the long run: another key's name at the start of the value.
         let text = "  --initial-cluster=ETCD_INITIAL_CLUSTER=etcd1=https://10.0.0.1:2380,etcd2=https://10.0.0.2:2380 \\\n";
-        let err = initial_cluster(text, &["etcd2"], &[]).unwrap_err();
+        let err = initial_cluster(text, &["etcd2"], &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1"), "{err}");
     }
 
@@ -372,7 +377,8 @@ mod tests {
             &["172.72.0.95", "172.72.0.96", "172.72.0.97"],
             &[],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("leaves --etcd-servers empty"), "{err}");
         assert!(!err.contains('\n'));
         // Not the 10.0.0.1 inside 10.0.0.10, and a longer flag is another flag.
@@ -472,21 +478,28 @@ mod tests {
         )];
         assert_eq!(initial_cluster(KUBEADM_ETCD, &[], &again), Ok(None));
         let moved = [("master1".to_string(), "https://10.0.0.9:2380".to_string())];
-        let err = initial_cluster(KUBEADM_ETCD, &[], &moved).unwrap_err();
+        let err = initial_cluster(KUBEADM_ETCD, &[], &moved)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("already lists master1 at https://10.21.22.73:2380"),
             "{err}"
         );
         let taken = [("m9".to_string(), "https://10.21.22.73:2380".to_string())];
-        let err = initial_cluster(KUBEADM_ETCD, &[], &taken).unwrap_err();
+        let err = initial_cluster(KUBEADM_ETCD, &[], &taken)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("as member master1"), "{err}");
-        let err = initial_cluster(KUBEADM_ETCD, &["master1"], &[]).unwrap_err();
+        let err = initial_cluster(KUBEADM_ETCD, &["master1"], &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("line ") && err.contains("no member"),
             "{err}"
         );
-        let err =
-            initial_cluster("--initial-cluster=a=https://x:2380,junk\n", &["a"], &[]).unwrap_err();
+        let err = initial_cluster("--initial-cluster=a=https://x:2380,junk\n", &["a"], &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`junk` is not NAME=URL"), "{err}");
     }
 

@@ -4,6 +4,9 @@
 
 pub mod bundle;
 pub mod config;
+pub mod error;
 pub mod kubeconfig;
 pub mod proxy;
 pub mod yaml;
+
+pub use error::Error;

@@ -4,6 +4,7 @@
 //! removed, lines for new ones added after the last `server` line of the same block, shaped
 //! like it (indentation, spacing, options). Every other byte stays identical.
 
+use super::error::Error;
 use std::ops::Range;
 
 use super::config::{host_port, same_host};
@@ -243,8 +244,8 @@ struct Add {
     spelled: String,
 }
 
-fn parse_add(s: &str) -> Result<Add, String> {
-    let bad = || format!("`{s}` is not [NAME=]HOST[:PORT]");
+fn parse_add(s: &str) -> Result<Add, Error> {
+    let bad = || Error::Proxy(format!("`{s}` is not [NAME=]HOST[:PORT]"));
     let (name, addr) = match s.split_once('=') {
         Some((n, a)) if !n.is_empty() => (Some(n.to_string()), a),
         Some(_) => return Err(bad()),
@@ -275,7 +276,7 @@ fn parse_add(s: &str) -> Result<Add, String> {
 /// replaced: same indentation, spacing and options, minus a trailing comment. A server already
 /// listed is not added twice. A block left without servers, an add that fits no block, a
 /// haproxy name already taken: a one-line error.
-pub fn upstreams(text: &str, retire: &[&str], add: &[String]) -> Result<Option<String>, String> {
+pub fn upstreams(text: &str, retire: &[&str], add: &[String]) -> Result<Option<String>, Error> {
     let adds = add
         .iter()
         .map(|a| parse_add(a))
@@ -304,10 +305,10 @@ pub fn upstreams(text: &str, retire: &[&str], add: &[String]) -> Result<Option<S
             .iter()
             .find(|p| !p.alone && (retired(p) || !adds.is_empty()))
         {
-            return Err(format!(
+            return Err(Error::Proxy(format!(
                 "{} (line {}): `{}` shares its line with other statements; edit that line by hand",
                 p.server.block, p.server.line, p.server.text
-            ));
+            )));
         }
         let template = members
             .iter()
@@ -334,10 +335,10 @@ pub fn upstreams(text: &str, retire: &[&str], add: &[String]) -> Result<Option<S
                     .iter()
                     .find(|p| !retired(p) && p.server.name.as_deref() == Some(name.as_str()))
                 {
-                    return Err(format!(
+                    return Err(Error::Proxy(format!(
                         "{}: a server named {name} is already on line {} ({}); add it as NAME={}",
                         template.server.block, p.server.line, p.server.text, a.spelled
-                    ));
+                    )));
                 }
             }
             let host = if a.host.contains(':') {
@@ -354,7 +355,7 @@ pub fn upstreams(text: &str, retire: &[&str], add: &[String]) -> Result<Option<S
         }
         let gone: Vec<&&Parsed> = members.iter().filter(|p| retired(p)).collect();
         if gone.len() == members.len() && added == 0 {
-            return Err(format!(
+            return Err(Error::Proxy(format!(
                 "{} (line {}): removing {} leaves it no server; add the new masters first",
                 last.server.block,
                 members[0].server.line,
@@ -362,15 +363,15 @@ pub fn upstreams(text: &str, retire: &[&str], add: &[String]) -> Result<Option<S
                     .map(|p| p.server.host.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            ));
+            )));
         }
     }
     if let Some(i) = landed.iter().position(|l| !l) {
-        return Err(format!(
+        return Err(Error::Proxy(format!(
             "no upstream block has a server on port {} to add {} beside",
             adds[i].port.map_or(String::new(), |p| p.to_string()),
             adds[i].spelled
-        ));
+        )));
     }
     if removed.is_empty() && inserts.is_empty() {
         return Ok(None);
@@ -635,7 +636,9 @@ backend kube_api_backend
         assert!(new.ends_with(
             "  server node3 10.6.0.13:6443 check check-ssl verify none\n  server 10.6.0.14 10.6.0.14:6443 check check-ssl verify none\n"
         ));
-        let err = upstreams(HAPROXY, &[], &["node1=10.6.0.14:6443".into()]).unwrap_err();
+        let err = upstreams(HAPROXY, &[], &["node1=10.6.0.14:6443".into()])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("already on line") && !err.contains('\n'),
             "{err}"
@@ -663,8 +666,9 @@ backend kube_api_backend
 
     #[test]
     fn errors_are_one_line() {
-        let err =
-            upstreams(KUBE_LB, &["172.72.0.95", "172.72.0.96", "172.72.0.97"], &[]).unwrap_err();
+        let err = upstreams(KUBE_LB, &["172.72.0.95", "172.72.0.96", "172.72.0.97"], &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("upstream backend") && err.contains("no server"),
             "{err}"
@@ -679,7 +683,9 @@ backend kube_api_backend
         .unwrap();
         assert_eq!(servers(&new).len(), 1);
         assert_eq!(servers(&new)[0].line, 12);
-        let err = upstreams(KUBE_LB, &[], &["10.0.0.1:7443".into()]).unwrap_err();
+        let err = upstreams(KUBE_LB, &[], &["10.0.0.1:7443".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("port 7443"), "{err}");
         for bad in ["", "a b:1", "h:port", "=h:1"] {
             assert!(
@@ -708,7 +714,9 @@ backend kube_api_backend
         );
         assert_eq!(servers(nginx)[0].text, "server 10.0.0.1:6443;");
         // Editing a line that holds a whole block is refused, not half done.
-        let err = upstreams(nginx, &["10.0.0.1"], &[]).unwrap_err();
+        let err = upstreams(nginx, &["10.0.0.1"], &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2") && err.contains("by hand"), "{err}");
         // The separate block is still edited line by line.
         let out = upstreams(nginx, &["10.0.0.3"], &["10.0.0.4:6443".into()]);

@@ -6,6 +6,7 @@
 //! Only the first document of a stream is read. Aliases are kept as such (never expanded), so a
 //! hostile `&a [*a, *a …]` costs nothing here.
 
+use super::error::Error;
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
 /// How a scalar is written.
@@ -56,7 +57,7 @@ impl Node {
 }
 
 /// The first document of `text`, or the parser's error in one line.
-pub fn parse(text: &str) -> Result<Node, String> {
+pub fn parse(text: &str) -> Result<Node, Error> {
     crate::pki::yaml::bounded(text)?;
     // saphyr's markers count characters; edits need bytes.
     let bytes_at: Vec<usize> = text
@@ -73,7 +74,7 @@ pub fn parse(text: &str) -> Result<Node, String> {
     let mut parser = Parser::new_from_str(text);
     let mut root = None;
     while let Some(ev) = parser.next_event() {
-        let (ev, span) = ev.map_err(|e| format!("YAML error: {e}"))?;
+        let (ev, span) = ev.map_err(|e| Error::Yaml(format!("YAML error: {e}")))?;
         let node = match ev {
             Event::StreamStart | Event::DocumentStart(_) | Event::Nothing => continue,
             Event::DocumentEnd | Event::StreamEnd => break,
@@ -88,7 +89,7 @@ pub fn parse(text: &str) -> Result<Node, String> {
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
                 Some(Open::Seq(items)) => Node::Sequence(items),
                 Some(Open::Map(entries, _)) => Node::Mapping(entries),
-                None => return Err("YAML error: unbalanced collection".into()),
+                None => return Err(Error::Yaml("YAML error: unbalanced collection".into())),
             },
             Event::Alias(_) => Node::Alias,
             Event::Scalar(value, style, anchor, tag) => Node::Scalar {
@@ -116,7 +117,7 @@ pub fn parse(text: &str) -> Result<Node, String> {
             break;
         }
     }
-    root.ok_or_else(|| "YAML error: no document".into())
+    root.ok_or_else(|| Error::Yaml("YAML error: no document".into()))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! string types, multi-valued RDNs as Go writes them: rcgen cannot, see rustls/rcgen#81), the key
 //! unless a new one is asked for, and every other extension with its criticality.
 
+use super::error::Error;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::der;
@@ -36,9 +37,11 @@ pub fn build(
     changes: &Changes,
     ca: &CertInfo,
     signer: &SigningKey,
-) -> Result<Vec<u8>, String> {
-    let (_, orig) = X509Certificate::from_der(&original.der).map_err(|e| e.to_string())?;
-    let (_, ca_cert) = X509Certificate::from_der(&ca.der).map_err(|e| e.to_string())?;
+) -> Result<Vec<u8>, Error> {
+    let (_, orig) =
+        X509Certificate::from_der(&original.der).map_err(|e| Error::Sign(e.to_string()))?;
+    let (_, ca_cert) =
+        X509Certificate::from_der(&ca.der).map_err(|e| Error::Sign(e.to_string()))?;
     let ca_ski = ca_cert
         .extensions()
         .iter()
@@ -156,9 +159,9 @@ fn aki(id: &[u8]) -> Vec<u8> {
 }
 
 /// RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits (what Go and cfssl write).
-pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, String> {
+pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, Error> {
     let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
-        .map_err(|e| format!("bad public key ({e})"))?;
+        .map_err(|e| Error::Sign(format!("bad public key ({e})")))?;
     let digest = aws_lc_rs::digest::digest(
         &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
         &spki.subject_public_key.data,
@@ -167,15 +170,16 @@ pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// The DER SubjectPublicKeyInfo of a certificate.
-pub fn spki_of(cert: &CertInfo) -> Result<Vec<u8>, String> {
-    let (_, c) = X509Certificate::from_der(&cert.der).map_err(|e| e.to_string())?;
+pub fn spki_of(cert: &CertInfo) -> Result<Vec<u8>, Error> {
+    let (_, c) = X509Certificate::from_der(&cert.der).map_err(|e| Error::Sign(e.to_string()))?;
     Ok(c.public_key().raw.to_vec())
 }
 
 /// A positive 128-bit random serial (rcgen's default would derive it from the key and repeat).
-pub fn random_serial() -> Result<Vec<u8>, String> {
+pub fn random_serial() -> Result<Vec<u8>, Error> {
     let mut serial = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut serial).map_err(|_| "no randomness for a serial")?;
+    aws_lc_rs::rand::fill(&mut serial)
+        .map_err(|_| Error::Sign("no randomness for a serial".into()))?;
     serial[0] &= 0x7f;
     serial[0] |= 0x01; // never a leading zero byte: the serial keeps its full length
     Ok(serial.to_vec())

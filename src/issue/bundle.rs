@@ -2,11 +2,12 @@
 //! `bundle.json`, the manifest the rollout reads (targets, hashes, serials, SAN diffs, which
 //! components use each file). Building it is pure; writing it is [`crate::sys::fs::write_bundle`].
 
+use super::error::Error;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::target::Target;
+use super::target::Reissuable;
 use super::Issued;
 use crate::pki::cert::sha256_hex;
 use crate::pki::key::KeyFormat;
@@ -114,7 +115,7 @@ pub fn components(role: Role) -> Vec<&'static str> {
 
 /// A reissued target, ready to become bundle files.
 pub struct Reissued<'a> {
-    pub target: &'a Target,
+    pub target: &'a Reissuable,
     pub ca: String,
     pub issued: &'a Issued,
     pub diff: SanDiff,
@@ -124,8 +125,10 @@ pub struct Reissued<'a> {
 
 /// The bundle's files for each reissued target, with paths relative to the targets' common
 /// directory (so `pki/apiserver.crt` and `pki/etcd/server.crt` keep their layout).
-pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, String> {
-    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| format!("`{}`: {e}", p.display()));
+pub fn files(items: &[Reissued]) -> Result<Vec<BundleFile>, Error> {
+    let absolute = |p: &Path| {
+        std::path::absolute(p).map_err(|e| Error::Bundle(format!("`{}`: {e}", p.display())))
+    };
     let mut dirs = Vec::new();
     for r in items {
         dirs.push(absolute(r.target.path.parent().unwrap_or(Path::new(".")))?);
@@ -259,29 +262,32 @@ fn rewrite_kubeconfig(
     user: &str,
     cert_pem: &str,
     key_pem: Option<&str>,
-) -> Result<Vec<u8>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "kubeconfig is not UTF-8")?;
+) -> Result<Vec<u8>, Error> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| Error::Bundle("kubeconfig is not UTF-8".into()))?;
     crate::edit::kubeconfig::set_user_credentials(text, user, cert_pem, key_pem)
         .map(String::into_bytes)
+        .map_err(Error::from)
 }
 
 /// Every edited kubeconfig read again as a client would: each reissued user must carry the new
 /// certificate (and the new key when one was made), every other user what it had.
-fn verify_kubeconfigs(out: &[BundleFile], items: &[Reissued]) -> Result<(), String> {
+fn verify_kubeconfigs(out: &[BundleFile], items: &[Reissued]) -> Result<(), Error> {
     use crate::pki::kubeconfig::Source;
     for f in out.iter().filter(|f| f.kind == "kubeconfig") {
-        let text = std::str::from_utf8(&f.contents).map_err(|_| "kubeconfig is not UTF-8")?;
+        let text = std::str::from_utf8(&f.contents)
+            .map_err(|_| Error::Bundle("kubeconfig is not UTF-8".into()))?;
         let kc = crate::pki::kubeconfig::parse(&f.target, text).map_err(|e| {
-            format!(
+            Error::Bundle(format!(
                 "refusing to write: the edited `{}` does not read back ({e})",
                 f.target.display()
-            )
+            ))
         })?;
         let fail = |user: &str, what: &str| {
-            Err(format!(
+            Err(Error::Bundle(format!(
                 "refusing to write: in the edited `{}`, user `{user}` {what}",
                 f.target.display()
-            ))
+            )))
         };
         for u in &kc.users {
             let reissued = items.iter().find(|r| {

@@ -1,6 +1,7 @@
 //! A minimal DER writer: just what a TBSCertificate needs. Reading stays with x509-parser; the
 //! pieces we copy from an existing certificate (subject, SPKI, extensions) are copied as bytes.
 
+use super::error::Error;
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
@@ -72,8 +73,9 @@ pub fn explicit(n: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
-pub fn time(unix: i64) -> Result<Vec<u8>, String> {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).map_err(|e| e.to_string())?;
+pub fn time(unix: i64) -> Result<Vec<u8>, Error> {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).map_err(|e| Error::Der(e.to_string()))?;
     let (y, mo, d, h, mi, s) = (
         t.year(),
         t.month() as u8,
@@ -98,11 +100,11 @@ pub fn time(unix: i64) -> Result<Vec<u8>, String> {
 /// Reads one definite-length TLV from the front of `input`: its tag, its whole encoding and
 /// its content, and what follows it. Only what DER allows (no indefinite lengths, minimal
 /// lengths are not insisted on: the bytes are copied, never re-encoded).
-pub fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, String> {
-    let short = || "truncated DER".to_string();
+pub fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, Error> {
+    let short = || Error::Der("truncated DER".into());
     let tag = *input.first().ok_or_else(short)?;
     if tag & 0x1f == 0x1f {
-        return Err("unsupported DER: a multi-byte tag".into());
+        return Err(Error::Der("unsupported DER: a multi-byte tag".into()));
     }
     let first = *input.get(1).ok_or_else(short)?;
     let (len, header) = if first < 0x80 {
@@ -110,7 +112,9 @@ pub fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, String> {
     } else {
         let n = (first & 0x7f) as usize;
         if n == 0 || n > 4 {
-            return Err("unsupported DER: an indefinite or oversized length".into());
+            return Err(Error::Der(
+                "unsupported DER: an indefinite or oversized length".into(),
+            ));
         }
         let bytes = input.get(2..2 + n).ok_or_else(short)?;
         (
@@ -140,7 +144,7 @@ pub struct Tlv<'a> {
 }
 
 /// Every TLV of `content`, in order (the elements of a SEQUENCE or SET).
-pub fn read_all(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, String> {
+pub fn read_all(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, Error> {
     let mut out = Vec::new();
     while !content.is_empty() {
         let t = read_tlv(content)?;

@@ -1,6 +1,7 @@
 //! Signing and key material: the CA's private key loaded into aws-lc-rs (PKCS#1, PKCS#8 or
 //! SEC1), and new leaf keys written in the format of the key they replace.
 
+use super::error::Error;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
@@ -23,17 +24,22 @@ impl std::fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Loads a PEM private key block. Encrypted keys are refused with a clear message.
-    pub fn from_pem_block(label: &str, der: &[u8], encrypted: bool) -> Result<SigningKey, String> {
+    pub fn from_pem_block(label: &str, der: &[u8], encrypted: bool) -> Result<SigningKey, Error> {
         let info = crate::pki::key::read_key_block(label, der, encrypted)?;
         if info.format.is_encrypted() {
-            return Err("expected an unencrypted private key, found an encrypted one (decrypt it first, e.g. `openssl pkey -in KEY -out PLAIN`)".into());
+            return Err(Error::Key("expected an unencrypted private key, found an encrypted one (decrypt it first, e.g. `openssl pkey -in KEY -out PLAIN`)".into()));
         }
         if !info.format.is_private() {
-            return Err(format!("expected a private key, found a `{label}` block"));
+            return Err(Error::Key(format!(
+                "expected a private key, found a `{label}` block"
+            )));
         }
-        let algo = info.algo.ok_or("key without algorithm")?;
-        let rejected =
-            |e: aws_lc_rs::error::KeyRejected| format!("private key rejected by aws-lc ({e})");
+        let algo = info
+            .algo
+            .ok_or_else(|| Error::Key("key without algorithm".into()))?;
+        let rejected = |e: aws_lc_rs::error::KeyRejected| {
+            Error::Key(format!("private key rejected by aws-lc ({e})"))
+        };
         match (algo.algo.as_str(), info.format) {
             ("rsa", KeyFormat::Pkcs1) => aws_lc_rs::rsa::KeyPair::from_der(der)
                 .map(|k| SigningKey::Rsa(Box::new(k)))
@@ -54,15 +60,15 @@ impl SigningKey {
             ("ed25519", _) => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
                 .map(|k| SigningKey::Ed25519(Box::new(k)))
                 .map_err(rejected),
-            (other, _) => Err(format!(
+            (other, _) => Err(Error::Key(format!(
                 "expected an RSA, ECDSA or Ed25519 key, found {other}"
-            )),
+            ))),
         }
     }
 
     /// A fresh key of `algo`.
-    pub fn generate(algo: &KeyAlgo) -> Result<SigningKey, String> {
-        let failed = |_| format!("could not generate a {algo} key");
+    pub fn generate(algo: &KeyAlgo) -> Result<SigningKey, Error> {
+        let failed = |_| Error::Key(format!("could not generate a {algo} key"));
         match algo.algo.as_str() {
             "rsa" => {
                 let size = match algo.size {
@@ -71,9 +77,9 @@ impl SigningKey {
                     4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
                     8192 => aws_lc_rs::rsa::KeySize::Rsa8192,
                     other => {
-                        return Err(format!(
+                        return Err(Error::Key(format!(
                             "expected an RSA size of 2048, 3072, 4096 or 8192, found {other}"
-                        ))
+                        )))
                     }
                 };
                 aws_lc_rs::rsa::KeyPair::generate(size)
@@ -86,7 +92,9 @@ impl SigningKey {
             "ed25519" => Ed25519KeyPair::generate()
                 .map(|k| SigningKey::Ed25519(Box::new(k)))
                 .map_err(failed),
-            other => Err(format!("expected rsa, ecdsa or ed25519, found `{other}`")),
+            other => Err(Error::Key(format!(
+                "expected rsa, ecdsa or ed25519, found `{other}`"
+            ))),
         }
     }
 
@@ -99,8 +107,8 @@ impl SigningKey {
     }
 
     /// The DER SubjectPublicKeyInfo of the key.
-    pub fn spki_der(&self) -> Result<Vec<u8>, String> {
-        let err = |_| "cannot encode the public key".to_string();
+    pub fn spki_der(&self) -> Result<Vec<u8>, Error> {
+        let err = |_| Error::Key("cannot encode the public key".into());
         Ok(match self {
             SigningKey::Rsa(k) => k.public_key().as_der().map_err(err)?.as_ref().to_vec(),
             SigningKey::Ecdsa(k, _) => k.public_key().as_der().map_err(err)?.as_ref().to_vec(),
@@ -132,27 +140,27 @@ impl SigningKey {
         }
     }
 
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let rng = SystemRandom::new();
         match self {
             SigningKey::Rsa(k) => {
                 let mut sig = vec![0; k.public_modulus_len()];
                 k.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
-                    .map_err(|_| "RSA signing failed")?;
+                    .map_err(|_| Error::Key("RSA signing failed".into()))?;
                 Ok(sig)
             }
             SigningKey::Ecdsa(k, _) => k
                 .sign(&rng, message)
                 .map(|s| s.as_ref().to_vec())
-                .map_err(|_| "ECDSA signing failed".into()),
+                .map_err(|_| Error::Key("ECDSA signing failed".into())),
             SigningKey::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
         }
     }
 
     /// The private key as PEM in `format` (the format of the file it replaces). Only used to
     /// write a new leaf key into a bundle.
-    pub fn to_pem(&self, format: KeyFormat) -> Result<String, String> {
-        let err = |_| "cannot encode the private key".to_string();
+    pub fn to_pem(&self, format: KeyFormat) -> Result<String, Error> {
+        let err = |_| Error::Key("cannot encode the private key".into());
         let pkcs8: Vec<u8> = match self {
             SigningKey::Rsa(k) => AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(k.as_ref())
                 .map_err(err)?
@@ -164,7 +172,8 @@ impl SigningKey {
         let (label, der) = match (format, self) {
             (KeyFormat::Pkcs1, SigningKey::Rsa(_)) => {
                 use pkcs8::der::Decode;
-                let info = pkcs8::PrivateKeyInfoRef::from_der(&pkcs8).map_err(|e| e.to_string())?;
+                let info = pkcs8::PrivateKeyInfoRef::from_der(&pkcs8)
+                    .map_err(|e| Error::Key(e.to_string()))?;
                 ("RSA PRIVATE KEY", info.private_key.as_bytes().to_vec())
             }
             (KeyFormat::Sec1, SigningKey::Ecdsa(k, _)) => {
@@ -179,15 +188,15 @@ impl SigningKey {
     }
 }
 
-fn ecdsa_alg(size: u32) -> Result<&'static signature::EcdsaSigningAlgorithm, String> {
+fn ecdsa_alg(size: u32) -> Result<&'static signature::EcdsaSigningAlgorithm, Error> {
     Ok(match size {
         256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
         384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
         521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
         other => {
-            return Err(format!(
+            return Err(Error::Key(format!(
                 "expected an ECDSA curve size of 256, 384 or 521, found {other}"
-            ))
+            )))
         }
     })
 }

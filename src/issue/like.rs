@@ -7,11 +7,12 @@
 //! written here: the result is a bundle (`certs.bundle/v1`) whose files install beside the
 //! template, as new files (`old_sha256` empty).
 
+use super::error::Error as IssueError;
 use std::path::{Path, PathBuf};
 
 use super::bundle::{self, BundleFile, CaRef, Manifest, SanDiff};
 use super::der;
-use super::target::{self, Scans, Target};
+use super::target::{self, Reissuable, Scans};
 use super::{sign_as, Issued, KeyPolicy, Request};
 use crate::error::{Error, Result};
 use crate::pki::cert::{sha256_hex, CertInfo};
@@ -41,7 +42,7 @@ pub struct LikeRequest<'a> {
 
 /// The new certificate and key, verified, with the bundle that installs them.
 pub struct Like {
-    pub template: Target,
+    pub template: Reissuable,
     /// The CA that signed it: location (absolute), subject.
     pub ca: (String, String),
     pub edit: EditOutcome,
@@ -61,18 +62,18 @@ pub struct Like {
 /// [`Error::Usage`] or a read error, before anything would be written.
 pub fn issue_like(req: &LikeRequest) -> Result<Like> {
     let usage = |m: String| Error::Usage(m);
-    check_cn(req.cn).map_err(usage)?;
+    check_cn(req.cn).map_err(|e| usage(e.to_string()))?;
     let t = template(req.template)?;
     let at = t.path.display().to_string();
     if t.info.is_ca {
-        return Err(usage(format!(
+        return Err(Error::Usage(format!(
             "`{at}`: expected a leaf certificate as the template, found a CA ({}); a new CA is not made like another",
             t.info.subject
         )));
     }
     let old_cn = t.info.common_name.clone().unwrap_or_default();
     if old_cn == req.cn {
-        return Err(usage(format!(
+        return Err(Error::Usage(format!(
             "--cn {}: that is the template's own identity; to reissue it, run `certs reissue {at} --new-key`",
             req.cn
         )));
@@ -82,7 +83,7 @@ pub fn issue_like(req: &LikeRequest) -> Result<Like> {
 
     // SANs: the template's with the edit applied.
     if let Some(both) = req.edit.add.iter().find(|s| req.edit.drop.contains(s)) {
-        return Err(usage(format!(
+        return Err(Error::Usage(format!(
             "--add-san and --drop-san both name {both}: say one of them"
         )));
     }
@@ -104,8 +105,10 @@ pub fn issue_like(req: &LikeRequest) -> Result<Like> {
     let template_key = template_key(&t, &mut scans)?;
     let dir = t.path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let cert_name = match req.name {
-        Some(n) => checked_name(n).map_err(usage)?.to_string(),
-        None => derived_name(&t.path, &old_cn, req.cn).map_err(usage)?,
+        Some(n) => checked_name(n)
+            .map_err(|e| usage(e.to_string()))?
+            .to_string(),
+        None => derived_name(&t.path, &old_cn, req.cn).map_err(|e| usage(e.to_string()))?,
     };
     let cert_target = dir.join(&cert_name);
     let (key_format, key_format_from) = new_key_format(template_key.as_ref(), &algo);
@@ -117,14 +120,14 @@ pub fn issue_like(req: &LikeRequest) -> Result<Like> {
         None => dir.join(key_name(&t.path, None, &cert_name, &old_cn, req.cn)),
     };
     if key_target == cert_target {
-        return Err(usage(format!(
+        return Err(Error::Usage(format!(
             "the new certificate and key would both be `{}`; pass --name with a certificate file name",
             cert_target.display()
         )));
     }
     for (what, p) in [("certificate", &cert_target), ("key", &key_target)] {
         if !crate::sys::fs::is_absent(p) {
-            return Err(usage(format!(
+            return Err(Error::Usage(format!(
                 "`{}` already exists: the new {what} would replace it; `certs issue` only makes files for a new identity (pass --name for another file name, or `certs reissue` to replace a certificate)",
                 p.display()
             )));
@@ -143,7 +146,7 @@ pub fn issue_like(req: &LikeRequest) -> Result<Like> {
         validity: req.validity,
         now: req.now,
     };
-    let issued = sign_as(&ca, &request, Some(&subject)).map_err(usage)?;
+    let issued = sign_as(&ca, &request, Some(&subject)).map_err(|e| usage(e.to_string()))?;
     check_subject(&issued.info, &t.info, req.cn)
         .map_err(|e| usage(format!("refusing to write: the new certificate {e}")))?;
     let new_key = issued
@@ -164,7 +167,7 @@ pub fn issue_like(req: &LikeRequest) -> Result<Like> {
     let cert_bytes = new_cert_file(&t.bytes, &issued.der);
     let key_pem = new_key
         .to_pem(key_format)
-        .map_err(usage)?
+        .map_err(|e| usage(e.to_string()))?
         .replace("\r\n", "\n");
     let role = crate::pki::role::detect(&cert_target, &issued.info);
     let cert_file = BundleFile {
@@ -228,25 +231,27 @@ pub fn issue_like(req: &LikeRequest) -> Result<Like> {
 }
 
 /// A common name an operator meant: not empty, no surrounding blanks, no control characters.
-fn check_cn(cn: &str) -> Result<(), String> {
+fn check_cn(cn: &str) -> Result<(), IssueError> {
     if cn.trim().is_empty() {
-        return Err("--cn: expected the new identity's common name, found an empty one".into());
+        return Err(IssueError::Name(
+            "--cn: expected the new identity's common name, found an empty one".into(),
+        ));
     }
     if cn.trim() != cn {
-        return Err(format!(
+        return Err(IssueError::Name(format!(
             "--cn: expected a common name without leading or trailing blanks, found `{cn}`"
-        ));
+        )));
     }
     if cn.chars().any(char::is_control) {
-        return Err(format!(
+        return Err(IssueError::Name(format!(
             "--cn: expected a common name without control characters, found {cn:?}"
-        ));
+        )));
     }
     Ok(())
 }
 
 /// The certificate of a certificate file (its first one); a kubeconfig is refused.
-fn template(path: &Path) -> Result<Target> {
+fn template(path: &Path) -> Result<Reissuable> {
     let targets = target::load(path)?;
     let found = targets.iter().position(|t| t.user.is_none());
     match found {
@@ -262,24 +267,25 @@ fn template(path: &Path) -> Result<Target> {
 /// RDNs, their order, every other attribute and the CN's string type as they were. A CN that
 /// the template's string type cannot hold (a PrintableString has no `_` or `@`) is written as
 /// a UTF8String, as Go and cfssl would, with a warning.
-pub fn replace_cn(subject: &[u8], cn: &str) -> Result<(Vec<u8>, Vec<String>), String> {
-    let bad = |e: String| format!("its subject is not a DER Name I can edit ({e})");
-    let name = der::read_tlv(subject).map_err(bad)?;
+pub fn replace_cn(subject: &[u8], cn: &str) -> Result<(Vec<u8>, Vec<String>), IssueError> {
+    let bad =
+        |e: String| IssueError::Name(format!("its subject is not a DER Name I can edit ({e})"));
+    let name = der::read_tlv(subject).map_err(|e| bad(e.to_string()))?;
     if name.tag != 0x30 || !name.rest.is_empty() {
         return Err(bad("not one SEQUENCE".into()));
     }
     let mut warnings = Vec::new();
     let mut found = 0;
     let mut rdns: Vec<Vec<u8>> = Vec::new();
-    for rdn in der::read_all(name.content).map_err(bad)? {
+    for rdn in der::read_all(name.content).map_err(|e| bad(e.to_string()))? {
         if rdn.tag != 0x31 {
             return Err(bad("an RDN that is not a SET".into()));
         }
-        let atvs = der::read_all(rdn.content).map_err(bad)?;
+        let atvs = der::read_all(rdn.content).map_err(|e| bad(e.to_string()))?;
         let mut changed = false;
         let mut out: Vec<Vec<u8>> = Vec::new();
         for atv in atvs {
-            let parts = der::read_all(atv.content).map_err(bad)?;
+            let parts = der::read_all(atv.content).map_err(|e| bad(e.to_string()))?;
             let (oid, value) = match (atv.tag, parts.as_slice()) {
                 (0x30, [oid, value]) if oid.tag == 0x06 => (oid, value),
                 _ => return Err(bad("an attribute that is not (OID, value)".into())),
@@ -303,15 +309,12 @@ pub fn replace_cn(subject: &[u8], cn: &str) -> Result<(Vec<u8>, Vec<String>), St
     match found {
         1 => {}
         0 => {
-            return Err(
-                "expected a subject with a CN to replace, found none (a new identity is told apart by its CN)"
-                    .into(),
-            )
+            return Err(IssueError::Name("expected a subject with a CN to replace, found none (a new identity is told apart by its CN)".into()))
         }
         n => {
-            return Err(format!(
+            return Err(IssueError::Name(format!(
                 "expected a subject with one CN to replace, found {n}: which one is the identity is ambiguous"
-            ))
+            )))
         }
     }
     let refs: Vec<&[u8]> = rdns.iter().map(Vec::as_slice).collect();
@@ -360,14 +363,14 @@ type Rdns = Vec<Vec<(Vec<u8>, Vec<u8>)>>;
 
 /// After signing: the new certificate's subject is the template's, RDN for RDN and attribute
 /// for attribute, byte for byte, but for the CN, which reads back as `cn`.
-fn check_subject(new: &CertInfo, template: &CertInfo, cn: &str) -> Result<(), String> {
+fn check_subject(new: &CertInfo, template: &CertInfo, cn: &str) -> Result<(), IssueError> {
     if new.common_name.as_deref() != Some(cn) {
-        return Err(format!(
+        return Err(IssueError::Name(format!(
             "has the CN {:?}, not {cn:?}",
             new.common_name.as_deref().unwrap_or("")
-        ));
+        )));
     }
-    let attrs = |raw: &[u8]| -> Result<Rdns, String> {
+    let attrs = |raw: &[u8]| -> Result<Rdns, IssueError> {
         let name = der::read_tlv(raw)?;
         der::read_all(name.content)?
             .into_iter()
@@ -378,7 +381,9 @@ fn check_subject(new: &CertInfo, template: &CertInfo, cn: &str) -> Result<(), St
                         let parts = der::read_all(atv.content)?;
                         match parts.as_slice() {
                             [oid, value] => Ok((oid.whole.to_vec(), value.whole.to_vec())),
-                            _ => Err("an attribute that is not (OID, value)".to_string()),
+                            _ => Err(IssueError::Name(
+                                "an attribute that is not (OID, value)".into(),
+                            )),
                         }
                     })
                     .collect()
@@ -394,14 +399,16 @@ fn check_subject(new: &CertInfo, template: &CertInfo, cn: &str) -> Result<(), St
                     .all(|((go, gv), (wo, wv))| go == wo && (gv == wv || go[2..] == *OID_CN))
         });
     if !same_shape {
-        return Err("has a subject that differs from the template's in more than the CN".into());
+        return Err(IssueError::Name(
+            "has a subject that differs from the template's in more than the CN".into(),
+        ));
     }
     Ok(())
 }
 
 /// The template's private key file beside it (paired by public key), with its format. A
 /// certificate and key in one file is refused: the new pair could not be installed apart.
-fn template_key(t: &Target, scans: &mut Scans) -> Result<Option<(PathBuf, KeyFormat)>> {
+fn template_key(t: &Reissuable, scans: &mut Scans) -> Result<Option<(PathBuf, KeyFormat)>> {
     let inv = scans.of(t.path.parent().unwrap_or(Path::new("/")))?;
     let entry = inv.certificates.iter().find(|c| {
         c.location.path == t.path && c.location.index == 0 && c.location.embedded.is_none()
@@ -456,11 +463,11 @@ fn new_key_format(
 }
 
 /// A bare file name for `--name`.
-fn checked_name(name: &str) -> Result<&str, String> {
+fn checked_name(name: &str) -> Result<&str, IssueError> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-        return Err(format!(
+        return Err(IssueError::Name(format!(
             "--name: expected a file name (it goes beside the template), found `{name}`"
-        ));
+        )));
     }
     Ok(name)
 }
@@ -504,7 +511,7 @@ pub fn changed_part<'a>(old: &'a str, new: &'a str) -> (&'a str, &'a str) {
 
 /// `member-node1.pem` → `member-node4.pem` when the template's file name holds the changed
 /// part of the CN once; otherwise `--name` is needed.
-fn derived_name(template: &Path, old_cn: &str, new_cn: &str) -> Result<String, String> {
+fn derived_name(template: &Path, old_cn: &str, new_cn: &str) -> Result<String, IssueError> {
     let file = template
         .file_name()
         .and_then(|n| n.to_str())
@@ -512,11 +519,11 @@ fn derived_name(template: &Path, old_cn: &str, new_cn: &str) -> Result<String, S
     let (from, to) = changed_part(old_cn, new_cn);
     match replace_once(file, from, to) {
         Some(name) => Ok(name),
-        None => Err(format!(
+        None => Err(IssueError::Name(format!(
             "cannot name the new certificate: the template's file name `{file}` {} the part of its CN `{old_cn}` that --cn changes ({}); pass --name FILE",
             if from.is_empty() || !file.contains(from) { "does not hold" } else { "holds more than once" },
             if from.is_empty() { "nothing: --cn only adds to it".to_string() } else { format!("`{from}` → `{to}`") }
-        )),
+        ))),
     }
 }
 
@@ -609,9 +616,13 @@ mod tests {
             derived_name(t, "etcd-member-node1", "etcd-member-node4").unwrap(),
             "member-node4.pem"
         );
-        let e = derived_name(Path::new("/x/server.crt"), "kube-etcd", "kube-etcd2").unwrap_err();
+        let e = derived_name(Path::new("/x/server.crt"), "kube-etcd", "kube-etcd2")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--name"), "{e}");
-        let e = derived_name(Path::new("/x/node1-node1.pem"), "node1", "node4").unwrap_err();
+        let e = derived_name(Path::new("/x/node1-node1.pem"), "node1", "node4")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("more than once"), "{e}");
         let key = PathBuf::from("/etc/ssl/etcd/ssl/member-node1-key.pem");
         assert_eq!(
@@ -685,7 +696,10 @@ mod tests {
         // No CN, or two: refused.
         assert!(replace_cn(&name(&[&[(O, 0x0c, b"x")]]), "a").is_err());
         let two = name(&[&[(OID_CN, 0x13, b"a")], &[(OID_CN, 0x13, b"b")]]);
-        assert!(replace_cn(&two, "c").unwrap_err().contains("found 2"));
+        assert!(replace_cn(&two, "c")
+            .unwrap_err()
+            .to_string()
+            .contains("found 2"));
     }
 
     #[test]

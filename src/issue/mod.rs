@@ -4,6 +4,7 @@
 pub mod build;
 pub mod bundle;
 pub mod der;
+pub mod error;
 pub mod key;
 pub mod like;
 pub mod reissue;
@@ -15,6 +16,7 @@ pub mod verify;
 use crate::pki::cert::CertInfo;
 use crate::pki::key::{KeyAlgo, PublicKeyId};
 use crate::spec::San;
+pub use error::Error;
 pub use key::SigningKey;
 
 /// cfssl and kubeadm backdate by five minutes for clocks that disagree across masters.
@@ -38,17 +40,17 @@ impl Ca {
         location: String,
         key: SigningKey,
         key_location: &str,
-    ) -> Result<Ca, String> {
+    ) -> Result<Ca, Error> {
         if !info.is_ca {
-            return Err(format!("`{location}`: expected a CA certificate (basicConstraints CA:TRUE), found a leaf ({})", info.subject));
+            return Err(Error::Sign(format!("`{location}`: expected a CA certificate (basicConstraints CA:TRUE), found a leaf ({})", info.subject)));
         }
         let spki = spki_id(&key.spki_der()?)?;
         if spki != info.public_key {
-            return Err(format!(
+            return Err(Error::Sign(format!(
                 "`{key_location}`: expected the private key of CA `{}` ({location}), found a different key ({})",
                 info.subject,
                 key.algo()
-            ));
+            )));
         }
         Ok(Ca {
             info,
@@ -83,43 +85,43 @@ pub struct Issued {
 }
 
 /// Signs `req.original` again with the edit applied, and verifies the result.
-pub fn sign(ca: &Ca, req: &Request) -> Result<Issued, String> {
+pub fn sign(ca: &Ca, req: &Request) -> Result<Issued, Error> {
     sign_as(ca, req, None)
 }
 
 /// [`sign`], the certificate made for `subject` (a DER Name) instead of the original's:
 /// `certs issue --like`, a new identity made like an existing certificate.
-pub fn sign_as(ca: &Ca, req: &Request, subject: Option<&[u8]>) -> Result<Issued, String> {
+pub fn sign_as(ca: &Ca, req: &Request, subject: Option<&[u8]>) -> Result<Issued, Error> {
     if ca.info.not_after <= req.now {
-        return Err(format!(
+        return Err(Error::Sign(format!(
             "CA `{}` ({}) expired at {}: renew the CA first",
             ca.info.subject,
             ca.location,
             crate::duration::rfc3339(ca.info.not_after)
-        ));
+        )));
     }
     if ca.info.not_before > req.now {
-        return Err(format!(
+        return Err(Error::Sign(format!(
             "CA `{}` ({}) is not valid until {}: a certificate it signs now would not verify",
             ca.info.subject,
             ca.location,
             crate::duration::rfc3339(ca.info.not_before)
-        ));
+        )));
     }
     // An absent keyUsage allows any use; a present one must allow signing certificates.
     if !ca.info.key_usage.is_empty() && !ca.info.key_usage.iter().any(|u| u == "cert sign") {
-        return Err(format!(
+        return Err(Error::Sign(format!(
             "expected CA `{}` ({}) to have keyUsage keyCertSign, found only {}: certificates it signs would not verify",
             ca.info.subject,
             ca.location,
             ca.info.key_usage.join(", ")
-        ));
+        )));
     }
     if !req.original.is_signed_by(&ca.info) {
-        return Err(format!(
+        return Err(Error::Sign(format!(
             "expected a certificate signed by CA `{}` ({}), found one issued by `{}` that this CA's key did not sign",
             ca.info.subject, ca.location, req.original.issuer
-        ));
+        )));
     }
     let mut warnings = Vec::new();
     let not_before = req.now - BACKDATE;
@@ -142,10 +144,10 @@ pub fn sign_as(ca: &Ca, req: &Request, subject: Option<&[u8]>) -> Result<Issued,
         } else {
             "give a longer --validity"
         };
-        return Err(format!(
+        return Err(Error::Sign(format!(
             "expected the new certificate to be valid until at least a day from now, found it would end at {} ({why})",
             crate::duration::rfc3339(not_after)
-        ));
+        )));
     }
     let new_key = match &req.policy {
         KeyPolicy::Keep => None,
@@ -183,9 +185,11 @@ pub fn sign_as(ca: &Ca, req: &Request, subject: Option<&[u8]>) -> Result<Issued,
     })
 }
 
-fn spki_id(spki_der: &[u8]) -> Result<PublicKeyId, String> {
+fn spki_id(spki_der: &[u8]) -> Result<PublicKeyId, Error> {
     use x509_parser::prelude::FromDer;
-    let (_, spki) =
-        x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| e.to_string())?;
-    crate::pki::cert::describe_spki(&spki).map(|(_, id)| id)
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| Error::Sign(e.to_string()))?;
+    crate::pki::spki::describe_spki(&spki)
+        .map(|(_, id)| id)
+        .map_err(Error::from)
 }

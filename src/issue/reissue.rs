@@ -6,13 +6,14 @@
 //! nothing: nothing to sign) or [`Action::Refused`] (with why). [`Issuer`] does one target at a
 //! time and is shared with `certs renew` ([`super::renew`]).
 
+use super::error::Error as IssueError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::bundle::{self, CaRef, Manifest, Reissued, SanDiff};
-use super::target::{self, Scans, Scope, Target};
+use super::target::{self, Reissuable, Scans, Scope};
 use super::{sign, Ca, Issued, KeyPolicy, Request};
 use crate::error::{Error, Result};
 use crate::pki::key::{KeyAlgo, KeyFormat};
@@ -53,7 +54,7 @@ impl Action {
 
 /// One target and what became of it.
 pub struct Outcome {
-    pub target: Target,
+    pub target: Reissuable,
     pub action: Action,
     /// Why it was refused, or why nothing changed.
     pub reason: Option<String>,
@@ -70,16 +71,16 @@ pub struct Outcome {
 
 impl Outcome {
     /// A target left alone, with why.
-    pub fn unchanged(target: Target, reason: String) -> Outcome {
+    pub fn unchanged(target: Reissuable, reason: String) -> Outcome {
         Outcome::without(target, Action::Unchanged, reason)
     }
 
     /// A target refused, with why.
-    pub fn refused(target: Target, reason: String) -> Outcome {
+    pub fn refused(target: Reissuable, reason: String) -> Outcome {
         Outcome::without(target, Action::Refused, reason)
     }
 
-    fn without(target: Target, action: Action, reason: String) -> Outcome {
+    fn without(target: Reissuable, action: Action, reason: String) -> Outcome {
         let current = san::from_cert(&target.info.sans).unwrap_or_default();
         Outcome {
             diff: SanDiff::unchanged(&current),
@@ -166,7 +167,7 @@ impl<'a> Issuer<'a> {
         Ok(issuer)
     }
 
-    fn ca_for(&mut self, t: &Target) -> Result<&Ca> {
+    fn ca_for(&mut self, t: &Reissuable) -> Result<&Ca> {
         let explicit = matches!(&self.explicit, Some(ca) if self.explicit_for_all || t.info.is_signed_by(&ca.info));
         if explicit {
             return Ok(self.explicit.as_ref().expect("checked above"));
@@ -176,7 +177,7 @@ impl<'a> Issuer<'a> {
     }
 
     /// One target, start to end.
-    pub fn issue(&mut self, t: Target) -> Outcome {
+    pub fn issue(&mut self, t: Reissuable) -> Outcome {
         let current = match san::from_cert(&t.info.sans) {
             Ok(c) => c,
             Err(e) => {
@@ -189,7 +190,7 @@ impl<'a> Issuer<'a> {
         let (edit, cancelled) = cancel(self.policy.edit, &current);
         let outcome = match san::apply(&current, &edit, t.info.serves_tls()) {
             Ok(o) => o,
-            Err(e) => return Outcome::refused(t, e),
+            Err(e) => return Outcome::refused(t, e.to_string()),
         };
         let diff = SanDiff::new(&current, &outcome);
         let mut done = Outcome {
@@ -222,12 +223,12 @@ impl<'a> Issuer<'a> {
             return done;
         }
         if let Err(e) = self.sign_into(&mut done) {
-            done.reason = Some(e);
+            done.reason = Some(e.to_string());
         }
         done
     }
 
-    fn sign_into(&mut self, done: &mut Outcome) -> Result<(), String> {
+    fn sign_into(&mut self, done: &mut Outcome) -> Result<(), IssueError> {
         let t = &done.target;
         let policy = match (self.policy.new_key, &self.policy.key_algo) {
             (false, _) => KeyPolicy::Keep,
@@ -235,13 +236,15 @@ impl<'a> Issuer<'a> {
             (true, None) => KeyPolicy::New(t.info.key.clone()),
         };
         let key_file = if self.policy.new_key && t.user.is_none() {
-            Some(key_file_of(t, &mut self.scans).map_err(|e| e.to_string())?)
+            Some(key_file_of(t, &mut self.scans).map_err(|e| IssueError::Sign(e.to_string()))?)
         } else {
             None
         };
         let (validity, now) = (self.policy.validity, self.policy.now);
         let sans = &done.edit.as_ref().expect("set before signing").sans;
-        let ca = self.ca_for(t).map_err(|e| e.to_string())?;
+        let ca = self
+            .ca_for(t)
+            .map_err(|e| IssueError::Sign(e.to_string()))?;
         let request = Request {
             original: &t.info,
             sans,
@@ -276,7 +279,7 @@ impl<'a> Issuer<'a> {
         if items.is_empty() {
             return Ok(None);
         }
-        let files = bundle::files(&items).map_err(Error::Usage)?;
+        let files = bundle::files(&items)?;
         // bundle.json names one CA: the one that signed the most of its files (each file names
         // its own).
         let signers: Vec<&(String, String)> = outcomes
@@ -376,7 +379,7 @@ fn no_op_reason(o: &Outcome) -> String {
 
 /// Where a target's private key lives (to be replaced under `--new-key`), its format and bytes.
 /// Without one on disk, the conventional name beside the certificate, PKCS#8.
-fn key_file_of(t: &Target, scans: &mut Scans) -> Result<(PathBuf, KeyFormat, Vec<u8>)> {
+fn key_file_of(t: &Reissuable, scans: &mut Scans) -> Result<(PathBuf, KeyFormat, Vec<u8>)> {
     let inv = scans.of(t.path.parent().unwrap_or(Path::new("/")))?;
     let entry = inv.certificates.iter().find(|c| {
         c.location.path == t.path && c.location.index == 0 && c.location.embedded.is_none()

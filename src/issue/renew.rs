@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::bundle::Manifest;
 use super::reissue::{Action, Issuer, Outcome, Policy};
-use super::target::{self, Scope, Target};
+use super::target::{self, Reissuable, Scope};
 use crate::error::{Error, Result};
 use crate::pki::inventory::{CertEntry, Inventory, Status};
 use crate::pki::scan::{self, ScanRequest};
@@ -149,7 +149,7 @@ fn user_of(entry: &CertEntry) -> Option<String> {
 
 /// The target as `reissue` loads it: the file read again, the certificate (or the kubeconfig
 /// user) that is this entry.
-fn load(entry: &CertEntry, path: &Path, user: Option<&str>) -> Result<Target> {
+fn load(entry: &CertEntry, path: &Path, user: Option<&str>) -> Result<Reissuable> {
     target::load(path)?
         .into_iter()
         .find(|t| t.user.as_deref() == user && t.info.der == entry.info.der)
@@ -161,8 +161,8 @@ fn load(entry: &CertEntry, path: &Path, user: Option<&str>) -> Result<Target> {
 }
 
 /// A target left alone: what the scan read is all its report needs.
-fn as_target(entry: &CertEntry, path: PathBuf, user: Option<String>) -> Target {
-    Target {
+fn as_target(entry: &CertEntry, path: PathBuf, user: Option<String>) -> Reissuable {
+    Reissuable {
         path,
         user,
         info: entry.info.clone(),

@@ -12,8 +12,9 @@ use crate::pki::inventory::Location;
 use crate::pki::kubeconfig::Source;
 use crate::pki::Role;
 
+/// A certificate to reissue (named apart from [`crate::endpoint::Target`], an endpoint to probe).
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct Reissuable {
     pub path: PathBuf,
     /// For a kubeconfig: the user whose client certificate this is.
     pub user: Option<String>,
@@ -27,7 +28,7 @@ pub struct Target {
     pub mode: Option<u32>,
 }
 
-pub fn load(path: &Path) -> Result<Vec<Target>> {
+pub fn load(path: &Path) -> Result<Vec<Reissuable>> {
     // Absolute from here on: the CA search, the key beside it and the bundle layout all walk
     // up from the target's directory, which a bare `apiserver.crt` does not name.
     let path = &std::path::absolute(path).map_err(|source| Error::Read {
@@ -48,7 +49,7 @@ pub fn load(path: &Path) -> Result<Vec<Target>> {
         match item {
             Item::Cert { index: 0, info } => {
                 let role = crate::pki::role::detect(path, &info);
-                out.push(Target {
+                out.push(Reissuable {
                     path: path.to_path_buf(),
                     user: None,
                     info: *info,
@@ -62,7 +63,7 @@ pub fn load(path: &Path) -> Result<Vec<Target>> {
                 for user in &kc.users {
                     if let Some(Source::Embedded(info)) = &user.client_cert {
                         let role = crate::pki::role::detect(path, info);
-                        out.push(Target {
+                        out.push(Reissuable {
                             path: path.to_path_buf(),
                             user: Some(user.name.clone()),
                             info: (**info).clone(),
@@ -119,7 +120,7 @@ pub fn explicit_ca(cert: &Path, key: &Path) -> Result<Ca> {
         signer,
         &key.display().to_string(),
     )
-    .map_err(Error::Usage)
+    .map_err(Error::from)
 }
 
 /// Scans of the directories around the targets, each read once however many targets share it
@@ -171,7 +172,7 @@ pub struct Scope<'a> {
 /// Finds the CA that signed `target` among the certificates under the target's directory and
 /// its parent (kubeadm keeps `pki/etcd/ca.crt` below `pki/`, kubeconfigs sit above `pki/`).
 /// Targets are absolute ([`load`]), so both directories are named.
-pub fn discover_ca(target: &Target, scans: &mut Scans) -> Result<Ca> {
+pub fn discover_ca(target: &Reissuable, scans: &mut Scans) -> Result<Ca> {
     discover_ca_in(target, scans, None)
 }
 
@@ -181,7 +182,7 @@ pub fn discover_ca(target: &Target, scans: &mut Scans) -> Result<Ca> {
 /// find only keyless copies of CAs. In each place, a CA whose signature verifies the target and
 /// whose private key is there wins. A CA found without its key in the target's directory sends
 /// the search on to `node` (never to the parent directory), and is reported if that has none.
-pub fn discover_ca_in(target: &Target, scans: &mut Scans, node: Option<&Scope>) -> Result<Ca> {
+pub fn discover_ca_in(target: &Reissuable, scans: &mut Scans, node: Option<&Scope>) -> Result<Ca> {
     let dir = target.path.parent().unwrap_or(Path::new("/"));
     let mut tried = Vec::new();
     let mut keyless: Option<String> = None;
@@ -223,7 +224,7 @@ pub fn discover_ca_in(target: &Target, scans: &mut Scans, node: Option<&Scope>) 
             signer,
             &key.location.to_string(),
         )
-        .map_err(Error::Usage);
+        .map_err(Error::from);
     }
     Err(Error::Usage(match keyless {
         Some(location) => format!(
@@ -262,5 +263,6 @@ fn load_key(loc: &Location) -> Result<SigningKey> {
         .headers()
         .get("Proc-Type")
         .is_some_and(|v| v.contains("ENCRYPTED"));
-    SigningKey::from_pem_block(block.tag(), block.contents(), encrypted).map_err(err)
+    SigningKey::from_pem_block(block.tag(), block.contents(), encrypted)
+        .map_err(|e| err(e.to_string()))
 }

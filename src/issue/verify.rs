@@ -4,6 +4,7 @@
 //! re-parse: x509-parser's structure validators and the checks Go's x509 parser makes (the
 //! parser kube-apiserver loads it with), so a certificate Go would refuse is never written.
 
+use super::error::Error;
 use std::sync::Arc;
 
 use rustls::client::danger::ServerCertVerifier;
@@ -21,11 +22,16 @@ pub struct Expected<'a> {
     pub now: i64,
 }
 
-pub fn check(new_der: &[u8], ca: &CertInfo, want: &Expected) -> Result<CertInfo, String> {
-    strict(new_der).map_err(|e| format!("refusing to write: the new certificate {e}"))?;
+pub fn check(new_der: &[u8], ca: &CertInfo, want: &Expected) -> Result<CertInfo, Error> {
+    strict(new_der)
+        .map_err(|e| Error::Verify(format!("refusing to write: the new certificate {e}")))?;
     let new = CertInfo::from_der(new_der)
-        .map_err(|e| format!("the new certificate does not parse ({e})"))?;
-    let fail = |what: &str| Err(format!("refusing to write: the new certificate {what}"));
+        .map_err(|e| Error::Verify(format!("the new certificate does not parse ({e})")))?;
+    let fail = |what: &str| {
+        Err(Error::Verify(format!(
+            "refusing to write: the new certificate {what}"
+        )))
+    };
     if !new.is_signed_by(ca) {
         return fail("does not verify against the CA");
     }
@@ -57,25 +63,31 @@ pub fn check(new_der: &[u8], ca: &CertInfo, want: &Expected) -> Result<CertInfo,
 /// A certificate as strict parsers read it: the whole DER one certificate, x509-parser's
 /// structure and extension validators without an error, no extension twice, and SANs as Go's
 /// x509 parser requires them (DNS names and emails ASCII, URIs that parse, IPs of 4 or 16 bytes).
-pub fn strict(der: &[u8]) -> Result<(), String> {
+pub fn strict(der: &[u8]) -> Result<(), Error> {
     use x509_parser::extensions::{GeneralName, ParsedExtension};
     use x509_parser::prelude::FromDer;
     use x509_parser::validate::{
         Validator, VecLogger, X509ExtensionsValidator, X509StructureValidator,
     };
     let (rest, cert) = x509_parser::certificate::X509Certificate::from_der(der)
-        .map_err(|e| format!("does not parse ({e})"))?;
+        .map_err(|e| Error::Verify(format!("does not parse ({e})")))?;
     if !rest.is_empty() {
-        return Err(format!("has {} bytes after its end", rest.len()));
+        return Err(Error::Verify(format!(
+            "has {} bytes after its end",
+            rest.len()
+        )));
     }
     let mut log = VecLogger::default();
     let ok = X509StructureValidator.validate(&cert, &mut log)
         & X509ExtensionsValidator.validate(&cert.extensions(), &mut log);
     if !ok || !log.errors().is_empty() {
-        return Err(format!("is malformed ({})", log.errors().join("; ")));
+        return Err(Error::Verify(format!(
+            "is malformed ({})",
+            log.errors().join("; ")
+        )));
     }
     if cert.validity().not_after < cert.validity().not_before {
-        return Err("ends before it begins".into());
+        return Err(Error::Verify("ends before it begins".into()));
     }
     for ext in cert.extensions() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
@@ -85,10 +97,13 @@ pub fn strict(der: &[u8]) -> Result<(), String> {
                     GeneralName::RFC822Name(v) => crate::spec::san::go_parses("email", v)?,
                     GeneralName::URI(v) => crate::spec::san::go_parses("URI", v)?,
                     GeneralName::IPAddress(b) if b.len() != 4 && b.len() != 16 => {
-                        return Err(format!("has an IP SAN of {} bytes", b.len()))
+                        return Err(Error::Verify(format!("has an IP SAN of {} bytes", b.len())))
                     }
                     GeneralName::Invalid(tag, _) => {
-                        return Err(format!("has an unreadable SAN (tag {})", tag.0))
+                        return Err(Error::Verify(format!(
+                            "has an unreadable SAN (tag {})",
+                            tag.0
+                        )))
                     }
                     _ => {}
                 }
@@ -99,16 +114,20 @@ pub fn strict(der: &[u8]) -> Result<(), String> {
 }
 
 /// What a TLS client does: build the path to the CA and match each SAN.
-fn verify_names(leaf: &[u8], ca: &CertInfo, sans: &[San], now: i64) -> Result<(), String> {
+fn verify_names(leaf: &[u8], ca: &CertInfo, sans: &[San], now: i64) -> Result<(), Error> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from(ca.der.clone()))
-        .map_err(|e| format!("the CA certificate is not usable as a trust anchor ({e})"))?;
+        .map_err(|e| {
+            Error::Verify(format!(
+                "the CA certificate is not usable as a trust anchor ({e})"
+            ))
+        })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier =
         rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Error::Verify(e.to_string()))?;
     let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.max(0) as u64));
     let leaf = CertificateDer::from(leaf.to_vec());
     for san in sans {
@@ -116,10 +135,10 @@ fn verify_names(leaf: &[u8], ca: &CertInfo, sans: &[San], now: i64) -> Result<()
             continue;
         };
         let server = ServerName::try_from(name.clone())
-            .map_err(|e| format!("`{name}` is not a server name ({e})"))?;
+            .map_err(|e| Error::Verify(format!("`{name}` is not a server name ({e})")))?;
         verifier
             .verify_server_cert(&leaf, &[], &server, &[], at)
-            .map_err(|e| format!("refusing to write: a TLS client connecting to {name} would reject the new certificate ({e})"))?;
+            .map_err(|e| Error::Verify(format!("refusing to write: a TLS client connecting to {name} would reject the new certificate ({e})")))?;
     }
     Ok(())
 }
@@ -147,13 +166,18 @@ mod tests {
         let der = apiserver_der();
         strict(&der).unwrap();
         // A DNS SAN with a non-ASCII character (valid UTF-8): Go refuses a non-IA5 SAN.
-        let err = strict(&patched(&der, b"master1", "maste\u{e4}".as_bytes())).unwrap_err();
+        let err = strict(&patched(&der, b"master1", "maste\u{e4}".as_bytes()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not ASCII"), "{err}");
         // Not UTF-8 at all.
         assert!(strict(&patched(&der, b"master1", b"maste\xe4\xe4")).is_err());
         // Trailing bytes after the certificate.
         let mut long = der.clone();
         long.push(0);
-        assert!(strict(&long).unwrap_err().contains("after its end"));
+        assert!(strict(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("after its end"));
     }
 }

@@ -4,15 +4,14 @@
 //! copied out once, so the borrowed parser structures never escape this module. The DER is kept
 //! for signature checks and fingerprints.
 
+use super::error::Error;
 use std::net::IpAddr;
 
 use serde::Serialize;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
-use x509_parser::public_key::PublicKey;
-use x509_parser::x509::SubjectPublicKeyInfo;
 
-use super::key::{KeyAlgo, PublicKeyId};
+use super::spki::{describe_spki, KeyAlgo, PublicKeyId};
 
 /// Subject alternative names, typed. Order is the certificate's own.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -84,13 +83,11 @@ pub struct CertInfo {
 
 impl CertInfo {
     /// Reads a DER certificate. The error says what x509-parser choked on.
-    pub fn from_der(der: &[u8]) -> Result<CertInfo, String> {
-        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    pub fn from_der(der: &[u8]) -> Result<CertInfo, Error> {
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| Error::Certificate(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(format!(
-                "{} trailing bytes after the certificate",
-                rest.len()
-            ));
+            return Err(Error::TrailingBytes(rest.len()));
         }
         let der = &der[..der.len() - rest.len()];
 
@@ -260,31 +257,6 @@ fn eku_names(eku: &x509_parser::extensions::ExtendedKeyUsage) -> Vec<String> {
     .collect();
     out.extend(eku.other.iter().map(|oid| oid.to_id_string()));
     out
-}
-
-/// Algorithm, size and matching identity of a SubjectPublicKeyInfo.
-pub fn describe_spki(spki: &SubjectPublicKeyInfo) -> Result<(KeyAlgo, PublicKeyId), String> {
-    let oid = spki.algorithm.algorithm.to_id_string();
-    let raw = spki.subject_public_key.data.as_ref();
-    match spki.parsed() {
-        Ok(PublicKey::RSA(rsa)) => Ok((
-            KeyAlgo::rsa(super::key::bit_len(rsa.modulus)),
-            PublicKeyId::rsa(rsa.modulus, rsa.exponent),
-        )),
-        Ok(PublicKey::EC(point)) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string())
-                .unwrap_or_default();
-            let size = super::key::curve_bits(&curve).unwrap_or(point.key_size() as u32);
-            Ok((KeyAlgo::ecdsa(size), PublicKeyId::ec(point.data())))
-        }
-        _ if oid == super::key::OID_ED25519 => Ok((KeyAlgo::ed25519(), PublicKeyId::ed25519(raw))),
-        _ => Ok((KeyAlgo::other(&oid), PublicKeyId::other(raw))),
-    }
 }
 
 /// Short names for the attributes cfssl and kubeadm write; others stay dotted OIDs.

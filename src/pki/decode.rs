@@ -2,6 +2,7 @@
 //! kubeconfigs, cfssl JSON. Never fails: what cannot be read becomes a problem string that the
 //! scan turns into a finding, and the rest of the file is still used.
 
+use super::error::Error;
 use std::path::Path;
 
 use super::cert::CertInfo;
@@ -220,7 +221,7 @@ pub fn decode_pem_text(text: &str, out: &mut Decoded) {
                     out.items.push(Item::Key { index: keys, info });
                     keys += 1;
                 }
-                Err(e) => out.problems.push(e),
+                Err(e) => out.problems.push(e.to_string()),
             },
             // Parameters, CRLs and the like are PKI but nothing we pair or reissue.
             _ => {}
@@ -236,7 +237,7 @@ fn decode_text(path: &Path, text: &str, out: &mut Decoded) {
         out.recognized = true;
         match kubeconfig::parse(path, text) {
             Ok(kc) => out.items.push(Item::Kubeconfig(Box::new(kc))),
-            Err(e) => out.problems.push(e),
+            Err(e) => out.problems.push(e.to_string()),
         }
     }
 }
@@ -296,11 +297,12 @@ fn decode_binary(path: &Path, bytes: &[u8], out: &mut Decoded) {
     }
 }
 
-fn read_csr(der: &[u8]) -> Result<CsrInfo, String> {
+fn read_csr(der: &[u8]) -> Result<CsrInfo, Error> {
     use x509_parser::certification_request::X509CertificationRequest;
     use x509_parser::extensions::ParsedExtension;
     use x509_parser::prelude::FromDer;
-    let (_, csr) = X509CertificationRequest::from_der(der).map_err(|e| e.to_string())?;
+    let (_, csr) =
+        X509CertificationRequest::from_der(der).map_err(|e| Error::Csr(e.to_string()))?;
     let info = &csr.certification_request_info;
     let mut sans = super::cert::Sans::default();
     if let Some(exts) = csr.requested_extensions() {
@@ -312,7 +314,7 @@ fn read_csr(der: &[u8]) -> Result<CsrInfo, String> {
             }
         }
     }
-    let key = super::cert::describe_spki(&info.subject_pki)
+    let key = super::spki::describe_spki(&info.subject_pki)
         .ok()
         .map(|(k, _)| k);
     Ok(CsrInfo {

@@ -7,87 +7,12 @@
 //! point and Ed25519 seeds are loaded into aws-lc-rs to derive it. Private material is never
 //! copied out of this module.
 
+use super::error::Error;
 use pkcs8::der::{asn1::ObjectIdentifier, Decode};
 use serde::Serialize;
 
-pub const OID_RSA: &str = "1.2.840.113549.1.1.1";
-pub const OID_EC: &str = "1.2.840.10045.2.1";
-pub const OID_ED25519: &str = "1.3.101.112";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-const OID_P521: &str = "1.3.132.0.35";
-
-/// `{"algo": "rsa|ecdsa|ed25519", "size": N}` — cfssl's `key` block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct KeyAlgo {
-    pub algo: String,
-    /// RSA modulus bits, or the curve size (256, 384, 521; 256 for Ed25519).
-    #[serde(default)]
-    pub size: u32,
-}
-
-impl KeyAlgo {
-    pub fn rsa(bits: u32) -> Self {
-        KeyAlgo {
-            algo: "rsa".into(),
-            size: bits,
-        }
-    }
-    pub fn ecdsa(bits: u32) -> Self {
-        KeyAlgo {
-            algo: "ecdsa".into(),
-            size: bits,
-        }
-    }
-    pub fn ed25519() -> Self {
-        KeyAlgo {
-            algo: "ed25519".into(),
-            size: 256,
-        }
-    }
-    pub fn other(oid: &str) -> Self {
-        KeyAlgo {
-            algo: oid.into(),
-            size: 0,
-        }
-    }
-}
-
-impl std::fmt::Display for KeyAlgo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.algo.as_str() {
-            "rsa" => write!(f, "RSA-{}", self.size),
-            "ecdsa" => write!(f, "ECDSA-P{}", self.size),
-            "ed25519" => f.write_str("Ed25519"),
-            other => f.write_str(other),
-        }
-    }
-}
-
-/// The public key in a canonical form: two keys pair exactly when their ids are equal.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PublicKeyId(Vec<u8>);
-
-impl PublicKeyId {
-    pub fn rsa(modulus: &[u8], exponent: &[u8]) -> Self {
-        let n = strip_zeros(modulus);
-        let e = strip_zeros(exponent);
-        let mut id = vec![b'r'];
-        id.extend_from_slice(&(n.len() as u32).to_be_bytes());
-        id.extend_from_slice(n);
-        id.extend_from_slice(e);
-        PublicKeyId(id)
-    }
-    pub fn ec(point: &[u8]) -> Self {
-        PublicKeyId([b"e".as_slice(), point].concat())
-    }
-    pub fn ed25519(key: &[u8]) -> Self {
-        PublicKeyId([b"d".as_slice(), key].concat())
-    }
-    pub fn other(raw: &[u8]) -> Self {
-        PublicKeyId([b"?".as_slice(), raw].concat())
-    }
-}
+pub use super::spki::{bit_len, curve_bits, KeyAlgo, PublicKeyId, OID_EC, OID_ED25519, OID_RSA};
+use super::spki::{OID_P256, OID_P384, OID_P521};
 
 /// How a key file is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,7 +52,7 @@ pub struct KeyInfo {
 }
 
 /// Reads one PEM key block. `encrypted` is true when the block carries `Proc-Type: 4,ENCRYPTED`.
-pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInfo, String> {
+pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInfo, Error> {
     if encrypted {
         return Ok(KeyInfo {
             format: KeyFormat::EncryptedPem,
@@ -142,7 +67,7 @@ pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInf
         "ENCRYPTED PRIVATE KEY" => {
             // Its algorithm and public key are behind the passphrase; only check it is DER.
             pkcs8::der::AnyRef::from_der(der)
-                .map_err(|e| format!("not an encrypted PKCS#8 structure ({e})"))?;
+                .map_err(|e| Error::Key(format!("not an encrypted PKCS#8 structure ({e})")))?;
             return Ok(KeyInfo {
                 format: KeyFormat::EncryptedPkcs8,
                 algo: None,
@@ -152,14 +77,14 @@ pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInf
         "PUBLIC KEY" => (KeyFormat::PublicKey, read_spki(der)?),
         "RSA PUBLIC KEY" => {
             let key = pkcs1::RsaPublicKey::<pkcs1::UintRef>::from_der(der)
-                .map_err(|e| format!("not a PKCS#1 public key ({e})"))?;
+                .map_err(|e| Error::Key(format!("not a PKCS#1 public key ({e})")))?;
             let (n, e) = (key.modulus.as_bytes(), key.public_exponent.as_bytes());
             (
                 KeyFormat::RsaPublicKey,
                 (KeyAlgo::rsa(bit_len(n)), PublicKeyId::rsa(n, e)),
             )
         }
-        other => return Err(format!("`{other}` is not a key label")),
+        other => return Err(Error::Key(format!("`{other}` is not a key label"))),
     };
     Ok(KeyInfo {
         format,
@@ -168,23 +93,24 @@ pub fn read_key_block(label: &str, der: &[u8], encrypted: bool) -> Result<KeyInf
     })
 }
 
-fn read_pkcs1(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
+fn read_pkcs1(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), Error> {
     let key = pkcs1::RsaPrivateKey::<pkcs1::UintRef>::from_der(der)
-        .map_err(|e| format!("not a PKCS#1 RSA private key ({e})"))?;
+        .map_err(|e| Error::Key(format!("not a PKCS#1 RSA private key ({e})")))?;
     let (n, e) = (key.modulus.as_bytes(), key.public_exponent.as_bytes());
     Ok((KeyAlgo::rsa(bit_len(n)), PublicKeyId::rsa(n, e)))
 }
 
-fn read_sec1(der: &[u8], curve: Option<String>) -> Result<(KeyAlgo, PublicKeyId), String> {
+fn read_sec1(der: &[u8], curve: Option<String>) -> Result<(KeyAlgo, PublicKeyId), Error> {
     let key = sec1::EcPrivateKey::from_der(der)
-        .map_err(|e| format!("not a SEC1 EC private key ({e})"))?;
+        .map_err(|e| Error::Key(format!("not a SEC1 EC private key ({e})")))?;
     let curve = key
         .parameters
         .and_then(|p| p.named_curve())
         .map(|oid| oid.to_string())
         .or(curve)
-        .ok_or("EC private key names no curve")?;
-    let bits = curve_bits(&curve).ok_or_else(|| format!("unsupported EC curve {curve}"))?;
+        .ok_or_else(|| Error::Key("EC private key names no curve".into()))?;
+    let bits =
+        curve_bits(&curve).ok_or_else(|| Error::Key(format!("unsupported EC curve {curve}")))?;
     let point = match key.public_key {
         Some(point) => point.to_vec(),
         None => derive_ec_point(&curve, der)?,
@@ -192,9 +118,9 @@ fn read_sec1(der: &[u8], curve: Option<String>) -> Result<(KeyAlgo, PublicKeyId)
     Ok((KeyAlgo::ecdsa(bits), PublicKeyId::ec(&point)))
 }
 
-fn read_pkcs8(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
+fn read_pkcs8(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), Error> {
     let info = pkcs8::PrivateKeyInfoRef::from_der(der)
-        .map_err(|e| format!("not a PKCS#8 private key ({e})"))?;
+        .map_err(|e| Error::Key(format!("not a PKCS#8 private key ({e})")))?;
     let inner = info.private_key.as_bytes();
     match info.algorithm.oid.to_string().as_str() {
         OID_RSA => read_pkcs1(inner),
@@ -209,11 +135,11 @@ fn read_pkcs8(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
         OID_ED25519 => {
             // CurvePrivateKey ::= OCTET STRING (the 32-byte seed), wrapped in the outer one.
             let seed = <&pkcs8::der::asn1::OctetStringRef>::from_der(inner)
-                .map_err(|e| format!("bad Ed25519 private key ({e})"))?;
+                .map_err(|e| Error::Key(format!("bad Ed25519 private key ({e})")))?;
             let public = match info.public_key.as_ref().and_then(|k| k.as_bytes()) {
                 Some(public) => public.to_vec(),
                 None => aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed.as_bytes())
-                    .map_err(|e| format!("bad Ed25519 seed ({e})"))
+                    .map_err(|e| Error::Key(format!("bad Ed25519 seed ({e})")))
                     .map(|pair| {
                         use aws_lc_rs::signature::KeyPair;
                         pair.public_key().as_ref().to_vec()
@@ -221,52 +147,31 @@ fn read_pkcs8(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
             };
             Ok((KeyAlgo::ed25519(), PublicKeyId::ed25519(&public)))
         }
-        other => Err(format!("unsupported private key algorithm {other}")),
+        other => Err(Error::Key(format!(
+            "unsupported private key algorithm {other}"
+        ))),
     }
 }
 
-fn read_spki(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), String> {
+fn read_spki(der: &[u8]) -> Result<(KeyAlgo, PublicKeyId), Error> {
     use x509_parser::prelude::FromDer;
     let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der)
-        .map_err(|e| format!("not a SubjectPublicKeyInfo ({e})"))?;
-    super::cert::describe_spki(&spki)
+        .map_err(|e| Error::Key(format!("not a SubjectPublicKeyInfo ({e})")))?;
+    super::spki::describe_spki(&spki)
 }
 
 /// An EC private key without its public point: let aws-lc-rs compute it.
-fn derive_ec_point(curve: &str, sec1_der: &[u8]) -> Result<Vec<u8>, String> {
+fn derive_ec_point(curve: &str, sec1_der: &[u8]) -> Result<Vec<u8>, Error> {
     use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
     let alg = match curve {
         OID_P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
         OID_P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
         OID_P521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
-        other => return Err(format!("unsupported EC curve {other}")),
+        other => return Err(Error::Key(format!("unsupported EC curve {other}"))),
     };
     let pair = EcdsaKeyPair::from_private_key_der(alg, sec1_der)
-        .map_err(|e| format!("EC private key rejected ({e})"))?;
+        .map_err(|e| Error::Key(format!("EC private key rejected ({e})")))?;
     Ok(pair.public_key().as_ref().to_vec())
-}
-
-pub fn curve_bits(oid: &str) -> Option<u32> {
-    match oid {
-        OID_P256 => Some(256),
-        OID_P384 => Some(384),
-        OID_P521 => Some(521),
-        _ => None,
-    }
-}
-
-fn strip_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
-}
-
-/// Bit length of a big-endian unsigned integer.
-pub fn bit_len(bytes: &[u8]) -> u32 {
-    let b = strip_zeros(bytes);
-    match b.first() {
-        None => 0,
-        Some(first) => (b.len() as u32 - 1) * 8 + (8 - first.leading_zeros()),
-    }
 }
 
 #[cfg(test)]
@@ -315,12 +220,5 @@ mod tests {
         assert!(read_key_block("CERTIFICATE", b"", false).is_err());
         let enc = read_key_block("RSA PRIVATE KEY", b"whatever", true).unwrap();
         assert!(enc.format.is_encrypted() && enc.public_key.is_none());
-    }
-
-    #[test]
-    fn bit_lengths() {
-        assert_eq!(bit_len(&[0x00, 0x80, 0x00]), 16);
-        assert_eq!(bit_len(&[0x01]), 1);
-        assert_eq!(bit_len(&[]), 0);
     }
 }

@@ -1,6 +1,7 @@
 //! Kubeconfig files: which server each points at, and the client certificate, key and CA each
 //! carries, embedded (`*-data`, base64 of PEM) or by file reference.
 
+use super::error::Error;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -113,18 +114,14 @@ struct RawContext {
     user: String,
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Kubeconfig, String> {
+pub fn parse(path: &Path, text: &str) -> Result<Kubeconfig, Error> {
     // The layout kubectl and kubeadm write is read by slicing lines; anything else (or anything
     // the subset reader is unsure of) goes through the bounded full YAML parser, with the same
     // result.
     let raw = match block_yaml::parse(text).as_ref().and_then(raw_from_subset) {
         Some(raw) => raw,
-        None => super::yaml::from_str(text).map_err(|e| {
-            format!(
-                "expected a kubeconfig (YAML), found a parse error: {}",
-                super::decode::withhold_encoded(&e.to_string())
-            )
-        })?,
+        None => super::yaml::from_str(text)
+            .map_err(|e| Error::Kubeconfig(super::decode::withhold_encoded(&e.to_string())))?,
     };
     let dir = path.parent().unwrap_or(Path::new(""));
     let clusters: Vec<Cluster> = raw
@@ -259,34 +256,38 @@ fn source<T>(
     dir: &Path,
     data: Option<String>,
     file: Option<String>,
-    read: fn(&[u8]) -> Result<T, String>,
+    read: fn(&[u8]) -> Result<T, Error>,
 ) -> Option<Source<T>> {
     if let Some(data) = data.filter(|d| !d.trim().is_empty()) {
         return Some(match base64_decode(&data).and_then(|pem| read(&pem)) {
             Ok(v) => Source::Embedded(v),
-            Err(e) => Source::Broken(super::decode::withhold_encoded(&e)),
+            Err(e) => Source::Broken(super::decode::withhold_encoded(&e.to_string())),
         });
     }
     file.filter(|f| !f.is_empty())
         .map(|f| Source::File(dir.join(f)))
 }
 
-fn first_cert(pem_bytes: &[u8]) -> Result<Box<CertInfo>, String> {
-    let text = std::str::from_utf8(pem_bytes).map_err(|_| "embedded data is not PEM text")?;
-    let block = super::armor::parse(text).map_err(|e| format!("embedded data is not PEM ({e})"))?;
+fn first_cert(pem_bytes: &[u8]) -> Result<Box<CertInfo>, Error> {
+    let text = std::str::from_utf8(pem_bytes)
+        .map_err(|_| Error::Embedded("embedded data is not PEM text".into()))?;
+    let block = super::armor::parse(text)
+        .map_err(|e| Error::Embedded(format!("embedded data is not PEM ({e})")))?;
     CertInfo::from_der(&block.contents)
         .map(Box::new)
-        .map_err(|e| format!("embedded certificate unreadable ({e})"))
+        .map_err(|e| Error::Embedded(format!("embedded certificate unreadable ({e})")))
 }
 
-fn first_key(pem_bytes: &[u8]) -> Result<KeyInfo, String> {
-    let text = std::str::from_utf8(pem_bytes).map_err(|_| "embedded key is not PEM text")?;
-    let block = super::armor::parse(text).map_err(|e| format!("embedded key is not PEM ({e})"))?;
+fn first_key(pem_bytes: &[u8]) -> Result<KeyInfo, Error> {
+    let text = std::str::from_utf8(pem_bytes)
+        .map_err(|_| Error::Embedded("embedded key is not PEM text".into()))?;
+    let block = super::armor::parse(text)
+        .map_err(|e| Error::Embedded(format!("embedded key is not PEM ({e})")))?;
     super::key::read_key_block(&block.label, &block.contents, block.encrypted)
 }
 
 /// Standard base64 as kubeconfigs carry it (whitespace tolerated).
-fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
+fn base64_decode(text: &str) -> Result<Vec<u8>, Error> {
     use base64::Engine;
     let engine = base64::engine::general_purpose::STANDARD;
     let decoded = if text.bytes().any(|b| b.is_ascii_whitespace()) {
@@ -295,7 +296,7 @@ fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
     } else {
         engine.decode(text)
     };
-    decoded.map_err(|e| format!("embedded data is not base64 ({e})"))
+    decoded.map_err(|e| Error::Embedded(format!("embedded data is not base64 ({e})")))
 }
 
 #[cfg(test)]

@@ -4,13 +4,18 @@ pub mod armor;
 pub mod block_yaml;
 pub mod cert;
 pub mod decode;
+pub mod error;
+pub mod finding;
 pub mod inventory;
 pub mod key;
 pub mod kubeconfig;
 pub mod pem_bundle;
 pub mod role;
 
+pub use error::Error;
+pub use finding::FindingCode;
 pub use inventory::{CertEntry, Finding, Inventory, KeyEntry, Severity, Status};
 pub use role::Role;
 pub mod scan;
+pub mod spki;
 pub mod yaml;

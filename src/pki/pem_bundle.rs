@@ -1,30 +1,33 @@
 //! PEM files as the DER values rustls takes: the CERTIFICATE blocks of a bundle (trust anchors
 //! or a client chain) and the private key of a client identity. Pure: bytes in, values out.
 
+use super::error::Error;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Every CERTIFICATE block of a PEM bundle, as trust anchors or a client chain.
-pub fn certs_from_pem(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let blocks = pem::parse_many(pem_bytes).map_err(|e| format!("not PEM ({e})"))?;
+pub fn certs_from_pem(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let blocks = pem::parse_many(pem_bytes).map_err(|e| Error::Pem(format!("not PEM ({e})")))?;
     let certs: Vec<_> = blocks
         .into_iter()
         .filter(|b| b.tag() == "CERTIFICATE")
         .map(|b| CertificateDer::from(b.into_contents()))
         .collect();
     if certs.is_empty() {
-        return Err("expected PEM certificates, found no CERTIFICATE block".into());
+        return Err(Error::Pem(
+            "expected PEM certificates, found no CERTIFICATE block".into(),
+        ));
     }
     Ok(certs)
 }
 
 /// The first unencrypted private key of a PEM file (PKCS#1, SEC1 or PKCS#8), for a client
 /// identity. The key bytes go to rustls and nowhere else.
-pub fn key_from_pem(pem_bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+pub fn key_from_pem(pem_bytes: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
     let block = pem::parse_many(pem_bytes)
-        .map_err(|e| format!("not PEM ({e})"))?
+        .map_err(|e| Error::Pem(format!("not PEM ({e})")))?
         .into_iter()
         .find(|b| b.tag().ends_with("PRIVATE KEY"))
-        .ok_or("expected a PEM private key, found none")?;
+        .ok_or_else(|| Error::Pem("expected a PEM private key, found none".into()))?;
     let encrypted = block
         .headers()
         .get("Proc-Type")
@@ -34,9 +37,9 @@ pub fn key_from_pem(pem_bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> 
         "EC PRIVATE KEY" if !encrypted => PrivateKeyDer::Sec1(block.into_contents().into()),
         "PRIVATE KEY" => PrivateKeyDer::Pkcs8(block.into_contents().into()),
         other => {
-            return Err(format!(
+            return Err(Error::Pem(format!(
                 "expected an unencrypted private key, found an encrypted `{other}`"
-            ))
+            )))
         }
     })
 }
@@ -57,7 +60,9 @@ mod tests {
         let certs = certs_from_pem(bundle.as_bytes()).expect("two certificates");
         let ders: Vec<&[u8]> = certs.iter().map(|c| c.as_ref()).collect();
         assert_eq!(ders, [&b"one"[..], &b"two"[..]]);
-        let err = certs_from_pem(block("PRIVATE KEY", b"k").as_bytes()).unwrap_err();
+        let err = certs_from_pem(block("PRIVATE KEY", b"k").as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("found no CERTIFICATE block"), "{err}");
     }
 
@@ -76,12 +81,14 @@ mod tests {
             key(block("PRIVATE KEY", b"k")),
             Ok(PrivateKeyDer::Pkcs8(_))
         ));
-        let err = key(block("ENCRYPTED PRIVATE KEY", b"k")).unwrap_err();
+        let err = key(block("ENCRYPTED PRIVATE KEY", b"k"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("found an encrypted `ENCRYPTED PRIVATE KEY`"),
             "{err}"
         );
-        let err = key(block("CERTIFICATE", b"c")).unwrap_err();
+        let err = key(block("CERTIFICATE", b"c")).unwrap_err().to_string();
         assert!(err.contains("found none"), "{err}");
     }
 }

@@ -50,7 +50,7 @@ pub fn scan(req: &ScanRequest) -> Result<Inventory> {
     };
     // The inventory reads and decodes the files on all cores as the walk lists them.
     Inventory::build_listed(
-        fs::listing(&paths),
+        fs::listing(&paths).map(|listed| listed.map_err(Into::into)),
         &opts,
         &fs::read_entry,
         &fs::read_regular,

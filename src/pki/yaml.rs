@@ -9,6 +9,7 @@
 //! (counted on `saphyr-parser`'s events, aliases never expanded). A text beyond either bound is
 //! refused with one line, before any parse.
 
+use super::error::Error;
 use serde::de::DeserializeOwned;
 
 /// Nesting levels a YAML text may have: kubeconfigs need 6, pod manifests about 12.
@@ -19,13 +20,13 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_EXPANDED: u64 = 1_000_000;
 
 /// `serde_yaml_ng::from_str`, after [`bounded`]; every error one line.
-pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
     bounded(text)?;
-    serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+    serde_yaml_ng::from_str(text).map_err(|e| Error::Yaml(e.to_string()))
 }
 
 /// Whether `text` is within [`MAX_DEPTH`] and [`MAX_EXPANDED`]; linear in its length.
-pub fn bounded(text: &str) -> Result<(), String> {
+pub fn bounded(text: &str) -> Result<(), Error> {
     depth(text)?;
     if text.contains('&') && text.contains('*') {
         expansion(text)?;
@@ -36,7 +37,7 @@ pub fn bounded(text: &str) -> Result<(), String> {
 /// Nesting as a conservative count: the block indentation levels open, the sequence dashes
 /// that start the line, and every flow bracket open (counted even inside quotes, so no quoting
 /// trick hides one). Whole-line comments in block context are skipped.
-fn depth(text: &str) -> Result<(), String> {
+fn depth(text: &str) -> Result<(), Error> {
     let mut indents: Vec<usize> = Vec::new();
     let mut flow: usize = 0;
     let mut block: usize = 0;
@@ -69,24 +70,24 @@ fn depth(text: &str) -> Result<(), String> {
                 _ => continue,
             }
             if block + flow > MAX_DEPTH {
-                return Err(format!(
-                    "expected YAML nested at most {MAX_DEPTH} levels deep, found deeper nesting on line {}",
-                    n + 1
-                ));
+                return Err(Error::YamlTooDeep {
+                    max: MAX_DEPTH,
+                    line: n + 1,
+                });
             }
         }
         if block > MAX_DEPTH {
-            return Err(format!(
-                "expected YAML nested at most {MAX_DEPTH} levels deep, found deeper nesting on line {}",
-                n + 1
-            ));
+            return Err(Error::YamlTooDeep {
+                max: MAX_DEPTH,
+                line: n + 1,
+            });
         }
     }
     Ok(())
 }
 
 /// The first document's node count with every alias expanded, from the parser's events.
-fn expansion(text: &str) -> Result<(), String> {
+fn expansion(text: &str) -> Result<(), Error> {
     use saphyr_parser::{Event, Parser};
     use std::collections::HashMap;
     let mut sizes: HashMap<usize, u64> = HashMap::new();
@@ -121,9 +122,7 @@ fn expansion(text: &str) -> Result<(), String> {
         if let Some(top) = open.last_mut() {
             top.1 = top.1.saturating_add(add);
             if top.1 > MAX_EXPANDED {
-                return Err(format!(
-                    "expected YAML whose aliases expand to at most {MAX_EXPANDED} nodes, found more (an alias bomb?)"
-                ));
+                return Err(Error::YamlAliasBomb { max: MAX_EXPANDED });
             }
         }
     }
@@ -142,7 +141,7 @@ mod tests {
             "[".repeat(n),
             "]".repeat(n)
         );
-        let err = bounded(&text).unwrap_err();
+        let err = bounded(&text).unwrap_err().to_string();
         assert!(err.contains("64 levels") && err.contains("line 2"), "{err}");
         assert!(from_str::<serde_yaml_ng::Value>(&text).is_err());
         // Quotes do not hide brackets from the count.
@@ -156,7 +155,7 @@ mod tests {
         for i in 0..100 {
             text.push_str(&format!("{}k{i}:\n", " ".repeat(i)));
         }
-        assert!(bounded(&text).unwrap_err().contains("line 65"));
+        assert!(bounded(&text).unwrap_err().to_string().contains("line 65"));
         let dashes = format!("a:\n{}x\n", "- ".repeat(80));
         assert!(bounded(&dashes).is_err());
     }
@@ -170,7 +169,7 @@ mod tests {
                 "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
             ));
         }
-        let err = bounded(&text).unwrap_err();
+        let err = bounded(&text).unwrap_err().to_string();
         assert!(err.contains("alias"), "{err}");
         bounded("base: &b {x: 1}\nother: *b\n").unwrap();
     }

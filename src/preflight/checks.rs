@@ -586,7 +586,11 @@ fn initial_cluster(file: &ConfigFile, change: &Change) -> Vec<Check> {
 
 pub fn files(inv: &Inventory, backup_dir: &Path) -> Vec<Check> {
     let mut out = Vec::new();
-    for f in inv.findings.iter().filter(|f| f.code == "key-mismatch") {
+    for f in inv
+        .findings
+        .iter()
+        .filter(|f| f.code == crate::pki::FindingCode::KeyMismatch)
+    {
         out.push(Check::fail(
             "key-pair",
             format!("{}: {}", f.path, f.message),

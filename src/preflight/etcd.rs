@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::Check;
+use super::{Check, Error};
 use crate::endpoint::{url_host, Target};
 use crate::sys::tls::{self, ProbeOptions};
 
@@ -42,10 +42,10 @@ impl Member {
 
 /// What a live etcd answers. One real implementation ([`Gateway`]); tests use a real cluster.
 pub trait EtcdApi {
-    fn members(&self, endpoint: &Target) -> Result<Vec<Member>, String>;
+    fn members(&self, endpoint: &Target) -> Result<Vec<Member>, Error>;
     /// (this member's id, the leader's id)
-    fn status(&self, endpoint: &Target) -> Result<(String, String), String>;
-    fn healthy(&self, endpoint: &Target) -> Result<bool, String>;
+    fn status(&self, endpoint: &Target) -> Result<(String, String), Error>;
+    fn healthy(&self, endpoint: &Target) -> Result<bool, Error>;
 }
 
 pub struct Gateway {
@@ -53,24 +53,33 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    fn post(&self, endpoint: &Target, path: &str) -> Result<serde_json::Value, String> {
-        let resp = tls::https_request(endpoint, "POST", path, Some(b"{}"), &self.opts)
-            .map_err(|e| e.to_string())?;
+    fn post(&self, endpoint: &Target, path: &str) -> Result<serde_json::Value, Error> {
+        let resp = tls::https_request(endpoint, "POST", path, Some(b"{}"), &self.opts)?;
         if resp.status != 200 {
-            return Err(format!("{endpoint}{path} answered {}", resp.status));
+            return Err(Error::Status {
+                endpoint: endpoint.clone(),
+                path: path.to_string(),
+                status: resp.status,
+            });
         }
-        serde_json::from_slice(&resp.body).map_err(|e| format!("{endpoint}{path}: not JSON ({e})"))
+        serde_json::from_slice(&resp.body).map_err(|e| Error::NotJson {
+            endpoint: endpoint.clone(),
+            path: path.to_string(),
+            detail: e.to_string(),
+        })
     }
 }
 
 impl EtcdApi for Gateway {
-    fn members(&self, endpoint: &Target) -> Result<Vec<Member>, String> {
+    fn members(&self, endpoint: &Target) -> Result<Vec<Member>, Error> {
         let v = self.post(endpoint, "/v3/cluster/member/list")?;
-        serde_json::from_value(v["members"].clone())
-            .map_err(|e| format!("{endpoint}: unexpected member list ({e})"))
+        serde_json::from_value(v["members"].clone()).map_err(|e| Error::MemberList {
+            endpoint: endpoint.clone(),
+            detail: e.to_string(),
+        })
     }
 
-    fn status(&self, endpoint: &Target) -> Result<(String, String), String> {
+    fn status(&self, endpoint: &Target) -> Result<(String, String), Error> {
         let v = self.post(endpoint, "/v3/maintenance/status")?;
         let s = |x: &serde_json::Value| {
             x.as_str()
@@ -80,8 +89,8 @@ impl EtcdApi for Gateway {
         Ok((s(&v["header"]["member_id"]), s(&v["leader"])))
     }
 
-    fn healthy(&self, endpoint: &Target) -> Result<bool, String> {
-        let resp = tls::https_get(endpoint, "/health", &self.opts).map_err(|e| e.to_string())?;
+    fn healthy(&self, endpoint: &Target) -> Result<bool, Error> {
+        let resp = tls::https_get(endpoint, "/health", &self.opts)?;
         let body = String::from_utf8_lossy(&resp.body).replace(' ', "");
         Ok(resp.status == 200 && body.contains("\"health\":\"true\""))
     }
@@ -98,7 +107,7 @@ pub fn checks(api: &dyn EtcdApi, endpoints: &[Target], retire: &[String]) -> Vec
                 members = Some(m);
                 break;
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     let Some(members) = members else {

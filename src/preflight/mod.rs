@@ -3,11 +3,14 @@
 //! files and addresses, and the command that fixes a failure.
 
 pub mod checks;
+pub mod error;
 pub mod etcd;
 pub mod names;
 pub mod run;
 
 pub use run::{run, Config, Report};
+
+pub use error::Error;
 
 use serde::Serialize;
 

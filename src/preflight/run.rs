@@ -473,8 +473,9 @@ fn etcd_options(inv: &Inventory, c: &Config) -> Result<ProbeOptions> {
         found,
     };
     let certs = tls::certs_from_pem(&read(&cert)?)
-        .map_err(|e| input(&cert, "a PEM client certificate", e))?;
-    let key_der = tls::key_from_pem(&read(&key)?).map_err(|e| input(&key, "its private key", e))?;
+        .map_err(|e| input(&cert, "a PEM client certificate", e.to_string()))?;
+    let key_der = tls::key_from_pem(&read(&key)?)
+        .map_err(|e| input(&key, "its private key", e.to_string()))?;
     Ok(ProbeOptions {
         roots: Some(
             ca_der

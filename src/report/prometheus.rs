@@ -27,16 +27,6 @@ use crate::pki::cert::CertInfo;
 use crate::pki::inventory::Inventory;
 use crate::pki::kubeconfig::Source;
 
-/// Finding codes that mean a file (or a reference in a kubeconfig) could not be read.
-const READ_ERRORS: &[&str] = &[
-    "unreadable",
-    "unparseable",
-    "too-large",
-    "symlink-loop",
-    "symlink-limit",
-    "missing-reference",
-];
-
 type Labels = Vec<(&'static str, String)>;
 
 /// A metric's value for a certificate judged at `now`.
@@ -233,7 +223,7 @@ fn read_errors(inv: &Inventory) -> usize {
     let mut failed: BTreeSet<String> = inv
         .findings
         .iter()
-        .filter(|f| READ_ERRORS.contains(&f.code))
+        .filter(|f| f.code.is_read_error())
         .map(|f| f.path.clone())
         .collect();
     for kc in &inv.kubeconfigs {

@@ -472,6 +472,13 @@ impl From<crate::error::Error> for Error {
 }
 
 /// Into the crate's error: an error of another layer goes back out as it came in.
+/// What `sys` reports comes in as the top-level error it becomes, unchanged on the way out.
+impl From<crate::sys::Error> for Error {
+    fn from(e: crate::sys::Error) -> Error {
+        Error::Sys(Box::new(e.into()))
+    }
+}
+
 impl From<Error> for crate::error::Error {
     fn from(e: Error) -> crate::error::Error {
         match e {

@@ -123,11 +123,13 @@ impl Journal {
             .unwrap_or_else(|| "rollout".into());
         let bytes = serde_json::to_vec_pretty(self).map_err(super::Error::Serialize)?;
         crate::sys::fs::write_atomic(&dir.join(format!("{name}.json")), &bytes, 0o600)
+            .map_err(crate::error::Error::from)
     }
 
     pub fn save(&self, state_dir: &Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(super::Error::Serialize)?;
         crate::sys::fs::write_atomic(&path(state_dir), &bytes, 0o600)
+            .map_err(crate::error::Error::from)
     }
 
     /// Why `component` failed, as noted when it did (the last such note).

@@ -75,14 +75,14 @@ impl Restarter for SystemRestarter {
                 if !already {
                     crate::sys::fs::move_synced(manifest, &parked).map_err(|e| Error::Park {
                         manifest: manifest.clone(),
-                        source: Box::new(e),
+                        source: Box::new(e.into()),
                     })?;
                 }
                 crate::sys::clock::sleep(self.park_for);
                 crate::sys::fs::move_synced(&parked, manifest).map_err(|e| Error::Unpark {
                     manifest: manifest.clone(),
                     parked: parked.clone(),
-                    source: Box::new(e),
+                    source: Box::new(e.into()),
                 })
             }
         }

@@ -93,7 +93,7 @@ pub fn kubeconfig(
     };
     let mut out = KubeconfigVerdict::default();
     let mut current = text.to_string();
-    for c in crate::edit::kubeconfig::clusters(text).map_err(bad)? {
+    for c in crate::edit::kubeconfig::clusters(text).map_err(|e| bad(e.to_string()))? {
         match (&c.ca_data, &c.ca_file) {
             (Some(data), _) => {
                 let compact: String = data.chars().filter(|ch| !ch.is_whitespace()).collect();
@@ -126,7 +126,7 @@ pub fn kubeconfig(
     }
     if !out.changes.is_empty() {
         // Read back: no cluster trusts the old CA, every cluster changed trusts the new.
-        for c in crate::edit::kubeconfig::clusters(&current).map_err(bad)? {
+        for c in crate::edit::kubeconfig::clusters(&current).map_err(|e| bad(e.to_string()))? {
             let held = c
                 .ca_data
                 .as_deref()

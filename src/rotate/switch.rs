@@ -47,8 +47,8 @@ pub fn reissue(
             crate::duration::rfc3339(not_after)
         )));
     }
-    let spki = build::spki_of(original).map_err(fail)?;
-    let serial = build::random_serial().map_err(fail)?;
+    let spki = build::spki_of(original).map_err(|e| fail(e.to_string()))?;
+    let serial = build::random_serial().map_err(|e| fail(e.to_string()))?;
     let changes = Changes {
         subject: None,
         sans: &sans,
@@ -58,7 +58,7 @@ pub fn reissue(
         not_before,
         not_after,
     };
-    let der = build::build(original, &changes, ca, key).map_err(fail)?;
+    let der = build::build(original, &changes, ca, key).map_err(|e| fail(e.to_string()))?;
     let info = verify::check(
         &der,
         ca,
@@ -70,7 +70,7 @@ pub fn reissue(
             now,
         },
     )
-    .map_err(fail)?;
+    .map_err(|e| fail(e.to_string()))?;
     if info.subject_key_id != original.subject_key_id || info.sans != original.sans {
         return Err(fail(
             "the new certificate would not keep the key identifier and SANs as written".into(),

@@ -101,7 +101,7 @@ fn decode_data(data: &str) -> Result<Vec<u8>, String> {
 pub fn kubeconfig(text: &str, old: &CertInfo, new: &CertInfo) -> Result<KubeconfigVerdict, String> {
     let mut out = KubeconfigVerdict::default();
     let mut current = text.to_string();
-    for c in crate::edit::kubeconfig::clusters(text)? {
+    for c in crate::edit::kubeconfig::clusters(text).map_err(|e| e.to_string())? {
         match (&c.ca_data, &c.ca_file) {
             (Some(data), _) => {
                 let pem = decode_data(data).map_err(|e| format!("cluster `{}`: {e}", c.name))?;
@@ -140,8 +140,8 @@ pub fn kubeconfig(text: &str, old: &CertInfo, new: &CertInfo) -> Result<Kubeconf
     }
     if !out.changes.is_empty() {
         // Read back: every cluster changed holds old + new, and only those changed.
-        let was = crate::edit::kubeconfig::clusters(text)?;
-        let now = crate::edit::kubeconfig::clusters(&current)?;
+        let was = crate::edit::kubeconfig::clusters(text).map_err(|e| e.to_string())?;
+        let now = crate::edit::kubeconfig::clusters(&current).map_err(|e| e.to_string())?;
         for (a, b) in was.iter().zip(&now) {
             let edited = out
                 .changes

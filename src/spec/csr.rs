@@ -61,7 +61,7 @@ pub struct Reconstructed {
 
 /// The spec that makes cfssl issue `cert` again: subject from the Subject (never the Issuer),
 /// hosts from the SANs, key from the public key.
-pub fn reconstruct(cert: &CertInfo) -> Result<Reconstructed, String> {
+pub fn reconstruct(cert: &CertInfo) -> Result<Reconstructed, super::Error> {
     let sans = super::san::from_cert(&cert.sans)?;
     let mut notes = Vec::new();
     let mut columns: [(&str, Vec<String>); 7] = [
@@ -130,7 +130,7 @@ impl CsrSpec {
     }
 
     /// The hosts as typed SANs.
-    pub fn sans(&self) -> Result<Vec<San>, String> {
+    pub fn sans(&self) -> Result<Vec<San>, super::Error> {
         self.hosts.iter().map(|h| San::parse(h)).collect()
     }
 }

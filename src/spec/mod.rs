@@ -2,8 +2,10 @@
 //! template for a cluster that lost its files.
 
 pub mod csr;
+pub mod error;
 pub mod san;
 pub mod template;
 
 pub use csr::{reconstruct, CsrSpec};
+pub use error::Error;
 pub use san::{San, SanEdit};

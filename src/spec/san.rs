@@ -14,6 +14,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use super::error::{Error, Result};
 use crate::pki::cert::Sans;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,7 +39,7 @@ impl fmt::Display for San {
 impl San {
     /// Classifies one argument: IP, then email, then URI, then DNS name. A `DNS:`/`IP:` prefix
     /// (as openssl prints them) forces the type.
-    pub fn parse(arg: &str) -> Result<San, String> {
+    pub fn parse(arg: &str) -> Result<San> {
         let text = arg.trim();
         if let Some(rest) = text
             .strip_prefix("IP:")
@@ -46,7 +47,7 @@ impl San {
         {
             return parse_ip(rest)
                 .map(San::Ip)
-                .ok_or_else(|| format!("expected an IP address after `IP:`, found `{rest}`"));
+                .ok_or_else(|| Error::IpAfterPrefix(rest.to_string()));
         }
         if let Some(rest) = text.strip_prefix("DNS:") {
             return parse_dns(rest);
@@ -123,7 +124,7 @@ fn is_uri(text: &str) -> bool {
 
 /// A domain as A-labels: ASCII as it is, an internationalised one converted (UTS #46), a
 /// wildcard's first label kept.
-fn a_labels(domain: &str) -> Result<String, String> {
+fn a_labels(domain: &str) -> Result<String, &'static str> {
     if domain.is_ascii() {
         return Ok(domain.to_string());
     }
@@ -133,16 +134,18 @@ fn a_labels(domain: &str) -> Result<String, String> {
     };
     idna::domain_to_ascii(rest)
         .map(|a| format!("{wild}{a}"))
-        .map_err(|_| "not a valid internationalised domain name".to_string())
+        .map_err(|_| "not a valid internationalised domain name")
 }
 
 /// An email SAN (rfc822Name): an ASCII local part (dot-atom, as RFC 5321 writes it), `@`, a
 /// domain (an internationalised one as A-labels).
-fn parse_email(text: &str) -> Result<String, String> {
+fn parse_email(text: &str) -> Result<String> {
     let bad = |why: &str| {
-        Err(format!(
-            "expected an email address LOCAL@DOMAIN, found `{text}` ({why})"
-        ))
+        Err(Error::San {
+            expected: "an email address LOCAL@DOMAIN",
+            found: text.to_string(),
+            why: why.to_string(),
+        })
     };
     let Some((local, domain)) = text.split_once('@') else {
         return bad("no `@`");
@@ -164,7 +167,7 @@ fn parse_email(text: &str) -> Result<String, String> {
     }
     let ascii = match a_labels(domain) {
         Ok(a) => a,
-        Err(why) => return bad(&why),
+        Err(why) => return bad(why),
     };
     match parse_dns(&ascii) {
         Ok(_) if !ascii.starts_with('*') && !ascii.ends_with('.') => {}
@@ -176,11 +179,13 @@ fn parse_email(text: &str) -> Result<String, String> {
 /// A URI SAN: ASCII (a non-ASCII host becomes A-labels), only the characters RFC 3986 allows,
 /// `%` followed by two hex digits, a host of non-empty labels and a numeric port: what Go's
 /// `url.Parse` and x509 parser accept.
-fn parse_uri(text: &str) -> Result<String, String> {
+fn parse_uri(text: &str) -> Result<String> {
     let bad = |why: &str| {
-        Err(format!(
-            "expected a URI SCHEME://HOST[:PORT][/PATH], found `{text}` ({why})"
-        ))
+        Err(Error::San {
+            expected: "a URI SCHEME://HOST[:PORT][/PATH]",
+            found: text.to_string(),
+            why: why.to_string(),
+        })
     };
     let Some((scheme, rest)) = text.split_once("://") else {
         return bad("no `://`");
@@ -207,7 +212,7 @@ fn parse_uri(text: &str) -> Result<String, String> {
     } else {
         match a_labels(host) {
             Ok(a) => a,
-            Err(why) => return bad(&why),
+            Err(why) => return bad(why),
         }
     };
     let uri = format!(
@@ -275,8 +280,14 @@ fn parse_uri(text: &str) -> Result<String, String> {
 
 /// Whether a certificate's SAN is what Go's x509 parser accepts: DNS names and emails IA5
 /// (ASCII), URIs as [`San::parse`] accepts them (and as written: no conversion).
-pub fn go_parses(kind: &str, value: &str) -> Result<(), String> {
-    let bad = |why: String| Err(format!("a {kind} SAN `{}` {why}", value.escape_default()));
+pub fn go_parses(kind: &str, value: &str) -> Result<()> {
+    let bad = |why: String| {
+        Err(Error::NotGoParsable {
+            kind: kind.to_string(),
+            value: value.to_string(),
+            why,
+        })
+    };
     if !value.is_ascii() {
         return bad("is not ASCII (an IA5String)".into());
     }
@@ -284,21 +295,23 @@ pub fn go_parses(kind: &str, value: &str) -> Result<(), String> {
         match parse_uri(value) {
             Ok(u) if u == value => {}
             Ok(_) => return bad("does not read back as written".into()),
-            Err(e) => return bad(e),
+            Err(e) => return bad(e.to_string()),
         }
     }
     Ok(())
 }
 
-fn parse_dns(text: &str) -> Result<San, String> {
+fn parse_dns(text: &str) -> Result<San> {
     let bad = |why: &str| {
-        Err(format!(
-            "expected an IP address, email, URI or DNS name, found `{text}` ({why})"
-        ))
+        Err(Error::San {
+            expected: "an IP address, email, URI or DNS name",
+            found: text.to_string(),
+            why: why.to_string(),
+        })
     };
     let name = match a_labels(text.trim()) {
         Ok(a) => a,
-        Err(why) => return bad(&why),
+        Err(why) => return bad(why),
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     if name.is_empty() {
@@ -336,19 +349,16 @@ fn parse_dns(text: &str) -> Result<San, String> {
 
 /// A certificate's SANs as one ordered list: DNS, email, IP, URI (the order Go writes them).
 /// Fails on SAN types that cannot be written back (otherName, directoryName …).
-pub fn from_cert(sans: &Sans) -> Result<Vec<San>, String> {
+pub fn from_cert(sans: &Sans) -> Result<Vec<San>> {
     if !sans.other.is_empty() {
-        return Err(format!(
-            "expected only DNS, IP, email and URI SANs, found {}",
-            sans.other.join(", ")
-        ));
+        return Err(Error::UnsupportedSanTypes(sans.other.clone()));
     }
     let mut out = Vec::new();
     out.extend(sans.dns.iter().map(|d| San::Dns(d.to_ascii_lowercase())));
     out.extend(sans.email.iter().map(|e| San::Email(e.clone())));
     for ip in &sans.ip {
         out.push(San::Ip(
-            parse_ip(ip).ok_or_else(|| format!("unreadable IP SAN {ip}"))?,
+            parse_ip(ip).ok_or_else(|| Error::UnreadableIp(ip.to_string()))?,
         ));
     }
     out.extend(sans.uri.iter().map(|u| San::Uri(u.clone())));
@@ -369,12 +379,8 @@ pub struct SanEdit {
 }
 
 impl SanEdit {
-    pub fn parse(add: &[String], drop: &[String]) -> Result<SanEdit, String> {
-        let parse_all = |v: &[String]| {
-            v.iter()
-                .map(|s| San::parse(s))
-                .collect::<Result<Vec<_>, _>>()
-        };
+    pub fn parse(add: &[String], drop: &[String]) -> Result<SanEdit> {
+        let parse_all = |v: &[String]| v.iter().map(|s| San::parse(s)).collect::<Result<Vec<_>>>();
         let mut edit = SanEdit {
             add: parse_all(add)?,
             drop: parse_all(drop)?,
@@ -382,7 +388,7 @@ impl SanEdit {
         dedup(&mut edit.add);
         dedup(&mut edit.drop);
         if let Some(both) = edit.add.iter().find(|s| edit.drop.contains(s)) {
-            return Err(format!("`{both}` is both added and dropped"));
+            return Err(Error::AddedAndDropped(both.clone()));
         }
         Ok(edit)
     }
@@ -404,7 +410,7 @@ pub struct EditOutcome {
 
 /// Applies `edit` to `current`. Dropping a SAN that is not there is an error listing those that
 /// are; removing the last SAN of a serving certificate is an error.
-pub fn apply(current: &[San], edit: &SanEdit, serving: bool) -> Result<EditOutcome, String> {
+pub fn apply(current: &[San], edit: &SanEdit, serving: bool) -> Result<EditOutcome> {
     let missing: Vec<String> = edit
         .drop
         .iter()
@@ -413,15 +419,7 @@ pub fn apply(current: &[San], edit: &SanEdit, serving: bool) -> Result<EditOutco
         .collect();
     if !missing.is_empty() {
         let present: Vec<String> = current.iter().map(|s| s.to_string()).collect();
-        return Err(format!(
-            "cannot drop {}: expected one of the certificate's SANs, which are {}",
-            missing.join(", "),
-            if present.is_empty() {
-                "none".into()
-            } else {
-                present.join(", ")
-            }
-        ));
+        return Err(Error::NotPresent { missing, present });
     }
     let mut sans: Vec<San> = current
         .iter()
@@ -447,7 +445,7 @@ pub fn apply(current: &[San], edit: &SanEdit, serving: bool) -> Result<EditOutco
         San::Uri(_) => 3,
     });
     if serving && sans.is_empty() && !current.is_empty() {
-        return Err("expected a serving certificate to keep at least one SAN, found none left after the edit".into());
+        return Err(Error::NoSanLeft);
     }
     Ok(EditOutcome {
         sans,
@@ -528,7 +526,7 @@ mod tests {
             "o..ps@x.de",
             "ops@x..de",
         ] {
-            let err = San::parse(bad).unwrap_err();
+            let err = San::parse(bad).unwrap_err().to_string();
             assert!(!err.contains('\n'), "{err}");
         }
         go_parses("URI", "http://xn--tda.de").unwrap();
@@ -575,7 +573,7 @@ mod tests {
     fn dropping_an_absent_san_lists_the_present_ones() {
         let current = vec![p("kubernetes"), p("10.96.0.1")];
         let edit = SanEdit::parse(&[], &["10.0.0.9".into()]).unwrap();
-        let err = apply(&current, &edit, true).unwrap_err();
+        let err = apply(&current, &edit, true).unwrap_err().to_string();
         assert!(
             err.contains("IP:10.0.0.9") && err.contains("DNS:kubernetes, IP:10.96.0.1"),
             "{err}"

@@ -50,18 +50,15 @@ fn canonical(name: &str) -> &str {
     }
 }
 
-pub fn get(name: &str) -> Result<&'static str, String> {
+pub fn get(name: &str) -> Result<&'static str, super::Error> {
     let wanted = canonical(name);
     TEMPLATES
         .iter()
         .find(|(n, _)| *n == wanted)
         .map(|(_, json)| *json)
-        .ok_or_else(|| {
-            let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
-            format!(
-                "expected a template name ({}), found `{name}`",
-                names.join(", ")
-            )
+        .ok_or_else(|| super::Error::UnknownTemplate {
+            name: name.to_string(),
+            known: TEMPLATES.iter().map(|(n, _)| *n).collect(),
         })
 }
 
@@ -77,6 +74,6 @@ mod tests {
             spec.sans().unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         assert!(get("apiserver").unwrap().contains("kubernetes.default.svc"));
-        assert!(get("nope").unwrap_err().contains("kube-proxy"));
+        assert!(get("nope").unwrap_err().to_string().contains("kube-proxy"));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod clock;
+pub mod error;
 pub mod fs;
 pub mod http;
 pub mod node;
@@ -10,3 +11,5 @@ pub mod proc;
 pub mod scratch;
 pub mod term;
 pub mod tls;
+
+pub use error::Error;

@@ -93,7 +93,7 @@ fn read_into(root: &Path, unread: &mut Vec<Unread>) -> Vec<Component> {
         } else if let Err(e) = crate::pki::yaml::from_str::<serde_yaml_ng::Value>(&text) {
             unread.push(Unread {
                 path: path.clone(),
-                why: format!("not readable as YAML ({})", one_line(&e)),
+                why: format!("not readable as YAML ({})", one_line(&e.to_string())),
             });
         }
     }
@@ -227,7 +227,7 @@ fn component(
                 Ok(_) => settings.extend(config_settings(&text, &path.display().to_string())),
                 Err(e) => unread.push(Unread {
                     path: path.clone(),
-                    why: format!("not readable as YAML ({})", one_line(&e)),
+                    why: format!("not readable as YAML ({})", one_line(&e.to_string())),
                 }),
             }
         }

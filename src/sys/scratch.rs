@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::sys::error::{Error, Result};
 
 /// The file that marks a directory as a scratch tree of `certs cluster reissue`.
 pub const MARKER: &str = ".certs-cluster-scratch";

@@ -146,7 +146,7 @@ fn read_node(path: &Path) -> Walked {
         },
         None => Walked::Problem {
             path: path.to_path_buf(),
-            code: "missing",
+            code: certs::sys::fs::Unread::Unreadable,
             message: "no such file".into(),
         },
     }
@@ -281,7 +281,7 @@ fn key_decode(input: &[u8]) -> Verdict {
     let mut sig = String::new();
     match certs::pki::key::read_key_block(label, der, encrypted) {
         Ok(k) => sig.push_str(&format!("ok {:?} {}", k.format, k.algo.is_some())),
-        Err(e) => sig.push_str(&shape(&e)),
+        Err(e) => sig.push_str(&shape(&e.to_string())),
     }
     match certs::issue::key::SigningKey::from_pem_block(label, der, encrypted) {
         Ok(k) => {
@@ -299,11 +299,11 @@ fn key_decode(input: &[u8]) -> Verdict {
             }
             sig.push_str(&format!("|sign {}", k.algo()));
         }
-        Err(e) => sig.push_str(&format!("|{}", shape(&e))),
+        Err(e) => sig.push_str(&format!("|{}", shape(&e.to_string()))),
     }
     match certs::pki::cert::CertInfo::from_der(der) {
         Ok(c) => sig.push_str(&format!("|cert {} {}", c.is_ca, c.sans.is_empty())),
-        Err(e) => sig.push_str(&format!("|{}", shape(&e))),
+        Err(e) => sig.push_str(&format!("|{}", shape(&e.to_string()))),
     }
     Ok(sig)
 }
@@ -371,17 +371,17 @@ fn kubeconfig_parse(input: &[u8]) -> Verdict {
     match certs::pki::kubeconfig::parse(path, &text) {
         Ok(k) => sig.push_str(&format!("|ok {} {}", k.clusters.len(), k.users.len())),
         Err(e) => {
-            no_key_body(input, &e)?;
-            sig.push_str(&format!("|{}", shape(&e)));
+            no_key_body(input, &e.to_string())?;
+            sig.push_str(&format!("|{}", shape(&e.to_string())));
         }
     }
     match kc_edit::clusters(&text) {
         Ok(c) => sig.push_str(&format!("|{}", c.len())),
-        Err(e) => sig.push_str(&format!("|{}", shape(&e))),
+        Err(e) => sig.push_str(&format!("|{}", shape(&e.to_string()))),
     }
     match kc_edit::references(&text) {
         Ok(r) => sig.push_str(&format!("|{}", r.len())),
-        Err(e) => sig.push_str(&format!("|{}", shape(&e))),
+        Err(e) => sig.push_str(&format!("|{}", shape(&e.to_string()))),
     }
     sig.push_str(&format!(
         "|{}|{}",
@@ -465,7 +465,7 @@ fn kubeconfig_edit(input: &[u8]) -> Verdict {
     };
     let out = match edited {
         Ok(out) => out,
-        Err(e) => return Ok(format!("{field} err {}", shape(&e))),
+        Err(e) => return Ok(format!("{field} err {}", shape(&e.to_string()))),
     };
     // What other tools (kubectl, client-go) will read: the edited text must be YAML, mean the
     // original with only that field changed, and be read back by this tool.
@@ -709,12 +709,12 @@ fn san_target(input: &[u8]) -> Verdict {
     }
     let edit = match SanEdit::parse(&add, &drop) {
         Ok(e) => e,
-        Err(e) => return Ok(format!("parse {}", shape(&e))),
+        Err(e) => return Ok(format!("parse {}", shape(&e.to_string()))),
     };
     let s = signer();
     let outcome = match san::apply(&s.current, &edit, true) {
         Ok(o) => o,
-        Err(e) => return Ok(format!("apply {}", shape(&e))),
+        Err(e) => return Ok(format!("apply {}", shape(&e.to_string()))),
     };
     let req = certs::issue::Request {
         original: &s.original,
@@ -725,7 +725,7 @@ fn san_target(input: &[u8]) -> Verdict {
     };
     let issued = match certs::issue::sign(&s.ca, &req) {
         Ok(i) => i,
-        Err(e) => return Ok(format!("sign {}", shape(&e))),
+        Err(e) => return Ok(format!("sign {}", shape(&e.to_string()))),
     };
     strict_cert(&issued.der, &outcome.sans)?;
     let kinds: String = outcome
@@ -867,7 +867,7 @@ fn etcd_servers_edit(text: &str) -> Verdict {
     let out = match etcd_config::etcd_servers(text, &[&retire], &add) {
         Ok(Some(out)) => out,
         Ok(None) => return Ok(format!("etcd-servers none {}", found.len().min(3))),
-        Err(e) => return Ok(format!("etcd-servers err {}", shape(&e))),
+        Err(e) => return Ok(format!("etcd-servers err {}", shape(&e.to_string()))),
     };
     same_lines(text, &out)?;
     let after = etcd_config::find(&out, key);
@@ -913,7 +913,7 @@ fn initial_cluster_edit(text: &str) -> Verdict {
     let out = match etcd_config::initial_cluster(text, &[&retire], &add) {
         Ok(Some(out)) => out,
         Ok(None) => return Ok(format!("initial-cluster none {}", found.len().min(3))),
-        Err(e) => return Ok(format!("initial-cluster err {}", shape(&e))),
+        Err(e) => return Ok(format!("initial-cluster err {}", shape(&e.to_string()))),
     };
     same_lines(text, &out)?;
     let mut after = Vec::new();
@@ -1059,7 +1059,7 @@ fn proxy_config(input: &[u8]) -> Verdict {
     let out = match proxy::upstreams(&text, &[&retire], &add) {
         Ok(Some(out)) => out,
         Ok(None) => return Ok(sig + "none"),
-        Err(e) => return Ok(sig + &shape(&e)),
+        Err(e) => return Ok(sig + &shape(&e.to_string())),
     };
     // A config whose braces do not balance is one nginx refuses anyway: what the edit makes of
     // it is not checked (that the edit does not panic or hang on it is).
@@ -1224,7 +1224,7 @@ fn bundle_json(input: &[u8]) -> Verdict {
     let read = |p: &Path| b.files.get(p).cloned();
     let mut sig = match certs::edit::bundle::existing(&dir, input, &read) {
         Ok(v) => format!("ok {}", v["files"].as_array().map_or(0, Vec::len)),
-        Err(e) => shape(&e),
+        Err(e) => shape(&e.to_string()),
     };
     let scratch = b.dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();

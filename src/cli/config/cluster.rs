@@ -78,6 +78,6 @@ pub(in crate::cli) fn check_change_options(
             })?;
         Endpoint::parse(addr).map_err(|e| Error::Usage(format!("--add-master {n}: {e}")))?;
     }
-    SanEdit::parse(add_san, drop_san).map_err(Error::Usage)?;
+    SanEdit::parse(add_san, drop_san).map_err(Error::from)?;
     Ok(())
 }

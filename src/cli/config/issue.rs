@@ -28,7 +28,7 @@ pub struct IssueConfig {
 }
 
 pub fn issue(a: IssueArgs) -> Result<IssueConfig> {
-    let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
+    let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::from)?;
     let now = now(a.now.as_deref())?;
     let key_algo = a.key_algo.as_deref().map(parse_key_algo).transpose()?;
     let validity = a

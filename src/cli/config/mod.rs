@@ -38,7 +38,7 @@ pub fn now(given: Option<&str>) -> Result<i64> {
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    crate::duration::parse(text).map_err(Error::Usage)
+    crate::duration::parse(text).map_err(Error::from)
 }
 
 pub fn parse_time(text: &str) -> Result<i64> {

@@ -63,7 +63,7 @@ fn san_edit(add: &[String], drop: &[String]) -> Result<crate::spec::SanEdit> {
     let parse = |v: &[String]| -> Result<Vec<crate::spec::San>> {
         let mut out: Vec<crate::spec::San> = Vec::new();
         for text in v {
-            let san = crate::spec::San::parse(text).map_err(Error::Usage)?;
+            let san = crate::spec::San::parse(text).map_err(Error::from)?;
             if !out.contains(&san) {
                 out.push(san);
             }

@@ -24,7 +24,7 @@ pub struct SpecConfig {
 }
 
 pub fn spec(a: SpecArgs) -> Result<SpecConfig> {
-    let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::Usage)?;
+    let edit = SanEdit::parse(&a.sans.add, &a.sans.drop).map_err(Error::from)?;
     let source = match (a.cert, a.template) {
         (_, Some(name)) => SpecSource::Template(name),
         (Some(path), None) => SpecSource::Cert(path),

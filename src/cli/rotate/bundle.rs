@@ -50,7 +50,7 @@ pub fn write(b: &StageBundle) -> Result<()> {
         .iter()
         .map(|f| (f.bundle_path.clone(), f.mode, f.contents.clone()))
         .collect();
-    crate::sys::fs::write_bundle(b.out, &written, &bytes)
+    crate::sys::fs::write_bundle(b.out, &written, &bytes).map_err(crate::error::Error::from)
 }
 
 /// The install line printed after a bundle is written.

@@ -18,7 +18,7 @@ use crate::cli::Outcome;
 use crate::edit::bundle::{Change, Edited, NewFile};
 use crate::error::{Error, Result};
 use crate::issue::bundle::{Reissued, SanDiff};
-use crate::issue::target::Target;
+use crate::issue::target::Reissuable as Target;
 use crate::issue::{Issued, SigningKey};
 use crate::pki::cert::CertInfo;
 use crate::rotate::certs_in;
@@ -42,7 +42,8 @@ fn signing_key(path: &Path) -> Result<SigningKey> {
         .headers()
         .get("Proc-Type")
         .is_some_and(|v| v.contains("ENCRYPTED"));
-    SigningKey::from_pem_block(block.tag(), block.contents(), encrypted).map_err(err)
+    SigningKey::from_pem_block(block.tag(), block.contents(), encrypted)
+        .map_err(|e| err(e.to_string()))
 }
 
 /// The kubeconfig user of an embedded client certificate (`users[NAME].client-certificate-data`).
@@ -263,7 +264,7 @@ pub(crate) fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
         .collect();
     let mut files: Vec<NewFile> = Vec::new();
     if !items.is_empty() {
-        let made = crate::issue::bundle::files(&items).map_err(Error::Usage)?;
+        let made = crate::issue::bundle::files(&items).map_err(Error::from)?;
         let entries = made
             .iter()
             .map(|f| {
@@ -272,7 +273,7 @@ pub(crate) fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
                     .map_err(|e| Error::Usage(e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
-        files = crate::edit::bundle::placed(entries, &[]).map_err(Error::Usage)?;
+        files = crate::edit::bundle::placed(entries, &[]).map_err(Error::from)?;
     }
     let taken: Vec<PathBuf> = files.iter().map(|f| f.bundle_path.clone()).collect();
     files.extend(crate::edit::bundle::edited_files(&edited, &taken));

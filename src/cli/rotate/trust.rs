@@ -47,9 +47,9 @@ pub(crate) fn make_ca_in(
     dir: PathBuf,
     now: i64,
 ) -> Result<(CertInfo, Made)> {
-    let key = crate::issue::SigningKey::generate(&old.key).map_err(Error::Usage)?;
+    let key = crate::issue::SigningKey::generate(&old.key).map_err(Error::from)?;
     let der = crate::rotate::ca::new_ca(old, &key, now).map_err(Error::Usage)?;
-    let info = CertInfo::from_der(&der).map_err(Error::Usage)?;
+    let info = CertInfo::from_der(&der).map_err(Error::from)?;
     let old_key = crate::rollout::rebase::key_candidates(ca_cert)
         .into_iter()
         .take(2)
@@ -70,7 +70,7 @@ pub(crate) fn make_ca_in(
         })
         .filter(|f| !f.is_encrypted())
         .unwrap_or(crate::pki::key::KeyFormat::Pkcs8);
-    let key_pem = key.to_pem(format).map_err(Error::Usage)?;
+    let key_pem = key.to_pem(format).map_err(Error::from)?;
     let cert_name = ca_cert
         .file_name()
         .map(|n| n.to_os_string())
@@ -100,7 +100,7 @@ pub(crate) fn write_made(m: &Made) -> Result<()> {
     crate::sys::fs::create_new_dir(&m.dir)?;
     crate::sys::fs::write_synced(&m.key.0, &m.key.1, 0o600)?;
     crate::sys::fs::write_synced(&m.cert.0, &m.cert.1, 0o644)?;
-    crate::sys::fs::sync_dir(&m.dir)
+    crate::sys::fs::sync_dir(&m.dir).map_err(crate::error::Error::from)
 }
 
 /// The labels of a trust line.

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::signer::{signed_parts, Signer};
+use super::FindingCode;
 use super::{ago, Finding, Inventory, Location, Map, Set, Severity, Status};
 use crate::par::par_map;
 use crate::pki::key::PublicKeyId;
@@ -22,12 +23,12 @@ impl Inventory {
             let (code, severity, message) = match c.status {
                 Status::Ok => continue,
                 Status::Expired => (
-                    "expired",
+                    FindingCode::Expired,
                     Severity::Error,
                     format!("expired {}", ago(self.now - c.info.not_after)),
                 ),
                 Status::Expiring => (
-                    "expiring",
+                    FindingCode::Expiring,
                     Severity::Warning,
                     format!(
                         "expires in {}",
@@ -35,7 +36,7 @@ impl Inventory {
                     ),
                 ),
                 Status::NotYetValid => (
-                    "not-yet-valid",
+                    FindingCode::NotYetValid,
                     Severity::Warning,
                     format!(
                         "not valid for another {}",
@@ -166,7 +167,7 @@ impl Inventory {
                 Some(j) => Finding {
                     path,
                     severity: Severity::Error,
-                    code: "issuer-mismatch",
+                    code: FindingCode::IssuerMismatch,
                     message: format!(
                         "expected a signature by `{}` ({}), found none: that CA's key did not sign this certificate",
                         c.info.issuer, certs[j].location
@@ -175,7 +176,7 @@ impl Inventory {
                 None => Finding {
                     path,
                     severity: Severity::Warning,
-                    code: "issuer-missing",
+                    code: FindingCode::IssuerMissing,
                     message: format!("issuer `{}` is not among the scanned certificates", c.info.issuer),
                 },
             });
@@ -254,7 +255,7 @@ impl Inventory {
                 let (severity, code, message) = if key.info.format.is_encrypted() {
                     (
                         Severity::Warning,
-                        "key-encrypted",
+                        FindingCode::KeyEncrypted,
                         format!(
                             "its key `{}` is encrypted; cannot check that they pair",
                             key.location
@@ -271,7 +272,7 @@ impl Inventory {
                         .unwrap_or_default();
                     (
                         Severity::Error,
-                        "key-mismatch",
+                        FindingCode::KeyMismatch,
                         format!(
                             "expected `{}` to hold this certificate's private key ({}), found a different key ({found})",
                             key.location, c.info.key
@@ -311,7 +312,7 @@ impl Inventory {
                 findings.push(Finding {
                     path: key.location.to_string(),
                     severity: Severity::Warning,
-                    code: "key-without-certificate",
+                    code: FindingCode::KeyWithoutCertificate,
                     message: "private key that no scanned certificate or public key pairs with"
                         .into(),
                 });
@@ -319,7 +320,7 @@ impl Inventory {
                 findings.push(Finding {
                     path: key.location.to_string(),
                     severity: Severity::Info,
-                    code: "key-encrypted",
+                    code: FindingCode::KeyEncrypted,
                     message: "encrypted private key: its certificate cannot be matched without the passphrase"
                         .into(),
                 });

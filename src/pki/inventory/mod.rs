@@ -26,6 +26,7 @@ use crate::error::Result;
 use crate::par::par_stream;
 use crate::pki::cert::CertInfo;
 use crate::pki::decode::{decode, CfsslCsr, CsrInfo, Decoded, Item};
+use crate::pki::finding::FindingCode;
 use crate::pki::key::KeyInfo;
 use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::role::{self, Role};
@@ -135,7 +136,7 @@ pub struct Finding {
     pub path: String,
     pub severity: Severity,
     /// Stable identifier: `expired`, `key-mismatch`, `issuer-missing`, `unparseable` …
-    pub code: &'static str,
+    pub code: FindingCode,
     pub message: String,
 }
 
@@ -257,7 +258,12 @@ impl Builder {
                             "references `{}`, which cannot be read: {message}",
                             path.display()
                         );
-                        inv.finding(kc_path, Severity::Warning, "missing-reference", message);
+                        inv.finding(
+                            kc_path,
+                            Severity::Warning,
+                            FindingCode::MissingReference,
+                            message,
+                        );
                     }
                     walked => {
                         // A referenced file that is a kubeconfig is not followed further.
@@ -302,7 +308,7 @@ impl Inventory {
                 code,
                 message,
             } => {
-                let severity = if code == "not-a-file" {
+                let severity = if code == FindingCode::NotAFile {
                     Severity::Info
                 } else {
                     Severity::Warning
@@ -314,7 +320,7 @@ impl Inventory {
             Taken::File { path, decoded } => (path, decoded),
         };
         for problem in decoded.problems {
-            self.finding(&path, Severity::Warning, "unparseable", problem);
+            self.finding(&path, Severity::Warning, FindingCode::Unparseable, problem);
         }
         for item in decoded.items {
             match item {
@@ -386,7 +392,7 @@ impl Inventory {
                     self.finding(
                         &path,
                         Severity::Warning,
-                        "unparseable",
+                        FindingCode::Unparseable,
                         format!("user `{}`: {why}", user.name),
                     );
                     None
@@ -420,7 +426,7 @@ impl Inventory {
                     self.finding(
                         &path,
                         Severity::Warning,
-                        "unparseable",
+                        FindingCode::Unparseable,
                         format!("user `{}`: {why}", user.name),
                     );
                     None
@@ -455,19 +461,20 @@ impl Inventory {
     fn holds_nothing(&mut self, kubeconfig: &Path, user: &str, field: &str, at: &Path, what: &str) {
         let shown = at.display().to_string();
         let already = self.findings.iter().any(|f| {
-            f.path == shown || (f.code == "missing-reference" && f.message.contains(&shown))
+            f.path == shown
+                || (f.code == FindingCode::MissingReference && f.message.contains(&shown))
         });
         if !already {
             self.finding(
                 kubeconfig,
                 Severity::Warning,
-                "missing-reference",
+                FindingCode::MissingReference,
                 format!("user `{user}`: {field} `{shown}` holds no {what}"),
             );
         }
     }
 
-    fn finding(&mut self, path: &Path, severity: Severity, code: &'static str, message: String) {
+    fn finding(&mut self, path: &Path, severity: Severity, code: FindingCode, message: String) {
         self.findings.push(Finding {
             path: path.display().to_string(),
             severity,
@@ -480,7 +487,10 @@ impl Inventory {
     /// certificates, or a certificate paired with the wrong key.
     pub fn has_problems(&self) -> bool {
         self.certificates.iter().any(|c| c.status != Status::Ok)
-            || self.findings.iter().any(|f| f.code == "key-mismatch")
+            || self
+                .findings
+                .iter()
+                .any(|f| f.code == FindingCode::KeyMismatch)
     }
 }
 
@@ -519,7 +529,7 @@ enum Taken {
     },
     Problem {
         path: PathBuf,
-        code: &'static str,
+        code: FindingCode,
         message: String,
     },
 }
@@ -537,7 +547,7 @@ impl From<Walked> for Taken {
                 message,
             } => Taken::Problem {
                 path,
-                code,
+                code: code.into(),
                 message,
             },
         }
@@ -614,7 +624,7 @@ mod tests {
         };
         let inv = Inventory::build(walked, &opts, &|p| Walked::Problem {
             path: p.to_path_buf(),
-            code: "unreadable",
+            code: crate::sys::fs::Unread::Unreadable,
             message: "not in the test".into(),
         });
         let at = |p: &str| {
@@ -639,7 +649,7 @@ mod tests {
         let codes: Vec<_> = inv
             .findings
             .iter()
-            .map(|f| (f.code, f.path.as_str()))
+            .map(|f| (f.code.as_str(), f.path.as_str()))
             .collect();
         assert_eq!(codes, vec![("issuer-mismatch", "/fleet/c0/pki/stray.pem")]);
         assert!(inv.findings[0].message.contains("/fleet/c0/pki/ca.crt"));

@@ -87,7 +87,7 @@ impl Executor<'_> {
                 let bytes = crate::sys::fs::read_file(&f.source).map_err(|e| {
                     rollout::Error::ReadBundleFile {
                         path: f.source.clone(),
-                        source: Box::new(e),
+                        source: Box::new(e.into()),
                     }
                 })?;
                 check_sha(&f.source, &bytes, &f.new_sha256, "the bundle file")?;
@@ -103,7 +103,7 @@ impl Executor<'_> {
                 let bytes =
                     crate::sys::fs::read_file(&b.file).map_err(|e| rollout::Error::ReadBackup {
                         path: b.file.clone(),
-                        source: Box::new(e),
+                        source: Box::new(e.into()),
                     })?;
                 check_sha(&b.file, &bytes, &f.old_sha256, "the backup")?;
                 (bytes, b.mode, recorded_owner)

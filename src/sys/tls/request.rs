@@ -28,10 +28,15 @@ pub fn https_get(
 /// `GET path` over plain HTTP, for the loopback `/healthz` ports that serve no TLS (kubelet
 /// 10248, kube-proxy 10256). Returns the status and the body (at most
 /// [`MAX_BODY`](super::MAX_BODY) bytes).
-pub fn http_get(target: &Target, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
-    check_request(target, "GET", path).map_err(|e| e.to_string())?;
+pub fn http_get(
+    target: &Target,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), crate::sys::Error> {
+    check_request(target, "GET", path).map_err(|e| crate::sys::Error::Http(e.to_string()))?;
     let deadline = Instant::now() + timeout;
-    let mut sock = connect(target, deadline, timeout).map_err(|e| e.to_string())?;
+    let mut sock =
+        connect(target, deadline, timeout).map_err(|e| crate::sys::Error::Http(e.to_string()))?;
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
@@ -42,12 +47,20 @@ pub fn http_get(target: &Target, path: &str, timeout: Duration) -> Result<(u16, 
         target.authority(),
         env!("CARGO_PKG_VERSION"),
     );
-    sock.write_all(request.as_bytes())
-        .map_err(|e| format!("http://{}: sending the request: {e}", target.authority()))?;
+    sock.write_all(request.as_bytes()).map_err(|e| {
+        crate::sys::Error::Http(format!(
+            "http://{}: sending the request: {e}",
+            target.authority()
+        ))
+    })?;
     let mut reader = BufReader::new(sock);
-    read_response(&mut reader, "GET").map_err(|e| match e {
-        HttpFailure::Io(e) => format!("http://{}: reading the response: {e}", target.authority()),
-        HttpFailure::Protocol(d) => format!("http://{}: {d}", target.authority()),
+    read_response(&mut reader, "GET").map_err(|e| {
+        crate::sys::Error::Http(match e {
+            HttpFailure::Io(e) => {
+                format!("http://{}: reading the response: {e}", target.authority())
+            }
+            HttpFailure::Protocol(d) => format!("http://{}: {d}", target.authority()),
+        })
     })
 }
 

@@ -12,7 +12,11 @@
 //! kubeconfig whose clusters are in flow style (`{…}`, JSON) or whose value is a multi-line,
 //! block, anchored or tagged scalar is refused with a line saying so.
 
+use super::error::Error;
 use serde_yaml_ng::Value;
+
+mod text;
+use text::replace;
 
 /// A cluster entry as the kubeconfig writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +43,7 @@ pub struct Reference {
 }
 
 /// The clusters of a kubeconfig, in file order.
-pub fn clusters(text: &str) -> Result<Vec<Cluster>, String> {
+pub fn clusters(text: &str) -> Result<Vec<Cluster>, Error> {
     let doc = document(text)?;
     read_clusters(&doc)
 }
@@ -56,7 +60,7 @@ pub fn servers(text: &str) -> Vec<(String, String)> {
 
 /// Every file the kubeconfig makes a client read: cluster CAs and users' client certificates
 /// and keys given by reference.
-pub fn references(text: &str) -> Result<Vec<Reference>, String> {
+pub fn references(text: &str) -> Result<Vec<Reference>, Error> {
     let doc = document(text)?;
     let mut out = Vec::new();
     for c in read_clusters(&doc)? {
@@ -71,10 +75,10 @@ pub fn references(text: &str) -> Result<Vec<Reference>, String> {
         None | Some(Value::Null) => &[][..],
         Some(Value::Sequence(s)) => s.as_slice(),
         Some(other) => {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected `users:` to be a list, found {}",
                 kind_of(other)
-            ))
+            )))
         }
     };
     for (n, u) in users.iter().enumerate() {
@@ -111,17 +115,17 @@ pub fn references(text: &str) -> Result<Vec<Reference>, String> {
 /// ambiguous and refused. An unknown name, a cluster without a `server:` line, a malformed
 /// kubeconfig or a server that is not an `https://` (or `http://`) URL is an error of one line
 /// saying what was expected and what was found.
-pub fn set_server(text: &str, server: &str, cluster: Option<&str>) -> Result<String, String> {
+pub fn set_server(text: &str, server: &str, cluster: Option<&str>) -> Result<String, Error> {
     check_url(server)?;
     let doc = document(text)?;
     let all = read_clusters(&doc)?;
     let chosen = select(&all, cluster, "servers", |c| c.server.as_deref())?;
     for &i in &chosen {
         if all[i].server.is_none() {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected cluster `{}` to have a `server:` line to replace, found none",
                 all[i].name
-            ));
+            )));
         }
     }
     replace(text, &doc, &all, &chosen, "server", server)
@@ -132,7 +136,7 @@ pub fn set_server(text: &str, server: &str, cluster: Option<&str>) -> Result<Str
 ///
 /// A cluster that names its CA by file (`certificate-authority:`) is refused: that file, not the
 /// kubeconfig, is what must change. Cluster selection is as for [`set_server`], by CA.
-pub fn set_ca_data(text: &str, ca_pem: &[u8], cluster: Option<&str>) -> Result<String, String> {
+pub fn set_ca_data(text: &str, ca_pem: &[u8], cluster: Option<&str>) -> Result<String, Error> {
     check_ca_pem(ca_pem)?;
     let doc = document(text)?;
     let all = read_clusters(&doc)?;
@@ -144,16 +148,16 @@ pub fn set_ca_data(text: &str, ca_pem: &[u8], cluster: Option<&str>) -> Result<S
         match (&c.ca_data, &c.ca_file) {
             (Some(_), _) => {}
             (None, Some(file)) => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "cluster `{}` reads its CA from the file `{file}` (certificate-authority:), not from the kubeconfig: that file is what must change",
                     c.name
-                ))
+                )))
             }
             (None, None) => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "expected cluster `{}` to have a `certificate-authority-data:` line to replace, found none (it trusts the system roots or skips verification)",
                     c.name
-                ))
+                )))
             }
         }
     }
@@ -180,7 +184,7 @@ pub fn set_user_credentials(
     user: &str,
     cert_pem: &str,
     key_pem: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, Error> {
     use super::yaml::{self, Node, Style};
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.replace("\r\n", "\n"));
@@ -189,9 +193,9 @@ pub fn set_user_credentials(
     let entries = match tree.get("users") {
         Some(Node::Sequence(items)) => items,
         _ => {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected a `users:` list holding user `{user}`, found none"
-            ))
+            )))
         }
     };
     let named: Vec<usize> = (0..entries.len())
@@ -199,12 +203,16 @@ pub fn set_user_credentials(
         .collect();
     let i = match named[..] {
         [i] => i,
-        [] => return Err(format!("user `{user}` not found in the kubeconfig")),
+        [] => {
+            return Err(Error::Kubeconfig(format!(
+                "user `{user}` not found in the kubeconfig"
+            )))
+        }
         _ => {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected user `{user}` once in the kubeconfig, found it {} times",
                 named.len()
-            ))
+            )))
         }
     };
     let fields = entries[i].get("user");
@@ -230,14 +238,14 @@ pub fn set_user_credentials(
                 edits.push((*start, *end, token));
             }
             Some(Node::Scalar { .. }) => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "expected the `{key}:` of user `{user}` as a one-line value, found a block scalar, anchor or tag: edit it by hand"
-                ))
+                )))
             }
             _ => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "user `{user}` has no {key} value to replace"
-                ))
+                )))
             }
         }
     }
@@ -258,53 +266,55 @@ pub fn set_user_credentials(
         }
     }
     let got: Value = serde_yaml_ng::from_str(&out).map_err(|e| {
-        format!(
+        Error::Kubeconfig(format!(
             "expected the edited kubeconfig to read back, found {}: kubeconfig left as it was",
             one_line(&e.to_string())
-        )
+        ))
     })?;
     if got != expected {
-        return Err(format!(
+        return Err(Error::Kubeconfig(format!(
             "expected the edit to change only user `{user}`'s credentials, found it would change more: kubeconfig left as it was, edit it by hand"
-        ));
+        )));
     }
     Ok(out)
 }
 
 // ---- the document ----
 
-fn document(text: &str) -> Result<Value, String> {
+fn document(text: &str) -> Result<Value, Error> {
     let doc: Value = crate::pki::yaml::from_str(text).map_err(|e| {
-        format!(
+        Error::Kubeconfig(format!(
             "expected a kubeconfig (YAML), found a parse error: {}",
             one_line(&e.to_string())
-        )
+        ))
     })?;
     if !doc.is_mapping() {
-        return Err(format!(
+        return Err(Error::Kubeconfig(format!(
             "expected a kubeconfig (a YAML mapping with `clusters:`), found {}",
             kind_of(&doc)
-        ));
+        )));
     }
     match doc.get("kind").and_then(Value::as_str) {
         None | Some("Config") => Ok(doc),
-        Some(other) => Err(format!(
+        Some(other) => Err(Error::Kubeconfig(format!(
             "expected a kubeconfig (kind: Config), found kind: {other}"
-        )),
+        ))),
     }
 }
 
-fn read_clusters(doc: &Value) -> Result<Vec<Cluster>, String> {
+fn read_clusters(doc: &Value) -> Result<Vec<Cluster>, Error> {
     let items = match doc.get("clusters") {
         Some(Value::Sequence(s)) => s,
         None | Some(Value::Null) => {
-            return Err("expected a kubeconfig with a `clusters:` list, found none".into())
+            return Err(Error::Kubeconfig(
+                "expected a kubeconfig with a `clusters:` list, found none".into(),
+            ))
         }
         Some(other) => {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected `clusters:` to be a list, found {}",
                 kind_of(other)
-            ))
+            )))
         }
     };
     let mut out: Vec<Cluster> = Vec::new();
@@ -312,35 +322,35 @@ fn read_clusters(doc: &Value) -> Result<Vec<Cluster>, String> {
         let name = match item.get("name") {
             Some(Value::String(s)) => s.clone(),
             other => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "expected clusters[{n}] to have a `name:`, found {}",
                     other.map_or("none".into(), kind_of)
-                ))
+                )))
             }
         };
         let cluster = match item.get("cluster") {
             Some(c @ Value::Mapping(_)) => c,
             other => {
-                return Err(format!(
+                return Err(Error::Kubeconfig(format!(
                     "expected cluster `{name}` to have a `cluster:` mapping, found {}",
                     other.map_or("none".into(), kind_of)
-                ))
+                )))
             }
         };
-        let field = |key: &str| -> Result<Option<String>, String> {
+        let field = |key: &str| -> Result<Option<String>, Error> {
             match cluster.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(format!(
+                Some(other) => Err(Error::Kubeconfig(format!(
                     "expected the `{key}:` of cluster `{name}` to be a string, found {}",
                     kind_of(other)
-                )),
+                ))),
             }
         };
         if out.iter().any(|c| c.name == name) {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected each cluster name once, found `{name}` twice"
-            ));
+            )));
         }
         out.push(Cluster {
             server: field("server")?,
@@ -350,7 +360,9 @@ fn read_clusters(doc: &Value) -> Result<Vec<Cluster>, String> {
         });
     }
     if out.is_empty() {
-        return Err("expected a kubeconfig with at least one cluster, found none".into());
+        return Err(Error::Kubeconfig(
+            "expected a kubeconfig with at least one cluster, found none".into(),
+        ));
     }
     Ok(out)
 }
@@ -361,7 +373,7 @@ fn select(
     name: Option<&str>,
     what: &str,
     value: impl Fn(&Cluster) -> Option<&str>,
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>, Error> {
     let names = || {
         all.iter()
             .map(|c| format!("`{}`", c.name))
@@ -373,27 +385,32 @@ fn select(
             .iter()
             .position(|c| c.name == n)
             .map(|i| vec![i])
-            .ok_or_else(|| format!("expected a cluster named `{n}`, found only {}", names())),
+            .ok_or_else(|| {
+                Error::Kubeconfig(format!(
+                    "expected a cluster named `{n}`, found only {}",
+                    names()
+                ))
+            }),
         None => {
             let first = value(&all[0]);
             if all.iter().all(|c| value(c) == first) {
                 Ok((0..all.len()).collect())
             } else {
-                Err(format!(
+                Err(Error::Kubeconfig(format!(
                     "expected one cluster, or clusters that agree, found {} clusters with different {what} ({}): name the one to change",
                     all.len(),
                     names()
-                ))
+                )))
             }
         }
     }
 }
 
-fn check_url(server: &str) -> Result<(), String> {
+fn check_url(server: &str) -> Result<(), Error> {
     let bad = |why: &str| {
-        Err(format!(
+        Err(Error::Kubeconfig(format!(
             "expected a server URL https://HOST[:PORT] ({why}), found `{server}`"
-        ))
+        )))
     };
     let rest = match server
         .strip_prefix("https://")
@@ -437,28 +454,34 @@ fn check_url(server: &str) -> Result<(), String> {
 
 /// Whether `pem_bytes` is what a kubeconfig may embed as its CA: PEM CA certificates, nothing
 /// else (a private key passed by mistake is refused).
-pub fn check_ca_pem(pem_bytes: &[u8]) -> Result<(), String> {
-    let text = std::str::from_utf8(pem_bytes)
-        .map_err(|_| "expected PEM CA certificates, found binary data (DER?)".to_string())?;
-    let blocks =
-        pem::parse_many(text).map_err(|e| format!("expected PEM CA certificates, found {e}"))?;
+pub fn check_ca_pem(pem_bytes: &[u8]) -> Result<(), Error> {
+    let text = std::str::from_utf8(pem_bytes).map_err(|_| {
+        Error::Kubeconfig("expected PEM CA certificates, found binary data (DER?)".into())
+    })?;
+    let blocks = pem::parse_many(text)
+        .map_err(|e| Error::Kubeconfig(format!("expected PEM CA certificates, found {e}")))?;
     if blocks.is_empty() {
-        return Err("expected PEM CA certificates, found no PEM block".into());
+        return Err(Error::Kubeconfig(
+            "expected PEM CA certificates, found no PEM block".into(),
+        ));
     }
     for b in &blocks {
         if b.tag() != "CERTIFICATE" {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected PEM CA certificates only, found a {} block",
                 b.tag()
-            ));
+            )));
         }
-        let info = crate::pki::cert::CertInfo::from_der(b.contents())
-            .map_err(|e| format!("expected PEM CA certificates, found an unreadable one ({e})"))?;
+        let info = crate::pki::cert::CertInfo::from_der(b.contents()).map_err(|e| {
+            Error::Kubeconfig(format!(
+                "expected PEM CA certificates, found an unreadable one ({e})"
+            ))
+        })?;
         if !info.is_ca {
-            return Err(format!(
+            return Err(Error::Kubeconfig(format!(
                 "expected CA certificates (basicConstraints CA:TRUE), found a leaf ({})",
                 info.subject
-            ));
+            )));
         }
     }
     Ok(())
@@ -485,438 +508,6 @@ fn one_line(s: &str) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
-
-// ---- the text ----
-
-/// One line: where its text starts in the file, and its text without the line ending.
-struct Line<'a> {
-    start: usize,
-    body: &'a str,
-}
-
-fn lines(text: &str) -> Vec<Line<'_>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for seg in text.split_inclusive('\n') {
-        let body = seg.strip_suffix('\n').unwrap_or(seg);
-        let body = body.strip_suffix('\r').unwrap_or(body);
-        out.push(Line { start, body });
-        start += seg.len();
-    }
-    out
-}
-
-fn indent(body: &str) -> usize {
-    body.len() - body.trim_start_matches(' ').len()
-}
-
-/// Blank, or only a comment.
-fn empty(body: &str) -> bool {
-    let t = body.trim();
-    t.is_empty() || t.starts_with('#')
-}
-
-/// A sequence entry marker at `col`: `-` then a space or the end.
-fn is_dash(body: &str, col: usize) -> bool {
-    let rest = &body[col..];
-    rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Style {
-    Plain,
-    Double,
-    Single,
-}
-
-/// Where a scalar value is written: byte offsets into the file.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    start: usize,
-    end: usize,
-    style: Style,
-}
-
-/// A mapping key at `col` of `body`: the key and the column after its colon, or `None` when
-/// the line holds no simple key there.
-fn key_at(body: &str, col: usize) -> Option<(String, usize)> {
-    let rest = &body[col..];
-    let (key, after) = if let Some(q) = rest.strip_prefix('"') {
-        let end = closing_double(q)?;
-        (unescape_double(&q[..end]), col + 1 + end + 1)
-    } else if let Some(q) = rest.strip_prefix('\'') {
-        let end = closing_single(q)?;
-        (q[..end].replace("''", "'"), col + 1 + end + 1)
-    } else {
-        if rest.starts_with(['#', '-', '?', '{', '[']) {
-            return None;
-        }
-        let colon = rest
-            .match_indices(':')
-            .map(|(i, _)| i)
-            .find(|&i| rest[i + 1..].is_empty() || rest[i + 1..].starts_with([' ', '\t']))?;
-        (rest[..colon].trim_end().to_string(), col + colon)
-    };
-    let after_ws = after + body[after..].len() - body[after..].trim_start().len();
-    body[after_ws..]
-        .starts_with(':')
-        .then(|| (key, after_ws + 1))
-}
-
-fn closing_double(q: &str) -> Option<usize> {
-    let mut escaped = false;
-    for (i, c) in q.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '"' => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-fn closing_single(q: &str) -> Option<usize> {
-    let b = q.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\'' {
-            if b.get(i + 1) == Some(&b'\'') {
-                i += 2;
-                continue;
-            }
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
-}
-
-fn unescape_double(s: &str) -> String {
-    serde_yaml_ng::from_str::<String>(&format!("\"{s}\"")).unwrap_or_else(|_| s.to_string())
-}
-
-/// The scalar value after a key's colon (the key at column `key_col` of line `line`, its colon
-/// ending before `col`), or why it cannot be edited in place. `Ok(None)`: no value on the line
-/// (a nested block follows, or null).
-fn value_at(
-    ls: &[Line],
-    line: usize,
-    key_col: usize,
-    col: usize,
-    key: &str,
-) -> Result<Option<Span>, String> {
-    let body = ls[line].body;
-    let start = col + body[col..].len() - body[col..].trim_start().len();
-    let rest = &body[start..];
-    let abs = |i: usize| ls[line].start + start + i;
-    let unsupported = |what: &str| {
-        Err(format!(
-            "expected `{key}:` as a one-line scalar (as kubectl writes it), found {what} on line {}: edit it by hand",
-            line + 1
-        ))
-    };
-    let span = match rest.chars().next() {
-        None | Some('#') => return Ok(None),
-        Some('"') => match closing_double(&rest[1..]) {
-            Some(end) => Span {
-                start: abs(0),
-                end: abs(end + 2),
-                style: Style::Double,
-            },
-            None => return unsupported("a quoted value continued on the next lines"),
-        },
-        Some('\'') => match closing_single(&rest[1..]) {
-            Some(end) => Span {
-                start: abs(0),
-                end: abs(end + 2),
-                style: Style::Single,
-            },
-            None => return unsupported("a quoted value continued on the next lines"),
-        },
-        Some('|' | '>') => return unsupported("a block scalar"),
-        Some('{' | '[') => return unsupported("a flow-style value"),
-        Some('&' | '*' | '!') => return unsupported("an anchor, alias or tag"),
-        Some(_) => {
-            let end = [" #", "\t#"]
-                .iter()
-                .filter_map(|m| rest.find(m))
-                .min()
-                .unwrap_or(rest.len());
-            Span {
-                start: abs(0),
-                end: abs(rest[..end].trim_end().len()),
-                style: Style::Plain,
-            }
-        }
-    };
-    // A plain scalar may continue on lines indented past its key; quoted ones closed above.
-    if let Some(next) = ls[line + 1..].iter().find(|l| !empty(l.body)) {
-        if span.style == Style::Plain && indent(next.body) > key_col {
-            return unsupported("a value continued on the next lines");
-        }
-    }
-    Ok(Some(span))
-}
-
-/// A cluster entry as written: its name (if written as a simple scalar) and where the values
-/// of its `cluster:` mapping are.
-struct Item {
-    name: Option<String>,
-    values: Vec<(String, Span)>,
-}
-
-/// The entries of the top-level block-style `clusters:` list, in order.
-fn cluster_items(text: &str) -> Result<Vec<Item>, String> {
-    let ls = lines(text);
-    let flow = |found: &str| {
-        format!("expected the `clusters:` list in block style (as kubectl writes it), found {found}: edit it by hand")
-    };
-    let head = ls
-        .iter()
-        .position(|l| {
-            indent(l.body) == 0 && key_at(l.body, 0).is_some_and(|(k, _)| k == "clusters")
-        })
-        .ok_or_else(|| flow("no `clusters:` line at the top level (flow style or JSON?)"))?;
-    let (_, after) = key_at(ls[head].body, 0).expect("found above");
-    if !empty(&ls[head].body[after..]) {
-        return Err(flow(&format!("`{}`", ls[head].body.trim())));
-    }
-    // The block: until the next top-level key or document marker.
-    let mut end = head + 1;
-    while end < ls.len() {
-        let b = ls[end].body;
-        if !empty(b)
-            && indent(b) == 0
-            && (!is_dash(b, 0) || b.starts_with("---") || b.starts_with("..."))
-        {
-            break;
-        }
-        end += 1;
-    }
-    let body: Vec<usize> = (head + 1..end).filter(|&i| !empty(ls[i].body)).collect();
-    let Some(&first) = body.first() else {
-        return Ok(Vec::new());
-    };
-    let seq = indent(ls[first].body);
-    let mut starts = Vec::new();
-    for &i in &body {
-        let ind = indent(ls[i].body);
-        if ind < seq || (ind == seq && !is_dash(ls[i].body, seq)) {
-            return Err(flow(&format!(
-                "line {} out of the list's indentation",
-                i + 1
-            )));
-        }
-        if ind == seq {
-            starts.push(i);
-        }
-    }
-    let mut items = Vec::new();
-    for (n, &a) in starts.iter().enumerate() {
-        let b = starts.get(n + 1).copied().unwrap_or(end);
-        items.push(item(&ls, a, b, seq)?);
-    }
-    Ok(items)
-}
-
-/// One list entry, lines `a..b`, its dash at column `seq`.
-fn item(ls: &[Line], a: usize, b: usize, seq: usize) -> Result<Item, String> {
-    let dash_body = ls[a].body;
-    let after_dash = seq + 1;
-    let inline =
-        after_dash + dash_body[after_dash..].len() - dash_body[after_dash..].trim_start().len();
-    // Key lines of the entry's mapping: (line, column).
-    let (m, mut keys) = if empty(&dash_body[inline.min(dash_body.len())..]) {
-        match (a + 1..b).find(|&i| !empty(ls[i].body)) {
-            Some(i) => (indent(ls[i].body), vec![]),
-            None => {
-                return Ok(Item {
-                    name: None,
-                    values: vec![],
-                })
-            }
-        }
-    } else {
-        (inline, vec![(a, inline)])
-    };
-    for (i, l) in ls.iter().enumerate().take(b).skip(a + 1) {
-        if !empty(l.body) && indent(l.body) == m && !is_dash(l.body, m) {
-            keys.push((i, m));
-        }
-    }
-    let mut out = Item {
-        name: None,
-        values: vec![],
-    };
-    for (k, &(line, col)) in keys.iter().enumerate() {
-        let Some((key, after)) = key_at(ls[line].body, col) else {
-            continue;
-        };
-        let next_key = keys.get(k + 1).map_or(b, |&(l, _)| l);
-        match key.as_str() {
-            "name" => {
-                if let Ok(Some(span)) = value_at(ls, line, col, after, "name") {
-                    out.name = Some(scalar_text(ls, line, span));
-                }
-            }
-            "cluster" => {
-                if !empty(&ls[line].body[after..]) {
-                    return Err(format!(
-                        "expected `cluster:` as a block mapping (as kubectl writes it), found `{}` on line {}: edit it by hand",
-                        ls[line].body.trim(),
-                        line + 1
-                    ));
-                }
-                let content: Vec<usize> = (line + 1..next_key)
-                    .filter(|&i| !empty(ls[i].body))
-                    .collect();
-                let Some(&first) = content.first() else {
-                    continue;
-                };
-                let c = indent(ls[first].body);
-                for &i in &content {
-                    let body = ls[i].body;
-                    if indent(body) != c || is_dash(body, c) {
-                        continue;
-                    }
-                    let Some((ck, cafter)) = key_at(body, c) else {
-                        continue;
-                    };
-                    if matches!(
-                        ck.as_str(),
-                        "server" | "certificate-authority-data" | "certificate-authority"
-                    ) {
-                        if let Some(span) = value_at(ls, i, c, cafter, &ck)? {
-                            out.values.push((ck, span));
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-/// The text of a scalar as written (quotes removed), for matching names.
-fn scalar_text(ls: &[Line], line: usize, span: Span) -> String {
-    let off = ls[line].start;
-    let raw = &ls[line].body[span.start - off..span.end - off];
-    match span.style {
-        Style::Plain => raw.to_string(),
-        Style::Double => unescape_double(&raw[1..raw.len() - 1]),
-        Style::Single => raw[1..raw.len() - 1].replace("''", "'"),
-    }
-}
-
-/// `value` written in `style`, or double-quoted when a plain scalar would read differently.
-fn token(value: &str, style: Style) -> String {
-    let double = || {
-        let mut s = String::from("\"");
-        for c in value.chars() {
-            match c {
-                '"' => s.push_str("\\\""),
-                '\\' => s.push_str("\\\\"),
-                c if c.is_control() => s.push_str(&format!("\\u{:04X}", c as u32)),
-                c => s.push(c),
-            }
-        }
-        s.push('"');
-        s
-    };
-    match style {
-        Style::Double => double(),
-        Style::Single if !value.chars().any(char::is_control) => {
-            format!("'{}'", value.replace('\'', "''"))
-        }
-        Style::Single => double(),
-        Style::Plain => {
-            let reads_back = serde_yaml_ng::from_str::<Value>(&format!("k: {value}"))
-                .ok()
-                .and_then(|v| v.get("k").cloned())
-                == Some(Value::String(value.to_string()));
-            if reads_back && !value.contains(" #") && !value.starts_with(' ') {
-                value.to_string()
-            } else {
-                double()
-            }
-        }
-    }
-}
-
-/// Replaces `key` of the clusters `chosen` (indices into `all`, the document's clusters) by
-/// `value` in the text, then proves the result means the original with only that changed.
-fn replace(
-    text: &str,
-    doc: &Value,
-    all: &[Cluster],
-    chosen: &[usize],
-    key: &str,
-    value: &str,
-) -> Result<String, String> {
-    let items = cluster_items(text)?;
-    if items.len() != all.len() {
-        return Err(format!(
-            "expected the `clusters:` list in block style (as kubectl writes it), found {} entries written where the YAML has {}: edit it by hand",
-            items.len(),
-            all.len()
-        ));
-    }
-    let mut spans = Vec::new();
-    for &i in chosen {
-        if items[i].name.as_deref().is_some_and(|n| n != all[i].name) {
-            return Err(format!(
-                "expected cluster `{}` as entry {} of the `clusters:` list, found `{}` written there: edit it by hand",
-                all[i].name,
-                i + 1,
-                items[i].name.as_deref().unwrap_or_default()
-            ));
-        }
-        let mut found = items[i].values.iter().filter(|(k, _)| k == key);
-        match (found.next(), found.next()) {
-            (Some((_, span)), None) => spans.push(*span),
-            _ => {
-                return Err(format!(
-                    "expected one `{key}:` line in cluster `{}`, found none written in block style: edit it by hand",
-                    all[i].name
-                ))
-            }
-        }
-    }
-    spans.sort_by_key(|s| s.start);
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut at = 0;
-    for s in &spans {
-        out.push_str(&text[at..s.start]);
-        out.push_str(&token(value, s.style));
-        at = s.end;
-    }
-    out.push_str(&text[at..]);
-
-    // The edit must mean exactly the original with `key` of the chosen clusters changed.
-    let mut expected = doc.clone();
-    if let Some(Value::Sequence(items)) = expected.get_mut("clusters") {
-        for &i in chosen {
-            if let Some(Value::Mapping(c)) = items[i].get_mut("cluster") {
-                c.insert(Value::String(key.into()), Value::String(value.into()));
-            }
-        }
-    }
-    let got: Value = serde_yaml_ng::from_str(&out).map_err(|e| {
-        format!(
-            "expected the edited kubeconfig to read back, found {}: kubeconfig left as it was",
-            one_line(&e.to_string())
-        )
-    })?;
-    if got != expected {
-        return Err(format!(
-            "expected the edit to change only `{key}:`, found it would change more: kubeconfig left as it was, edit it by hand"
-        ));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -976,14 +567,14 @@ users:
     #[test]
     fn every_committed_fixture_kubeconfig_is_a_one_line_edit() {
         let fixtures = [
-            include_str!("../../fixtures/kubeadm/etc/kubernetes/admin.conf"),
-            include_str!("../../fixtures/kubeadm/etc/kubernetes/controller-manager.conf"),
-            include_str!("../../fixtures/kubeadm/etc/kubernetes/kubelet.conf"),
-            include_str!("../../fixtures/kubeadm/etc/kubernetes/scheduler.conf"),
-            include_str!("../../fixtures/kubeadm/etc/kubernetes/super-admin.conf"),
-            include_str!("../../fixtures/kubespray/etc/kubernetes/admin.conf"),
-            include_str!("../../fixtures/binary/etc/kubernetes/kube-proxy.kubeconfig"),
-            include_str!("../../fixtures/kubeasz-ecdsa/etc/kubernetes/kube-proxy.kubeconfig"),
+            include_str!("../../../fixtures/kubeadm/etc/kubernetes/admin.conf"),
+            include_str!("../../../fixtures/kubeadm/etc/kubernetes/controller-manager.conf"),
+            include_str!("../../../fixtures/kubeadm/etc/kubernetes/kubelet.conf"),
+            include_str!("../../../fixtures/kubeadm/etc/kubernetes/scheduler.conf"),
+            include_str!("../../../fixtures/kubeadm/etc/kubernetes/super-admin.conf"),
+            include_str!("../../../fixtures/kubespray/etc/kubernetes/admin.conf"),
+            include_str!("../../../fixtures/binary/etc/kubernetes/kube-proxy.kubeconfig"),
+            include_str!("../../../fixtures/kubeasz-ecdsa/etc/kubernetes/kube-proxy.kubeconfig"),
         ];
         let pem = ca_pem();
         for text in fixtures {
@@ -1029,9 +620,13 @@ users:
     #[test]
     fn several_clusters_need_a_name_unless_they_agree() {
         let text = "clusters:\n- cluster:\n    server: https://a:6443\n  name: one\n- cluster:\n    server: https://b:6443\n  name: two\n";
-        let err = set_server(text, "https://c:6443", None).unwrap_err();
+        let err = set_server(text, "https://c:6443", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`one`") && err.contains("`two`"), "{err}");
-        let err = set_server(text, "https://c:6443", Some("three")).unwrap_err();
+        let err = set_server(text, "https://c:6443", Some("three"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("expected a cluster named `three`, found only `one`, `two`"),
             "{err}"
@@ -1073,7 +668,9 @@ users:
                 "a `server:` line",
             ),
         ] {
-            let err = set_server(text, "https://b:6443", None).unwrap_err();
+            let err = set_server(text, "https://b:6443", None)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(says), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
@@ -1131,7 +728,7 @@ users:
             "certificate-authority-data: LS0tQ0E=",
             "certificate-authority: /etc/kubernetes/ssl/ca.pem",
         );
-        let err = set_ca_data(&by_file, &pem, None).unwrap_err();
+        let err = set_ca_data(&by_file, &pem, None).unwrap_err().to_string();
         assert!(
             err.contains("`/etc/kubernetes/ssl/ca.pem`")
                 && err.contains("that file is what must change"),
@@ -1142,7 +739,8 @@ users:
             b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
             None,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("PRIVATE KEY"), "{err}");
     }
 
@@ -1175,7 +773,7 @@ users:
             ("users:\n- name: a\n  user:\n    client-certificate: /x.pem\n", "no client-certificate-data"),
             ("users:\n- name: a\n  user:\n    client-certificate-data: &c QUxJQ0U=\n- name: b\n  user:\n    client-certificate-data: *c\n", "anchor"),
         ] {
-            let err = set_user_credentials(text, "a", "NEW", None).unwrap_err();
+            let err = set_user_credentials(text, "a", "NEW", None).unwrap_err().to_string();
             assert!(err.contains(says), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }

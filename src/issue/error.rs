@@ -39,11 +39,3 @@ pub enum Error {
     #[error(transparent)]
     Edit(#[from] crate::edit::Error),
 }
-
-/// For callers that still carry errors as text (rotate's CA stages while they move to typed
-/// errors): the same one line.
-impl From<Error> for String {
-    fn from(e: Error) -> String {
-        e.to_string()
-    }
-}

@@ -59,18 +59,19 @@ pub fn is_successor(old: &CertInfo, cand: &CertInfo) -> bool {
 
 /// A new CA like `old`, with the key `key`, made at `now`. Returns its DER, checked: a CA,
 /// self-signed by `key`, with the subject and validity intended.
-pub fn new_ca(old: &CertInfo, key: &SigningKey, now: i64) -> Result<Vec<u8>, String> {
+pub fn new_ca(old: &CertInfo, key: &SigningKey, now: i64) -> Result<Vec<u8>, super::Error> {
+    use super::Error;
     let old_cn = old.common_name.as_deref().ok_or_else(|| {
-        format!(
+        Error::NewCa(format!(
             "expected the CA being replaced (`{}`) to have a CN to name its successor after, found none; make the new CA yourself and give --new-ca FILE --new-ca-key FILE",
             old.subject
-        )
+        ))
     })?;
     let cn = successor_cn(old_cn, now);
     let (subject, _) = crate::issue::like::replace_cn(&old.subject_raw, &cn)?;
     let spki = key.spki_der()?;
     let ski = key_identifier(&spki)?;
-    let (_, cert) = X509Certificate::from_der(&old.der).map_err(|e| e.to_string())?;
+    let (_, cert) = X509Certificate::from_der(&old.der).map_err(|e| Error::NewCa(e.to_string()))?;
     let mut extensions: Vec<Vec<u8>> = Vec::new();
     let mut saw_ski = false;
     for ext in cert.extensions() {
@@ -109,8 +110,9 @@ pub fn new_ca(old: &CertInfo, key: &SigningKey, now: i64) -> Result<Vec<u8>, Str
     let signature = key.sign(&tbs)?;
     let out = der::seq(&[&tbs, sig_alg, &der::bit_string(&signature)]);
     // Read back as any client would.
-    let info = CertInfo::from_der(&out).map_err(|e| format!("the new CA does not parse ({e})"))?;
-    let fail = |what: &str| Err(format!("refusing the new CA: {what}"));
+    let info = CertInfo::from_der(&out)
+        .map_err(|e| Error::NewCa(format!("the new CA does not parse ({e})")))?;
+    let fail = |what: &str| Err(Error::NewCa(format!("refusing the new CA: {what}")));
     if !info.is_ca {
         return fail("it is not a CA (basicConstraints CA:TRUE)");
     }

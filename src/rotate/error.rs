@@ -15,6 +15,16 @@ pub enum Error {
     /// A leaf the new CA cannot sign as it is (validity, SANs, a check of the result).
     #[error("`{at}`: cannot reissue it from the new CA: {why}")]
     Leaf { at: String, why: String },
+    /// A new CA that cannot be made as intended (no CN to name it after, a check of the result).
+    #[error("{0}")]
+    NewCa(String),
+    /// Signing or encoding what a stage makes.
+    #[error(transparent)]
+    Issue(#[from] crate::issue::Error),
+    /// An anchor's text that cannot be edited as the stage must, said as the command prints it
+    /// (the caller names the file).
+    #[error("{0}")]
+    Edit(String),
     /// An edit that does not read back as intended: nothing is written.
     #[error("refusing to write `{}`: {why}", path.display())]
     ReadBack { path: PathBuf, why: String },

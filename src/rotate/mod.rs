@@ -19,6 +19,8 @@
 pub mod blocks;
 pub mod ca;
 pub mod error;
+
+pub use error::Error;
 pub mod finish;
 pub mod stage;
 pub mod switch;

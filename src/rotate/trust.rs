@@ -6,7 +6,7 @@
 use crate::edit::bundle::Change;
 use crate::pki::cert::CertInfo;
 
-use super::{certs_in, holds, pem_of};
+use super::{certs_in, holds, pem_of, Error};
 
 /// What the trust stage does to one CA file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ fn appended(text: &str, new: &CertInfo) -> String {
 }
 
 /// The trust stage for a CA file (`--client-ca-file`, `--trusted-ca-file`, …).
-pub fn trust_file(bytes: &[u8], old: &CertInfo, new: &CertInfo) -> Result<FileVerdict, String> {
+pub fn trust_file(bytes: &[u8], old: &CertInfo, new: &CertInfo) -> Result<FileVerdict, Error> {
     let before = certs_in(bytes);
     if !holds(&before, old) {
         return Ok(FileVerdict::NotAnchor);
@@ -51,7 +51,7 @@ pub fn trust_file(bytes: &[u8], old: &CertInfo, new: &CertInfo) -> Result<FileVe
     let text = std::str::from_utf8(bytes)
         .ok()
         .filter(|t| t.contains("-----BEGIN CERTIFICATE-----"))
-        .ok_or("expected a PEM CA file the new CA can be appended to, found a DER certificate (convert it to PEM first: openssl x509 -inform der)")?;
+        .ok_or_else(|| Error::Edit("expected a PEM CA file the new CA can be appended to, found a DER certificate (convert it to PEM first: openssl x509 -inform der)".into()))?;
     let out = appended(text, new).into_bytes();
     let after = certs_in(&out);
     let want: Vec<&[u8]> = before
@@ -61,10 +61,10 @@ pub fn trust_file(bytes: &[u8], old: &CertInfo, new: &CertInfo) -> Result<FileVe
         .collect();
     let got: Vec<&[u8]> = after.iter().map(|c| c.der.as_slice()).collect();
     if got != want || !out.starts_with(bytes) {
-        return Err(format!(
+        return Err(Error::Edit(format!(
             "refusing to write: the edited file would not read back as {} + the new CA",
             subjects(&before)
-        ));
+        )));
     }
     Ok(FileVerdict::Add(out))
 }
@@ -88,23 +88,28 @@ pub struct KubeconfigVerdict {
     pub references: Vec<CaReference>,
 }
 
-fn decode_data(data: &str) -> Result<Vec<u8>, String> {
+fn decode_data(data: &str) -> Result<Vec<u8>, Error> {
     use base64::Engine;
     let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(compact)
-        .map_err(|e| format!("expected base64 in certificate-authority-data, found {e}"))
+        .map_err(|e| {
+            Error::Edit(format!(
+                "expected base64 in certificate-authority-data, found {e}"
+            ))
+        })
 }
 
 /// Every cluster whose `certificate-authority-data` holds the old CA gets old + new, only that
 /// line changing ([`crate::edit::kubeconfig::set_ca_data`]).
-pub fn kubeconfig(text: &str, old: &CertInfo, new: &CertInfo) -> Result<KubeconfigVerdict, String> {
+pub fn kubeconfig(text: &str, old: &CertInfo, new: &CertInfo) -> Result<KubeconfigVerdict, Error> {
     let mut out = KubeconfigVerdict::default();
     let mut current = text.to_string();
-    for c in crate::edit::kubeconfig::clusters(text).map_err(|e| e.to_string())? {
+    for c in crate::edit::kubeconfig::clusters(text).map_err(|e| Error::Edit(e.to_string()))? {
         match (&c.ca_data, &c.ca_file) {
             (Some(data), _) => {
-                let pem = decode_data(data).map_err(|e| format!("cluster `{}`: {e}", c.name))?;
+                let pem = decode_data(data)
+                    .map_err(|e| Error::Edit(format!("cluster `{}`: {e}", c.name)))?;
                 let before = certs_in(&pem);
                 if !holds(&before, old) {
                     continue;
@@ -114,15 +119,15 @@ pub fn kubeconfig(text: &str, old: &CertInfo, new: &CertInfo) -> Result<Kubeconf
                     continue;
                 }
                 let body = std::str::from_utf8(&pem).map_err(|_| {
-                    format!(
+                    Error::Edit(format!(
                         "cluster `{}`: expected PEM in certificate-authority-data, found binary data",
                         c.name
-                    )
+                    ))
                 })?;
                 let both = appended(body, new);
                 current =
                     crate::edit::kubeconfig::set_ca_data(&current, both.as_bytes(), Some(&c.name))
-                        .map_err(|e| format!("cluster `{}`: {e}", c.name))?;
+                        .map_err(|e| Error::Edit(format!("cluster `{}`: {e}", c.name)))?;
                 let mut after = before.clone();
                 after.push(new.clone());
                 out.changes.push(Change {
@@ -140,8 +145,10 @@ pub fn kubeconfig(text: &str, old: &CertInfo, new: &CertInfo) -> Result<Kubeconf
     }
     if !out.changes.is_empty() {
         // Read back: every cluster changed holds old + new, and only those changed.
-        let was = crate::edit::kubeconfig::clusters(text).map_err(|e| e.to_string())?;
-        let now = crate::edit::kubeconfig::clusters(&current).map_err(|e| e.to_string())?;
+        let was =
+            crate::edit::kubeconfig::clusters(text).map_err(|e| Error::Edit(e.to_string()))?;
+        let now =
+            crate::edit::kubeconfig::clusters(&current).map_err(|e| Error::Edit(e.to_string()))?;
         for (a, b) in was.iter().zip(&now) {
             let edited = out
                 .changes
@@ -158,10 +165,10 @@ pub fn kubeconfig(text: &str, old: &CertInfo, new: &CertInfo) -> Result<Kubeconf
                 a == b
             };
             if !ok || was.len() != now.len() {
-                return Err(format!(
+                return Err(Error::Edit(format!(
                     "refusing to write: the edited kubeconfig does not read back as cluster `{}` trusting both CAs",
                     a.name
-                ));
+                )));
             }
         }
         out.text = Some(current);

@@ -58,12 +58,4 @@ pub enum Error {
     Http(String),
 }
 
-/// For callers that still carry errors as text (rollout's probes, while they move to typed
-/// errors): the same one line.
-impl From<Error> for String {
-    fn from(e: Error) -> String {
-        e.to_string()
-    }
-}
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -286,7 +286,7 @@ fn key_decode(input: &[u8]) -> Verdict {
     match certs::issue::key::SigningKey::from_pem_block(label, der, encrypted) {
         Ok(k) => {
             // The public key it would put in a certificate must be a SubjectPublicKeyInfo.
-            let spki = k.spki_der()?;
+            let spki = k.spki_der().map_err(|e| e.to_string())?;
             use x509_parser::prelude::FromDer;
             match x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki) {
                 Ok(([], _)) => {}

@@ -48,7 +48,7 @@ pub(crate) fn make_ca_in(
     now: i64,
 ) -> Result<(CertInfo, Made)> {
     let key = crate::issue::SigningKey::generate(&old.key).map_err(Error::from)?;
-    let der = crate::rotate::ca::new_ca(old, &key, now).map_err(Error::Usage)?;
+    let der = crate::rotate::ca::new_ca(old, &key, now).map_err(Error::from)?;
     let info = CertInfo::from_der(&der).map_err(Error::from)?;
     let old_key = crate::rollout::rebase::key_candidates(ca_cert)
         .into_iter()

@@ -570,7 +570,7 @@ mod tests {
             .join(layout);
         let mut paths: Vec<PathBuf> = Vec::new();
         for p in ["etc/kubernetes", "etc/ssl/etcd/ssl", "root/.kube/config"] {
-            if root.join(p).exists() {
+            if crate::sys::fs::exists(&root.join(p)) {
                 paths.push(root.join(p));
             }
         }

@@ -247,7 +247,7 @@ fn new_identities(
         }
         for (prefix, node, template, cn) in templates {
             let target = template.with_file_name(format!("{prefix}-{name}.pem"));
-            if target.exists() {
+            if crate::sys::fs::exists(&target) {
                 continue;
             }
             // The SANs the shared certificates will have: the new master in, the retired out.
@@ -337,7 +337,7 @@ fn scan(a: &ChangeArgs, root: &Path, now: i64, home: Option<&str>) -> Result<Inv
         let home = home.map(|h| format!("{h}/.kube/config"));
         for extra in KUBECONFIGS.iter().map(|s| s.to_string()).chain(home) {
             let path = crate::sys::fs::under_root(root, Path::new(&extra));
-            if path.is_file() && !p.contains(&path) {
+            if crate::sys::fs::is_file(&path) && !p.contains(&path) {
                 p.push(path);
             }
         }

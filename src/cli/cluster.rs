@@ -179,7 +179,7 @@ fn export(a: &ClusterExportArgs) -> Result<Outcome> {
         for s in &c.settings {
             let file = s.from.split_once(' ').map_or(s.from.as_str(), |(f, _)| f);
             let p = PathBuf::from(file);
-            if p.starts_with(&root) && p.is_file() {
+            if p.starts_with(&root) && crate::sys::fs::is_file(&p) {
                 push(p);
             }
         }
@@ -301,7 +301,7 @@ fn reissue(c: &ClusterReissue) -> Result<Outcome> {
     crate::sys::scratch::remove_scratch(scratch)?;
     let made = made?;
     // An earlier run's bundle of this node goes: what is left is this run's, or nothing.
-    if out.join("bundle.json").is_file() {
+    if crate::sys::fs::is_file(&out.join("bundle.json")) {
         crate::sys::fs::remove_bundle(out)?;
     }
     let mut o = std::io::stdout().lock();
@@ -388,7 +388,7 @@ fn bundle(a: &ClusterReissueArgs, ca_root: &Path, scratch: &Path, now: i64) -> R
     let node = crate::sys::node::read(scratch);
     let mut paths = crate::pki::scan::resolve_paths(&[], scratch).unwrap_or_default();
     let admin = crate::sys::fs::under_root(scratch, Path::new("/root/.kube/config"));
-    if admin.is_file() {
+    if crate::sys::fs::is_file(&admin) {
         paths.push(admin);
     }
     if paths.is_empty() {

@@ -450,7 +450,7 @@ pub fn reissue(a: &ReissueArgs) -> Result<Outcome> {
         let v: Value = serde_json::from_slice(&said).map_err(|e| Error::Usage(e.to_string()))?;
         if v["changed"] == true {
             // An earlier run's bundle of this node goes: what is left is this run's.
-            if out.join("bundle.json").is_file() {
+            if crate::sys::fs::is_file(&out.join("bundle.json")) {
                 crate::sys::fs::remove_bundle(&out)?;
             }
             reroot(&staged, &scratch, &out).map(Some)
@@ -460,7 +460,7 @@ pub fn reissue(a: &ReissueArgs) -> Result<Outcome> {
     });
     crate::sys::scratch::remove_scratch(&scratch)?;
     let made = made?;
-    if made.is_none() && out.join("bundle.json").is_file() {
+    if made.is_none() && crate::sys::fs::is_file(&out.join("bundle.json")) {
         crate::sys::fs::remove_bundle(&out)?;
     }
     let mut o = std::io::stdout().lock();

@@ -99,7 +99,7 @@ fn build_plan(a: &RolloutPlanArgs, run: &RolloutRunArgs) -> Result<Plan> {
         .map(|m| m.remove.clone());
     let node = crate::sys::node::read(&root);
     let mut profile: Profile = match &a.profile {
-        Some(p) if Path::new(p).is_file() => {
+        Some(p) if crate::sys::fs::is_file(Path::new(p)) => {
             let bytes = crate::sys::fs::read_file(Path::new(p))?;
             profile::parse(Path::new(p), &String::from_utf8_lossy(&bytes))?.rerooted(&root)
         }
@@ -273,7 +273,13 @@ fn not_writable_by_others(path: &Path, what: &str) -> Result<()> {
 fn lock(run: &RunConfig) -> Result<crate::sys::fs::Lock> {
     let dir = &run.state_dir;
     not_writable_by_others(dir, "state directory")?;
-    crate::sys::fs::create_new_dir(dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
+    crate::sys::fs::create_new_dir(dir).or_else(|e| {
+        if crate::sys::fs::is_dir(dir) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
     not_writable_by_others(dir, "state directory")?;
     crate::sys::fs::lock(&dir.join("lock")).map_err(crate::error::Error::from)
 }
@@ -508,7 +514,8 @@ fn status(state_dir: &Path, output: PlanOutput) -> Result<Outcome> {
         .filter_map(|s| match &s.restart {
             Some(crate::rollout::profile::Restart::StaticPod(m)) => {
                 let p = crate::rollout::restart::parked_path(m);
-                (!m.exists() && p.exists()).then(|| (s.component.clone(), m.clone(), p))
+                (!crate::sys::fs::exists(m) && crate::sys::fs::exists(&p))
+                    .then(|| (s.component.clone(), m.clone(), p))
             }
             _ => None,
         })

@@ -32,7 +32,11 @@ pub fn resolve_paths(paths: &[PathBuf], root: &Path) -> Result<Vec<PathBuf>> {
         .iter()
         .map(|p| fs::under_root(root, Path::new(p)))
         .collect();
-    let found: Vec<PathBuf> = candidates.iter().filter(|p| p.exists()).cloned().collect();
+    let found: Vec<PathBuf> = candidates
+        .iter()
+        .filter(|p| crate::sys::fs::exists(p))
+        .cloned()
+        .collect();
     if found.is_empty() {
         return Err(Error::NoStandardLocation {
             tried: candidates.iter().map(|p| p.display().to_string()).collect(),

@@ -79,7 +79,7 @@ impl Journal {
 
     pub fn load(state_dir: &Path) -> Result<Option<Journal>> {
         let p = path(state_dir);
-        if !p.exists() {
+        if !crate::sys::fs::exists(&p) {
             return Ok(None);
         }
         let bytes = crate::sys::fs::read_file(&p)?;

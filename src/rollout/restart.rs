@@ -71,7 +71,7 @@ impl Restarter for SystemRestarter {
                 }
                 let parked = parked_path(manifest);
                 // Already parked (a run stopped while parked, not put back yet): just wait.
-                let already = !manifest.exists() && parked.exists();
+                let already = !crate::sys::fs::exists(manifest) && crate::sys::fs::exists(&parked);
                 if !already {
                     crate::sys::fs::move_synced(manifest, &parked).map_err(|e| Error::Park {
                         manifest: manifest.clone(),
@@ -114,7 +114,7 @@ mod tests {
             std::thread::spawn(move || {
                 let t = std::time::Instant::now();
                 while t.elapsed() < Duration::from_secs(2) {
-                    if !manifest.exists() && parked.exists() {
+                    if !crate::sys::fs::exists(&manifest) && crate::sys::fs::exists(&parked) {
                         return true;
                     }
                     std::thread::sleep(Duration::from_millis(5));

@@ -22,7 +22,7 @@ pub struct ReissueConfig {
 }
 
 pub fn reissue(a: crate::cli::args::ReissueArgs) -> Result<ReissueConfig> {
-    if let Some(dir) = a.certs.iter().find(|p| p.is_dir()) {
+    if let Some(dir) = a.certs.iter().find(|p| crate::sys::fs::is_dir(p)) {
         return Err(Error::Usage(format!(
             "`{}` is a directory: reissue takes the certificate files and kubeconfigs to edit, each named (one SAN edit for a whole directory would reach client and etcd certificates too); to renew every leaf under it as it is, run `certs renew {} --out DIR`",
             dir.display(),

@@ -128,7 +128,7 @@ pub fn anchors(root: &Path, paths: &[PathBuf], now: i64) -> Result<Anchors> {
     let mut scan: Vec<PathBuf> = crate::pki::scan::resolve_paths(&[], root).unwrap_or_default();
     for extra in KUBECONFIGS {
         let p = crate::sys::fs::under_root(root, Path::new(extra));
-        if p.is_file() {
+        if crate::sys::fs::is_file(&p) {
             scan.push(p);
         }
     }
@@ -156,7 +156,7 @@ pub fn anchors(root: &Path, paths: &[PathBuf], now: i64) -> Result<Anchors> {
         // A CA file named on the command line is an anchor when it holds the old CA.
         for p in paths {
             let p = absolute(p)?;
-            if p.is_file() && !inv.kubeconfigs.iter().any(|k| k.path == p) {
+            if crate::sys::fs::is_file(&p) && !inv.kubeconfigs.iter().any(|k| k.path == p) {
                 out.add_file(p, "named on the command line".into());
             }
         }
@@ -262,7 +262,7 @@ fn key_beside(cert: &Path) -> Option<PathBuf> {
     crate::rollout::rebase::key_candidates(cert)
         .into_iter()
         .take(2)
-        .find(|p| p.is_file())
+        .find(|p| crate::sys::fs::is_file(p))
 }
 
 /// Reads the node: anchors, signing files and leaves of `old` and `new` (when known).

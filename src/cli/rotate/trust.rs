@@ -53,7 +53,7 @@ pub(crate) fn make_ca_in(
     let old_key = crate::rollout::rebase::key_candidates(ca_cert)
         .into_iter()
         .take(2)
-        .find(|p| p.is_file());
+        .find(|p| crate::sys::fs::is_file(p));
     let format = old_key
         .as_ref()
         .and_then(|p| crate::sys::fs::read_opt(p))
@@ -147,7 +147,7 @@ pub fn run(a: &TrustArgs) -> Result<Outcome> {
                 && crate::rollout::rebase::key_candidates(&f.path)
                     .into_iter()
                     .take(2)
-                    .any(|p| p.is_file())
+                    .any(|p| crate::sys::fs::is_file(&p))
         })
         .map_or_else(|| ca_cert.clone(), |f| f.path.clone());
     // The new CA: given, already trusted beside the old one, or made now.

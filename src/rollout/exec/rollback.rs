@@ -25,7 +25,7 @@ impl Executor<'_> {
             };
             let parked = crate::rollout::restart::parked_path(manifest);
             let missing = crate::sys::fs::is_absent(manifest);
-            if !missing || !parked.is_file() {
+            if !missing || !crate::sys::fs::is_file(&parked) {
                 continue;
             }
             let t = Stopwatch::start();
@@ -210,10 +210,9 @@ impl Executor<'_> {
         let mut touched = Vec::new();
         for (i, step) in plan.steps.iter().enumerate() {
             let changed = step.files.iter().any(|&f| !at_old(&plan.files[f]))
-                || step
-                    .files
-                    .iter()
-                    .any(|&f| crate::sys::fs::temp_beside(&plan.files[f].target).exists());
+                || step.files.iter().any(|&f| {
+                    crate::sys::fs::exists(&crate::sys::fs::temp_beside(&plan.files[f].target))
+                });
             for &f in &step.files {
                 let _ = crate::sys::fs::remove_if_present(&crate::sys::fs::temp_beside(
                     &plan.files[f].target,

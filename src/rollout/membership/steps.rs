@@ -15,7 +15,13 @@ use crate::rollout::Error;
 use crate::sys::clock::Stopwatch;
 /// A new name for a snapshot in `dir` (created, 0700, if missing): `<time>.db`, `<time>-2.db`, …
 fn snapshot_path(dir: &Path, now: i64) -> std::result::Result<PathBuf, Error> {
-    crate::sys::fs::create_new_dir(dir).or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })?;
+    crate::sys::fs::create_new_dir(dir).or_else(|e| {
+        if crate::sys::fs::is_dir(dir) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
     let stamp = crate::duration::rfc3339(now).replace([':', '-'], "");
     let mut path = dir.join(format!("{stamp}.db"));
     let mut n = 2;

@@ -173,6 +173,22 @@ pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// Whether something is at `path` after symlinks (a dangling symlink is nothing): what
+/// `Path::exists` says, kept here with every other look at the file system.
+pub fn exists(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok()
+}
+
+/// Whether a regular file is at `path` (after symlinks).
+pub fn is_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// Whether a directory is at `path` (after symlinks).
+pub fn is_dir(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_dir())
+}
+
 /// Whether nothing at all is at `path` (a dangling symlink counts as something).
 pub fn is_absent(path: &Path) -> bool {
     matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)

@@ -305,3 +305,173 @@ fn a_kubeadm_ha_control_plane_rotates_its_cluster_ca_through_certs_cluster() {
         );
     }
 }
+
+/// `certs rotate-ca switch --signed`: each given certificate must replace a leaf of the old CA on
+/// the node (same subject, SANs, usages and public key, signed by the new CA), every such leaf
+/// must have one, and a node keeping the old CA's key needs the new one: otherwise refused, one
+/// line per problem, no bundle written.
+#[test]
+fn switch_with_signed_certificates_refuses_any_that_do_not_replace_a_leaf() {
+    let ha = Ha::new();
+    let w = &ha.w;
+    let root = &ha.roots[0];
+    let profile = w.join("flat.json");
+    let trusted = w.join("trust");
+    let r = certs([
+        "rotate-ca",
+        "trust",
+        &s(&ha.old),
+        "--root",
+        &s(root),
+        "--out",
+        &s(&trusted),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let new_dir = w.join("trust-new-ca");
+    let find = |marker: &str| {
+        std::fs::read_dir(&new_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(marker)))
+            .unwrap()
+    };
+    let (new_ca, new_key) = (find("CERTIFICATE"), find("PRIVATE KEY"));
+    let r = certs([
+        "rollout",
+        "apply",
+        &s(&trusted),
+        "--root",
+        &s(root),
+        "--profile",
+        &s(&profile),
+        "--state-dir",
+        &s(&w.join("st")),
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    // The node's leaves (certificates only), signed on "the CA host".
+    let leaves = certs([
+        "rotate-ca",
+        "leaves",
+        &s(&ha.old),
+        "--root",
+        &s(root),
+        "--new-ca",
+        &s(&new_ca),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(leaves.code, 0, "{}", leaves.stderr);
+    let leaves = leaves.json();
+    assert_eq!(leaves["needs_new_ca_key"], true);
+    let pem_text = leaves["certificates"].as_str().unwrap().to_string();
+    assert!(!pem_text.contains("PRIVATE KEY"));
+    // 3 leaf files and 4 kubeconfigs embedding one (kubelet.conf names kubelet-client-current.pem).
+    assert_eq!(pem_text.matches("BEGIN CERTIFICATE").count(), 7, "{leaves}");
+    let leaves_file = w.join("leaves.pem");
+    std::fs::write(&leaves_file, &pem_text).unwrap();
+    let sign = |file: &Path| {
+        certs([
+            "cluster",
+            "rotate-ca-sign",
+            "--leaves",
+            &s(file),
+            "--ca-cert",
+            &s(&ha.old),
+            "--new-ca",
+            &s(&new_ca),
+            "--new-ca-key",
+            &s(&new_key),
+        ])
+    };
+    let signed = sign(&leaves_file);
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
+    let signed_file = w.join("signed.pem");
+    std::fs::write(&signed_file, &signed.stdout).unwrap();
+
+    let out = w.join("switch");
+    let switch = |signed: &Path, key: bool| {
+        let mut args = vec![
+            "rotate-ca".to_string(),
+            "switch".into(),
+            s(&ha.old),
+            "--root".into(),
+            s(root),
+            "--new-ca".into(),
+            s(&new_ca),
+            "--signed".into(),
+            s(signed),
+            "--out".into(),
+            s(&out),
+        ];
+        if key {
+            args.extend(["--new-ca-key".into(), s(&new_key)]);
+        }
+        certs(args)
+    };
+    let refused = |r: crate::util::Run, why: &str| {
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(why), "{why}: {}", r.stderr);
+        assert!(!out.exists());
+    };
+    // The node keeps ca.key: without the new key its signing file cannot switch.
+    refused(
+        switch(&signed_file, false),
+        "etc/kubernetes/pki/ca.crt`: a signing file of the old CA (its key `",
+    );
+    // The leaves as they are (the old CA's) given as signed.
+    refused(
+        switch(&leaves_file, true),
+        "expected a certificate of the new CA replacing a leaf of the old CA on this node, found a certificate issued by `CN=kubernetes`",
+    );
+    // One leaf left out: that leaf has none.
+    let blocks: Vec<&str> = signed
+        .stdout
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .collect();
+    let short = w.join("short.pem");
+    std::fs::write(&short, blocks[1..].concat()).unwrap();
+    refused(
+        switch(&short, true),
+        "with this leaf's subject, SANs, usages and public key, valid now; found none",
+    );
+    // A certificate of the new CA for the apiserver's subject with another key.
+    let other = w.join("other.pem");
+    let mut foreign = signed.stdout.clone();
+    let r = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=kube-apiserver",
+        ])
+        .args(["-days", "30", "-keyout"])
+        .arg(w.join("foreign.key"))
+        .arg("-CA")
+        .arg(&new_ca)
+        .arg("-CAkey")
+        .arg(&new_key)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    foreign.push_str(&String::from_utf8_lossy(&r.stdout));
+    std::fs::write(&other, foreign).unwrap();
+    refused(switch(&other, true), "`CN=kube-apiserver` (serial ");
+    // The CA host signs leaves of the old CA only.
+    let r = sign(&signed_file);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("expected a leaf of the CA being replaced"),
+        "{}",
+        r.stderr
+    );
+
+    // As given: a bundle, every leaf the one the CA host signed.
+    let r = switch(&signed_file, true);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(out.join("bundle.json").is_file());
+}

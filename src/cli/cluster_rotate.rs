@@ -58,7 +58,8 @@ pub struct RotateArgs {
     #[arg(long, value_name = "FILE", requires = "new_ca_key")]
     pub new_ca: Option<PathBuf>,
 
-    /// The new CA's private key, a path on the CA host (it never leaves it)
+    /// The new CA's private key, a path on the CA host (copied at switch only to nodes that
+    /// hold the old CA's key, never to others)
     #[arg(long, value_name = "FILE", requires = "new_ca")]
     pub new_ca_key: Option<PathBuf>,
 

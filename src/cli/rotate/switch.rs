@@ -2,7 +2,8 @@
 //! CA signed (certificate files, kubeconfigs' embedded client certificates, the files
 //! kubeconfigs reference) reissued from the new CA with subject, SANs, usages and keys kept,
 //! and the signing CA files made the new CA (its certificate first, the old kept after it
-//! while the file is a trust store; its key as the signing key), into one bundle.
+//! while the file is a trust store; its key as the signing key), into one bundle. The leaves
+//! are signed here with the new CA key, or given already signed (`--signed`) and spliced in.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -84,9 +85,9 @@ pub fn run(a: &SwitchArgs) -> Result<Outcome> {
     run_to(a, &mut std::io::stdout().lock())
 }
 
-/// The switch stage, its result written to `o` (`certs cluster rotate-ca-reissue` runs it on a
-/// node's export and re-roots what it says).
-pub(crate) fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
+/// The switch stage, its result written to `o`: the leaves signed here with `--new-ca-key`, or
+/// spliced from `--signed` (signed on the CA host, [`super::signed`]).
+fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
     let now = now_of(a.now.as_deref())?;
     let root = absolute(&a.root)?;
     let out = absolute(&a.out)?;

@@ -134,10 +134,20 @@ mod tests {
             let (pb, vars) = (&files[0].1, &files[1].1);
             assert!(!pb.contains("__CERTS_"), "{pb}");
             assert_eq!(
-                pb.contains("rotate-ca-sign"),
+                pb.contains("'rotate-ca-sign',"),
                 stage == Stage::Switch,
                 "{stage:?}"
             );
+            // Every task that carries the new CA's key hides it (no_log): the switch reads it
+            // on the CA host and writes it on the nodes that held the old CA's key.
+            let carrying: Vec<&str> = pb
+                .split("- name: ")
+                .filter(|task| task.contains("certs_new_ca_key_pem"))
+                .collect();
+            assert_eq!(carrying.len(), if stage == Stage::Switch { 2 } else { 1 });
+            for task in carrying {
+                assert!(task.contains("no_log: true"), "{task}");
+            }
             // etcd members first, then the control plane, then workers.
             assert!(
                 pb.contains("hosts: [\"node2\", \"node3\", \"node1\", \"node4\"]\n  serial: 1"),

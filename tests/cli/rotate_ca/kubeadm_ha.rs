@@ -34,6 +34,65 @@ const KUBECONFIGS: &[&str] = &[
     "etc/kubernetes/kubelet.conf",
 ];
 
+/// A kube-apiserver serving certificate as kubeadm makes one for master `host` at `ip` (its
+/// subject, SANs, usages), with a new key written to `key_out` (0600), signed by `ca`/`ca_key`
+/// (openssl, not certs): the PEM.
+fn apiserver_cert(ca: &Path, ca_key: &Path, host: &str, ip: &str, key_out: &Path) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (csr, ext, crt) = (
+        dir.path().join("csr"),
+        dir.path().join("ext"),
+        dir.path().join("crt"),
+    );
+    std::fs::write(
+        &ext,
+        format!(
+            "subjectAltName=DNS:{host},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1,IP:{ip}\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n\
+             basicConstraints=critical,CA:FALSE\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=kube-apiserver",
+        "-keyout",
+        &s(key_out),
+        "-out",
+        &s(&csr),
+    ]);
+    std::fs::set_permissions(key_out, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let serial = format!("0x5eed{:04x}", ip.bytes().map(u32::from).sum::<u32>());
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(ca),
+        "-CAkey",
+        &s(ca_key),
+        "-set_serial",
+        &serial,
+        "-days",
+        "365",
+        "-extfile",
+        &s(&ext),
+        "-out",
+        &s(&crt),
+    ]);
+    std::fs::read(&crt).unwrap()
+}
+
 struct Ha {
     _dirs: Vec<tempfile::TempDir>,
     w: PathBuf,
@@ -57,7 +116,19 @@ impl Ha {
             for strip in ["etc/kubernetes/manifests", "usr/lib/systemd"] {
                 std::fs::remove_dir_all(root.join(strip)).unwrap();
             }
-            assert!(root.join(PKI).join("ca.key").is_file());
+            let pki = root.join(PKI);
+            assert!(pki.join("ca.key").is_file());
+            if n > 1 {
+                // Each master its own apiserver certificate and key (its name and address).
+                let pem = apiserver_cert(
+                    &pki.join("ca.crt"),
+                    &pki.join("ca.key"),
+                    &format!("master{n}"),
+                    &format!("127.0.0.1{n}"),
+                    &pki.join("apiserver.key"),
+                );
+                std::fs::write(pki.join("apiserver.crt"), pem).unwrap();
+            }
             let state = w.join(format!("state-{n}"));
             std::fs::create_dir_all(&state).unwrap();
             hosts.push_str(&format!(
@@ -208,6 +279,10 @@ fn a_kubeadm_ha_control_plane_rotates_its_cluster_ca_through_certs_cluster() {
                 .collect()
         })
         .collect();
+    // Each master serves its own apiserver certificate (another key and address): the CA host
+    // signs each node's own leaves, and each is spliced on its node.
+    assert_ne!(before[0][0], before[1][0]);
+    assert_ne!(before[1][0], before[2][0]);
     let mut logs = String::new();
     for (stage, after) in [
         ("trust", "trusted"),
@@ -435,31 +510,25 @@ fn switch_with_signed_certificates_refuses_any_that_do_not_replace_a_leaf() {
         switch(&short, true),
         "with this leaf's subject, SANs, usages and public key, valid now; found none",
     );
-    // A certificate of the new CA for the apiserver's subject with another key.
+    // A certificate of the new CA with the apiserver's subject, SANs and usages but another
+    // key.
     let other = w.join("other.pem");
-    let mut foreign = signed.stdout.clone();
-    let r = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=kube-apiserver",
-        ])
-        .args(["-days", "30", "-keyout"])
-        .arg(w.join("foreign.key"))
-        .arg("-CA")
-        .arg(&new_ca)
-        .arg("-CAkey")
-        .arg(&new_key)
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    foreign.push_str(&String::from_utf8_lossy(&r.stdout));
+    let mut foreign = signed.stdout.clone().into_bytes();
+    foreign.extend(apiserver_cert(
+        &new_ca,
+        &new_key,
+        "master1",
+        "10.21.22.73",
+        &w.join("foreign.key"),
+    ));
     std::fs::write(&other, foreign).unwrap();
-    refused(switch(&other, true), "`CN=kube-apiserver` (serial ");
+    refused(switch(&other, true), "`CN=kube-apiserver` (serial 5EED");
+    let r = switch(&other, true);
+    assert!(
+        r.stderr.contains("found one that matches none of them"),
+        "{}",
+        r.stderr
+    );
     // The CA host signs leaves of the old CA only.
     let r = sign(&signed_file);
     assert_eq!(r.code, 2, "{}", r.stdout);

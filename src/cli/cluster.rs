@@ -32,7 +32,7 @@ pub fn run(c: &ClusterConfig) -> Result<Outcome> {
         ClusterConfig::Reissue(r) => reissue(r),
         ClusterConfig::RotateCa(r) => super::cluster_rotate::render(r),
         ClusterConfig::RotateCaNewCa(r) => super::cluster_rotate::new_ca(r),
-        ClusterConfig::RotateCaReissue(r) => super::cluster_rotate::reissue(r),
+        ClusterConfig::RotateCaSign(r) => super::cluster_rotate::sign(r),
     }
 }
 

@@ -1,17 +1,18 @@
 //! `certs cluster rotate-ca STAGE`: renders the playbook that runs one `certs rotate-ca` stage on
 //! every node of an inventory ([`crate::cluster::rotate`]), and the two steps only that playbook
-//! runs on the CA host: `rotate-ca-new-ca` (the new CA, made there once by `trust`, its key never
-//! leaving it) and `rotate-ca-reissue` (a node's `switch` bundle from its export, every leaf of
-//! the old CA signed with the new CA key of this host; targets as on the node, `root` `/`).
+//! runs on the CA host: `rotate-ca-new-ca` (the new CA, made there once by `trust`; its key goes
+//! only to nodes that held the old CA's key) and `rotate-ca-sign` (a node's leaves of the old
+//! CA, certificates only, signed again with the new CA key of this host; the node splices them
+//! into its own files with `certs rotate-ca switch --signed`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::args::ResultOutput;
-use super::cluster::{absolute, ca_host_cas, read_export, remap};
-use super::rotate::{read_cas, switch, trust, SwitchArgs};
+use super::cluster::{absolute, ca_host_cas};
+use super::rotate::{read_cas, trust};
 use crate::cli::Outcome;
 use crate::cluster::rotate::{self as plan, Stage};
 use crate::error::{Error, Result};
@@ -57,7 +58,8 @@ pub struct RotateArgs {
     #[arg(long, value_name = "FILE", requires = "new_ca_key")]
     pub new_ca: Option<PathBuf>,
 
-    /// The new CA's private key, a path on the CA host (it never leaves it)
+    /// The new CA's private key, a path on the CA host (copied at switch only to nodes that
+    /// hold the old CA's key, never to others)
     #[arg(long, value_name = "FILE", requires = "new_ca")]
     pub new_ca_key: Option<PathBuf>,
 
@@ -116,21 +118,13 @@ pub struct NewCaArgs {
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  # the rotate-ca switch playbook's play 3 on the CA host, for node2
-  certs cluster rotate-ca-reissue --export exports/node2.json --scratch scratch/node2 \\
-      --out bundles/node2 --ca-cert old-ca.pem --new-ca new-ca/ca.pem --new-ca-key new-ca/ca-key.pem")]
-pub struct ReissueArgs {
-    /// The node's export (`certs cluster export` on the node)
+  # the rotate-ca switch playbook's play 3 on the CA host, for node2's leaves
+  certs cluster rotate-ca-sign --leaves leaves/node2.pem --ca-cert old-ca.pem \\
+      --new-ca new-ca/ca.pem --new-ca-key new-ca/ca-key.pem --out signed/node2.pem")]
+pub struct SignArgs {
+    /// A node's leaves of the old CA: PEM certificates (`certs rotate-ca leaves` there), no key
     #[arg(long, value_name = "FILE")]
-    pub export: PathBuf,
-
-    /// Where the node's files are laid out while its switch is worked out (removed after)
-    #[arg(long, value_name = "DIR")]
-    pub scratch: PathBuf,
-
-    /// The node's bundle directory (replaced when it holds a bundle of an earlier run)
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub leaves: PathBuf,
 
     /// The CA being replaced
     #[arg(long, value_name = "FILE")]
@@ -140,15 +134,19 @@ pub struct ReissueArgs {
     #[arg(long, value_name = "FILE")]
     pub new_ca: PathBuf,
 
-    /// The new CA's private key (on this host; it goes into no bundle of another node)
+    /// The new CA's private key (on this host; only certificates come out)
     #[arg(long, value_name = "FILE")]
     pub new_ca_key: PathBuf,
+
+    /// Write the signed certificates (PEM) here [default: only on stdout]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 
     /// Sign as of this instant (RFC 3339) instead of now
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
 
-    /// Text lines, or one JSON document
+    /// The signed certificates as PEM, or one JSON document holding them
     #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
     pub output: ResultOutput,
 }
@@ -347,145 +345,73 @@ pub fn new_ca(a: &NewCaArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// The bundle `switch` wrote under the scratch root, re-rooted: its targets and CA as they are on
-/// the node, `root` `/`, written to `out`.
-fn reroot(staged: &Path, scratch: &Path, out: &Path) -> Result<Vec<String>> {
-    let bytes = crate::sys::fs::read_file(&staged.join("bundle.json"))?;
-    let mut manifest: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Input {
-        path: staged.join("bundle.json"),
-        expected: "the switch stage's bundle manifest".into(),
-        found: e.to_string(),
-    })?;
-    let mut written: Vec<(PathBuf, u32, Vec<u8>)> = Vec::new();
-    for f in manifest["files"].as_array().into_iter().flatten() {
-        let rel = PathBuf::from(f["bundle_path"].as_str().unwrap_or_default());
-        let at = staged.join(&rel);
-        let mode = crate::sys::fs::mode(&at).unwrap_or(0o644) & 0o7777;
-        written.push((rel, mode, crate::sys::fs::read_file(&at)?));
-    }
-    remap(&mut manifest["files"], scratch);
-    remap(&mut manifest["ca"], scratch);
-    manifest["root"] = json!("/");
-    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(e.to_string()))?;
-    crate::sys::fs::write_bundle(out, &written, &bytes)?;
-    Ok(manifest["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f["target"].as_str().map(String::from))
-        .collect())
-}
-
-/// A node that keeps a CA key of its own beside the old CA (kubeadm's HA masters share
-/// `ca.key`): its signing files could only switch with the new CA key copied there, which never
-/// leaves the CA host. One line per such key, from what the export left out.
-fn signing_keys_off_the_ca_host(
-    export: &Path,
-    files: &[(PathBuf, u32, Vec<u8>)],
-    old: &CertInfo,
-) -> Result<Vec<String>> {
-    let doc: Value = serde_json::from_slice(&crate::sys::fs::read_file(export)?)
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let left_out: Vec<&str> = doc["left_out"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l["path"].as_str())
-        .collect();
-    let mut out = Vec::new();
-    for (rel, _, bytes) in files {
-        if crate::rotate::certs_in(bytes)
-            .first()
-            .is_none_or(|c| c.der != old.der)
-        {
+/// `certs cluster rotate-ca-sign`: a node's leaves of the old CA (their certificates, from
+/// `certs rotate-ca leaves` there) signed again by the new CA of this host, subject, SANs, usages
+/// and public key kept; the node splices them into its own files (`certs rotate-ca switch
+/// --signed`). Refused, nothing written, when any given certificate is not a leaf of the old CA.
+pub fn sign(a: &SignArgs) -> Result<Outcome> {
+    let now = now_of(a.now.as_deref())?;
+    let new = crate::issue::target::explicit_ca(&a.new_ca, &a.new_ca_key)?
+        .info
+        .clone();
+    let key = super::rotate::switch::signing_key(&a.new_ca_key)?;
+    let old = read_cas(&a.ca_cert)?.remove(0);
+    let given = crate::rotate::certs_in(&crate::sys::fs::read_file(&a.leaves)?);
+    let mut problems = Vec::new();
+    let mut pem = String::new();
+    let mut lines = Vec::new();
+    for (i, c) in given.iter().enumerate() {
+        let at = format!("{} #{} (`{}`)", a.leaves.display(), i + 1, c.subject);
+        if c.is_ca || !c.is_signed_by(&old) {
+            problems.push(format!(
+                "{at}: expected a leaf of the CA being replaced (`{}`), found {}",
+                old.subject,
+                if c.is_ca {
+                    "a CA certificate".to_string()
+                } else {
+                    format!("one issued by `{}`", c.issuer)
+                }
+            ));
             continue;
         }
-        let cert = Path::new("/").join(rel);
-        for key in crate::rollout::rebase::key_candidates(&cert)
-            .into_iter()
-            .take(2)
-        {
-            if left_out.iter().any(|l| Path::new(l) == key) {
-                out.push(format!(
-                    "`{}`: a key beside the old CA `{}` on this node; its signing files cannot switch without the new CA key, which stays on the CA host: make this node the --ca-host, or take the CA key off it first",
-                    key.display(),
-                    cert.display()
-                ));
+        match crate::rotate::switch::reissue(&at, c, &new, &key, now) {
+            Ok(issued) => {
+                pem.push_str(&crate::rotate::pem_of(&issued.info));
+                lines.push(json!({"subject": c.subject, "serial": c.serial,
+                    "new_serial": issued.info.serial, "warnings": issued.warnings}));
             }
+            Err(e) => problems.push(e.to_string()),
         }
     }
-    Ok(out)
-}
-
-pub fn reissue(a: &ReissueArgs) -> Result<Outcome> {
-    let scratch = absolute(&a.scratch)?;
-    let out = absolute(&a.out)?;
-    let files = read_export(&a.export)?;
-    let old = read_cas(&a.ca_cert)?.remove(0);
-    let keys = signing_keys_off_the_ca_host(&a.export, &files, &old)?;
-    if !keys.is_empty() {
+    if !problems.is_empty() {
         return Err(Error::Refused {
-            what: "the node holds a key of the CA being replaced; no bundle was written".into(),
-            problems: keys,
+            what: "the given certificates cannot all be signed by the new CA; nothing was written"
+                .into(),
+            problems,
         });
     }
-    crate::sys::scratch::scratch_tree(&scratch, &files)?;
-    // Inside the scratch tree (removed with it), outside every place the switch reads.
-    let staged = scratch.join(".certs-rotate-bundle");
-    let mut said: Vec<u8> = Vec::new();
-    let made = switch::run_to(
-        &SwitchArgs {
-            ca_cert: absolute(&a.ca_cert)?,
-            paths: Vec::new(),
-            root: scratch.clone(),
-            new_ca: absolute(&a.new_ca)?,
-            new_ca_key: absolute(&a.new_ca_key)?,
-            out: staged.clone(),
-            now: a.now.clone(),
-            output: ResultOutput::Json,
-        },
-        &mut said,
-    )
-    .and_then(|_| {
-        let v: Value = serde_json::from_slice(&said).map_err(|e| Error::Usage(e.to_string()))?;
-        if v["changed"] == true {
-            // An earlier run's bundle of this node goes: what is left is this run's.
-            if crate::sys::fs::is_file(&out.join("bundle.json")) {
-                crate::sys::fs::remove_bundle(&out)?;
-            }
-            reroot(&staged, &scratch, &out).map(Some)
-        } else {
-            Ok(None)
-        }
-    });
-    crate::sys::scratch::remove_scratch(&scratch)?;
-    let made = made?;
-    if made.is_none() && crate::sys::fs::is_file(&out.join("bundle.json")) {
-        crate::sys::fs::remove_bundle(&out)?;
+    if let Some(out) = &a.out {
+        crate::sys::fs::write_atomic(out, pem.as_bytes(), 0o644)?;
     }
     let mut o = std::io::stdout().lock();
-    match (a.output, &made) {
-        (ResultOutput::Json, _) => writeln!(
+    match a.output {
+        ResultOutput::Json => writeln!(
             o,
             "{}",
             json!({
-                "schema": "certs.cluster-rotate-reissue/v1",
-                "changed": made.is_some(),
-                "bundle": made.as_ref().map(|_| &out),
-                "targets": made,
+                "schema": "certs.cluster-rotate-sign/v1",
+                "changed": !lines.is_empty(),
+                "signed": lines,
+                "certificates": pem,
             })
         ),
-        (ResultOutput::Text, None) => writeln!(
+        ResultOutput::Text if a.out.is_some() => writeln!(
             o,
-            "unchanged: no leaf of the old CA on this node (already switched); no bundle written"
+            "{} certificate(s) signed by `{}`",
+            lines.len(),
+            new.subject
         ),
-        (ResultOutput::Text, Some(t)) => writeln!(
-            o,
-            "bundle: {} ({} file(s): {})",
-            out.display(),
-            t.len(),
-            t.join(", ")
-        ),
+        ResultOutput::Text => write!(o, "{pem}"),
     }
     .map_err(Error::Output)?;
     Ok(Outcome::Clean)

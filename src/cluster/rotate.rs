@@ -31,7 +31,7 @@ impl Stage {
         match self {
             Stage::Trust => "every trust anchor holding the old CA gets the new CA after it",
             Stage::Switch => {
-                "every leaf of the old CA is signed again by the new CA on the CA host; the CA host's signing files become the new CA"
+                "every leaf of the old CA is signed again by the new CA on the CA host (certificates only: each node splices its own into its files, keys kept); the signing files become the new CA, the new CA key copied (0600, no_log) only to nodes that held the old CA's key"
             }
             Stage::Finish => "the old CA is taken out of every trust anchor",
         }
@@ -63,7 +63,8 @@ pub fn render(inventory_path: &str, req: &Request, r: &Roles) -> Vec<(String, St
          certs_stage: {stage_text}\n\
          # The certs binary on the controller, copied to every host.\n\
          certs_binary: {binary}\n\
-         # The host holding the CA keys: the new CA is made (or named) there and its key stays there.\n\
+         # The host holding the CA keys: the new CA is made (or named) and every leaf signed there; its\n\
+         # key goes only to nodes that hold the old CA's key (kubeadm HA masters), never elsewhere.\n\
          certs_ca_host: {ca}\n\
          # The new CA's certificate and key on the CA host (null: the one `trust` makes in\n\
          # <certs_state>/rotate-ca/new-ca there).\n\
@@ -71,9 +72,7 @@ pub fn render(inventory_path: &str, req: &Request, r: &Roles) -> Vec<(String, St
          certs_new_ca_key: {new_ca_key}\n\
          # Every node, in the order the stage is installed: etcd members first, then the other\n\
          # control-plane hosts, then workers.\n\
-         certs_nodes: {nodes}\n\
-         # Where the CA host's bundles are fetched to on the controller.\n\
-         certs_controller_dir: \"{{{{ playbook_dir }}}}/run\"\n",
+         certs_nodes: {nodes}\n",
         inventory = inventory_path,
         what = req.stage.what(),
         stage_text = text(stage),
@@ -135,10 +134,20 @@ mod tests {
             let (pb, vars) = (&files[0].1, &files[1].1);
             assert!(!pb.contains("__CERTS_"), "{pb}");
             assert_eq!(
-                pb.contains("rotate-ca-reissue"),
+                pb.contains("'rotate-ca-sign',"),
                 stage == Stage::Switch,
                 "{stage:?}"
             );
+            // Every task that carries the new CA's key hides it (no_log): the switch reads it
+            // on the CA host and writes it on the nodes that held the old CA's key.
+            let carrying: Vec<&str> = pb
+                .split("- name: ")
+                .filter(|task| task.contains("certs_new_ca_key_pem"))
+                .collect();
+            assert_eq!(carrying.len(), if stage == Stage::Switch { 2 } else { 1 });
+            for task in carrying {
+                assert!(task.contains("no_log: true"), "{task}");
+            }
             // etcd members first, then the control plane, then workers.
             assert!(
                 pb.contains("hosts: [\"node2\", \"node3\", \"node1\", \"node4\"]\n  serial: 1"),

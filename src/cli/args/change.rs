@@ -155,9 +155,9 @@ pub enum ClusterCommand {
     RotateCa(Box<crate::cli::cluster_rotate::RotateArgs>),
     /// On the CA host (the rotate-ca playbook's play 1): the new CA, made there once by trust
     RotateCaNewCa(Box<crate::cli::cluster_rotate::NewCaArgs>),
-    /// On the CA host (the rotate-ca switch playbook's play 3): one node's switch bundle from
-    /// its export, signed with the new CA key of this host
-    RotateCaReissue(Box<crate::cli::cluster_rotate::ReissueArgs>),
+    /// On the CA host (the rotate-ca switch playbook's play 3): a node's leaves of the old CA
+    /// (certificates only) signed again by the new CA of this host; no key comes out
+    RotateCaSign(Box<crate::cli::cluster_rotate::SignArgs>),
 }
 
 #[derive(Debug, clap::Args)]

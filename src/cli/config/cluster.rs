@@ -20,7 +20,7 @@ pub enum ClusterConfig {
     /// `certs cluster rotate-ca` and the two steps its playbook runs on the CA host.
     RotateCa(Box<crate::cli::cluster_rotate::RotateArgs>),
     RotateCaNewCa(Box<crate::cli::cluster_rotate::NewCaArgs>),
-    RotateCaReissue(Box<crate::cli::cluster_rotate::ReissueArgs>),
+    RotateCaSign(Box<crate::cli::cluster_rotate::SignArgs>),
 }
 
 /// `certs cluster reissue`, resolved.
@@ -52,7 +52,7 @@ pub fn cluster(a: ClusterArgs) -> Result<ClusterConfig> {
         }
         Some(ClusterCommand::RotateCa(r)) => ClusterConfig::RotateCa(r),
         Some(ClusterCommand::RotateCaNewCa(r)) => ClusterConfig::RotateCaNewCa(r),
-        Some(ClusterCommand::RotateCaReissue(r)) => ClusterConfig::RotateCaReissue(r),
+        Some(ClusterCommand::RotateCaSign(r)) => ClusterConfig::RotateCaSign(r),
     })
 }
 

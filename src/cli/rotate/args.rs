@@ -61,9 +61,17 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "FILE")]
     pub new_ca: PathBuf,
 
-    /// The new CA's private key (it must pair with --new-ca); installed as the signing key
+    /// The new CA's private key (it must pair with --new-ca): it signs the leaves (unless
+    /// --signed) and becomes the key of the node's signing CA files; needed only where the
+    /// node holds the old CA's key
+    #[arg(long, value_name = "FILE", required_unless_present = "signed")]
+    pub new_ca_key: Option<PathBuf>,
+
+    /// The node's leaves already signed by the new CA (PEM certificates, from `certs cluster
+    /// rotate-ca-sign` on the CA host): each spliced into the node's own file in place of the
+    /// leaf with its subject, SANs, usages and public key; anything else refused
     #[arg(long, value_name = "FILE")]
-    pub new_ca_key: PathBuf,
+    pub signed: Option<PathBuf>,
 
     /// Bundle directory to create
     #[arg(long, value_name = "DIR")]
@@ -74,6 +82,33 @@ pub struct SwitchArgs {
     pub now: Option<String>,
 
     /// Output: readable lines, or one JSON document
+    #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
+    pub output: ResultOutput,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeavesArgs {
+    /// The CA being replaced (the copy kept before `trust`)
+    #[arg(value_name = "CA_CERT")]
+    pub ca_cert: PathBuf,
+
+    /// More files or directories to read besides the standard locations under --root
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// The node's `/`
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// The new CA's certificate
+    #[arg(long, value_name = "FILE")]
+    pub new_ca: PathBuf,
+
+    /// Read the node as of this instant (RFC 3339) instead of now
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+
+    /// Output: the certificates as PEM after a summary line, or one JSON document
     #[arg(short, long, value_enum, default_value_t = ResultOutput::Text)]
     pub output: ResultOutput,
 }

@@ -9,6 +9,7 @@ mod args;
 mod bundle;
 mod finish;
 mod node;
+mod signed;
 mod status;
 pub(crate) mod switch;
 pub(crate) mod trust;
@@ -16,7 +17,7 @@ pub(crate) mod trust;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use args::{FinishArgs, StatusArgs, SwitchArgs, TrustArgs};
+pub use args::{FinishArgs, LeavesArgs, StatusArgs, SwitchArgs, TrustArgs};
 
 use crate::cli::Outcome;
 use crate::error::{Error, Result};
@@ -55,6 +56,13 @@ pub enum RotateCommand {
       --new-ca-key /root/rotate-trust-new-ca/ca.key --out /root/rotate-switch
   certs rollout apply /root/rotate-switch")]
     Switch(SwitchArgs),
+    /// For a switch signed elsewhere: the certificates of this node's leaves of the old CA
+    /// (never a key) and whether it keeps a signing file of the old CA (its key beside it)
+    #[command(after_help = "Examples:
+  certs rotate-ca leaves /root/old-ca.crt --new-ca /root/new-ca.crt -o json
+  # on the CA host: certs cluster rotate-ca-sign --leaves leaves.pem ... > signed.pem, then here
+  certs rotate-ca switch /root/old-ca.crt --new-ca /root/new-ca.crt --signed signed.pem --out /root/rotate-switch")]
+    Leaves(LeavesArgs),
     /// Stage 3: remove the old CA from every trust anchor; refused while a leaf of the node is
     /// still signed by the old CA
     #[command(after_help = "Examples:
@@ -73,6 +81,7 @@ pub fn run(cmd: &RotateCommand) -> Result<Outcome> {
     match cmd {
         RotateCommand::Trust(a) => trust::run(a),
         RotateCommand::Switch(a) => switch::run(a),
+        RotateCommand::Leaves(a) => signed::run(a),
         RotateCommand::Finish(a) => finish::run(a),
         RotateCommand::Status(a) => status::run(a),
     }

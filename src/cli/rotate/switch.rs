@@ -2,9 +2,9 @@
 //! CA signed (certificate files, kubeconfigs' embedded client certificates, the files
 //! kubeconfigs reference) reissued from the new CA with subject, SANs, usages and keys kept,
 //! and the signing CA files made the new CA (its certificate first, the old kept after it
-//! while the file is a trust store; its key as the signing key), into one bundle.
+//! while the file is a trust store; its key as the signing key), into one bundle. The leaves
+//! are signed here with the new CA key, or given already signed (`--signed`) and spliced in.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,7 @@ use crate::rotate::certs_in;
 use crate::rotate::stage::Stage;
 
 /// The new CA's key, read as `certs reissue --ca-key` reads one.
-fn signing_key(path: &Path) -> Result<SigningKey> {
+pub(crate) fn signing_key(path: &Path) -> Result<SigningKey> {
     let bytes = crate::sys::fs::read_file(path)?;
     let err = |found: String| Error::Input {
         path: path.to_path_buf(),
@@ -46,14 +46,6 @@ fn signing_key(path: &Path) -> Result<SigningKey> {
         .map_err(|e| err(e.to_string()))
 }
 
-/// The kubeconfig user of an embedded client certificate (`users[NAME].client-certificate-data`).
-fn user_of(embedded: Option<&str>) -> Option<String> {
-    embedded
-        .and_then(|e| e.strip_prefix("users["))
-        .and_then(|e| e.rsplit_once("]."))
-        .map(|(name, _)| name.to_string())
-}
-
 /// The node's signing CA file for the old CA (the bundle's `ca`; gates verify against it), else
 /// the first anchor holding it, else CA_CERT.
 fn ca_file(s: &Survey, old: &CertInfo, ca_cert: &Path) -> PathBuf {
@@ -70,49 +62,18 @@ fn ca_file(s: &Survey, old: &CertInfo, ca_cert: &Path) -> PathBuf {
         .unwrap_or_else(|| ca_cert.to_path_buf())
 }
 
-/// Every old leaf loaded as `certs reissue` loads a target and signed by the new CA; one line
-/// per leaf that cannot be.
-fn reissue_leaves(
-    s: &Survey,
+/// Every old leaf signed by the new CA here (its key on this node); one line per leaf that
+/// cannot be.
+fn sign_targets(
+    targets: Vec<(String, Target)>,
     new: &CertInfo,
     key: &SigningKey,
     now: i64,
 ) -> (Vec<(Target, Issued)>, Vec<String>) {
-    let mut loaded: HashMap<PathBuf, Vec<Target>> = HashMap::new();
     let mut out = Vec::new();
     let mut problems = Vec::new();
-    for l in s.old_leaves() {
-        let e = &s.inventory.certificates[l.entry];
-        if e.location.index > 0 {
-            problems.push(format!(
-                "`{}`: the leaf is certificate #{} of its file, and only a file's first certificate is reissued (the rest is its chain)",
-                l.at, e.location.index
-            ));
-            continue;
-        }
-        let user = user_of(e.location.embedded.as_deref());
-        let targets = match loaded.get(&e.location.path) {
-            Some(t) => t,
-            None => match crate::issue::target::load(&e.location.path) {
-                Ok(t) => loaded.entry(e.location.path.clone()).or_insert(t),
-                Err(err) => {
-                    problems.push(format!("`{}`: {err}", l.at));
-                    continue;
-                }
-            },
-        };
-        let Some(t) = targets
-            .iter()
-            .find(|t| t.user == user && t.info.der == e.info.der)
-            .cloned()
-        else {
-            problems.push(format!(
-                "`{}`: expected the certificate the scan found, found a file that changed since (run switch again)",
-                l.at
-            ));
-            continue;
-        };
-        match crate::rotate::switch::reissue(&l.at, &t.info, new, key, now) {
+    for (at, t) in targets {
+        match crate::rotate::switch::reissue(&at, &t.info, new, key, now) {
             Ok(issued) => out.push((t, issued)),
             Err(err) => problems.push(err.to_string()),
         }
@@ -124,18 +85,23 @@ pub fn run(a: &SwitchArgs) -> Result<Outcome> {
     run_to(a, &mut std::io::stdout().lock())
 }
 
-/// The switch stage, its result written to `o` (`certs cluster rotate-ca-reissue` runs it on a
-/// node's export and re-roots what it says).
-pub(crate) fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
+/// The switch stage, its result written to `o`: the leaves signed here with `--new-ca-key`, or
+/// spliced from `--signed` (signed on the CA host, [`super::signed`]).
+fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
     let now = now_of(a.now.as_deref())?;
     let root = absolute(&a.root)?;
     let out = absolute(&a.out)?;
     let ca_cert = absolute(&a.ca_cert)?;
     // The key must pair with the new CA: refused before the node is read.
-    let new = crate::issue::target::explicit_ca(&a.new_ca, &a.new_ca_key)?
-        .info
-        .clone();
-    let key = signing_key(&a.new_ca_key)?;
+    let (new, key) = match &a.new_ca_key {
+        Some(k) => (
+            crate::issue::target::explicit_ca(&a.new_ca, k)?
+                .info
+                .clone(),
+            Some((signing_key(k)?, crate::sys::fs::read_file(k)?)),
+        ),
+        None => (super::read_cas(&a.new_ca)?.remove(0), None),
+    };
     let old = old_ca(&ca_cert, Some(&new))?;
     let s = survey(&root, &a.paths, now, &old, Some(&new))?;
     let (stage, why) = s.stage();
@@ -175,15 +141,34 @@ pub(crate) fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
             )))
         }
     }
-    let (leaves, mut problems) = reissue_leaves(&s, &new, &key, now);
+    let (targets, mut problems) = super::signed::old_targets(&s);
+    let (leaves, more) = match (&a.signed, &key) {
+        (Some(signed), _) => super::signed::splice(targets, &absolute(signed)?, &new, now)?,
+        (None, Some((k, _))) => sign_targets(targets, &new, k, now),
+        (None, None) => {
+            return Err(Error::Usage(
+                "switch: expected --new-ca-key (this node signs its leaves) or --signed FILE (signed on the CA host), found neither".into(),
+            ))
+        }
+    };
+    problems.extend(more);
     let ca_path = ca_file(&s, &old, &ca_cert);
     let ca = ca_path.display().to_string();
 
     // The signing files: the new CA first, the new key.
-    let key_bytes = crate::sys::fs::read_file(&a.new_ca_key)?;
     let mut edited: Vec<Edited> = Vec::new();
     let mut lines: Vec<Line> = Vec::new();
     for f in &s.signers {
+        let Some((_, key_bytes)) = &key else {
+            if certs_in(&f.bytes).first().is_none_or(|c| c.der != new.der) {
+                problems.push(format!(
+                    "`{}`: a signing file of the old CA (its key `{}` beside it) on this node: expected --new-ca-key to make it the new CA, found only --signed",
+                    f.cert.display(),
+                    f.key.display()
+                ));
+            }
+            continue;
+        };
         match crate::rotate::switch::signer_file(&f.cert, &f.bytes, &old, &new) {
             Ok(None) => {}
             Ok(Some(bytes)) => {
@@ -217,7 +202,7 @@ pub(crate) fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
             Err(e) => problems.push(e.to_string()),
         }
         let old_key = crate::sys::fs::read_opt(&f.key).unwrap_or_default();
-        if old_key != key_bytes && !edited.iter().any(|e| e.target == f.key) {
+        if &old_key != key_bytes && !edited.iter().any(|e| e.target == f.key) {
             // `ca-key`, not `private-key`: a rollout step checks every certificate it swaps
             // against a `private-key` it swaps (a leaf's new key), and a step swapping a leaf
             // beside the CA key would fail that check. This key pairs with the new CA, checked
@@ -313,7 +298,10 @@ pub(crate) fn run_to(a: &SwitchArgs, o: &mut dyn Write) -> Result<Outcome> {
         ca: (ca, new.subject.clone()),
         old: &old,
         new: &new,
-        new_files: (json!(absolute(&a.new_ca)?), json!(absolute(&a.new_ca_key)?)),
+        new_files: (
+            json!(absolute(&a.new_ca)?),
+            json!(a.new_ca_key.as_deref().map(absolute).transpose()?),
+        ),
         files: &files,
     })?;
     if a.output == ResultOutput::Json {

@@ -7,6 +7,7 @@
 //! three-member cluster rotated while a client writes.
 
 mod etcd_ca;
+mod kubeadm_ha;
 mod stages;
 mod through_cluster;
 

@@ -423,12 +423,6 @@ fn cluster_rotate_ca_refusals_are_one_line_and_write_nothing() {
         "--new-ca-key",
     );
 
-    // A node keeping a key of the old CA (node1 here) cannot get a switch bundle made on the CA
-    // host: the new CA key would have to go there.
-    let export = certs(["cluster", "export", "--root", &s(&root)]);
-    assert_eq!(export.code, 0, "{}", export.stderr);
-    let export_file = w.join("node1.json");
-    std::fs::write(&export_file, &export.stdout).unwrap();
     let new_dir = w.join("new-ca");
     let made = certs([
         "cluster",
@@ -463,30 +457,31 @@ fn cluster_rotate_ca_refusals_are_one_line_and_write_nothing() {
     .json();
     assert_eq!(again["changed"], false);
     assert_eq!(again["certificate"], made["certificate"]);
+    // The CA host signs leaves of the old CA only: a CA certificate given as a leaf is refused,
+    // nothing written.
+    let signed = w.join("signed.pem");
     let r = certs([
         "cluster",
-        "rotate-ca-reissue",
-        "--export",
-        &s(&export_file),
-        "--scratch",
-        &s(&w.join("scratch")),
-        "--out",
-        &s(&out),
+        "rotate-ca-sign",
+        "--leaves",
+        &ca,
         "--ca-cert",
         &ca,
         "--new-ca",
         made["certificate"].as_str().unwrap(),
         "--new-ca-key",
         made["key"].as_str().unwrap(),
+        "--out",
+        &s(&signed),
     ]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr
-            .contains("/etc/ssl/etcd/ssl/ca-key.pem`: a key beside the old CA"),
+            .contains("expected a leaf of the CA being replaced (`"),
         "{}",
         r.stderr
     );
-    assert!(!out.exists() && !w.join("scratch").exists());
+    assert!(!signed.exists());
     // Without --make (a later stage) and no new CA there: refused, nothing made.
     let none = w.join("none");
     let r = certs([

@@ -1,5 +1,5 @@
 //! Fuzzing that stays (issue 12): the parsers that read what a node holds, and the edits built
-//! on them, fed mutated inputs on stable Rust (see `engine.rs` for how, `targets.rs` for what).
+//! on them, fed mutated inputs on stable Rust (see `engine.rs` for how, `targets/` for what).
 //!
 //! - `cargo test --test fuzz`: a short, deterministic run of every target (fixed seed, fixed
 //!   number of inputs), and every saved reproducer under `tests/fuzz/crashes/TARGET/` replayed.

@@ -22,7 +22,7 @@ command -v kubectl >/dev/null || need+=(kubernetes-client)
 command -v promtool >/dev/null || need+=(prometheus)
 # groff reads the man pages `certs man` prints.
 command -v groff >/dev/null || need+=(groff-base)
-# certs cluster: the generated playbook is run by real ansible-playbook (tests/cli/cluster.rs),
+# certs cluster: the generated playbook is run by real ansible-playbook (tests/cli/cluster/),
 # whose test also traces the files each play opens.
 command -v ansible-playbook >/dev/null || need+=(ansible-core)
 command -v strace >/dev/null || need+=(strace)

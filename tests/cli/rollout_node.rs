@@ -1,4 +1,4 @@
-//! `certs rollout` on node roots (see tests/cli/etcd.rs): three nodes, each a fake `/` whose
+//! `certs rollout` on node roots (see tests/cli/etcd/): three nodes, each a fake `/` whose
 //! `etcd.service` (flags, or `/etc/etcd.env`) is what its member of a REAL etcd cluster runs
 //! with. Given only `--root`, the tool must find from those files that component `etcd` uses the
 //! member certificate, and derive its health gate (URL, CA, client certificate); rolled node by

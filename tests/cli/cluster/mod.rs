@@ -171,7 +171,7 @@ impl Hosts {
             std::fs::write(
                 root.join("etc/systemd/system/kube-apiserver.service"),
                 format!(
-                    "[Unit]\nDescription=kube-apiserver of node{n} (an openssl s_server, tests/cli/cluster.rs)\n\n[Service]\nExecStart=/usr/local/bin/kube-apiserver \\\n  --advertise-address=127.0.0.1{n} \\\n  --bind-address=127.0.0.1{n} \\\n  --secure-port=6443 \\\n  --tls-cert-file=/etc/kubernetes/ssl/apiserver.crt \\\n  --tls-private-key-file=/etc/kubernetes/ssl/apiserver.key \\\n  --client-ca-file=/etc/kubernetes/ssl/ca.crt \\\n  --etcd-servers=https://127.0.0.11:2379,https://127.0.0.12:2379,https://127.0.0.13:2379\nRestart=always\n\n[Install]\nWantedBy=multi-user.target\n"
+                    "[Unit]\nDescription=kube-apiserver of node{n} (an openssl s_server, tests/cli/cluster/)\n\n[Service]\nExecStart=/usr/local/bin/kube-apiserver \\\n  --advertise-address=127.0.0.1{n} \\\n  --bind-address=127.0.0.1{n} \\\n  --secure-port=6443 \\\n  --tls-cert-file=/etc/kubernetes/ssl/apiserver.crt \\\n  --tls-private-key-file=/etc/kubernetes/ssl/apiserver.key \\\n  --client-ca-file=/etc/kubernetes/ssl/ca.crt \\\n  --etcd-servers=https://127.0.0.11:2379,https://127.0.0.12:2379,https://127.0.0.13:2379\nRestart=always\n\n[Install]\nWantedBy=multi-user.target\n"
                 ),
             )
             .unwrap();
@@ -191,7 +191,7 @@ impl Hosts {
                 &bin.join("systemctl"),
                 &format!(
                     r#"#!/bin/sh
-# node{n}'s systemctl (tests/cli/cluster.rs): kube-apiserver is an openssl s_server; etcd goes
+# node{n}'s systemctl (tests/cli/cluster/): kube-apiserver is an openssl s_server; etcd goes
 # to the etcd harness's fake systemctl. A file `fail-etcd-{n}` makes the next `restart etcd`
 # fail (an injected failure).
 printf '%s\n' "$*" >>'{work}/systemctl-{n}.calls'

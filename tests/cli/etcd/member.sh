@@ -1,5 +1,5 @@
 #!/bin/sh
-# Starts, stops or restarts one member of the loopback etcd test cluster (tests/cli/etcd.rs).
+# Starts, stops or restarts one member of the loopback etcd test cluster (tests/cli/etcd/).
 #
 #   sh member.sh start|stop|restart|status CONF
 #

@@ -240,7 +240,7 @@ impl EtcdCluster {
                 None => {
                     let pki_file = |name: String| sh_quote(s_ref(&pki.join(name)));
                     format!(
-                        "# etcd{n} of the loopback test cluster (tests/cli/etcd.rs), for member.sh.\n\
+                        "# etcd{n} of the loopback test cluster (tests/cli/etcd/), for member.sh.\n\
                          {common}\
                          ip={ip}\n\
                          initial_cluster={initial_cluster}\n\
@@ -260,7 +260,7 @@ impl EtcdCluster {
                     let root = work_path.join(format!("node{n}"));
                     write_node_root(&root, n, form, &pki);
                     let conf = format!(
-                        "# etcd{n} of the loopback test cluster (tests/cli/etcd.rs), for member.sh:\n\
+                        "# etcd{n} of the loopback test cluster (tests/cli/etcd/), for member.sh:\n\
                          # the member runs what the unit of its node root says.\n\
                          {common}\
                          root={root}\n\
@@ -288,7 +288,7 @@ impl EtcdCluster {
                 ),
             ] {
                 let script = format!(
-                    "#!/bin/sh\n# {} (tests/cli/etcd.rs, see member.sh).\nexec sh {member_sh} {action} {}\n",
+                    "#!/bin/sh\n# {} (tests/cli/etcd/, see member.sh).\nexec sh {member_sh} {action} {}\n",
                     what.replace("{n}", &n.to_string()),
                     file(format!("etcd{n}.conf")),
                 );

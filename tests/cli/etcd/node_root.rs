@@ -99,7 +99,7 @@ pub fn write_node_root(root: &Path, n: usize, form: Form, pki: &Path) {
     let settings = member_settings(n);
     let head = format!(
         "[Unit]\n\
-         Description=etcd member etcd{n} (loopback test cluster, tests/cli/etcd.rs)\n\
+         Description=etcd member etcd{n} (loopback test cluster, tests/cli/etcd/)\n\
          Documentation=https://github.com/etcd-io/etcd\n\
          After=network.target\n\
          Wants=network-online.target\n\
@@ -133,7 +133,7 @@ pub fn write_node_root(root: &Path, n: usize, form: Form, pki: &Path) {
                 })
                 .collect();
             let env = format!(
-                "# Environment file for etcd member etcd{n} (loopback test cluster, tests/cli/etcd.rs)\n{}\n",
+                "# Environment file for etcd member etcd{n} (loopback test cluster, tests/cli/etcd/)\n{}\n",
                 vars.join("\n")
             );
             fs::write(root.join(ENV_FILE), env).expect("write etcd.env");
@@ -156,7 +156,7 @@ pub(super) fn fake_systemctl(
 ) -> String {
     format!(
         r#"#!/bin/sh
-# A fake systemctl for the node of member etcd{n} (tests/cli/etcd.rs): the unit etcd
+# A fake systemctl for the node of member etcd{n} (tests/cli/etcd/): the unit etcd
 # (etcd.service) is that member. Every call is logged, one line each, to the calls file.
 printf '%s\n' "$*" >>{calls}
 verb= quiet= units=

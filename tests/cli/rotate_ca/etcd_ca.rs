@@ -1,4 +1,4 @@
-//! The etcd CA of a REAL three-member TLS etcd (tests/cli/etcd.rs: members on 127.0.0.11-13,
+//! The etcd CA of a REAL three-member TLS etcd (tests/cli/etcd/: members on 127.0.0.11-13,
 //! node roots whose `etcd.service` the members run from) rotated through the three stages with
 //! `certs rotate-ca` and `certs rollout apply` on each node root, stage by stage on every node,
 //! while a client that reads node 1's CA file (and its client certificate) on every call writes

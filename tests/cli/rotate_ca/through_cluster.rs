@@ -1,7 +1,7 @@
 //! `certs cluster rotate-ca STAGE`: the playbooks it renders, run by real `ansible-playbook` on
-//! the three simulated hosts of tests/cli/cluster.rs (`ansible_connection: local`, a node root per
+//! the three simulated hosts of tests/cli/cluster/ (`ansible_connection: local`, a node root per
 //! host as `certs_root`, state directories outside the roots) around the REAL three-member TLS
-//! etcd of tests/cli/etcd.rs: the etcd CA rotated through trust, switch and finish, one playbook
+//! etcd of tests/cli/etcd/: the etcd CA rotated through trust, switch and finish, one playbook
 //! run per stage, while a client reading node 1's CA file on every call writes; and a `finish`
 //! refused on every host while one host still has a leaf of the old CA.
 

@@ -158,34 +158,16 @@ pub fn kubeconfig(
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests read fixtures with std::fs
 mod tests {
     use super::*;
-    use crate::issue::SigningKey;
+    use crate::rotate::testkit::{pair, read};
     use crate::rotate::trust::{self, FileVerdict};
-
-    fn read(rel: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/kubeadm/etc/kubernetes")
-                .join(rel),
-        )
-        .unwrap()
-    }
-
-    fn pair() -> (CertInfo, CertInfo) {
-        let old = certs_in(&read("pki/ca.crt")).remove(0);
-        let key = SigningKey::generate(&old.key).unwrap();
-        let new = CertInfo::from_der(&super::super::ca::new_ca(&old, &key, 1_780_272_000).unwrap())
-            .unwrap();
-        (old, new)
-    }
 
     #[test]
     fn finish_takes_the_old_ca_out_and_refuses_an_anchor_without_the_new() {
-        let (old, new) = pair();
+        let (old, new, _) = pair();
         let p = Path::new("ca.crt");
-        let bytes = read("pki/ca.crt");
+        let bytes = read("etc/kubernetes/pki/ca.crt");
         let FileVerdict::Add(both) = trust::trust_file(&bytes, &old, &new).unwrap() else {
             panic!("expected an edit")
         };
@@ -197,7 +179,7 @@ mod tests {
         // Only the old CA: finishing would leave it trusting nothing new.
         assert!(trust_file(p, &bytes, &old, &new).is_err());
 
-        let text = String::from_utf8(read("admin.conf")).unwrap();
+        let text = String::from_utf8(read("etc/kubernetes/admin.conf")).unwrap();
         let both = trust::kubeconfig(&text, &old, &new).unwrap().text.unwrap();
         let v = kubeconfig(Path::new("admin.conf"), &both, &old, &new).unwrap();
         let edited = v.text.unwrap();

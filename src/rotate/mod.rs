@@ -24,6 +24,8 @@ pub use error::Error;
 pub mod finish;
 pub mod stage;
 pub mod switch;
+#[cfg(test)]
+mod testkit;
 pub mod trust;
 
 use crate::pki::cert::CertInfo;

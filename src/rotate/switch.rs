@@ -138,26 +138,9 @@ pub fn signer_file(
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests read fixtures with std::fs
 mod tests {
     use super::*;
-
-    fn read(rel: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/kubeadm")
-                .join(rel),
-        )
-        .unwrap()
-    }
-
-    fn pair() -> (CertInfo, CertInfo, SigningKey) {
-        let old = certs_in(&read("etc/kubernetes/pki/ca.crt")).remove(0);
-        let key = SigningKey::generate(&old.key).unwrap();
-        let new = CertInfo::from_der(&super::super::ca::new_ca(&old, &key, 1_780_272_000).unwrap())
-            .unwrap();
-        (old, new, key)
-    }
+    use crate::rotate::testkit::{pair, read};
 
     #[test]
     fn a_leaf_from_the_new_ca_keeps_subject_sans_usages_and_key() {

@@ -177,32 +177,14 @@ pub fn kubeconfig(text: &str, old: &CertInfo, new: &CertInfo) -> Result<Kubeconf
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests read fixtures with std::fs
 mod tests {
     use super::*;
-    use crate::issue::SigningKey;
-
-    fn read(rel: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/kubeadm/etc/kubernetes")
-                .join(rel),
-        )
-        .unwrap()
-    }
-
-    fn pair() -> (CertInfo, CertInfo) {
-        let old = certs_in(&read("pki/ca.crt")).remove(0);
-        let key = SigningKey::generate(&old.key).unwrap();
-        let new = CertInfo::from_der(&super::super::ca::new_ca(&old, &key, 1_780_272_000).unwrap())
-            .unwrap();
-        (old, new)
-    }
+    use crate::rotate::testkit::{pair, read};
 
     #[test]
     fn a_trust_file_gets_the_new_ca_after_the_old_once() {
-        let (old, new) = pair();
-        let bytes = read("pki/ca.crt");
+        let (old, new, _) = pair();
+        let bytes = read("etc/kubernetes/pki/ca.crt");
         let FileVerdict::Add(out) = trust_file(&bytes, &old, &new).unwrap() else {
             panic!("expected an edit")
         };
@@ -214,7 +196,7 @@ mod tests {
         assert_eq!(trust_file(&out, &old, &new).unwrap(), FileVerdict::Already);
         // Another CA's file is no anchor of this one.
         assert_eq!(
-            trust_file(&read("pki/etcd/ca.crt"), &old, &new).unwrap(),
+            trust_file(&read("etc/kubernetes/pki/etcd/ca.crt"), &old, &new).unwrap(),
             FileVerdict::NotAnchor
         );
         // CRLF and a missing final newline are kept as they are.
@@ -232,8 +214,8 @@ mod tests {
 
     #[test]
     fn a_kubeconfig_gets_both_cas_in_its_one_data_line() {
-        let (old, new) = pair();
-        let text = String::from_utf8(read("admin.conf")).unwrap();
+        let (old, new, _) = pair();
+        let text = String::from_utf8(read("etc/kubernetes/admin.conf")).unwrap();
         let v = kubeconfig(&text, &old, &new).unwrap();
         let edited = v.text.clone().unwrap();
         assert_eq!(v.changes.len(), 1);

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::args::FinishArgs;
 use super::node::survey;
-use super::{absolute, kubeconfig_role, mode_of, old_ca, print_lines, read_cas, Line};
+use super::{absolute, kubeconfig_edit, mode_of, old_ca, print_lines, read_cas, Line};
 use crate::cli::args::ResultOutput;
 use crate::cli::Outcome;
 use crate::edit::bundle::{Change, Edited};
@@ -136,23 +136,10 @@ pub fn run(a: &FinishArgs) -> Result<Outcome> {
         match rf::kubeconfig(&k.path, &k.text, &old, &new) {
             Ok(v) => {
                 if let Some(text) = v.text {
-                    let role = kubeconfig_role(&k.path, &k.text, &root);
-                    lines.push(Line {
-                        target: k.path.clone(),
-                        kind: "kubeconfig",
-                        action: "removed",
-                        why: v.changes.iter().map(|c| c.at.clone()).collect(),
-                    });
-                    edited.push(Edited {
-                        target: k.path.clone(),
-                        kind: "kubeconfig",
-                        role,
-                        components: crate::issue::bundle::components(role),
-                        mode: mode_of(&k.path, 0o600),
-                        old: k.text.clone().into_bytes(),
-                        new: text.into_bytes(),
-                        changes: v.changes,
-                    });
+                    let (line, edit) =
+                        kubeconfig_edit(&k.path, &k.text, text, v.changes, "removed", &root);
+                    lines.push(line);
+                    edited.push(edit);
                 }
             }
             Err(e) => problems.push(e.to_string()),

@@ -161,6 +161,36 @@ fn mode_of(path: &Path, default: u32) -> u32 {
     crate::sys::fs::mode(path).unwrap_or(default) & 0o7777
 }
 
+/// A kubeconfig a stage edits (`action`: `added`, `removed`): the line it prints, and the file as
+/// the bundle carries it (its role, mode and the components that read it kept).
+fn kubeconfig_edit(
+    path: &Path,
+    old: &str,
+    new: String,
+    changes: Vec<crate::edit::bundle::Change>,
+    action: &'static str,
+    root: &Path,
+) -> (Line, crate::edit::bundle::Edited) {
+    let role = kubeconfig_role(path, old, root);
+    let line = Line {
+        target: path.to_path_buf(),
+        kind: "kubeconfig",
+        action,
+        why: changes.iter().map(|c| c.at.clone()).collect(),
+    };
+    let edited = crate::edit::bundle::Edited {
+        target: path.to_path_buf(),
+        kind: "kubeconfig",
+        role,
+        components: crate::issue::bundle::components(role),
+        mode: mode_of(path, 0o600),
+        old: old.as_bytes().to_vec(),
+        new: new.into_bytes(),
+        changes,
+    };
+    (line, edited)
+}
+
 /// One line of a stage's result: a file and what the stage does to it.
 struct Line {
     target: PathBuf,

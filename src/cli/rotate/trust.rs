@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::args::TrustArgs;
 use super::node::{anchors, successor};
-use super::{absolute, kubeconfig_role, mode_of, now_of, old_ca, print_lines, Line};
+use super::{absolute, kubeconfig_edit, mode_of, now_of, old_ca, print_lines, Line};
 use crate::cli::args::ResultOutput;
 use crate::cli::Outcome;
 use crate::edit::bundle::{Change, Edited};
@@ -226,23 +226,10 @@ pub fn run(a: &TrustArgs) -> Result<Outcome> {
         match rt::kubeconfig(&k.text, &old, &new) {
             Ok(v) => {
                 if let Some(text) = v.text {
-                    let role = kubeconfig_role(&k.path, &k.text, &root);
-                    lines.push(Line {
-                        target: k.path.clone(),
-                        kind: "kubeconfig",
-                        action: "added",
-                        why: v.changes.iter().map(|c| c.at.clone()).collect(),
-                    });
-                    edited.push(Edited {
-                        target: k.path.clone(),
-                        kind: "kubeconfig",
-                        role,
-                        components: crate::issue::bundle::components(role),
-                        mode: mode_of(&k.path, 0o600),
-                        old: k.text.clone().into_bytes(),
-                        new: text.into_bytes(),
-                        changes: v.changes,
-                    });
+                    let (line, edit) =
+                        kubeconfig_edit(&k.path, &k.text, text, v.changes, "added", &root);
+                    lines.push(line);
+                    edited.push(edit);
                 } else if !v.already.is_empty() {
                     lines.push(Line {
                         target: k.path.clone(),

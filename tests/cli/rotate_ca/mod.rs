@@ -16,11 +16,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{certs, fixture, openssl, tls_server, tree_digest};
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
+use crate::util::{certs, fixture, openssl, s, tls_server, tree_digest};
 
 fn manifest(bundle: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(bundle.join("bundle.json")).unwrap()).unwrap()
@@ -295,6 +291,72 @@ fn trust_changes_exactly_the_trust_files_and_kubeconfigs_and_both_cas_verify() {
             );
         }
     }
+}
+
+/// Another node of the cluster gets the CA host's new CA as a certificate alone (`--new-ca`
+/// without its key, as `certs cluster rotate-ca` gives it): its anchors hold both CAs, the same
+/// new CA as the first node's, and no key is made or written anywhere.
+#[test]
+fn trust_with_the_new_ca_certificate_alone_makes_no_key() {
+    let (_first, root1, old1) = node();
+    let made = trust(&old1, &root1, &root1.join("work/trust"), &[]);
+    assert_eq!(made.code, 0, "{}{}", made.stdout, made.stderr);
+    let new_ca = root1.join("work/trust-new-ca/ca.crt");
+
+    let (_second, root2, old2) = node();
+    let before = tree_digest(&root2.join("etc"));
+    let bundle = root2.join("work/trust");
+    let run = trust(&old2, &root2, &bundle, &["--new-ca", &s(&new_ca)]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        before,
+        tree_digest(&root2.join("etc")),
+        "the node is untouched"
+    );
+    assert!(
+        !root2.join("work/trust-new-ca").exists(),
+        "no new CA is made when one is given"
+    );
+    let keys: Vec<String> = walk(&root2.join("work"))
+        .into_iter()
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("PRIVATE KEY")))
+        .map(|p| s(&p))
+        .collect();
+    assert!(
+        keys.is_empty(),
+        "no key written beside the bundle: {keys:?}"
+    );
+    let m = manifest(&bundle);
+    assert_eq!(m["rotate_ca"]["to"], "trusted");
+    // The bundle's CA file holds the old CA, then exactly the given new one.
+    let ca = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["target"].as_str().unwrap().ends_with("pki/ca.crt"))
+        .expect("ca.crt is an anchor");
+    let staged = std::fs::read(bundle.join(ca["bundle_path"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        ders(&staged),
+        [
+            ders(&std::fs::read(&old2).unwrap()),
+            ders(&std::fs::read(&new_ca).unwrap())
+        ]
+        .concat()
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

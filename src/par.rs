@@ -49,16 +49,6 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync)
     in_order(done, items.len())
 }
 
-/// `items.map(f)` on all cores, in order, while `items` is still being pulled.
-pub fn par_map_stream<T: Send, R: Send>(
-    items: impl Iterator<Item = T>,
-    f: impl Fn(T) -> R + Sync,
-) -> Vec<R> {
-    let mut out = Vec::new();
-    par_stream(items, f, |r| out.push(r));
-    out
-}
-
 /// `items.map(f)` on all cores, each result handed to `consume` in order. One helper per core
 /// maps; this thread first only pulls (a directory walk: mostly time in the kernel), then
 /// consumes the results in order while the helpers map what is left, mapping a batch itself
@@ -351,8 +341,27 @@ mod tests {
             }),
             doubled
         );
-        assert_eq!(par_map_stream(items.iter().copied(), |x| x * 2), doubled);
-        assert!(par_map_stream(std::iter::empty::<usize>(), |x| x).is_empty());
+        let mut streamed = Vec::new();
+        par_stream(items.iter().copied(), |x| x * 2, |r| streamed.push(r));
+        assert_eq!(streamed, doubled);
+        let mut none = Vec::new();
+        par_stream(std::iter::empty::<usize>(), |x| x, |r| none.push(r));
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_panic_while_streaming_reaches_the_caller_instead_of_a_hang() {
+        let caught = std::panic::catch_unwind(|| {
+            par_stream(
+                0..1000usize,
+                |x| {
+                    assert_ne!(x, 500, "item 500 cannot be mapped");
+                    x
+                },
+                |_| {},
+            )
+        });
+        assert!(caught.is_err());
     }
 
     #[test]

@@ -164,6 +164,21 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_without_a_cn_gets_no_successor_made_for_it() {
+        // A CA named by its other attributes only: nothing to date a successor's CN from.
+        let mut old = fixture_ca("kubeadm/etc/kubernetes/pki/ca.crt");
+        old.common_name = None;
+        old.subject = "O=etcd".into();
+        let key = SigningKey::generate(&old.key).unwrap();
+        let err = new_ca(&old, &key, 1_780_272_000).unwrap_err().to_string();
+        assert!(
+            err.starts_with("expected the CA being replaced (`O=etcd`) to have a CN")
+                && err.contains("--new-ca FILE --new-ca-key FILE"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_new_ca_keeps_the_old_ones_conventions() {
         let now = 1_780_272_000;
         for rel in [
